@@ -1,0 +1,31 @@
+"""Exceptions raised by micmon: one base class, caught once by the CLI."""
+
+from __future__ import annotations
+
+
+class MicmonError(Exception):
+    """Base class of every error micmon raises on purpose; its message is meant for the user."""
+
+
+class ParameterError(MicmonError, ValueError):
+    """A parameter has a value micmon cannot work with."""
+
+
+class FFmpegNotFoundError(MicmonError):
+    """The ffmpeg (or ffplay) executable is not installed or not on PATH."""
+
+
+class AudioError(MicmonError):
+    """An audio file or device cannot be opened or decoded."""
+
+
+class LabelsError(MicmonError):
+    """A labels.json file is missing, malformed or inconsistent."""
+
+
+class DatasetError(MicmonError):
+    """A dataset file or folder is missing, malformed or inconsistent."""
+
+
+class ModelError(MicmonError):
+    """A model folder is missing, malformed, or would be overwritten."""

@@ -1,0 +1,315 @@
+"""Feature extraction shared by training and detection: one `FeatureSpec`, one `compute()`.
+
+Two feature types:
+
+- ``spectrum``: the power spectrum of the whole window, restricted to [low_freq, high_freq] Hz and
+  averaged into ``bins`` equal-width bands (the original micmon's feature, with Hz-correct bands).
+- ``logmel``: log mel-band energies of short frames across the window, shape (frames, mel_bands).
+
+Band values are power *densities* (power per Hz), so a tone or a noise gives the same value whatever
+the window length. ``scale="linear"`` returns their square root (an RMS magnitude density, the
+original's semantics); ``scale="log"`` maps decibels onto roughly [0, 1].
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields, replace
+from functools import lru_cache
+from typing import Any, Literal
+
+import numpy as np
+
+from micmon.errors import ParameterError
+
+FeatureType = Literal["spectrum", "logmel"]
+Scale = Literal["log", "linear"]
+
+FEATURE_TYPES: tuple[str, ...] = ("spectrum", "logmel")
+SCALES: tuple[str, ...] = ("log", "linear")
+
+#: Power density (per Hz) mapped to 0 on the log scale: quieter than any 16-bit recording.
+LOG_FLOOR_DB = -140.0
+#: Decibels mapped onto one unit of the log scale.
+LOG_RANGE_DB = 100.0
+_POWER_FLOOR = 10.0 ** (LOG_FLOOR_DB / 10.0)
+_INT16_FULL_SCALE = 32768.0
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Everything that defines a feature vector; stored in every dataset and model."""
+
+    sample_rate: int = 44100
+    channels: int = 1
+    window_seconds: float = 2.0
+    hop_seconds: float | None = None
+    low_freq: float = 20.0
+    high_freq: float = 20000.0
+    bins: int = 100
+    scale: Scale = "log"
+    feature: FeatureType = "spectrum"
+    mel_bands: int = 40
+    frame_seconds: float = 0.025
+    frame_hop_seconds: float = 0.010
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    # -- validation ---------------------------------------------------------------------------
+    def validate(self) -> None:
+        """Raise ParameterError naming the first parameter whose value cannot work."""
+        if not isinstance(self.sample_rate, (int, np.integer)) or self.sample_rate <= 0:
+            raise ParameterError(f"sample_rate: must be a positive integer (Hz), got {self.sample_rate!r}")
+        if not isinstance(self.channels, (int, np.integer)) or self.channels <= 0:
+            raise ParameterError(f"channels: must be a positive integer, got {self.channels!r}")
+        if not self.window_seconds > 0:
+            raise ParameterError(f"sample_duration: must be > 0 seconds, got {self.window_seconds!r}")
+        if self.window_samples < 2:
+            raise ParameterError(f"sample_duration: {self.window_seconds} s at {self.sample_rate} Hz "
+                                 "is shorter than two samples")
+        if self.hop_seconds is not None and not 0 < self.hop_seconds:
+            raise ParameterError(f"hop: must be > 0 seconds, got {self.hop_seconds!r}")
+        if self.low_freq < 0:
+            raise ParameterError(f"low_freq: must be >= 0 Hz, got {self.low_freq}")
+        if self.low_freq >= self.high_freq:
+            raise ParameterError(f"low_freq ({self.low_freq:g} Hz) must be below high_freq "
+                                 f"({self.high_freq:g} Hz)")
+        nyquist = self.sample_rate / 2
+        if self.high_freq > nyquist:
+            raise ParameterError(f"high_freq: {self.high_freq:g} Hz is above the Nyquist frequency "
+                                 f"({nyquist:g} Hz) of a {self.sample_rate} Hz sample rate; lower "
+                                 "it or raise the sample rate")
+        if self.scale not in SCALES:
+            raise ParameterError(f"scale: must be one of {', '.join(SCALES)}, got {self.scale!r}")
+        if self.feature not in FEATURE_TYPES:
+            raise ParameterError(f"feature: must be one of {', '.join(FEATURE_TYPES)}, "
+                                 f"got {self.feature!r}")
+        if self.feature == "spectrum":
+            if not isinstance(self.bins, (int, np.integer)) or self.bins < 1:
+                raise ParameterError(f"bins: must be a positive integer, got {self.bins!r}")
+            resolution = self.sample_rate / self.window_samples
+            max_bins = int((self.high_freq - self.low_freq) // resolution)
+            if self.bins > max_bins:
+                raise ParameterError(
+                    f"bins: {self.bins} bands of {self.low_freq:g}-{self.high_freq:g} Hz are "
+                    f"narrower than the {resolution:.3g} Hz FFT resolution of a "
+                    f"{self.window_seconds:g} s window; use at most {max(max_bins, 0)} bins, "
+                    "a wider range or a longer window")
+        else:
+            if not isinstance(self.mel_bands, (int, np.integer)) or self.mel_bands < 1:
+                raise ParameterError(f"mel_bands: must be a positive integer, got {self.mel_bands!r}")
+            if not 0 < self.frame_seconds <= self.window_seconds:
+                raise ParameterError(f"frame_seconds: must be > 0 and <= the window "
+                                     f"({self.window_seconds:g} s), got {self.frame_seconds!r}")
+            if not 0 < self.frame_hop_seconds:
+                raise ParameterError(f"frame_hop_seconds: must be > 0, got {self.frame_hop_seconds!r}")
+            if self.frame_samples < 16:
+                raise ParameterError(f"frame_seconds: {self.frame_seconds} s is under 16 samples "
+                                     f"at {self.sample_rate} Hz")
+            _mel_plan(self.sample_rate, self.n_fft, self.low_freq, self.high_freq, self.mel_bands)
+
+    # -- derived sizes ------------------------------------------------------------------------
+    @property
+    def window_samples(self) -> int:
+        """Samples (per channel) in one window."""
+        return int(round(self.window_seconds * self.sample_rate))
+
+    @property
+    def hop(self) -> float:
+        """Seconds between the starts of consecutive windows."""
+        return self.window_seconds if self.hop_seconds is None else self.hop_seconds
+
+    @property
+    def hop_samples(self) -> int:
+        """Samples (per channel) between the starts of consecutive windows."""
+        return max(1, int(round(self.hop * self.sample_rate)))
+
+    @property
+    def frame_samples(self) -> int:
+        """Samples in one logmel frame."""
+        return int(round(self.frame_seconds * self.sample_rate))
+
+    @property
+    def frame_hop_samples(self) -> int:
+        """Samples between logmel frames."""
+        return max(1, int(round(self.frame_hop_seconds * self.sample_rate)))
+
+    @property
+    def n_fft(self) -> int:
+        """FFT length of one logmel frame (the next power of two)."""
+        return 1 << (self.frame_samples - 1).bit_length()
+
+    @property
+    def frames(self) -> int:
+        """Logmel frames in one window."""
+        return 1 + (self.window_samples - self.frame_samples) // self.frame_hop_samples
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Shape of one feature array."""
+        return (self.bins,) if self.feature == "spectrum" else (self.frames, self.mel_bands)
+
+    # -- serialisation ------------------------------------------------------------------------
+    def with_(self, **changes: Any) -> FeatureSpec:
+        """Return a copy with some fields changed (validated)."""
+        return replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the spec as a JSON-ready dict."""
+        return asdict(self)
+
+    def to_json(self) -> str:
+        """Return the spec as a JSON string."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FeatureSpec:
+        """Build a spec from `to_dict()` output, ignoring unknown keys from newer versions."""
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    @classmethod
+    def from_json(cls, text: str) -> FeatureSpec:
+        """Build a spec from `to_json()` output."""
+        return cls.from_dict(json.loads(text))
+
+
+# -- plans (cached per spec) ----------------------------------------------------------------------
+@lru_cache(maxsize=64)
+def _band_plan(sample_rate: int, n: int, low: float, high: float, bins: int
+               ) -> tuple[int, np.ndarray, np.ndarray]:
+    """Return (first FFT bin, band start offsets, bins per band) for Hz-correct bands."""
+    freqs = np.fft.rfftfreq(n, d=1.0 / sample_rate)
+    inside = np.flatnonzero((freqs >= low) & (freqs <= high))
+    band = np.minimum(((freqs[inside] - low) / (high - low) * bins).astype(np.int64), bins - 1)
+    counts = np.bincount(band, minlength=bins)
+    if (counts == 0).any():  # pragma: no cover - excluded by FeatureSpec.validate
+        raise ParameterError(f"bins: {bins} is too many for {n} samples at {sample_rate} Hz")
+    offsets = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    return int(inside[0]), offsets, counts
+
+
+@lru_cache(maxsize=16)
+def _window(n: int) -> tuple[np.ndarray, float]:
+    """Return a Hann window of length n and the factor that turns |FFT|^2 into one-sided power per Hz."""
+    w = np.hanning(n + 2)[1:-1].astype(np.float64)  # no zero end-points, so n=2 still works
+    return w.astype(np.float32), 2.0 / float(np.sum(w * w))
+
+
+def _hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
+    return 2595.0 * np.log10(1.0 + np.asarray(hz, dtype=np.float64) / 700.0)
+
+
+def _mel_to_hz(mel: np.ndarray) -> np.ndarray:
+    return 700.0 * (10.0 ** (mel / 2595.0) - 1.0)
+
+
+@lru_cache(maxsize=16)
+def _mel_plan(sample_rate: int, n_fft: int, low: float, high: float, bands: int) -> np.ndarray:
+    """Return a (n_fft//2+1, bands) matrix averaging power density under triangular mel filters."""
+    freqs = np.fft.rfftfreq(n_fft, d=1.0 / sample_rate)
+    edges = _mel_to_hz(np.linspace(_hz_to_mel(low), _hz_to_mel(high), bands + 2))
+    left, centre, right = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    up = (freqs[None, :] - left) / np.maximum(centre - left, 1e-9)
+    down = (right - freqs[None, :]) / np.maximum(right - centre, 1e-9)
+    weights = np.clip(np.minimum(up, down), 0.0, None)
+    # A band narrower than the FFT resolution gets its nearest bin, so no band is ever empty.
+    empty = weights.sum(axis=1) == 0
+    if empty.any():
+        nearest = np.abs(freqs[None, :] - centre[empty]).argmin(axis=1)
+        weights[np.flatnonzero(empty), nearest] = 1.0
+    weights /= weights.sum(axis=1, keepdims=True)
+    return weights.T.astype(np.float32)
+
+
+# -- computation ---------------------------------------------------------------------------------
+def to_float_mono(samples: np.ndarray, channels: int = 1) -> np.ndarray:
+    """Return float32 samples in [-1, 1], channels mixed to mono; accepts int16 or float, (..., n[*ch])."""
+    x = np.asarray(samples)
+    if x.dtype == np.int16:
+        x = x.astype(np.float32) / _INT16_FULL_SCALE
+    else:
+        x = x.astype(np.float32, copy=False)
+    if channels > 1:
+        if x.shape[-1] % channels:
+            raise ParameterError(f"channels: {x.shape[-1]} interleaved samples do not split into "
+                                 f"{channels} channels")
+        x = x.reshape(*x.shape[:-1], x.shape[-1] // channels, channels).mean(axis=-1)
+    return x
+
+
+def _scale(power: np.ndarray, scale: str) -> np.ndarray:
+    if scale == "linear":
+        return np.sqrt(power, dtype=np.float32)
+    db = 10.0 * np.log10(np.maximum(power, _POWER_FLOOR))
+    return ((db - LOG_FLOOR_DB) / LOG_RANGE_DB).astype(np.float32)
+
+
+def _check_length(x: np.ndarray, spec: FeatureSpec) -> None:
+    if x.shape[-1] != spec.window_samples:
+        raise ParameterError(
+            f"window: got {x.shape[-1]} samples, the feature spec wants {spec.window_samples} "
+            f"({spec.window_seconds:g} s at {spec.sample_rate} Hz); read the audio with "
+            f"sample_duration={spec.window_seconds:g} and sample_rate={spec.sample_rate}")
+
+
+def spectrum_batch(windows: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """Return band spectra, shape (N, bins), for windows of shape (N, samples*channels)."""
+    x = to_float_mono(windows, spec.channels)
+    _check_length(x, spec)
+    n = spec.window_samples
+    win, norm = _window(n)
+    first, offsets, counts = _band_plan(spec.sample_rate, n, float(spec.low_freq),
+                                        float(spec.high_freq), int(spec.bins))
+    fft = np.fft.rfft(x * win, axis=-1)
+    stop = first + int(counts.sum())
+    power = (fft.real[..., first:stop] ** 2 + fft.imag[..., first:stop] ** 2) * (
+        norm / spec.sample_rate)
+    bands = np.add.reduceat(power, offsets, axis=-1) / counts
+    return _scale(bands, spec.scale)
+
+
+def logmel_batch(windows: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """Return log-mel energies, shape (N, frames, mel_bands), for windows (N, samples*channels)."""
+    x = to_float_mono(windows, spec.channels)
+    _check_length(x, spec)
+    frames = np.lib.stride_tricks.sliding_window_view(x, spec.frame_samples, axis=-1)
+    frames = frames[..., : spec.frames * spec.frame_hop_samples: spec.frame_hop_samples, :]
+    win, norm = _window(spec.frame_samples)
+    fft = np.fft.rfft(frames * win, n=spec.n_fft, axis=-1)
+    power = (fft.real**2 + fft.imag**2).astype(np.float32) * np.float32(norm / spec.sample_rate)
+    mel = _mel_plan(spec.sample_rate, spec.n_fft, float(spec.low_freq), float(spec.high_freq),
+                    int(spec.mel_bands))
+    return _scale(power @ mel, spec.scale)
+
+
+def compute_batch(windows: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """Return features of shape (N, *spec.shape) for int16/float windows of shape (N, samples*channels)."""
+    windows = np.asarray(windows)
+    if windows.ndim != 2:
+        raise ParameterError(f"windows: expected a 2-D array (windows, samples), got shape "
+                             f"{windows.shape}")
+    if spec.feature == "logmel":
+        return logmel_batch(windows, spec)
+    return spectrum_batch(windows, spec)
+
+
+def compute(samples: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """Return the features of one window of int16/float samples (interleaved if multi-channel)."""
+    return compute_batch(np.asarray(samples).reshape(1, -1), spec)[0]
+
+
+def spectrum(samples: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """Return the band spectrum, shape (bins,), of one window."""
+    return spectrum_batch(np.asarray(samples).reshape(1, -1), spec)[0]
+
+
+def dbfs(samples: np.ndarray) -> float:
+    """Return the RMS level of int16/float samples in dBFS (-inf for digital silence)."""
+    x = np.asarray(samples)
+    x = x.astype(np.float64) / _INT16_FULL_SCALE if x.dtype == np.int16 else x.astype(np.float64)
+    if x.size == 0:
+        return float("-inf")
+    rms = float(np.sqrt(np.mean(x * x)))
+    return 20.0 * float(np.log10(rms)) if rms > 0 else float("-inf")

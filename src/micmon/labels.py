@@ -1,0 +1,197 @@
+"""Times ("SS", "MM:SS", "HH:MM:SS[.fff]") and labels.json files: parse, validate, save, look up."""
+
+from __future__ import annotations
+
+import bisect
+import json
+import math
+import os
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from micmon._io import expand_path, write_text_atomic
+from micmon.errors import LabelsError, ParameterError
+
+_TIME_RE = re.compile(r"^\s*(?:(?:(\d+):)?(\d+):)?(\d+)(?:\.(\d+))?\s*$")
+
+
+def parse_time(value: str | float | int, *, name: str = "time") -> float:
+    """Return seconds for `value`: a number of seconds or "SS", "MM:SS", "HH:MM:SS", each with optional ".fff"."""
+    if isinstance(value, bool):
+        raise ParameterError(f"{name}: expected seconds or 'MM:SS', got {value!r}")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str):
+        match = _TIME_RE.match(value)
+        if not match:
+            raise ParameterError(
+                f"{name}: {value!r} is not a time; use seconds, 'MM:SS' or 'HH:MM:SS', "
+                "optionally with '.fff'"
+            )
+        hours, minutes, secs, frac = match.groups()
+        if hours is not None and int(minutes) >= 60:
+            raise ParameterError(f"{name}: {value!r} has {minutes} minutes; minutes must be < 60")
+        if (minutes is not None) and int(secs) >= 60:
+            raise ParameterError(f"{name}: {value!r} has {secs} seconds; seconds must be < 60")
+        seconds = int(hours or 0) * 3600 + int(minutes or 0) * 60 + int(secs)
+        if frac:
+            seconds += int(frac) / 10 ** len(frac)
+    else:
+        raise ParameterError(f"{name}: expected seconds or 'MM:SS', got {type(value).__name__}")
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ParameterError(f"{name}: {value!r} must be a finite, non-negative time")
+    return seconds
+
+
+def format_time(seconds: float, *, millis: bool = True) -> str:
+    """Return `seconds` as "MM:SS.fff" (or "HH:MM:SS.fff" from one hour on)."""
+    total_ms = round(seconds * 1000)
+    hours, rest = divmod(total_ms, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs, ms = divmod(rest, 1000)
+    text = f"{hours:02d}:{minutes:02d}:{secs:02d}" if hours else f"{minutes:02d}:{secs:02d}"
+    if millis and ms:
+        text += f".{ms:03d}"
+    return text
+
+
+@dataclass(frozen=True)
+class LabelSegment:
+    """A labelled stretch of a recording; `end` is None for the last one when the length is unknown."""
+
+    start: float
+    end: float | None
+    label: str
+
+    @property
+    def duration(self) -> float | None:
+        """Length in seconds, or None when the end is unknown."""
+        return None if self.end is None else self.end - self.start
+
+
+class Labels:
+    """An ordered `start time -> label` mapping, as stored in labels.json."""
+
+    def __init__(self, entries: Mapping[str | float, str] | Iterable[tuple[float, str]] = (),
+                 *, source: str | os.PathLike[str] | None = None) -> None:
+        where = f"{source}: " if source is not None else ""
+        items = entries.items() if isinstance(entries, Mapping) else entries
+        points: dict[float, str] = {}
+        keys: dict[float, object] = {}
+        for key, label in items:
+            try:
+                start = parse_time(key, name=f"key {key!r}")
+            except ParameterError as exc:
+                raise LabelsError(f"{where}{exc}") from None
+            if not isinstance(label, str) or not label.strip():
+                raise LabelsError(f"{where}key {key!r}: the label must be a non-empty string, "
+                                  f"got {label!r}")
+            start = round(start, 6)
+            if start in points:
+                raise LabelsError(f"{where}key {key!r}: the same time as key {keys[start]!r}")
+            points[start] = label.strip()
+            keys[start] = key
+        self._starts = sorted(points)
+        self._labels = [points[s] for s in self._starts]
+        self.source = source
+
+    # -- loading and saving -------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Labels:
+        """Read and validate a labels.json file."""
+        path = expand_path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise LabelsError(f"{path}: no such labels file") from None
+        except OSError as exc:
+            raise LabelsError(f"{path}: cannot read it ({exc.strerror})") from None
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise LabelsError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: "
+                              f"{exc.msg}") from None
+        if not isinstance(data, dict):
+            raise LabelsError(f"{path}: expected a JSON object of 'MM:SS': 'label' pairs, "
+                              f"got {type(data).__name__}")
+        if not data:
+            raise LabelsError(f"{path}: no labels; add at least one 'MM:SS': 'label' pair")
+        return cls(data, source=path)
+
+    def to_dict(self) -> dict[str, str]:
+        """Return the labels as a JSON-ready {"MM:SS[.fff]": label} mapping."""
+        return {format_time(s): label for s, label in zip(self._starts, self._labels, strict=True)}
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        """Write the labels to `path` atomically."""
+        write_text_atomic(expand_path(path), json.dumps(self.to_dict(), indent=2) + "\n")
+
+    def merged(self, other: Labels | Mapping[str | float, str]) -> Labels:
+        """Return these labels with `other`'s entries added (replacing any at the same time)."""
+        other = other if isinstance(other, Labels) else Labels(other)
+        points = dict(zip(self._starts, self._labels, strict=True))
+        points.update(zip(other._starts, other._labels, strict=True))
+        return Labels(sorted(points.items()), source=self.source)
+
+    # -- lookup -----------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._starts)
+
+    def __iter__(self):  # type: ignore[no-untyped-def]
+        return iter(zip(self._starts, self._labels, strict=True))
+
+    @property
+    def names(self) -> list[str]:
+        """The distinct labels, sorted."""
+        return sorted(set(self._labels))
+
+    @property
+    def starts(self) -> list[float]:
+        """The start times in seconds, ascending."""
+        return list(self._starts)
+
+    def label_at(self, t: float) -> str | None:
+        """Return the label in force at `t` seconds, or None before the first key."""
+        i = bisect.bisect_right(self._starts, t + 1e-9) - 1
+        return self._labels[i] if i >= 0 else None
+
+    def label_for(self, start: float, end: float) -> str | None:
+        """Return the label covering most of [start, end), or None if most of it is unlabelled."""
+        if end <= start:
+            return self.label_at(start)
+        cover: dict[str | None, float] = {}
+        for seg in self.segments(end):
+            lo, hi = max(seg.start, start), min(seg.end or end, end)
+            if hi > lo:
+                cover[seg.label] = cover.get(seg.label, 0.0) + (hi - lo)
+        unlabelled = (end - start) - sum(cover.values())
+        if not cover:
+            return None
+        # Ties go to the earliest label in the window, so the rule is deterministic.
+        best = max(cover.items(), key=lambda kv: kv[1])
+        return best[0] if best[1] >= unlabelled else None
+
+    def segments(self, duration: float | None = None) -> list[LabelSegment]:
+        """Return the labelled stretches, the last one ending at `duration` when given."""
+        out = []
+        for i, (start, label) in enumerate(zip(self._starts, self._labels, strict=True)):
+            end = self._starts[i + 1] if i + 1 < len(self._starts) else duration
+            out.append(LabelSegment(start, end, label))
+        return out
+
+    def past(self, duration: float) -> list[float]:
+        """Return the start times at or after `duration` seconds (labels beyond the recording)."""
+        return [s for s in self._starts if s >= duration]
+
+
+def load_labels(path: str | os.PathLike[str]) -> Labels:
+    """Read and validate a labels.json file."""
+    return Labels.load(path)
+
+
+def find_labels_file(folder: str | os.PathLike[str]) -> Path | None:
+    """Return `folder`/labels.json if it exists."""
+    candidate = expand_path(folder) / "labels.json"
+    return candidate if candidate.is_file() else None
