@@ -1,0 +1,411 @@
+"""The micmon.yaml schema (one pydantic model per section), its search path, and flag overrides.
+
+Lookup order: ``--config PATH``, ``$MICMON_CONFIG``, ``./micmon.yaml``,
+``$XDG_CONFIG_HOME/micmon/micmon.yaml`` (``~/.config/micmon/micmon.yaml``), then built-in defaults.
+Command-line flags override the file. Every problem becomes one `ConfigError` line naming the
+file (or flag), the key and what is wrong.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+)
+
+from micmon._io import expand_path
+from micmon.errors import MicmonError, ParameterError
+from micmon.features import FeatureSpec
+
+CONFIG_ENV = "MICMON_CONFIG"
+CONFIG_NAME = "micmon.yaml"
+#: Largest channel count ffmpeg capture is asked for.
+MAX_CHANNELS = 32
+
+# Value sources, as `micmon config` shows them.
+SOURCE_DEFAULT = "default"
+
+
+class ConfigError(MicmonError):
+    """The configuration file or a flag has a value micmon cannot use."""
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=False)
+
+
+def _expand(value: Any) -> Any:
+    return expand_path(value) if isinstance(value, (str, os.PathLike)) else value
+
+
+class PathsConfig(Section):
+    """Where recordings, datasets and the model live."""
+
+    audio_dir: Path = Field(Path("~/datasets/sound-detect/audio"),
+                            description="sample folders: audio.mp3 + labels.json each")
+    datasets_dir: Path = Field(Path("~/datasets/sound-detect/data"),
+                               description="datagen output: one .npz per sample folder")
+    model_dir: Path = Field(Path("~/models/sound-detect"),
+                            description="train output: model.keras, model.tflite, micmon.json")
+
+    model_config = ConfigDict(validate_default=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _expand_paths(cls, value: Any) -> Any:
+        return _expand(value)
+
+
+class AudioConfig(Section):
+    """Capture and decoding: what ffmpeg reads and at which rate."""
+
+    system: str = Field("alsa", description="ffmpeg input format: alsa, pulse, lavfi...")
+    device: str = Field("default", description="input device, e.g. plughw:1,0 (see arecord -l)")
+    sample_rate: PositiveInt = Field(44100, description="Hz; audio is resampled to it")
+    channels: int = Field(1, ge=1, le=MAX_CHANNELS, description="channels (mixed to mono)")
+    ffmpeg: str = Field("ffmpeg", description="ffmpeg executable (name on PATH or a path)")
+    format: Literal["mp3", "wav", "flac"] = Field("mp3", description="file format `record` writes")
+
+
+class FeaturesConfig(Section):
+    """How a window of audio becomes a feature vector (saved in every dataset and model)."""
+
+    feature: Literal["spectrum", "logmel"] = Field(
+        "spectrum", description="spectrum: averaged bands; logmel: log-mel frames")
+    sample_duration: PositiveFloat = Field(2.0, description="window length in seconds")
+    low_freq: NonNegativeFloat = Field(20.0, description="lowest frequency analysed, Hz")
+    high_freq: PositiveFloat = Field(20000.0, description="highest frequency analysed, Hz "
+                                     "(at most half the sample rate)")
+    bins: PositiveInt = Field(100, description="spectrum bands between low_freq and high_freq")
+    scale: Literal["log", "linear"] = Field("log", description="log (decibels) or linear")
+    mel_bands: PositiveInt = Field(40, description="logmel: mel bands per frame")
+    frame_seconds: PositiveFloat = Field(0.025, description="logmel: frame length in seconds")
+    frame_hop_seconds: PositiveFloat = Field(0.010, description="logmel: seconds between frames")
+
+
+class TrainingConfig(Section):
+    """Training: label list, epochs, split, network."""
+
+    labels: list[str] = Field(default_factory=list,
+                              description="label list in class order; empty: every label found "
+                                          "in the datasets, sorted")
+    background_label: str = Field("negative", description="the 'nothing happening' label; "
+                                  "predict and monitor report events of the other labels")
+    epochs: PositiveInt = Field(10, description="passes over the training windows")
+    validation_split: float = Field(0.3, ge=0.0, lt=1.0,
+                                    description="share of windows held out for the report")
+    split_by_recording: bool = Field(False, description="hold out whole recordings rather than "
+                                     "random windows (honest on unseen audio; needs several)")
+    batch_size: PositiveInt = Field(32, description="windows per training step")
+    layers: list[PositiveInt] = Field(default_factory=list,
+                                      description="hidden dense layer sizes; empty: the README's "
+                                                  "network (2x and 0.75x the bins)")
+    model_type: Literal["dense", "cnn"] = Field("dense", description="dense: README network on "
+                                                "spectrum; cnn: small 2-D CNN on logmel")
+    class_weight: Literal["balanced", "none"] = Field(
+        "balanced", description="weight classes by inverse frequency (imbalanced recordings)")
+    seed: int = Field(0, description="random seed for the split and the weights")
+
+
+class PredictConfig(Section):
+    """`micmon predict`: batching and event summary."""
+
+    batch_size: PositiveInt = Field(64, description="windows scored per LiteRT call")
+    min_confidence: float = Field(0.0, ge=0.0, le=1.0, description="windows below it count as "
+                                  "background in the event summary")
+
+
+class MonitorConfig(Section):
+    """`micmon monitor`: live detection (owned by the monitor subcommand)."""
+
+    hop: PositiveFloat | None = Field(None, description="seconds between window starts; "
+                                      "empty: a quarter of the window")
+    threshold: float = Field(0.5, ge=0.0, le=1.0, description="default score threshold per label")
+    thresholds: dict[str, float] = Field(default_factory=dict,
+                                         description="per-label thresholds overriding `threshold`")
+    min_dbfs: float | None = Field(None, description="windows quieter than this count as "
+                                   "background without being scored")
+
+
+class EvaluateConfig(Section):
+    """`micmon evaluate`: replay labelled recordings and measure events (issue 5)."""
+
+    audio_dir: Path | None = Field(None, description="labelled recordings to replay; "
+                                   "empty: paths.audio_dir")
+    hop: PositiveFloat | None = Field(None, description="seconds between window starts; "
+                                      "empty: the monitor's hop")
+    max_false_alarms_per_hour: NonNegativeFloat = Field(1.0, description="false-alarm budget "
+                                                        "for --calibrate")
+
+    @field_validator("audio_dir", mode="before")
+    @classmethod
+    def _expand_paths(cls, value: Any) -> Any:
+        return _expand(value)
+
+
+class Config(Section):
+    """The whole micmon.yaml file."""
+
+    paths: PathsConfig = Field(default_factory=PathsConfig)
+    audio: AudioConfig = Field(default_factory=AudioConfig)
+    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    predict: PredictConfig = Field(default_factory=PredictConfig)
+    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
+    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+
+    def feature_spec(self, **changes: Any) -> FeatureSpec:
+        """Return the FeatureSpec these settings describe (raises ParameterError)."""
+        f, a = self.features, self.audio
+        spec = FeatureSpec(sample_rate=a.sample_rate, channels=a.channels,
+                           window_seconds=f.sample_duration, low_freq=f.low_freq,
+                           high_freq=f.high_freq, bins=f.bins, scale=f.scale, feature=f.feature,
+                           mel_bands=f.mel_bands, frame_seconds=f.frame_seconds,
+                           frame_hop_seconds=f.frame_hop_seconds)
+        return spec.with_(**changes) if changes else spec
+
+
+#: FeatureSpec parameter names (as they start ParameterError messages) -> config keys.
+_SPEC_KEYS = {
+    "sample_rate": "audio.sample_rate", "channels": "audio.channels",
+    "sample_duration": "features.sample_duration", "low_freq": "features.low_freq",
+    "high_freq": "features.high_freq", "bins": "features.bins", "scale": "features.scale",
+    "feature": "features.feature", "mel_bands": "features.mel_bands",
+    "frame_seconds": "features.frame_seconds", "frame_hop_seconds": "features.frame_hop_seconds",
+}
+
+
+# -- flags ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Flag:
+    """A command-line value overriding config key `key`; None means the flag was not given."""
+
+    key: str
+    value: Any
+    name: str
+
+
+# -- the resolved configuration -----------------------------------------------------------------
+@dataclass
+class ResolvedConfig:
+    """A validated Config plus where each value came from."""
+
+    config: Config
+    file: Path | None
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def source(self, key: str) -> str:
+        """Return 'default', the file path, or 'flag --x' for dotted `key`."""
+        return self.sources.get(key, SOURCE_DEFAULT)
+
+    def where(self, key: str) -> str:
+        """Return a prefix for messages about `key`: 'micmon.yaml: paths.audio_dir' or '--flag'."""
+        src = self.source(key)
+        if src.startswith("flag "):
+            return src[len("flag "):]
+        if src == SOURCE_DEFAULT:
+            return f"{key} (default)"
+        return f"{src}: {key}"
+
+    def existing_dir(self, key: str, value: Path | None = None) -> Path:
+        """Return the folder at `key` (or `value`), or raise ConfigError if it does not exist."""
+        path = value if value is not None else get_key(self.config, key)
+        if not Path(path).is_dir():
+            what = "is not a folder" if Path(path).exists() else "does not exist"
+            raise ConfigError(f"{self.where(key)}: {path} {what}; create it or point "
+                              f"{key} at the right folder")
+        return Path(path)
+
+    def items(self) -> Iterator[tuple[str, Any, str]]:
+        """Yield (dotted key, value, source) for every leaf setting."""
+        for section_name in Config.model_fields:
+            section = getattr(self.config, section_name)
+            for key in type(section).model_fields:
+                dotted = f"{section_name}.{key}"
+                yield dotted, getattr(section, key), self.source(dotted)
+
+
+def get_key(config: Config, key: str) -> Any:
+    """Return the value of dotted `key` ("section.name")."""
+    section, name = key.split(".", 1)
+    return getattr(getattr(config, section), name)
+
+
+def config_search_path(cwd: Path | None = None) -> list[Path]:
+    """Return the implicit config locations, most specific first (not --config / $MICMON_CONFIG)."""
+    cwd = cwd or Path.cwd()
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    home_dir = Path(xdg) if xdg else Path.home() / ".config"
+    return [cwd / CONFIG_NAME, home_dir / "micmon" / CONFIG_NAME]
+
+
+def find_config_file(explicit: str | os.PathLike[str] | None = None) -> Path | None:
+    """Return the config file to use, following the lookup order; None for built-in defaults."""
+    if explicit is not None:
+        path = expand_path(explicit)
+        if not path.is_file():
+            raise ConfigError(f"--config: {path} does not exist; check the path or drop --config")
+        return path
+    env = os.environ.get(CONFIG_ENV)
+    if env:
+        path = expand_path(env)
+        if not path.is_file():
+            raise ConfigError(f"${CONFIG_ENV}: {path} does not exist; fix or unset {CONFIG_ENV}")
+        return path
+    for candidate in config_search_path():
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{path}: {where}invalid YAML ({problem})") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected sections such as 'paths:' and 'audio:', got a "
+                          f"{type(data).__name__}")
+    return data
+
+
+def _leaf_keys(data: Mapping[str, Any]) -> Iterator[str]:
+    for section, values in data.items():
+        if isinstance(values, Mapping) and section in Config.model_fields:
+            for key in values:
+                yield f"{section}.{key}"
+
+
+def _suggest(name: str, loc: tuple[Any, ...]) -> str:
+    """Return a ' did you mean ...?' hint for unknown key `name` found at `loc`."""
+    section_model: type[BaseModel] = Config
+    for part in loc[:-1]:
+        annotation = section_model.model_fields[str(part)].annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            section_model = annotation
+    candidates = list(section_model.model_fields)
+    match = difflib.get_close_matches(str(name), candidates, n=1, cutoff=0.6)
+    if match:
+        return f"; did you mean '{match[0]}'?"
+    # A key placed in the wrong section (or at the top level): point at where it belongs.
+    for section, model in Config.model_fields.items():
+        annotation = model.annotation
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            fields = list(annotation.model_fields)
+            found = difflib.get_close_matches(str(name), fields, n=1, cutoff=0.8)
+            if found:
+                return f"; did you mean '{section}.{found[0]}'?"
+    return f"; known keys: {', '.join(candidates)}"
+
+
+def _describe(err: Mapping[str, Any]) -> str:
+    loc = tuple(err["loc"])
+    kind = err["type"]
+    if kind == "extra_forbidden":
+        return "unknown key" + _suggest(str(loc[-1]), loc)
+    got = err.get("input")
+    msg = str(err["msg"])
+    if kind in ("model_type", "model_attributes_type", "dict_type"):
+        return f"expected a section of 'key: value' lines, got {got!r}"
+    if kind.endswith("_parsing") or kind.endswith("_type") or kind == "literal_error":
+        return f"{msg[0].lower()}{msg[1:]}, got {got!r}"
+    return f"{msg[0].lower()}{msg[1:]} (got {got!r})"
+
+
+def _error_origin(key: str, sources: Mapping[str, str], file: Path | None) -> str:
+    src = sources.get(key)
+    if src and src.startswith("flag "):
+        return f"{src[len('flag '):]} ({key})"
+    if file is not None:
+        return f"{file}: {key}"
+    return key
+
+
+def load_config(path: str | os.PathLike[str] | None = None,
+                flags: list[Flag] | tuple[Flag, ...] = ()) -> ResolvedConfig:
+    """Find, read and validate the config, apply `flags`, and record each value's source."""
+    file = find_config_file(path)
+    data = _read_yaml(file) if file is not None else {}
+    sources = {key: str(file) for key in _leaf_keys(data)}
+    base = file.parent if file is not None else None
+    for flag in flags:
+        if flag.value is None:
+            continue
+        section, name = flag.key.split(".", 1)
+        current = data.get(section)
+        data[section] = {**(current if isinstance(current, Mapping) else {}), name: flag.value}
+        sources[flag.key] = f"flag {flag.name}"
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        errors = exc.errors()
+        first = errors[0]
+        key = ".".join(str(p) for p in first["loc"])
+        more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" \
+            if len(errors) > 1 else ""
+        raise ConfigError(f"{_error_origin(key, sources, file)}: {_describe(first)}{more}"
+                          ) from None
+    resolved = ResolvedConfig(config=config, file=file, sources=sources)
+    if base is not None:
+        _rebase_relative_paths(resolved, base)
+    _check_features(resolved)
+    return resolved
+
+
+def _rebase_relative_paths(resolved: ResolvedConfig, base: Path) -> None:
+    """Make relative paths written in the file relative to the file's folder, not the cwd."""
+    for key, value, source in list(resolved.items()):
+        if isinstance(value, Path) and not value.is_absolute() and source == str(resolved.file):
+            section, name = key.split(".", 1)
+            setattr(getattr(resolved.config, section), name, base / value)
+
+
+def _check_features(resolved: ResolvedConfig) -> None:
+    """Check the feature settings together (cutoffs vs Nyquist, bins vs resolution)."""
+    config = resolved.config
+    nyquist = config.audio.sample_rate / 2
+    if resolved.source("features.high_freq") == SOURCE_DEFAULT and \
+            config.features.high_freq > nyquist:
+        # The 20 kHz default follows a lower sample rate down instead of failing.
+        config.features.high_freq = nyquist
+    try:
+        resolved.config.feature_spec()
+    except ParameterError as exc:
+        text = str(exc)
+        param = text.split(":", 1)[0].split(" ", 1)[0]
+        key = _SPEC_KEYS.get(param, "features")
+        message = text.split(":", 1)[1].strip() if text.startswith(f"{param}:") else text
+        raise ConfigError(f"{_error_origin(key, resolved.sources, resolved.file)}: {message}"
+                          ) from None
+
+
+__all__ = [
+    "AudioConfig", "Config", "ConfigError", "EvaluateConfig", "FeaturesConfig", "Flag",
+    "MonitorConfig", "PathsConfig", "PredictConfig", "ResolvedConfig", "Section",
+    "TrainingConfig", "config_search_path", "find_config_file", "get_key", "load_config",
+]
