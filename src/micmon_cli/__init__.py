@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
 
-try:
-    __version__ = version("micmon")
-except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
-    __version__ = "0+unknown"
+def __getattr__(name: str) -> str:
+    # Resolved on demand: importlib.metadata costs ~80 ms that `micmon --help` should not pay.
+    if name == "__version__":
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            return version("micmon")
+        except PackageNotFoundError:  # pragma: no cover - source tree without install
+            return "0+unknown"
+    raise AttributeError(name)

@@ -132,7 +132,7 @@ class PredictConfig(Section):
 
 
 class MonitorConfig(Section):
-    """`micmon monitor`: live detection (owned by the monitor subcommand)."""
+    """`micmon monitor`: live detection from a microphone."""
 
     hop: PositiveFloat | None = Field(None, description="seconds between window starts; "
                                       "empty: a quarter of the window")
@@ -144,7 +144,7 @@ class MonitorConfig(Section):
 
 
 class EvaluateConfig(Section):
-    """`micmon evaluate`: replay labelled recordings and measure events (issue 5)."""
+    """`micmon evaluate`: replay labelled recordings and measure detected events."""
 
     audio_dir: Path | None = Field(None, description="labelled recordings to replay; "
                                    "empty: paths.audio_dir")
@@ -404,8 +404,67 @@ def _check_features(resolved: ResolvedConfig) -> None:
                           ) from None
 
 
+# -- the documented example file ----------------------------------------------------------------
+EXAMPLE_HEADER = """\
+# micmon configuration: every key is optional; the values shown are the defaults.
+# micmon looks for it in this order: --config PATH, $MICMON_CONFIG, ./micmon.yaml,
+# ~/.config/micmon/micmon.yaml. Command-line flags override it; `micmon config` shows the
+# effective values and where each came from. `~` and $VARS expand in paths; relative paths
+# are relative to this file's folder.
+"""
+
+
+def _yaml_value(value: Any) -> str:
+    if isinstance(value, Path):
+        value = str(value)
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json")
+    return yaml.safe_dump(value, default_flow_style=True, width=1000).strip().removesuffix(
+        "\n...").strip()
+
+
+def _field_comment(info: Any) -> str:
+    text = info.description or ""
+    choices = getattr(info.annotation, "__args__", None)
+    if getattr(info.annotation, "__origin__", None) is Literal and choices:
+        text += f" (one of: {', '.join(map(str, choices))})"
+    return text
+
+
+def _render_section(model: BaseModel, indent: int) -> list[str]:
+    pad = " " * indent
+    lines: list[str] = []
+    for name, info in type(model).model_fields.items():
+        value = getattr(model, name)
+        if info.description:
+            lines.append(f"{pad}# {_field_comment(info)}")
+        if isinstance(value, BaseModel):
+            lines.append(f"{pad}{name}:")
+            lines += _render_section(value, indent + 2)
+        else:
+            lines.append(f"{pad}{name}: {_yaml_value(value)}")
+    return lines
+
+
+def render_example() -> str:
+    """Return the documented micmon.yaml (every key, comment, default) built from the schema."""
+    defaults = Config.model_construct(**{name: info.default_factory()  # type: ignore[misc]
+                                         for name, info in Config.model_fields.items()})
+    lines = [EXAMPLE_HEADER.rstrip("\n")]
+    for name in Config.model_fields:
+        section = getattr(defaults, name)
+        lines += ["", f"# {type(section).__doc__}", f"{name}:"]
+        for line in _render_section(section, 2):
+            lines.append(line)
+    text = "\n".join(lines) + "\n"
+    # Paths are shown as written (unexpanded), as a user would write them.
+    home = str(Path.home())
+    return text.replace(f" {home}/", " ~/")
+
+
 __all__ = [
     "AudioConfig", "Config", "ConfigError", "EvaluateConfig", "FeaturesConfig", "Flag",
     "MonitorConfig", "PathsConfig", "PredictConfig", "ResolvedConfig", "Section",
     "TrainingConfig", "config_search_path", "find_config_file", "get_key", "load_config",
+    "render_example",
 ]
