@@ -1,0 +1,206 @@
+"""micmon.evaluate: replay labelled recordings through windows -> scores -> Detector, count events."""
+
+from __future__ import annotations
+
+import json
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from micmon.detect import DetectorSettings
+from micmon.errors import AudioError, ParameterError
+from micmon.evaluate import (
+    Detection,
+    RecordingScores,
+    calibrate,
+    evaluate,
+    evaluate_scores,
+    label_runs,
+    measure,
+    model_settings,
+    plot_report,
+    score_recording,
+)
+from micmon.features import FeatureSpec
+from micmon.labels import LabelSegment, format_time
+
+RATE = 16000
+BEEP_HZ = 3000.0
+SPEC = FeatureSpec(sample_rate=RATE, window_seconds=1.0, high_freq=8000.0, feature="logmel")
+LABELS = ("negative", "positive")
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+# -- generated audio -------------------------------------------------------------------------------
+def write_recording(folder: Path, *, seconds: float, beeps: list[tuple[float, float]],
+                    labelled: list[tuple[float, float]], seed: int = 0) -> Path:
+    """Write folder/audio.wav (noise, 3 kHz beeps at `beeps`) and labels.json (`labelled` positive)."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * RATE)
+    t = np.arange(n) / RATE
+    x = 0.02 * rng.standard_normal(n) + 0.01 * np.sin(2 * np.pi * 50 * t)
+    for start, end in beeps:
+        on = (t >= start) & (t < end)
+        x[on] += 0.3 * np.sin(2 * np.pi * BEEP_HZ * t[on])
+    folder.mkdir(parents=True, exist_ok=True)
+    with wave.open(str(folder / "audio.wav"), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(RATE)
+        w.writeframes((np.clip(x, -1, 1) * 32767).astype("<i2").tobytes())
+    labels = {format_time(0): "negative"}
+    for start, end in labelled:
+        labels[format_time(start)] = "positive"
+        labels[format_time(end)] = "negative"
+    (folder / "labels.json").write_text(json.dumps(labels))
+    return folder
+
+
+class BeepScorer:
+    """A stand-in model: the share of a window's power near 3 kHz is its 'positive' score."""
+
+    labels = LABELS
+    spec = SPEC
+    metadata: dict = {}
+
+    def predict_proba(self, windows: np.ndarray) -> np.ndarray:
+        x = np.asarray(windows, dtype=np.float64) / 32768.0
+        power = np.abs(np.fft.rfft(x, axis=1)) ** 2
+        freqs = np.fft.rfftfreq(x.shape[1], 1.0 / RATE)
+        near = (freqs > BEEP_HZ - 100) & (freqs < BEEP_HZ + 100)
+        share = power[:, near].sum(axis=1) / power.sum(axis=1)
+        positive = np.clip(share * 1.2, 0.0, 1.0)
+        return np.stack([1.0 - positive, positive], axis=1).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def known_events(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One 60 s recording: a detected event, a missed (silent) event, and an unlabelled beep."""
+    root = tmp_path_factory.mktemp("evaluate")
+    write_recording(root / "rec1", seconds=60.0,
+                    beeps=[(10.0, 16.0), (40.0, 41.0)],  # 40-41 s is not labelled: a false alarm
+                    labelled=[(10.0, 16.0), (25.0, 31.0)])  # 25-31 s has no beep: missed
+    return root
+
+
+# -- pure metrics ----------------------------------------------------------------------------------
+def _scores(duration: float, hop: float, window: float, high: list[tuple[float, float]],
+            runs: list[tuple[float, float]]) -> RecordingScores:
+    times = np.arange(0.0, duration - window + 1e-9, hop)
+    centre = times + window / 2
+    positive = np.where([any(a <= c < b for a, b in high) for c in centre], 0.9, 0.1)
+    segs = [LabelSegment(0.0, None, "negative")]
+    for a, b in runs:
+        segs += [LabelSegment(a, None, "positive"), LabelSegment(b, None, "negative")]
+    ends = [s.start for s in segs[1:]] + [None]
+    segs = [LabelSegment(s.start, e, s.label) for s, e in zip(segs, ends, strict=True)]
+    truth = ["positive" if any(a <= c < b for a, b in runs) else "negative" for c in centre]
+    return RecordingScores("synthetic", "/nowhere", LABELS, window, hop, duration, times,
+                           np.stack([1 - positive, positive], axis=1), np.full(len(times), -20.0),
+                           truth, label_runs(segs, duration))
+
+
+def test_label_runs_merges_and_clips() -> None:
+    segs = [LabelSegment(0, 5, "a"), LabelSegment(5, 8, "a"), LabelSegment(8, 20, "b")]
+    assert label_runs(segs, 12.0) == [LabelSegment(0, 8, "a"), LabelSegment(8, 12.0, "b")]
+
+
+def test_measure_counts_found_missed_and_false_alarms() -> None:
+    rec = _scores(100.0, 1.0, 2.0, high=[(10, 20), (70, 74)], runs=[(10, 20), (40, 50)])
+    report = evaluate_scores([rec], DetectorSettings(threshold=0.5))
+    m = report.overall
+    assert (m.runs, m.found, m.false_alarms, m.detected) == (2, 1, 1, 2)
+    assert m.event_recall == 0.5
+    assert m.false_alarms_per_hour == pytest.approx(36.0)
+    # the first window whose centre is in the run starts at 9 s and is reported when it ends
+    assert m.median_delay == pytest.approx(1.0)
+    assert m.window_accuracy == pytest.approx(1 - 14 / len(rec.times), abs=0.02)
+    per = m.per_label()
+    assert per["positive"]["recall"] == pytest.approx(0.5, abs=0.1)
+    assert 0 < per["positive"]["f1"] < 1
+
+
+def test_measure_delay_is_never_negative() -> None:
+    rec = _scores(30.0, 1.0, 2.0, high=[(5, 20)], runs=[(8, 20)])
+    m = measure(rec, [Detection("positive", 5.0, 20.0, 6.0, 0.9)], ("positive",))
+    assert m.found == 1 and m.delays == [0.0] and m.false_alarms == 0
+
+
+def test_calibration_meets_its_budget_and_prefers_recall() -> None:
+    # a long negative stretch with short score blips (false alarms at k=1) and two real events
+    rec = _scores(3600.0, 1.0, 2.0, high=[(100, 110), (200, 210), (500, 501), (900, 901),
+                                           (1500, 1501)], runs=[(100, 110), (200, 210)])
+    loose = evaluate_scores([rec], DetectorSettings()).overall
+    assert loose.false_alarms == 3
+    cal = calibrate([rec], max_false_alarms_per_hour=1.0)
+    assert cal.met_budget
+    assert cal.chosen.false_alarms_per_hour <= 1.0
+    assert cal.chosen.event_recall == 1.0
+    again = evaluate_scores([rec], cal.settings).overall
+    assert again.false_alarms <= 1 and again.found == 2
+    assert cal.pareto()[0].false_alarms_per_hour <= cal.pareto()[-1].false_alarms_per_hour
+    stored = cal.to_dict()
+    assert stored["met_budget"] is True and stored["tradeoff"]
+
+
+def test_calibration_rejects_bad_budget() -> None:
+    rec = _scores(60.0, 1.0, 2.0, high=[], runs=[])
+    with pytest.raises(ParameterError, match="max_false_alarms_per_hour"):
+        calibrate([rec], max_false_alarms_per_hour=-1)
+
+
+def test_model_settings_reads_detector_entry() -> None:
+    assert model_settings({}) == DetectorSettings()
+    stored = DetectorSettings(threshold=0.8, k=2, n=3).to_dict()
+    assert model_settings({"detector": stored}).k == 2
+
+
+# -- through real audio (ffmpeg windows, Detector) -------------------------------------------------
+def test_evaluate_known_events_by_number(known_events: Path) -> None:
+    report = evaluate(known_events, BeepScorer(), settings=DetectorSettings(threshold=0.5),
+                      hop=0.5)
+    m = report.overall
+    assert (m.runs, m.found, m.runs - m.found, m.false_alarms) == (2, 1, 1, 1)
+    assert m.detected == 2
+    rec = report.recordings[0]
+    assert rec.scores.duration == pytest.approx(60.0, abs=0.1)
+    found = [d for d in rec.detections if d.start < 16 and d.end > 10]
+    assert len(found) == 1 and 0 < found[0].reported - 10.0 <= 2.0
+    assert m.worst_delay is not None and m.worst_delay <= 2.0
+    json.dumps(report.to_dict())
+
+
+def test_calibration_on_recordings_meets_budget(known_events: Path) -> None:
+    rec = score_recording(known_events / "rec1", BeepScorer(), hop=0.5)
+    # 60 s of audio: any false alarm is 60/h, so a budget of 30/h means none at all
+    cal = calibrate([rec], max_false_alarms_per_hour=30.0)
+    assert cal.met_budget
+    m = evaluate_scores([rec], cal.settings).overall
+    assert (m.false_alarms, m.found, m.runs) == (0, 1, 2)  # the silent event stays missed
+    assert cal.chosen.false_alarms_per_hour == m.false_alarms_per_hour == 0.0
+
+
+def test_score_recording_needs_labels(tmp_path: Path) -> None:
+    folder = write_recording(tmp_path / "rec", seconds=3.0, beeps=[], labelled=[])
+    (folder / "labels.json").unlink()
+    with pytest.raises(AudioError, match="labels.json"):
+        score_recording(folder, BeepScorer())
+
+
+def test_score_recording_rejects_bad_hop(known_events: Path) -> None:
+    with pytest.raises(ParameterError, match="hop"):
+        score_recording(known_events / "rec1", BeepScorer(), hop=5.0)
+
+
+def test_plots_are_pngs(known_events: Path, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib")
+    rec = score_recording(known_events / "rec1", BeepScorer(), hop=0.5)
+    report = evaluate_scores([rec], DetectorSettings())
+    cal = calibrate([rec], max_false_alarms_per_hour=100.0, thresholds=(0.5, 0.9), kn=((1, 1),),
+                    m_values=(1,))
+    paths = plot_report(report, tmp_path / "plots", calibration=cal)
+    assert [p.name for p in paths] == ["rec1.png", "tradeoff.png"]
+    for p in paths:
+        assert p.read_bytes()[:8] == PNG_MAGIC
