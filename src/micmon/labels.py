@@ -18,7 +18,7 @@ _TIME_RE = re.compile(r"^\s*(?:(?:(\d+):)?(\d+):)?(\d+)(?:\.(\d+))?\s*$")
 
 
 def parse_time(value: str | float | int, *, name: str = "time") -> float:
-    """Return seconds for `value`: a number of seconds or "SS", "MM:SS", "HH:MM:SS", each with optional ".fff"."""
+    """Return seconds for `value`: seconds, or "SS", "MM:SS", "HH:MM:SS", each with optional ".fff"."""
     if isinstance(value, bool):
         raise ParameterError(f"{name}: expected seconds or 'MM:SS', got {value!r}")
     if isinstance(value, (int, float)):

@@ -195,3 +195,27 @@ def count_params(layers: list[Any]) -> int:
     import keras
 
     return int(keras.Sequential(layers).count_params())
+
+
+def augment_dataset(dataset: Any, *, background_labels: Sequence[str] = ("negative",),
+                    copies: int = 1, seed: int = 0, **options: Any) -> Any:
+    """Return a Dataset whose training windows are augmented (see `augment`); validation unchanged.
+
+    `background_labels` names the classes mixed into the others (labels not in the dataset are
+    ignored); `options` go to `augment` (gain_db, mix_probability, mix_level_db).
+    """
+    from micmon.dataset import Dataset
+
+    if dataset.spec is None:
+        raise ParameterError("dataset: has no feature spec; regenerate it with micmon datagen")
+    labels = list(dataset.labels or [])
+    background = [labels.index(name) for name in background_labels if name in labels]
+    x, y = augment(dataset.train_samples, dataset.train_classes, spec=dataset.spec,
+                   background=background, rng=seed, copies=copies, **options)
+    samples = np.concatenate([x, dataset.validation_samples])
+    classes = np.concatenate([y, dataset.validation_classes])
+    mask = np.zeros(len(samples), dtype=bool)
+    mask[len(x):] = True
+    return Dataset(samples, classes, spec=dataset.spec, labels=dataset.labels,
+                   low_freq=dataset.low_freq, high_freq=dataset.high_freq, name=dataset.name,
+                   validation_mask=mask)

@@ -1,0 +1,58 @@
+"""Locating and running ffmpeg, ffprobe and ffplay."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+from micmon.errors import AudioError, FFmpegNotFoundError
+
+INSTALL_HINT = "install it (e.g. `sudo apt-get install ffmpeg`) or pass its path"
+
+
+def find_executable(name: str = "ffmpeg") -> str:
+    """Return the full path of the ffmpeg-family executable `name`, or raise FFmpegNotFoundError."""
+    found = shutil.which(os.path.expanduser(name))
+    if found is None:
+        raise FFmpegNotFoundError(f"{name}: not found on PATH; {INSTALL_HINT}")
+    return found
+
+
+def find_ffmpeg(name: str = "ffmpeg") -> str:
+    """Return the full path of ffmpeg, or raise FFmpegNotFoundError."""
+    return find_executable(name)
+
+
+def sibling_tool(ffmpeg_bin: str, tool: str) -> str:
+    """Return the path of `tool` (ffprobe, ffplay) next to `ffmpeg_bin`, else on PATH."""
+    path = find_executable(ffmpeg_bin)
+    candidate = os.path.join(os.path.dirname(path), tool)
+    if os.path.basename(path).startswith("ffmpeg") and os.access(candidate, os.X_OK):
+        return candidate
+    return find_executable(tool)
+
+
+def probe_duration(path: str | os.PathLike[str], *, ffmpeg_bin: str = "ffmpeg") -> float:
+    """Return the duration of an audio file in seconds."""
+    ffprobe = sibling_tool(ffmpeg_bin, "ffprobe")
+    if not os.path.isfile(path):
+        raise AudioError(f"{path}: no such audio file")
+    result = subprocess.run(
+        [ffprobe, "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
+         os.fspath(path)],
+        capture_output=True, text=True, check=False,
+    )
+    text = result.stdout.strip()
+    try:
+        value = float(text)
+    except ValueError:
+        reason = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "no duration"
+        raise AudioError(f"{path}: ffprobe could not read it ({reason})") from None
+    return value
+
+
+def pcm_output_args(sample_rate: int, channels: int) -> list[str]:
+    """Return ffmpeg output arguments for raw signed 16-bit little-endian PCM on stdout."""
+    return ["-vn", "-f", "s16le", "-acodec", "pcm_s16le", "-ar", str(sample_rate),
+            "-ac", str(channels), "pipe:1"]

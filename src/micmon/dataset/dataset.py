@@ -1,0 +1,191 @@
+"""Dataset: feature vectors and class indices, with a train/validation split and one label index."""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from micmon._io import expand_path
+from micmon.errors import DatasetError, ParameterError
+from micmon.features import FeatureSpec
+
+DEFAULT_LOW_FREQ = 20.0
+DEFAULT_HIGH_FREQ = 20000.0
+
+
+def _check_split(validation_split: float) -> float:
+    if not 0.0 <= validation_split < 1.0:
+        raise ParameterError(f"validation_split: must be in [0, 1), got {validation_split!r}")
+    return float(validation_split)
+
+
+class Dataset:
+    """Feature vectors (`samples`) and class indices (`classes`) split into train and validation."""
+
+    def __init__(self, samples: np.ndarray, classes: np.ndarray, validation_split: float = 0.0,
+                 low_freq: float = DEFAULT_LOW_FREQ, high_freq: float = DEFAULT_HIGH_FREQ, *,
+                 labels: Sequence[str] | None = None, spec: FeatureSpec | None = None,
+                 seed: int | None = 0, name: str | None = None,
+                 validation_mask: np.ndarray | None = None) -> None:
+        self.samples = np.asarray(samples, dtype=np.float32)
+        self.classes = np.asarray(classes, dtype=np.int64).reshape(-1)
+        if len(self.samples) != len(self.classes):
+            raise DatasetError(f"{name or 'dataset'}: {len(self.samples)} samples but "
+                               f"{len(self.classes)} classes")
+        self.validation_split = _check_split(validation_split)
+        self.low_freq = float(low_freq)
+        self.high_freq = float(high_freq)
+        self.labels = list(labels) if labels is not None else None
+        self.spec = spec
+        self.name = name
+        if self.labels is not None and len(self.classes) and self.classes.max() >= len(self.labels):
+            raise DatasetError(f"{name or 'dataset'}: class index {int(self.classes.max())} has no "
+                               f"label in {self.labels}")
+        if validation_mask is None:
+            rng = np.random.default_rng(seed)
+            order = rng.permutation(len(self.samples))
+            n_val = int(round(len(order) * self.validation_split))
+            validation_mask = np.zeros(len(self.samples), dtype=bool)
+            validation_mask[order[:n_val]] = True
+        self._validation = np.asarray(validation_mask, dtype=bool)
+        self.train_samples = self.samples[~self._validation]
+        self.train_classes = self.classes[~self._validation]
+        self.validation_samples = self.samples[self._validation]
+        self.validation_classes = self.classes[self._validation]
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __repr__(self) -> str:
+        return (f"Dataset({self.name or ''!s}, windows={len(self)}, labels={self.labels}, "
+                f"train={len(self.train_samples)}, validation={len(self.validation_samples)})")
+
+    def class_counts(self) -> dict[str, int]:
+        """Windows per label (by index when the label names are unknown)."""
+        names = self.labels or [str(i) for i in range(int(self.classes.max(initial=-1)) + 1)]
+        counts = np.bincount(self.classes, minlength=len(names))
+        return {names[i]: int(c) for i, c in enumerate(counts)}
+
+    # -- loading ------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], validation_split: float = 0.0,
+             labels: Sequence[str] | None = None, *, seed: int | None = 0) -> Dataset:
+        """Load one .npz dataset, re-indexing its classes onto `labels` when given."""
+        path = expand_path(path)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                fields = {k: data[k] for k in data.files}
+        except FileNotFoundError:
+            raise DatasetError(f"{path}: no such dataset file") from None
+        except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+            raise DatasetError(f"{path}: not a micmon dataset (.npz): {exc}") from None
+        for key in ("samples", "classes"):
+            if key not in fields:
+                raise DatasetError(f"{path}: not a micmon dataset, the {key!r} array is missing")
+        spec = None
+        if "spec" in fields:
+            try:
+                spec = FeatureSpec.from_json(str(fields["spec"]))
+            except (ValueError, TypeError) as exc:
+                raise DatasetError(f"{path}: bad feature spec: {exc}") from None
+        cutoffs = fields.get("cutoff_frequencies")
+        low, high = ((float(cutoffs[0]), float(cutoffs[1])) if cutoffs is not None and len(cutoffs) >= 2
+                     else (DEFAULT_LOW_FREQ, DEFAULT_HIGH_FREQ))
+        classes = fields["classes"].astype(np.int64).reshape(-1)
+        file_labels = [str(x) for x in fields["labels"]] if "labels" in fields else None
+        if labels is not None:
+            labels = list(labels)
+            if file_labels is not None:
+                missing = [name for name in file_labels if name not in labels]
+                if missing:
+                    raise DatasetError(f"{path}: label(s) {', '.join(map(repr, missing))} are not "
+                                       f"in the label list {labels}; add them or relabel")
+                remap = np.array([labels.index(name) for name in file_labels], dtype=np.int64)
+                classes = remap[classes] if len(classes) else classes
+            elif len(classes) and classes.max() >= len(labels):
+                raise DatasetError(f"{path}: class index {int(classes.max())} does not fit the "
+                                   f"label list {labels}")
+        else:
+            labels = file_labels
+        return cls(fields["samples"], classes, validation_split, low, high, labels=labels,
+                   spec=spec, seed=seed, name=path.stem)
+
+    @staticmethod
+    def files(path: str | os.PathLike[str]) -> list[Path]:
+        """Return the .npz files in folder `path`, sorted."""
+        root = expand_path(path)
+        if not root.is_dir():
+            raise DatasetError(f"{root}: no such datasets folder")
+        found = sorted(root.glob("*.npz"))
+        if not found:
+            raise DatasetError(f"{root}: no .npz datasets; generate them first (micmon datagen)")
+        return found
+
+    @classmethod
+    def scan(cls, path: str | os.PathLike[str], validation_split: float = 0.0,
+             labels: Sequence[str] | None = None, *, seed: int | None = 0) -> list[Dataset]:
+        """Load every .npz in folder `path` with one label index shared by all files."""
+        files = cls.files(path)
+        if labels is None:
+            names: set[str] = set()
+            for file in files:
+                names.update(_peek_labels(file) or [])
+            labels = sorted(names) or None
+        datasets = [cls.load(f, validation_split, labels, seed=seed) for f in files]
+        reference = next((d for d in datasets if d.spec is not None), None)
+        for d in datasets:
+            if reference is not None and d.spec is not None and d.spec != reference.spec:
+                raise DatasetError(f"{d.name}.npz: computed with different features than "
+                                   f"{reference.name}.npz ({_spec_diff(d.spec, reference.spec)}); "
+                                   "regenerate the datasets with the same settings")
+        return datasets
+
+    @classmethod
+    def combine(cls, datasets: Sequence[Dataset], validation_split: float = 0.0, *,
+                by_recording: bool = False, seed: int | None = 0) -> Dataset:
+        """Merge datasets into one; with `by_recording`, whole recordings go to validation."""
+        if not datasets:
+            raise DatasetError("no datasets to combine")
+        validation_split = _check_split(validation_split)
+        first = datasets[0]
+        for d in datasets[1:]:
+            if d.labels != first.labels:
+                raise DatasetError(f"{d.name}: labels {d.labels} differ from {first.name}'s "
+                                   f"{first.labels}; load them with Dataset.scan")
+        samples = np.concatenate([d.samples for d in datasets])
+        classes = np.concatenate([d.classes for d in datasets])
+        mask = None
+        if by_recording:
+            rng = np.random.default_rng(seed)
+            order = rng.permutation(len(datasets))
+            n_val = int(round(len(datasets) * validation_split))
+            if validation_split > 0 and len(datasets) > 1:
+                n_val = min(max(n_val, 1), len(datasets) - 1)
+            chosen = set(order[:n_val].tolist())
+            mask = np.concatenate([np.full(len(d), i in chosen) for i, d in enumerate(datasets)])
+        return cls(samples, classes, validation_split, first.low_freq, first.high_freq,
+                   labels=first.labels, spec=first.spec, seed=seed, name="combined",
+                   validation_mask=mask)
+
+
+def _peek_labels(path: Path) -> list[str] | None:
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return [str(x) for x in data["labels"]] if "labels" in data.files else None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise DatasetError(f"{path}: not a micmon dataset (.npz): {exc}") from None
+
+
+def _spec_diff(a: FeatureSpec, b: FeatureSpec) -> str:
+    da, db = a.to_dict(), b.to_dict()
+    return ", ".join(f"{k} {da[k]!r} vs {db[k]!r}" for k in da if da[k] != db[k])
+
+
+def describe(spec: FeatureSpec | None) -> str:
+    """Return a short human description of a feature spec."""
+    return json.dumps(spec.to_dict()) if spec else "original format (no feature spec)"

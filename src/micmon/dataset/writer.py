@@ -1,0 +1,126 @@
+"""DatasetWriter: features and labels of audio windows, written atomically to one .npz file."""
+
+from __future__ import annotations
+
+import logging
+import os
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+
+from micmon._io import atomic_path, expand_path
+from micmon.audio.segment import AudioSegment
+from micmon.errors import DatasetError, ParameterError
+from micmon.features import FeatureSpec, Scale, compute_batch
+
+log = logging.getLogger(__name__)
+
+#: Windows whose features are computed together (vectorised) before being stored.
+BATCH_WINDOWS = 64
+
+
+class DatasetWriter:
+    """Collects labelled windows (`writer += segment`) and writes them as one .npz file on close."""
+
+    def __init__(self, path: str | os.PathLike[str], low_freq: float | None = None,
+                 high_freq: float | None = None, bins: int = 100, *, scale: Scale = "log",
+                 spec: FeatureSpec | None = None, overwrite: bool = False,
+                 source: str | None = None, **spec_options: Any) -> None:
+        target = expand_path(path)
+        if target.suffix != ".npz":
+            target = target.with_name(target.name + ".npz")
+        if target.exists() and not overwrite:
+            raise DatasetError(f"{target}: already exists; pass overwrite=True (--force) to replace it")
+        self.path = str(target)
+        self.spec = spec
+        self._options = dict(low_freq=low_freq, high_freq=high_freq, bins=bins, scale=scale,
+                             **spec_options)
+        self.source = source
+        self._features: list[np.ndarray] = []
+        self._pending: list[np.ndarray] = []
+        self._names: list[str] = []
+        self._starts: list[float] = []
+        self.skipped = 0
+        self._closed = False
+
+    # -- collecting ---------------------------------------------------------------------------
+    def _spec_for(self, sample: AudioSegment) -> FeatureSpec:
+        if self.spec is None:
+            self.spec = sample.feature_spec(**self._options)
+        spec = self.spec
+        if (sample.sample_rate, sample.channels) != (spec.sample_rate, spec.channels) or \
+                len(sample.audio) != spec.window_samples * spec.channels:
+            raise ParameterError(
+                f"{self.path}: window at {sample.start:.3f} s is {sample.duration:g} s at "
+                f"{sample.sample_rate} Hz x {sample.channels} channels, but the dataset holds "
+                f"{spec.window_seconds:g} s at {spec.sample_rate} Hz x {spec.channels}")
+        return spec
+
+    def add(self, sample: AudioSegment) -> None:
+        """Add one labelled window; unlabelled windows are counted and skipped."""
+        if self._closed:
+            raise DatasetError(f"{self.path}: writer already closed")
+        self._spec_for(sample)
+        if sample.label is None:
+            self.skipped += 1
+            return
+        self._pending.append(sample.audio)
+        self._names.append(sample.label)
+        self._starts.append(sample.start)
+        if len(self._pending) >= BATCH_WINDOWS:
+            self._flush()
+
+    def __iadd__(self, sample: AudioSegment) -> DatasetWriter:
+        self.add(sample)
+        return self
+
+    def _flush(self) -> None:
+        if self._pending:
+            assert self.spec is not None
+            self._features.append(compute_batch(np.stack(self._pending), self.spec))
+            self._pending.clear()
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    @property
+    def label_counts(self) -> dict[str, int]:
+        """Windows collected per label."""
+        names, counts = np.unique(np.array(self._names, dtype=str), return_counts=True)
+        return {str(n): int(c) for n, c in zip(names, counts, strict=True)}
+
+    # -- writing ------------------------------------------------------------------------------
+    def close(self) -> None:
+        """Write the .npz file atomically (an empty dataset if no window had a label)."""
+        if self._closed:
+            return
+        self._closed = True
+        self._flush()
+        spec = self.spec or FeatureSpec(**{k: v for k, v in self._options.items()
+                                           if v is not None})
+        samples = (np.concatenate(self._features) if self._features
+                   else np.zeros((0, *spec.shape), dtype=np.float32))
+        labels = sorted(set(self._names))
+        index = {name: i for i, name in enumerate(labels)}
+        classes = np.array([index[n] for n in self._names], dtype=np.int64)
+        if self.skipped:
+            log.info("%s: skipped %d unlabelled windows", self.path, self.skipped)
+        with atomic_path(self.path, suffix=".npz") as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(
+                    fh, samples=samples.astype(np.float32), classes=classes,
+                    cutoff_frequencies=np.array([spec.low_freq, spec.high_freq]),
+                    labels=np.array(labels, dtype=str), spec=np.array(spec.to_json()),
+                    starts=np.array(self._starts, dtype=np.float64),
+                    source=np.array(self.source or ""))
+
+    def __enter__(self) -> DatasetWriter:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self._closed = True  # never leave a half-written dataset behind
