@@ -1,0 +1,45 @@
+# micmon: `make demo` and `make test` set up everything on a fresh Debian/Ubuntu machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+SYSTEM_PACKAGES := ffmpeg pulseaudio pulseaudio-utils mosquitto mosquitto-clients python3-venv python3-pip
+BENCH_PACKAGES := sound-theme-freedesktop asterisk-core-sounds-en-wav
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
+
+.PHONY: help system venv test lint demo bench bench-deps clean
+
+help:
+	@echo "make demo   install everything and run micmon on a generated example"
+	@echo "make test   install everything and run the linters and the test suite"
+	@echo "make bench  install everything and run the benchmarks in bench/"
+
+system:
+	$(APT) update
+	$(APT) install -y --no-install-recommends $(SYSTEM_PACKAGES)
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(BIN)/.installed
+
+lint: venv
+	$(BIN)/ruff check src tests bench examples
+
+test: system venv lint
+	$(BIN)/python -m pytest -q
+
+demo: system venv
+	$(BIN)/micmon demo micmon-demo --force
+
+bench-deps: system venv
+	$(APT) install -y --no-install-recommends $(BENCH_PACKAGES)
+
+bench: bench-deps
+	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) micmon-demo .pytest_cache .ruff_cache
