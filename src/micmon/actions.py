@@ -1,0 +1,698 @@
+"""What happens on an event: print, run a command, POST a webhook, publish to MQTT, save a clip.
+
+Every action runs on its own thread from a bounded queue (`ActionRunner`): a slow command, a dead
+webhook or a broker that is down is logged and retried a bounded number of times, and never blocks
+or crashes the listening loop. `Actions` fans events out to the runners; when a `ClipAction` is
+present, each event goes through it first so the clip's path is in the event the others see.
+
+Example::
+
+    actions = Actions([PrintAction(json_lines=True), WebhookAction("http://hub.local/hook")])
+    actions.submit(event)
+    actions.close()          # flushes the queues
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import re
+import shutil
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import unquote, urlsplit
+
+import numpy as np
+
+from micmon._io import expand_path
+from micmon.detect import Event
+from micmon.errors import MicmonError, ParameterError
+
+log = logging.getLogger(__name__)
+
+#: Jobs an action may have waiting before the oldest is dropped.
+DEFAULT_QUEUE_SIZE = 100
+#: Extra attempts after a failure.
+DEFAULT_RETRIES = 3
+#: Seconds before the first retry; doubled on each further retry.
+DEFAULT_RETRY_DELAY = 1.0
+#: Longest wait between retries.
+MAX_RETRY_DELAY = 30.0
+DEFAULT_COMMAND_TIMEOUT = 30.0
+DEFAULT_WEBHOOK_TIMEOUT = 10.0
+DEFAULT_MQTT_PORT = 1883
+DEFAULT_MQTTS_PORT = 8883
+#: Seconds between MQTT reconnection attempts grow from 1 up to this.
+MQTT_MAX_RECONNECT_DELAY = 30
+#: QoS 1 messages paho keeps while the broker is away; further events are dropped with a warning.
+MQTT_MAX_QUEUED = 1000
+MQTT_KEEPALIVE = 30
+CLIP_FORMATS = ("mp3", "wav")
+_TOPIC_SAFE = re.compile(r"[^A-Za-z0-9_-]+")
+
+
+class ActionError(MicmonError):
+    """An action failed (it is logged and retried; listening goes on)."""
+
+
+@dataclass(frozen=True)
+class ClipAudio:
+    """Audio around an event: int16 interleaved samples from `start` seconds (stream time)."""
+
+    samples: np.ndarray
+    sample_rate: int
+    channels: int
+    start: float
+
+    @property
+    def duration(self) -> float:
+        """Seconds of audio held."""
+        return len(self.samples) / self.channels / self.sample_rate
+
+
+class Action:
+    """Base class: `handle` one event (raise to have it retried); `open`/`close` hold resources."""
+
+    name = "action"
+    #: Whether a failure may be retried (False for actions where a repeat would do harm).
+    retry = True
+
+    def open(self) -> None:
+        """Acquire resources (connections); called once on the action's thread before any event."""
+
+    def handle(self, event: Event, audio: ClipAudio | None = None) -> Event:
+        """Act on `event`; return it (possibly with more data, e.g. a clip path)."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release resources; called once after the last event."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name})"
+
+
+# -- print ---------------------------------------------------------------------------------------
+def format_event(event: Event) -> str:
+    """Return a one-line human description of `event`."""
+    if event.kind == "start":
+        return (f"{event.start_time} START {event.label} "
+                f"(confidence {event.confidence:.2f})")
+    clip = f", clip {event.clip}" if event.clip else ""
+    return (f"{event.end_time} END   {event.label} after {event.duration or 0.0:.1f} s "
+            f"(peak {event.peak:.2f}, mean {event.mean:.2f}{clip})")
+
+
+class PrintAction(Action):
+    """Write a human line or a JSON line per event to a stream (stdout by default)."""
+
+    name = "print"
+    retry = False
+
+    def __init__(self, *, json_lines: bool = False, stream: IO[str] | None = None,
+                 formatter: Callable[[Event], str] | None = None) -> None:
+        self.json_lines = json_lines
+        self.stream = stream
+        self.formatter = formatter or format_event
+
+    def handle(self, event: Event, audio: ClipAudio | None = None) -> Event:
+        """Write the event and flush, so a pipe reader sees it at once."""
+        stream = self.stream or sys.stdout
+        stream.write((event.to_json() if self.json_lines else self.formatter(event)) + "\n")
+        stream.flush()
+        return event
+
+
+# -- command -------------------------------------------------------------------------------------
+class CommandAction(Action):
+    """Run a program per event: no shell, event in MICMON_* variables and as JSON on stdin.
+
+    ``MICMON_EVENT`` (start/end), ``MICMON_LABEL``, ``MICMON_CONFIDENCE``, ``MICMON_CLIP`` (path or
+    empty), ``MICMON_TIME`` (ISO 8601). Event data is never put on the command line.
+    """
+
+    name = "command"
+
+    def __init__(self, command: Sequence[str] | str, *, timeout: float = DEFAULT_COMMAND_TIMEOUT,
+                 events: Sequence[str] = ("start", "end"), env: Mapping[str, str] | None = None,
+                 cwd: str | os.PathLike[str] | None = None) -> None:
+        argv = [command] if isinstance(command, str) else list(command)
+        if not argv or not all(isinstance(a, str) and a for a in argv):
+            raise ParameterError(f"command: expected a program and its arguments as a list, "
+                                 f"got {command!r}")
+        if shutil.which(argv[0]) is None:
+            raise ParameterError(f"command: {argv[0]!r} is not an executable file or a program "
+                                 "on PATH")
+        if not timeout > 0:
+            raise ParameterError(f"timeout: must be > 0 seconds, got {timeout!r}")
+        self.argv = argv
+        self.timeout = float(timeout)
+        self.events = _check_kinds(events)
+        self.env = dict(env or {})
+        self.cwd = cwd
+        self.name = f"command {Path(argv[0]).name}"
+
+    def handle(self, event: Event, audio: ClipAudio | None = None) -> Event:
+        """Run the program; raise ActionError on a non-zero exit or a timeout."""
+        if event.kind not in self.events:
+            return event
+        env = {**os.environ, **self.env, "MICMON_EVENT": event.kind, "MICMON_LABEL": event.label,
+               "MICMON_CONFIDENCE": f"{event.confidence:.4f}", "MICMON_CLIP": event.clip or "",
+               "MICMON_TIME": event.to_dict()["time"]}
+        try:
+            proc = subprocess.run(self.argv, input=event.to_json() + "\n", env=env, cwd=self.cwd,
+                                  capture_output=True, text=True, timeout=self.timeout,
+                                  check=False)
+        except subprocess.TimeoutExpired:
+            raise ActionError(f"{self.argv[0]}: still running after {self.timeout:g} s; "
+                              "killed") from None
+        except OSError as exc:
+            raise ActionError(f"{self.argv[0]}: cannot run it ({exc.strerror})") from None
+        if proc.returncode != 0:
+            last = (proc.stderr or "").strip().splitlines()[-1:] or [""]
+            raise ActionError(f"{self.argv[0]}: exit code {proc.returncode} {last[0]}".rstrip())
+        return event
+
+
+def _check_kinds(events: Sequence[str]) -> tuple[str, ...]:
+    kinds = tuple(events)
+    if not kinds or any(k not in ("start", "end") for k in kinds):
+        raise ParameterError(f"events: expected a list of 'start' and/or 'end', got {events!r}")
+    return kinds
+
+
+# -- webhook -------------------------------------------------------------------------------------
+class WebhookAction(Action):
+    """HTTP POST of the event JSON to a URL, with a timeout (retries come from the runner)."""
+
+    name = "webhook"
+
+    def __init__(self, url: str, *, timeout: float = DEFAULT_WEBHOOK_TIMEOUT,
+                 headers: Mapping[str, str] | None = None,
+                 events: Sequence[str] = ("start", "end")) -> None:
+        parts = urlsplit(url) if isinstance(url, str) else None
+        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ParameterError(f"url: expected an http:// or https:// URL, got {url!r}")
+        if not timeout > 0:
+            raise ParameterError(f"timeout: must be > 0 seconds, got {timeout!r}")
+        self.url = url
+        self.timeout = float(timeout)
+        self.headers = {"Content-Type": "application/json", "User-Agent": "micmon",
+                        **dict(headers or {})}
+        self.events = _check_kinds(events)
+        self.name = f"webhook {parts.hostname}"
+
+    def handle(self, event: Event, audio: ClipAudio | None = None) -> Event:
+        """POST the event; raise ActionError on a network error or an HTTP error status."""
+        if event.kind not in self.events:
+            return event
+        request = urllib.request.Request(self.url, data=event.to_json().encode("utf-8"),
+                                         headers=self.headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                response.read()
+        except urllib.error.HTTPError as exc:
+            raise ActionError(f"{self.url}: HTTP {exc.code} {exc.reason}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise ActionError(f"{self.url}: {reason}") from None
+        return event
+
+
+# -- MQTT ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class BrokerAddress:
+    """Where an MQTT broker is: host, port, TLS, optional credentials from the URL."""
+
+    host: str
+    port: int
+    tls: bool
+    username: str | None = None
+    password: str | None = None
+
+
+def parse_broker_url(url: str) -> BrokerAddress:
+    """Parse ``mqtt://[user[:pass]@]host[:port]`` or ``mqtts://...`` (TLS); bare hosts work too."""
+    if not isinstance(url, str) or not url.strip():
+        raise ParameterError(f"broker: expected a URL such as mqtt://localhost:1883, got {url!r}")
+    text = url.strip() if "://" in url else f"mqtt://{url.strip()}"
+    try:
+        parts = urlsplit(text)
+        port = parts.port
+    except ValueError as exc:
+        raise ParameterError(f"broker: {url!r} is not a valid URL ({exc}); use "
+                             "mqtt://host:1883") from None
+    if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+        raise ParameterError(f"broker: unknown scheme {parts.scheme!r} in {url!r}; use mqtt:// or "
+                             "mqtts:// (TLS)")
+    if not parts.hostname:
+        raise ParameterError(f"broker: {url!r} has no host name; use mqtt://host:1883")
+    if parts.path not in ("", "/") or parts.query:
+        raise ParameterError(f"broker: {url!r} has a path or query; give only "
+                             "mqtt://host:port (the topic is a separate setting)")
+    tls = parts.scheme in ("mqtts", "ssl")
+    return BrokerAddress(host=parts.hostname,
+                         port=port or (DEFAULT_MQTTS_PORT if tls else DEFAULT_MQTT_PORT), tls=tls,
+                         username=unquote(parts.username) if parts.username else None,
+                         password=unquote(parts.password) if parts.password else None)
+
+
+def _topic_part(text: str) -> str:
+    return _TOPIC_SAFE.sub("_", text).strip("_") or "x"
+
+
+class MqttAction(Action):
+    """Publish events to an MQTT broker (paho-mqtt 2.x), with retained state and HA discovery.
+
+    Topics under ``topic`` (default ``micmon/<node_id>``): ``<topic>/event`` gets every event
+    (QoS 1); ``<topic>/<label>/state`` holds ``ON``/``OFF`` (retained); ``<topic>/availability``
+    holds ``online``/``offline`` (retained, ``offline`` is also the last will). With
+    ``discovery`` on, a Home Assistant binary sensor per label is announced under
+    ``<discovery_prefix>/binary_sensor/<node_id>_<label>/config``. paho reconnects by itself
+    (1 s to 30 s apart); QoS 1 messages published meanwhile are delivered after reconnecting.
+    """
+
+    name = "mqtt"
+    retry = False  # paho keeps QoS 1 messages across reconnects; a retry would duplicate them
+
+    def __init__(self, broker: str, *, labels: Sequence[str], topic: str | None = None,
+                 node_id: str = "micmon", username: str | None = None,
+                 password: str | None = None, tls: bool | None = None,
+                 ca_certs: str | os.PathLike[str] | None = None, tls_insecure: bool = False,
+                 client_id: str | None = None, discovery: bool = True,
+                 discovery_prefix: str = "homeassistant", qos: int = 1,
+                 keepalive: int = MQTT_KEEPALIVE, device_class: str = "sound") -> None:
+        self.address = parse_broker_url(broker)
+        if not labels:
+            raise ParameterError("labels: the MQTT action needs the labels it reports")
+        if qos not in (0, 1, 2):
+            raise ParameterError(f"qos: must be 0, 1 or 2, got {qos!r}")
+        self.node_id = _topic_part(node_id)
+        self.topic = (topic or f"micmon/{self.node_id}").rstrip("/")
+        if not self.topic or any(c in self.topic for c in "#+"):
+            raise ParameterError(f"topic: must be a plain MQTT topic without # or +, got {topic!r}")
+        self.labels = tuple(labels)
+        self.username = username if username is not None else self.address.username
+        self.password = password if password is not None else self.address.password
+        self.tls = self.address.tls if tls is None else tls
+        self.ca_certs = None if ca_certs is None else str(expand_path(ca_certs))
+        if self.ca_certs is not None and not os.path.isfile(self.ca_certs):
+            raise ParameterError(f"ca_certs: {self.ca_certs} does not exist")
+        self.tls_insecure = tls_insecure
+        self.client_id = client_id or f"micmon-{self.node_id}-{os.getpid()}"
+        self.discovery = discovery
+        self.discovery_prefix = discovery_prefix.rstrip("/")
+        self.qos = qos
+        self.keepalive = keepalive
+        self.device_class = device_class
+        self.name = f"mqtt {self.address.host}:{self.address.port}"
+        self._client: Any = None
+        self._states = dict.fromkeys(self.labels, "OFF")
+        self._connected = threading.Event()
+        self._was_connected = False
+
+    # topics
+    @property
+    def availability_topic(self) -> str:
+        """Retained online/offline topic (also the last will)."""
+        return f"{self.topic}/availability"
+
+    @property
+    def event_topic(self) -> str:
+        """Topic every event is published to."""
+        return f"{self.topic}/event"
+
+    def state_topic(self, label: str) -> str:
+        """Retained ON/OFF topic of `label`."""
+        return f"{self.topic}/{_topic_part(label)}/state"
+
+    def discovery_topic(self, label: str) -> str:
+        """Home Assistant discovery config topic of `label`'s binary sensor."""
+        return (f"{self.discovery_prefix}/binary_sensor/{self.node_id}_{_topic_part(label)}"
+                "/config")
+
+    def discovery_config(self, label: str) -> dict[str, Any]:
+        """Home Assistant MQTT discovery payload for `label`'s binary sensor."""
+        from micmon import __version__
+
+        return {
+            "name": label,
+            "unique_id": f"micmon_{self.node_id}_{_topic_part(label)}",
+            "state_topic": self.state_topic(label),
+            "payload_on": "ON",
+            "payload_off": "OFF",
+            "availability_topic": self.availability_topic,
+            "payload_available": "online",
+            "payload_not_available": "offline",
+            "device_class": self.device_class,
+            "json_attributes_topic": f"{self.topic}/{_topic_part(label)}/attributes",
+            "device": {"identifiers": [f"micmon_{self.node_id}"], "name": f"micmon {self.node_id}",
+                       "manufacturer": "micmon", "model": "micmon monitor",
+                       "sw_version": __version__},
+        }
+
+    # lifecycle
+    def open(self) -> None:
+        """Create the client, set the last will, and connect in the background (reconnecting)."""
+        import paho.mqtt.client as mqtt
+
+        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
+                             clean_session=True)
+        if self.username:
+            client.username_pw_set(self.username, self.password)
+        if self.tls:
+            client.tls_set(ca_certs=self.ca_certs, cert_reqs=ssl.CERT_REQUIRED)
+            client.tls_insecure_set(self.tls_insecure)
+        client.will_set(self.availability_topic, "offline", qos=1, retain=True)
+        client.reconnect_delay_set(1, MQTT_MAX_RECONNECT_DELAY)
+        client.max_queued_messages_set(MQTT_MAX_QUEUED)
+        client.on_connect = self._on_connect
+        client.on_disconnect = self._on_disconnect
+        self._client = client
+        client.connect_async(self.address.host, self.address.port, keepalive=self.keepalive)
+        client.loop_start()
+
+    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any,
+                    properties: Any = None) -> None:
+        if getattr(reason, "is_failure", False):
+            log.warning("%s: broker refused the connection (%s)", self.name, reason)
+            return
+        log.info("%s: %s", self.name, "reconnected" if self._was_connected else "connected")
+        self._was_connected = True
+        self._connected.set()
+        client.publish(self.availability_topic, "online", qos=1, retain=True)
+        for label in self.labels:
+            if self.discovery:
+                config = json.dumps(self.discovery_config(label))
+                client.publish(self.discovery_topic(label), config, qos=1, retain=True)
+            client.publish(self.state_topic(label), self._states[label], qos=1, retain=True)
+
+    def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any,
+                       properties: Any = None) -> None:
+        if self._connected.is_set():
+            log.warning("%s: lost the broker (%s); listening goes on, reconnecting", self.name,
+                        reason)
+        self._connected.clear()
+
+    @property
+    def connected(self) -> bool:
+        """Whether the client is connected to the broker now."""
+        return self._connected.is_set()
+
+    def wait_connected(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for a connection; return whether it is up."""
+        return self._connected.wait(timeout)
+
+    def handle(self, event: Event, audio: ClipAudio | None = None) -> Event:
+        """Publish the event and the label's new state (queued by paho while disconnected)."""
+        if self._client is None:
+            self.open()
+        import paho.mqtt.client as mqtt
+
+        client = self._client
+        state = "ON" if event.kind == "start" else "OFF"
+        self._states[event.label] = state
+        infos = [client.publish(self.event_topic, event.to_json(), qos=self.qos),
+                 client.publish(self.state_topic(event.label), state, qos=self.qos, retain=True),
+                 client.publish(f"{self.topic}/{_topic_part(event.label)}/attributes",
+                                event.to_json(), qos=self.qos, retain=True)]
+        codes = {info.rc for info in infos}
+        if mqtt.MQTT_ERR_QUEUE_SIZE in codes:
+            raise ActionError(f"{self.name}: {MQTT_MAX_QUEUED} messages waiting for the broker; "
+                              f"dropped the {event.kind} of {event.label}")
+        if mqtt.MQTT_ERR_NO_CONN in codes:
+            log.warning("%s: broker not connected; the %s of %s is queued until it is back",
+                        self.name, event.kind, event.label)
+        return event
+
+    def close(self) -> None:
+        """Publish offline, give queued messages a moment to leave, and disconnect."""
+        client, self._client = self._client, None
+        if client is None:
+            return
+        if self._connected.is_set():
+            info = client.publish(self.availability_topic, "offline", qos=1, retain=True)
+            try:
+                info.wait_for_publish(timeout=2.0)
+            except (RuntimeError, ValueError):
+                pass
+        client.disconnect()
+        client.loop_stop()
+        self._connected.clear()
+
+
+# -- clip ----------------------------------------------------------------------------------------
+class ClipAction(Action):
+    """Save each finished event's audio (with pre-roll before the onset) as mp3 or wav, via pydub.
+
+    The clip runs from ``pre_roll`` seconds before the event's start to its end, at most
+    ``max_seconds`` long (the latest audio is kept). The file is
+    ``<folder>/<label>-<YYYYmmdd-HHMMSS>.<format>`` and its path goes into the event (``clip``).
+    """
+
+    name = "clip"
+
+    def __init__(self, folder: str | os.PathLike[str], *, format: str = "mp3",
+                 pre_roll: float = 5.0, post_roll: float = 0.0, max_seconds: float = 120.0,
+                 bitrate: str = "64k") -> None:
+        if format not in CLIP_FORMATS:
+            raise ParameterError(f"format: must be one of {', '.join(CLIP_FORMATS)}, "
+                                 f"got {format!r}")
+        for key, value in (("pre_roll", pre_roll), ("post_roll", post_roll)):
+            if not isinstance(value, (int, float)) or not 0 <= value <= 600:
+                raise ParameterError(f"{key}: must be between 0 and 600 seconds, got {value!r}")
+        if not max_seconds > 0:
+            raise ParameterError(f"max_seconds: must be > 0, got {max_seconds!r}")
+        self.folder = expand_path(folder)
+        self.format = format
+        self.pre_roll = float(pre_roll)
+        self.post_roll = float(post_roll)
+        self.max_seconds = float(max_seconds)
+        self.bitrate = bitrate
+        self.name = f"clip {self.folder}"
+
+    @property
+    def history_seconds(self) -> float:
+        """Seconds of past audio the monitor must keep for this action."""
+        return self.pre_roll + self.max_seconds + self.post_roll
+
+    def path_for(self, event: Event) -> Path:
+        """Return the (not yet existing) file a clip of `event` is saved to."""
+        stamp = event.start_time[:19].replace(":", "").replace("-", "").replace("T", "-")
+        base = self.folder / f"{_topic_part(event.label)}-{stamp}"
+        path, n = base.with_suffix(f".{self.format}"), 1
+        while path.exists():
+            n += 1
+            path = base.with_name(f"{base.name}-{n}").with_suffix(f".{self.format}")
+        return path
+
+    def handle(self, event: Event, audio: ClipAudio | None = None) -> Event:
+        """On an end event with audio, write the clip atomically; return the event with its path."""
+        if event.kind != "end" or audio is None or audio.samples.size == 0:
+            return event
+        from pydub import AudioSegment as PydubSegment
+
+        path = self.path_for(event)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        pcm = np.ascontiguousarray(audio.samples, dtype="<i2").tobytes()
+        segment = PydubSegment(data=pcm, sample_width=2, frame_rate=audio.sample_rate,
+                               channels=audio.channels)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".{self.format}",
+                                   dir=self.folder)
+        os.close(fd)
+        try:
+            options: dict[str, Any] = {"bitrate": self.bitrate} if self.format == "mp3" else {}
+            segment.export(tmp, format=self.format, **options).close()
+            os.replace(tmp, path)
+        except Exception as exc:
+            raise ActionError(f"{path}: cannot save the clip ({exc})") from None
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        log.info("saved clip %s (%.1f s)", path, audio.duration)
+        return event.with_clip(str(path))
+
+
+# -- runners -------------------------------------------------------------------------------------
+_STOP = object()
+
+
+class ActionRunner:
+    """Run one action on its own thread from a bounded queue, retrying failures with backoff.
+
+    When the queue is full the oldest job is dropped (with a warning), so a stuck action costs
+    bounded memory and never blocks the caller. ``forward`` receives each handled event (used to
+    pass clip paths on to the other actions).
+    """
+
+    def __init__(self, action: Action, *, queue_size: int = DEFAULT_QUEUE_SIZE,
+                 retries: int = DEFAULT_RETRIES, retry_delay: float = DEFAULT_RETRY_DELAY,
+                 forward: Callable[[Event], None] | None = None) -> None:
+        if queue_size < 1:
+            raise ParameterError(f"queue_size: must be >= 1, got {queue_size!r}")
+        if retries < 0:
+            raise ParameterError(f"retries: must be >= 0, got {retries!r}")
+        self.action = action
+        self.retries = retries if action.retry else 0
+        self.retry_delay = float(retry_delay)
+        self.forward = forward
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
+        self._stop = threading.Event()
+        self._deadline: float | None = None
+        self.failures = 0
+        self.dropped = 0
+        self.handled = 0
+        self._thread = threading.Thread(target=self._run, name=f"micmon-{action.name}",
+                                        daemon=True)
+        self._thread.start()
+
+    def submit(self, event: Event, audio: ClipAudio | None = None) -> None:
+        """Queue an event without blocking; drop the oldest job if the queue is full."""
+        while True:
+            try:
+                self._queue.put_nowait((event, audio))
+                return
+            except queue.Full:
+                try:
+                    old = self._queue.get_nowait()
+                except queue.Empty:
+                    continue
+                if old is _STOP:  # closing: keep the stop marker, lose the new event
+                    self._queue.put_nowait(old)
+                    return
+                self.dropped += 1
+                log.warning("%s: too many events waiting; dropped the %s of %s", self.action.name,
+                            old[0].kind, old[0].label)
+
+    def _run(self) -> None:
+        try:
+            self.action.open()
+        except Exception as exc:  # the action stays usable: handle() may open again
+            log.warning("%s: cannot start (%s)", self.action.name, exc)
+        while True:
+            job = self._queue.get()
+            if job is _STOP:
+                break
+            event, audio = job
+            self._handle(event, audio)
+        try:
+            self.action.close()
+        except Exception as exc:
+            log.warning("%s: error while closing (%s)", self.action.name, exc)
+
+    def _handle(self, event: Event, audio: ClipAudio | None) -> None:
+        delay = self.retry_delay
+        for attempt in range(self.retries + 1):
+            try:
+                result = self.action.handle(event, audio)
+            except Exception as exc:
+                self.failures += 1
+                last = attempt == self.retries or self._past_deadline(delay)
+                then = "; giving up" if last else f"; retrying in {delay:g} s"
+                log.warning("%s: %s of %s failed (%s)%s", self.action.name, event.kind,
+                            event.label, exc, then)
+                if last:
+                    break
+                if self._stop.wait(delay) and self._past_deadline(0):
+                    break
+                delay = min(delay * 2, MAX_RETRY_DELAY)
+            else:
+                event = result if isinstance(result, Event) else event
+                self.handled += 1
+                break
+        if self.forward is not None:
+            try:
+                self.forward(event)
+            except Exception:  # pragma: no cover - forwarding only queues
+                log.exception("%s: cannot pass the event on", self.action.name)
+
+    def _past_deadline(self, delay: float) -> bool:
+        return self._deadline is not None and time.monotonic() + delay > self._deadline
+
+    @property
+    def pending(self) -> int:
+        """Jobs waiting in the queue."""
+        return self._queue.qsize()
+
+    def close(self, timeout: float = 10.0) -> bool:
+        """Finish the queued jobs (retrying no later than `timeout`), stop; True if all done."""
+        self._deadline = time.monotonic() + timeout
+        self._stop.set()
+        while True:
+            try:
+                self._queue.put(_STOP, timeout=0.1)
+                break
+            except queue.Full:
+                if not self._thread.is_alive():
+                    break
+        self._thread.join(timeout=max(0.0, self._deadline - time.monotonic()) + 1.0)
+        return not self._thread.is_alive()
+
+
+class Actions:
+    """Fan events out to several actions, each on its own runner; clip first if there is one."""
+
+    def __init__(self, actions: Sequence[Action], *, queue_size: int = DEFAULT_QUEUE_SIZE,
+                 retries: int = DEFAULT_RETRIES, retry_delay: float = DEFAULT_RETRY_DELAY) -> None:
+        self.actions = list(actions)
+        clips = [a for a in self.actions if isinstance(a, ClipAction)]
+        if len(clips) > 1:
+            raise ParameterError("actions: at most one clip action")
+        self.clip: ClipAction | None = clips[0] if clips else None
+        others = [a for a in self.actions if a is not self.clip]
+        options = {"queue_size": queue_size, "retries": retries, "retry_delay": retry_delay}
+        self._runners = [ActionRunner(a, **options) for a in others]  # type: ignore[arg-type]
+        self._clip_runner = (ActionRunner(self.clip, forward=self._fan_out, **options)  # type: ignore[arg-type]
+                             if self.clip is not None else None)
+
+    @property
+    def runners(self) -> list[ActionRunner]:
+        """Every runner, clip first."""
+        return ([self._clip_runner] if self._clip_runner else []) + self._runners
+
+    @property
+    def history_seconds(self) -> float:
+        """Seconds of past audio to keep for clips (0 without a clip action)."""
+        return self.clip.history_seconds if self.clip is not None else 0.0
+
+    def wants_audio(self, event: Event) -> bool:
+        """Whether `event` should be submitted with its audio (end events, with a clip action)."""
+        return self.clip is not None and event.kind == "end"
+
+    def submit(self, event: Event, audio: ClipAudio | None = None) -> None:
+        """Queue `event` for every action; never blocks."""
+        if self._clip_runner is not None:
+            self._clip_runner.submit(event, audio)
+        else:
+            self._fan_out(event)
+
+    def _fan_out(self, event: Event) -> None:
+        for runner in self._runners:
+            runner.submit(event)
+
+    def close(self, timeout: float = 10.0) -> bool:
+        """Flush and stop every action within about `timeout` seconds; True if all finished."""
+        done = True
+        if self._clip_runner is not None:
+            done = self._clip_runner.close(timeout)
+        for runner in self._runners:
+            done = runner.close(timeout) and done
+        return done
+
+    def __enter__(self) -> Actions:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
