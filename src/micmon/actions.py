@@ -456,8 +456,9 @@ class MqttAction(Action):
 class ClipAction(Action):
     """Save each finished event's audio (with pre-roll before the onset) as mp3 or wav, via pydub.
 
-    The clip runs from ``pre_roll`` seconds before the event's start to its end, at most
-    ``max_seconds`` long (the latest audio is kept). The file is
+    The clip runs from ``pre_roll`` seconds before the event's start to ``post_roll`` seconds
+    after its end (as far as the monitor still holds that audio: the end is reported ``m`` windows
+    after it), at most ``max_seconds`` long (the latest audio is kept). The file is
     ``<folder>/<label>-<YYYYmmdd-HHMMSS>.<format>`` and its path goes into the event (``clip``).
     """
 
@@ -505,7 +506,8 @@ class ClipAction(Action):
 
         path = self.path_for(event)
         self.folder.mkdir(parents=True, exist_ok=True)
-        pcm = np.ascontiguousarray(audio.samples, dtype="<i2").tobytes()
+        keep = int(self.max_seconds * audio.sample_rate) * audio.channels
+        pcm = np.ascontiguousarray(audio.samples[-keep:], dtype="<i2").tobytes()
         segment = PydubSegment(data=pcm, sample_width=2, frame_rate=audio.sample_rate,
                                channels=audio.channels)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".{self.format}",

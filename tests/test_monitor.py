@@ -1,0 +1,259 @@
+"""Monitor and Listener: real ffmpeg, the tiny trained model (LiteRT), real actions and broker."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import make_recording
+from micmon.actions import Actions, ClipAction, MqttAction, PrintAction
+from micmon.detect import DetectorSettings, Event
+from micmon.errors import AudioError, ParameterError
+from micmon.monitor import Listener, Monitor, WindowResult, device_source, file_source
+from mqtt_broker import MosquittoBroker, Subscriber
+
+SETTINGS = DetectorSettings(threshold=0.6, k=2, n=3, m=2)
+HOP = 0.5
+
+
+@pytest.fixture(scope="module")
+def model(trained_model_dir: Path):  # noqa: ANN201 - Model
+    from micmon.model import Model
+
+    return Model.load(trained_model_dir)
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """20 s of background with beeps (the positive sound) from 6 s to 12 s, as a wav."""
+    folder = make_recording(tmp_path_factory.mktemp("rec") / "r", seconds=20.0,
+                            events=[(6.0, 12.0)], fmt="wav", seed=7)
+    return folder / "audio.wav"
+
+
+def _pcm(path: Path, rate: int) -> np.ndarray:
+    raw = subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-i", str(path),
+                          "-f", "s16le", "-ac", "1", "-ar", str(rate), "-"],
+                         capture_output=True, check=True).stdout
+    return np.frombuffer(raw, dtype="<i2")
+
+
+def _key(e: Event) -> tuple:
+    return (e.kind, e.label, round(e.start, 6), None if e.end is None else round(e.end, 6),
+            round(e.peak, 5), round(e.mean, 5), e.windows)
+
+
+def _replay(model, path: Path, *, actions=None, settings=SETTINGS, **kw) -> tuple[Monitor, list]:  # noqa: ANN001
+    events: list[Event] = []
+    monitor = Monitor(model, file_source(path, spec=model.spec, hop=HOP, realtime=False),
+                      settings=settings, actions=actions, hop=HOP, live=False,
+                      on_event=events.append, **kw)
+    monitor.run()
+    return monitor, events
+
+
+def test_file_replay_finds_the_event(model, recording: Path) -> None:  # noqa: ANN001
+    monitor, events = _replay(model, recording)
+    assert [(e.kind, e.label) for e in events] == [("start", "positive"), ("end", "positive")]
+    end = events[1]
+    assert 5.0 <= end.start <= 7.5 and 11.0 <= (end.end or 0) <= 13.0
+    assert end.peak >= end.mean >= 0.6
+    assert monitor.stats.windows == int((20.0 - 2.0) / HOP) + 1
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_events_do_not_depend_on_chunk_size(model, recording: Path, seed: int) -> None:  # noqa: ANN001
+    _, reference = _replay(model, recording)
+    pcm = _pcm(recording, model.spec.sample_rate)
+    rng = np.random.default_rng(seed)
+    listener = Listener(model, SETTINGS, hop=HOP)
+    got: list[Event] = []
+    i = 0
+    while i < len(pcm):
+        size = int(rng.choice([1, 7, 441, 4410, 22050, 100_000]))
+        got += [e for e, _ in listener.feed(pcm[i:i + size])]
+        i += size
+    got += [e for e, _ in listener.finish()]
+    assert [_key(e) for e in got] == [_key(e) for e in reference]
+
+
+def test_clip_has_pre_roll_and_json_lines(model, recording: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    out = io.StringIO()
+    clip = ClipAction(tmp_path / "clips", format="wav", pre_roll=3.0)
+    _, events = _replay(model, recording, actions=[PrintAction(json_lines=True, stream=out), clip])
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [d["event"] for d in lines] == ["start", "end"]
+    end = lines[1]
+    assert end["clip"] and Path(end["clip"]).exists()
+    from pydub import AudioSegment
+
+    seconds = AudioSegment.from_file(end["clip"]).duration_seconds
+    assert seconds == pytest.approx(end["duration"] + 3.0, abs=0.05)
+
+
+def test_loudness_gate_skips_scoring(model, recording: Path) -> None:  # noqa: ANN001
+    monitor, events = _replay(model, recording, settings=SETTINGS.with_(min_dbfs=-3.0))
+    assert events == [] and monitor.stats.gated == monitor.stats.windows
+
+
+def test_monitor_never_imports_tensorflow(trained_model_dir: Path, recording: Path) -> None:
+    code = """
+import sys
+from micmon.model import Model
+from micmon.monitor import Monitor, file_source
+from micmon.detect import DetectorSettings
+model = Model.load(sys.argv[1])
+events = []
+m = Monitor(model, file_source(sys.argv[2], spec=model.spec, hop=0.5, realtime=False),
+            settings=DetectorSettings(threshold=0.6, k=2, n=3, m=2), hop=0.5, live=False,
+            on_event=events.append)
+m.run()
+heavy = sorted(n for n in sys.modules if n.split(".")[0] in ("tensorflow", "keras"))
+print(model.backend, len(events), heavy)
+"""
+    out = subprocess.run([sys.executable, "-c", code, str(trained_model_dir), str(recording)],
+                         capture_output=True, text=True, check=True, timeout=120).stdout
+    assert out.split() [:2] == ["litert", "2"] and out.strip().endswith("[]"), out
+
+
+# -- live sources (lavfi plays a file in real time and looped, like a microphone) -------------
+def _live(path: Path) -> str:
+    return f"amovie={path}:loop=0,arealtime"
+
+
+def _ffmpeg_children() -> list[int]:
+    pids = []
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            try:
+                if b"ffmpeg" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    pids.append(int(pid))
+            except OSError:
+                pass
+    return pids
+
+
+@pytest.fixture
+def short_loop(tmp_path: Path) -> Path:
+    """8 s looped: beeps from 2 s to 5 s."""
+    return make_recording(tmp_path / "loop", seconds=8.0, events=[(2.0, 5.0)], fmt="wav",
+                          seed=3) / "audio.wav"
+
+
+class _Running:
+    def __init__(self, monitor: Monitor) -> None:
+        self.monitor = monitor
+        self.windows: list[WindowResult] = []
+        self.events: list[Event] = []
+        monitor.on_window = self.windows.append
+        monitor.on_event = self.events.append
+        self.thread = threading.Thread(target=monitor.run, daemon=True)
+
+    def wait(self, predicate, timeout: float = 20.0) -> None:  # noqa: ANN001
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out; events {[(e.kind, e.start) for e in self.events]}")
+            time.sleep(0.05)
+
+
+@pytest.fixture
+def running(model) -> Iterator[callable]:  # noqa: ANN001
+    started: list[_Running] = []
+
+    def start(monitor: Monitor) -> _Running:
+        run = _Running(monitor)
+        started.append(run)
+        run.thread.start()
+        return run
+
+    yield start
+    for run in started:
+        run.monitor.stop()
+        run.thread.join(15)
+        assert not run.thread.is_alive()
+
+
+def test_ffmpeg_killed_reconnects_and_detects_again(model, short_loop: Path, running,  # noqa: ANN001
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    monitor = Monitor(model, device_source("lavfi", _live(short_loop), spec=model.spec, hop=HOP),
+                      settings=SETTINGS, hop=HOP, initial_backoff=0.2)
+    with caplog.at_level(logging.INFO, logger="micmon"):
+        run = running(monitor)
+        run.wait(lambda: any(e.kind == "start" for e in run.events))
+        (pid,) = _ffmpeg_children()
+        os.kill(pid, signal.SIGKILL)
+        run.wait(lambda: monitor.stats.reconnects >= 1)
+        before = len(run.events)
+        run.wait(lambda: any(e.kind == "start" for e in run.events[before:]))
+    assert "reconnecting in" in caplog.text and "audio input is back" in caplog.text
+    assert _ffmpeg_children() and _ffmpeg_children() != [pid]
+    # Every start is ended (the device loss closes an open event).
+    kinds = [e.kind for e in run.events]
+    assert kinds[: 2 * kinds.count("end")] == ["start", "end"] * kinds.count("end")
+
+
+def test_stop_ends_open_events_and_flushes_actions(model, short_loop: Path, running,  # noqa: ANN001
+                                                   tmp_path: Path) -> None:
+    out = io.StringIO()
+    monitor = Monitor(model, device_source("lavfi", _live(short_loop), spec=model.spec, hop=HOP),
+                      settings=SETTINGS, hop=HOP,
+                      actions=[PrintAction(json_lines=True, stream=out),
+                               ClipAction(tmp_path, format="wav", pre_roll=1.0)])
+    run = running(monitor)
+    run.wait(lambda: any(e.kind == "start" for e in run.events))
+    monitor.stop()
+    run.thread.join(15)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert [d["event"] for d in lines][-2:] == ["start", "end"]
+    assert lines[-1]["clip"] and Path(lines[-1]["clip"]).exists()
+    assert _ffmpeg_children() == []
+
+
+@pytest.mark.mqtt
+def test_broker_down_monitor_keeps_listening(model, short_loop: Path, running,  # noqa: ANN001
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    with MosquittoBroker() as broker, Subscriber(broker, "micmon/#") as sub:
+        mqtt = MqttAction(broker.url, labels=model.labels, node_id="live")
+        monitor = Monitor(model, device_source("lavfi", _live(short_loop), spec=model.spec,
+                                               hop=HOP),
+                          settings=SETTINGS, hop=HOP, actions=Actions([mqtt]))
+        with caplog.at_level(logging.INFO, logger="micmon"):
+            run = running(monitor)
+            sub.wait_for(lambda m: m.topic == "micmon/live/event", timeout=20)
+            broker.stop()
+            windows = len(run.windows)
+            run.wait(lambda: len(run.windows) >= windows + 6)  # still listening
+            assert "lost the broker" in caplog.text
+            broker.start()
+            assert mqtt.wait_connected(20)
+        assert "reconnected" in caplog.text
+    with MosquittoBroker(broker.port) as again, Subscriber(again, "micmon/#") as late:
+        assert mqtt.wait_connected(20)
+        late.wait_for(lambda m: m.topic == "micmon/live/availability" and m.payload == "online")
+
+
+def test_file_errors_and_bad_parameters(model, tmp_path: Path) -> None:  # noqa: ANN001
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio at all" * 100)
+    monitor = Monitor(model, file_source(bad, spec=model.spec, hop=HOP), hop=HOP, live=False)
+    with pytest.raises(AudioError):
+        monitor.run()
+    with pytest.raises(ParameterError, match="hop: must be > 0 and at most the window"):
+        Listener(model, hop=5.0)
+    listener = Listener(model)
+    assert listener.hop == pytest.approx(model.spec.window_seconds / 4)
+    with pytest.raises(ParameterError, match="window: got 10 samples"):
+        listener.process_window(np.zeros(10, dtype=np.int16), 0.0)
