@@ -27,7 +27,7 @@ $(BIN)/.installed: pyproject.toml
 venv: $(BIN)/.installed
 
 lint: venv
-	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff check src tests examples $(wildcard bench)
 
 test: system venv lint
 	$(BIN)/python -m pytest -q
