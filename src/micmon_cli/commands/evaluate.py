@@ -1,0 +1,184 @@
+"""`micmon evaluate`: replay labelled recordings through the monitor's path and report event metrics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from micmon_cli import console
+from micmon_cli.commands import FFmpeg, ModelDir, resolve
+
+if TYPE_CHECKING:
+    from micmon.detect import DetectorSettings
+    from micmon.evaluate import Calibration, EvaluationReport
+    from micmon_cli.config import ResolvedConfig
+
+#: The monitor's hop when neither the config nor the model's calibration names one.
+DEFAULT_HOP_FRACTION = 0.25
+
+
+def _fmt(value: float | None, spec: str = ".2f", suffix: str = "") -> str:
+    return "-" if value is None else f"{value:{spec}}{suffix}"
+
+
+def detector_defaults(cfg: ResolvedConfig, metadata: dict[str, Any]) -> DetectorSettings:
+    """Return the model's calibrated settings, else the config's monitor threshold settings."""
+    from micmon.detect import DetectorSettings
+    from micmon.evaluate import model_settings
+
+    mon = cfg.config.monitor
+    fallback = DetectorSettings(threshold=mon.threshold or 0.5, thresholds=mon.thresholds,
+                                min_dbfs=mon.min_dbfs)
+    settings = model_settings(metadata, fallback)
+    explicit = {key: getattr(mon, key) for key in ("threshold", "thresholds", "min_dbfs")
+                if cfg.source(f"monitor.{key}") != "default"}
+    return settings.with_(**explicit) if explicit else settings
+
+
+def choose_hop(cfg: ResolvedConfig, metadata: dict[str, Any], window_seconds: float) -> float:
+    """Return the hop: evaluate.hop, else monitor.hop, else the calibration's, else window / 4."""
+    c = cfg.config
+    calibrated = (metadata.get("calibration") or {}).get("hop_seconds")
+    for hop in (c.evaluate.hop, c.monitor.hop, calibrated):
+        if hop:
+            return float(hop)
+    return window_seconds * DEFAULT_HOP_FRACTION
+
+
+def _recording_table(report: EvaluationReport) -> Any:
+    rows = []
+    for r in [*report.recordings, None]:
+        m = report.overall if r is None else r.metrics
+        name = "overall" if r is None else r.scores.name
+        targets = [m.per_label()[t]["f1"] for t in m.targets]
+        f1 = sum(v for v in targets if v is not None) / len(targets) if targets else None
+        rows.append([name, console.fmt_seconds(m.seconds), _fmt(m.window_accuracy),
+                     _fmt(f1), f"{m.found}/{m.runs}", _fmt(m.event_recall), m.false_alarms,
+                     _fmt(m.false_alarms_per_hour, ".1f"), _fmt(m.median_delay, ".1f", " s"),
+                     _fmt(m.worst_delay, ".1f", " s")])
+    columns = ["recording", "length", "acc", "F1", "found", "recall", "alarms", "alarms/h",
+               "delay", "worst"]
+    return console.table(f"Events of {', '.join(report.targets)} (hop {report.hop_seconds:g} s)",
+                         columns, rows, numeric=columns[1:])
+
+
+def _label_table(report: EvaluationReport) -> Any:
+    rows = [[label, _fmt(d["precision"]), _fmt(d["recall"]), _fmt(d["f1"]), d["support"]]
+            for label, d in report.overall.per_label().items()]
+    columns = ["label", "precision", "recall", "F1", "windows"]
+    return console.table("Per window, all recordings", columns, rows, numeric=columns[1:])
+
+
+def _tradeoff_table(cal: Calibration) -> Any:
+    rows = [[", ".join(f"{v:g}" for v in p.thresholds.values()), f"{p.k} of {p.n}", p.m,
+             _fmt(p.event_recall), _fmt(p.false_alarms_per_hour, ".1f"),
+             _fmt(p.median_delay, ".1f", " s"), "<- chosen" if p == cal.chosen else ""]
+            for p in cal.pareto()]
+    columns = ["threshold", "k of n", "m", "recall", "alarms/h", "median delay", ""]
+    return console.table("Best recall at each false-alarm rate", columns, rows,
+                         numeric=columns[1:-1])
+
+
+def evaluate(
+    audio_dir: Annotated[Path | None, typer.Argument(
+        help="Folder of labelled sample folders (audio.* + labels.json) [config: "
+             "evaluate.audio_dir, else paths.audio_dir].", show_default=False)] = None,
+    model_dir: ModelDir = None,
+    hop: Annotated[float | None, typer.Option(
+        "--hop", help="Seconds between window starts [config: evaluate.hop, else monitor.hop, "
+        "else a quarter of the window].", show_default=False)] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    do_calibrate: Annotated[bool, typer.Option(
+        "--calibrate", help="Search threshold, K of N and M for the best event recall within "
+        "the false-alarm budget; store them in the model's micmon.json.")] = False,
+    max_false_alarms_per_hour: Annotated[float | None, typer.Option(
+        "--max-false-alarms-per-hour", help="False-alarm budget for --calibrate [config: "
+        "evaluate.max_false_alarms_per_hour].", show_default=False)] = None,
+    plot: Annotated[Path | None, typer.Option(
+        "--plot", help="Write a score PNG per recording and a recall / false-alarm curve here.",
+        file_okay=False, show_default=False)] = None,
+    ffmpeg: FFmpeg = None,
+) -> None:
+    """Replay labelled recordings through the monitor's detector; report events found and false alarms.
+
+    Each recording goes through exactly what `micmon monitor` runs live: windows every hop
+    seconds, the model's scores, the detector. Reports window accuracy, per-label precision /
+    recall / F1, event recall, false alarms per hour and detection delay. Calibrate on
+    recordings the network was not trained on.
+
+    Example: micmon evaluate ~/datasets/holdout --calibrate --max-false-alarms-per-hour 1
+    """
+    from micmon.audio import AudioDirectory
+    from micmon.errors import AudioError
+    from micmon.evaluate import (
+        calibrate,
+        evaluate_scores,
+        plot_report,
+        save_calibration,
+        score_recording,
+    )
+    from micmon.model import Model
+    from micmon_cli.config import Flag
+
+    cfg = resolve(Flag("paths.model_dir", model_dir, "--model"),
+                  Flag("evaluate.hop", hop, "--hop"),
+                  Flag("evaluate.max_false_alarms_per_hour", max_false_alarms_per_hour,
+                       "--max-false-alarms-per-hour"),
+                  Flag("audio.ffmpeg", ffmpeg, "--ffmpeg"))
+    c = cfg.config
+    root = audio_dir or c.evaluate.audio_dir or c.paths.audio_dir
+    model_path = cfg.existing_dir("paths.model_dir")
+    model = Model.load(model_path)
+    metadata = dict(model.metadata)
+    assert model.spec is not None
+    window_hop = choose_hop(cfg, metadata, model.spec.window_seconds)
+    settings = detector_defaults(cfg, metadata)
+
+    folders = AudioDirectory.scan(root)
+    if not folders:
+        raise AudioError(f"{root}: no labelled sample folders (audio.* + labels.json) at or below "
+                         "it; pass AUDIO_DIR or set evaluate.audio_dir")
+    scored = []
+    with console.progress() as bar:
+        task = bar.add_task("scoring", total=len(folders))
+        for folder in folders:
+            bar.update(task, description=f"scoring {folder.name}")
+            scored.append(score_recording(folder, model, hop=window_hop,
+                                          ffmpeg_bin=c.audio.ffmpeg))
+            bar.advance(task)
+
+    calibration = None
+    if do_calibrate:
+        budget = c.evaluate.max_false_alarms_per_hour
+        calibration = calibrate(scored, max_false_alarms_per_hour=budget, base=settings)
+        settings = calibration.settings
+        save_calibration(model_path, calibration)
+        if not calibration.met_budget:
+            console.warn(f"no setting keeps false alarms within {budget:g} per hour on these "
+                         "recordings; stored the one with the fewest")
+    report = evaluate_scores(scored, settings)
+    plots = plot_report(report, plot, calibration=calibration) if plot is not None else []
+
+    if as_json:
+        data = report.to_dict()
+        data["model"] = str(model_path)
+        if calibration is not None:
+            data["calibration"] = calibration.to_dict()
+        if plots:
+            data["plots"] = [str(p) for p in plots]
+        typer.echo(json.dumps(data, indent=2))
+        return
+    console.result(_recording_table(report))
+    console.result(_label_table(report))
+    s = settings
+    thresholds = ", ".join(f"{k}={v:g}" for k, v in s.thresholds.items()) or f"{s.threshold:g}"
+    console.result(f"detector: threshold {thresholds}, {s.k} of {s.n} windows to start, "
+                   f"{s.m} below to end")
+    if calibration is not None:
+        console.result(_tradeoff_table(calibration))
+        console.result(f"saved the calibrated detector settings to {model_path / 'micmon.json'}")
+    for path in plots:
+        console.info(f"wrote {path}")

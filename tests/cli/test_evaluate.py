@@ -1,0 +1,99 @@
+"""`micmon evaluate`: the command replays recordings, reports as tables or JSON, calibrates, plots."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from micmon_cli.app import app
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture()
+def model_copy(trained_model_dir: Path, tmp_path: Path) -> Path:
+    """A private copy of the session model, so calibration can write its micmon.json."""
+    return Path(shutil.copytree(trained_model_dir, tmp_path / "model"))
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    """Run the CLI; return (exit code, stdout, stderr)."""
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_json_report_counts_events(workspace: Path, trained_model_dir: Path) -> None:
+    code, out, err = run("evaluate", str(workspace / "audio"), "--model", str(trained_model_dir),
+                         "--hop", "1", "--json")
+    assert code == 0, err
+    report = json.loads(out)
+    overall = report["overall"]
+    assert report["targets"] == ["positive"] and report["hop_seconds"] == 1.0
+    assert len(report["recordings"]) == 4
+    assert overall["events"] == 4  # one beeping event per recording
+    assert overall["found"] + overall["missed"] == 4
+    assert overall["event_recall"] >= 0.75
+    assert overall["window_accuracy"] >= 0.8
+    assert set(overall["labels"]) == {"negative", "positive"}
+    assert report["detector"]["threshold"] == 0.5  # no calibration: the config's default
+
+
+def test_tables_on_the_terminal(workspace: Path, trained_model_dir: Path) -> None:
+    code, out, err = run("evaluate", str(workspace / "audio"), "--model", str(trained_model_dir),
+                         "--hop", "1")
+    assert code == 0, err
+    assert "Events of positive" in out and "precision" in out and "detector: threshold" in out
+
+
+def test_config_threshold_applies_without_calibration(workspace: Path, model_copy: Path,
+                                                      tmp_path: Path) -> None:
+    config = tmp_path / "micmon.yaml"
+    config.write_text("monitor:\n  threshold: 0.9\n")
+    code, out, err = run("--config", str(config), "evaluate", str(workspace / "audio"),
+                         "--model", str(model_copy), "--hop", "1", "--json")
+    assert code == 0, err
+    assert json.loads(out)["detector"]["threshold"] == 0.9
+
+
+def test_calibrate_stores_settings_within_budget(workspace: Path, model_copy: Path,
+                                                 tmp_path: Path) -> None:
+    code, out, err = run("evaluate", str(workspace / "audio"), "--model", str(model_copy),
+                         "--hop", "1", "--calibrate", "--max-false-alarms-per-hour", "50",
+                         "--json", "--plot", str(tmp_path / "plots"))
+    assert code == 0, err
+    report = json.loads(out)
+    calibration = report["calibration"]
+    assert calibration["max_false_alarms_per_hour"] == 50.0
+    assert calibration["met_budget"] is True
+    assert report["overall"]["false_alarms_per_hour"] <= 50.0
+    stored = json.loads((model_copy / "micmon.json").read_text())
+    assert stored["detector"] == report["detector"]
+    assert stored["calibration"]["hop_seconds"] == 1.0
+    pngs = sorted((tmp_path / "plots").glob("*.png"))
+    assert [p.name for p in pngs] == ["sample_1.png", "sample_2.png", "sample_3.png",
+                                      "sample_4.png", "tradeoff.png"]
+    assert all(p.read_bytes()[:8] == PNG_MAGIC for p in pngs)
+
+    # the next run (and monitor) picks the calibrated settings up
+    code, out, err = run("evaluate", str(workspace / "audio"), "--model", str(model_copy),
+                         "--json")
+    assert code == 0, err
+    again = json.loads(out)
+    assert again["detector"] == stored["detector"] and again["hop_seconds"] == 1.0
+
+
+def test_missing_model_is_one_error_line(workspace: Path, tmp_path: Path) -> None:
+    code, _, err = run("evaluate", str(workspace / "audio"), "--model", str(tmp_path / "nope"))
+    assert code == 1
+    assert "nope" in err and "Traceback" not in err
+
+
+def test_no_labelled_recordings_is_an_error(trained_model_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "empty").mkdir()
+    code, _, err = run("evaluate", str(tmp_path / "empty"), "--model", str(trained_model_dir))
+    assert code == 1
+    assert "no labelled sample folders" in err
