@@ -88,6 +88,8 @@ class Action:
     name = "action"
     #: Whether a failure may be retried (False for actions where a repeat would do harm).
     retry = True
+    #: Extra attempts after a failure for this action (None: the runner's default).
+    retries: int | None = None
 
     def open(self) -> None:
         """Acquire resources (connections); called once on the action's thread before any event."""
@@ -653,9 +655,14 @@ class Actions:
             raise ParameterError("actions: at most one clip action")
         self.clip: ClipAction | None = clips[0] if clips else None
         others = [a for a in self.actions if a is not self.clip]
-        options = {"queue_size": queue_size, "retries": retries, "retry_delay": retry_delay}
-        self._runners = [ActionRunner(a, **options) for a in others]  # type: ignore[arg-type]
-        self._clip_runner = (ActionRunner(self.clip, forward=self._fan_out, **options)  # type: ignore[arg-type]
+
+        def runner(action: Action, **extra: Any) -> ActionRunner:
+            tries = retries if action.retries is None else action.retries
+            return ActionRunner(action, queue_size=queue_size, retries=tries,
+                                retry_delay=retry_delay, **extra)
+
+        self._runners = [runner(a) for a in others]
+        self._clip_runner = (runner(self.clip, forward=self._fan_out)
                              if self.clip is not None else None)
 
     @property

@@ -84,6 +84,7 @@ def add_command(name: str, *, module: str | None = None) -> None:
 # add_command("datagen")
 # add_command("train")
 # add_command("predict")
+add_command("monitor")
 add_command("evaluate")
 add_command("config")
 

@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -131,16 +131,152 @@ class PredictConfig(Section):
                                   "background in the event summary")
 
 
-class MonitorConfig(Section):
-    """`micmon monitor`: live detection from a microphone."""
+class _ActionConfig(Section):
+    """Keys every monitor action has."""
 
+    retries: int = Field(3, ge=0, le=100, description="extra attempts after a failure")
+
+
+class CommandActionConfig(_ActionConfig):
+    """monitor.actions: run a program per event (no shell; event in MICMON_* and on stdin)."""
+
+    type: Literal["command"]
+    command: list[str] | str = Field(description="program and arguments, e.g. "
+                                     "[notify-send, micmon]; a string is split like a shell "
+                                     "would, but no shell runs")
+    timeout: PositiveFloat = Field(30.0, description="seconds before the program is killed")
+    events: list[Literal["start", "end"]] = Field(["start", "end"], min_length=1,
+                                                  description="which events run it")
+
+
+class WebhookActionConfig(_ActionConfig):
+    """monitor.actions: HTTP POST of the event JSON."""
+
+    type: Literal["webhook"]
+    url: str = Field(description="http:// or https:// URL")
+    timeout: PositiveFloat = Field(10.0, description="seconds per attempt")
+    headers: dict[str, str] = Field(default_factory=dict, description="extra HTTP headers")
+    events: list[Literal["start", "end"]] = Field(["start", "end"], min_length=1,
+                                                  description="which events are posted")
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, value: str) -> str:
+        from urllib.parse import urlsplit
+
+        from pydantic_core import PydanticCustomError
+
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise PydanticCustomError("url", "expected an http:// or https:// URL")
+        return value
+
+
+class MqttActionConfig(_ActionConfig):
+    """monitor.actions: publish to an MQTT broker, with retained state and HA discovery."""
+
+    type: Literal["mqtt"]
+    broker: str = Field("mqtt://localhost:1883", description="mqtt://[user:pass@]host[:port], "
+                        "mqtts:// for TLS")
+    topic: str | None = Field(None, description="base topic; empty: micmon/<node_id>")
+    node_id: str = Field("micmon", description="this monitor's name in topics and Home Assistant")
+    username: str | None = Field(None, description="broker user (or in the URL)")
+    password: str | None = Field(None, description="broker password (or in the URL)")
+    tls: bool | None = Field(None, description="use TLS; empty: only for mqtts://")
+    ca_certs: Path | None = Field(None, description="CA bundle for TLS; empty: the system's")
+    tls_insecure: bool = Field(False, description="skip the TLS host name check")
+    discovery: bool = Field(True, description="announce a Home Assistant binary sensor per label")
+    discovery_prefix: str = Field("homeassistant", description="Home Assistant discovery prefix")
+    client_id: str | None = Field(None, description="MQTT client id; empty: micmon-<node_id>-<pid>")
+
+    @field_validator("broker")
+    @classmethod
+    def _check_broker(cls, value: str) -> str:
+        from pydantic_core import PydanticCustomError
+
+        from micmon.actions import parse_broker_url
+
+        try:
+            parse_broker_url(value)
+        except ParameterError as exc:
+            raise PydanticCustomError("broker_url", str(exc).split(": ", 1)[-1]) from None
+        return value
+
+    @field_validator("ca_certs", mode="before")
+    @classmethod
+    def _expand_paths(cls, value: Any) -> Any:
+        return _expand(value)
+
+
+class ClipActionConfig(_ActionConfig):
+    """monitor.actions: save each event's audio, with pre-roll, as mp3 or wav."""
+
+    type: Literal["clip"]
+    folder: Path = Field(Path("~/micmon-clips"), description="where clips are saved")
+    format: Literal["mp3", "wav"] = Field("mp3", description="mp3 or wav")
+    pre_roll: float = Field(5.0, ge=0, le=600, description="seconds before the onset")
+    post_roll: float = Field(0.0, ge=0, le=600, description="seconds after the end (up to "
+                             "what the monitor still holds)")
+    max_seconds: PositiveFloat = Field(120.0, description="longest clip; the latest audio is kept")
+
+    model_config = ConfigDict(validate_default=True)
+
+    @field_validator("folder", mode="before")
+    @classmethod
+    def _expand_paths(cls, value: Any) -> Any:
+        return _expand(value)
+
+
+MonitorAction = Annotated[
+    CommandActionConfig | WebhookActionConfig | MqttActionConfig | ClipActionConfig,
+    Field(discriminator="type")]
+
+
+def _score(name: str, value: float) -> float:
+    if not 0.0 < value <= 1.0:
+        from pydantic_core import PydanticCustomError
+
+        raise PydanticCustomError("score", f"{name} must be a score in (0, 1], e.g. 0.7")
+    return value
+
+
+class MonitorConfig(Section):
+    """`micmon monitor`: live detection (owned by the monitor subcommand).
+
+    Detector keys left empty take the model's calibrated value (`micmon evaluate --calibrate`
+    writes them into micmon.json), else the detector's default.
+    """
+
+    model: Path | None = Field(None, description="model folder; empty: paths.model_dir")
     hop: PositiveFloat | None = Field(None, description="seconds between window starts; "
                                       "empty: a quarter of the window")
-    threshold: float = Field(0.5, ge=0.0, le=1.0, description="default score threshold per label")
+    threshold: float = Field(0.5, gt=0.0, le=1.0, description="default score threshold per label")
     thresholds: dict[str, float] = Field(default_factory=dict,
                                          description="per-label thresholds overriding `threshold`")
-    min_dbfs: float | None = Field(None, description="windows quieter than this count as "
+    targets: list[str] = Field(default_factory=list, description="labels to report; empty: the "
+                               "keys of thresholds, else every label but the background ones")
+    k: PositiveInt | None = Field(None, description="an event starts when k of the last n "
+                                  "windows pass the threshold (default 1)")
+    n: PositiveInt | None = Field(None, description="see k (default 1)")
+    m: PositiveInt | None = Field(None, description="an event ends after m windows below the "
+                                  "threshold (default 1)")
+    min_event_seconds: NonNegativeFloat | None = Field(None, description="shorter events are "
+                                                       "dropped (default 0)")
+    cooldown_seconds: NonNegativeFloat | None = Field(None, description="seconds from an event's "
+                                                      "end to the next of its label (default 0)")
+    min_dbfs: float | None = Field(None, le=0.0, description="windows quieter than this count as "
                                    "background without being scored")
+    reconnect_max_seconds: PositiveFloat = Field(30.0, description="longest wait between "
+                                                 "attempts to reopen a lost audio device")
+    actions: list[MonitorAction] = Field(default_factory=list, description="what to do on "
+                                         "events: command, webhook, mqtt, clip (any number)")
+
+    @field_validator("thresholds")
+    @classmethod
+    def _check_thresholds(cls, value: dict[str, float]) -> dict[str, float]:
+        for label, score in value.items():
+            _score(f"thresholds.{label}", score)
+        return value
 
 
 class EvaluateConfig(Section):

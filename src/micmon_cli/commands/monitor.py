@@ -1,0 +1,227 @@
+"""`micmon monitor`: listen live (or replay a file) and act on the sounds the model knows."""
+
+from __future__ import annotations
+
+import math
+import shlex
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from micmon_cli import console
+from micmon_cli.commands import Device, FFmpeg, ModelDir, System, resolve
+
+if TYPE_CHECKING:
+    from micmon.actions import Action
+    from micmon.detect import DetectorSettings, Event
+    from micmon.monitor import Monitor, WindowResult
+    from micmon_cli.config import ResolvedConfig
+
+#: Detector keys of the monitor section (None in the config: the model's calibration decides).
+DETECTOR_KEYS = ("threshold", "thresholds", "targets", "k", "n", "m", "min_event_seconds",
+                 "cooldown_seconds", "min_dbfs")
+#: Refreshes per second of the live view.
+LIVE_REFRESH = 4
+BAR_WIDTH = 30
+
+
+def detector_settings(cfg: ResolvedConfig, metadata: dict[str, Any]) -> DetectorSettings:
+    """Return the model's calibrated detector settings with the config's explicit keys on top."""
+    from micmon.detect import DetectorSettings
+    from micmon.evaluate import model_settings
+
+    mon = cfg.config.monitor
+    settings = model_settings(metadata, DetectorSettings())
+    explicit = {key: getattr(mon, key) for key in DETECTOR_KEYS
+                if getattr(mon, key) is not None and cfg.source(f"monitor.{key}") != "default"}
+    if explicit.get("targets") is not None:
+        explicit["targets"] = tuple(explicit["targets"])
+    return settings.with_(**explicit) if explicit else settings
+
+
+def choose_hop(cfg: ResolvedConfig, metadata: dict[str, Any], window: float) -> float:
+    """Return monitor.hop, else the calibration's hop, else a quarter of the window."""
+    calibrated = (metadata.get("calibration") or {}).get("hop_seconds")
+    for hop in (cfg.config.monitor.hop, calibrated):
+        if hop:
+            return float(hop)
+    return window / 4
+
+
+def build_actions(cfg: ResolvedConfig, labels: list[str]) -> list[Action]:
+    """Turn monitor.actions into library actions (raising ConfigError naming the entry)."""
+    from micmon.actions import ClipAction, CommandAction, MqttAction, WebhookAction
+    from micmon.errors import ParameterError
+    from micmon_cli.config import ConfigError
+
+    base = cfg.file.parent if cfg.file is not None else Path.cwd()
+    actions: list[Action] = []
+    for i, spec in enumerate(cfg.config.monitor.actions):
+        where = f"{cfg.where('monitor.actions')}[{i}] ({spec.type})"
+        try:
+            action: Action
+            if spec.type == "command":
+                argv = shlex.split(spec.command) if isinstance(spec.command, str) \
+                    else spec.command
+                action = CommandAction(argv, timeout=spec.timeout, events=spec.events)
+            elif spec.type == "webhook":
+                action = WebhookAction(spec.url, timeout=spec.timeout, headers=spec.headers,
+                                       events=spec.events)
+            elif spec.type == "mqtt":
+                action = MqttAction(spec.broker, labels=labels, topic=spec.topic,
+                                    node_id=spec.node_id, username=spec.username,
+                                    password=spec.password, tls=spec.tls, ca_certs=spec.ca_certs,
+                                    tls_insecure=spec.tls_insecure, client_id=spec.client_id,
+                                    discovery=spec.discovery,
+                                    discovery_prefix=spec.discovery_prefix)
+            else:
+                folder = spec.folder if spec.folder.is_absolute() else base / spec.folder
+                action = ClipAction(folder, format=spec.format, pre_roll=spec.pre_roll,
+                                    post_roll=spec.post_roll, max_seconds=spec.max_seconds)
+        except ParameterError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+        action.retries = spec.retries
+        actions.append(action)
+    return actions
+
+
+# -- display -------------------------------------------------------------------------------------
+class LiveView:
+    """Rich live view on stderr: current label and confidence bar, input level, last events."""
+
+    def __init__(self, monitor: Monitor, source: str) -> None:
+        from rich.live import Live
+
+        self.monitor = monitor
+        self.source = source
+        self.last: WindowResult | None = None
+        self.live = Live(self._render(), console=console.err, refresh_per_second=LIVE_REFRESH,
+                         transient=False)
+
+    def on_window(self, result: WindowResult) -> None:
+        """Remember the newest window (rendered at the next refresh)."""
+        self.last = result
+        self.live.update(self._render())
+
+    def _render(self) -> Any:
+        from rich.table import Table
+        from rich.text import Text
+
+        grid = Table.grid(padding=(0, 1))
+        grid.add_column(justify="right", style="bold")
+        grid.add_column()
+        stats = self.monitor.stats
+        state = ("[green]listening[/green]" if stats.connected
+                 else "[yellow]waiting for audio[/yellow]")
+        grid.add_row("input", Text.from_markup(f"{self.source}  {state}"
+                                               f"  {console.fmt_seconds(stats.audio_seconds)}"))
+        r = self.last
+        level = r.level_dbfs if r is not None else -math.inf
+        grid.add_row("level", _bar((max(level, -60.0) + 60) / 60, "cyan",
+                                   f"{console.fmt_db(level)} dBFS"))
+        active = self.monitor.listener.detector.active
+        if r is not None:
+            for label, score in r.scores.items():
+                colour = "red" if label in active else "green"
+                note = "  [bold red]DETECTED[/bold red]" if label in active else ""
+                grid.add_row(label, _bar(score, colour, f"{score:.2f}", note))
+        for event in list(stats.recent)[-5:][::-1]:
+            grid.add_row("event", _event_text(event))
+        return grid
+
+
+def _bar(value: float, colour: str, text: str, note: str = "") -> Any:
+    from rich.text import Text
+
+    filled = max(0, min(BAR_WIDTH, int(round(value * BAR_WIDTH))))
+    return Text.assemble(("█" * filled, colour), ("·" * (BAR_WIDTH - filled), "dim"),
+                         f" {text}", Text.from_markup(note))
+
+
+def _event_text(event: Event) -> str:
+    from micmon.actions import format_event
+
+    return format_event(event)
+
+
+def monitor(
+    model: ModelDir = None,
+    system: System = None,
+    device: Device = None,
+    input_file: Annotated[Path | None, typer.Option(
+        "--input", "-i", help="Replay this audio file instead of listening to a device.",
+        exists=True, dir_okay=False, show_default=False)] = None,
+    fast: Annotated[bool, typer.Option(
+        "--fast", help="With --input: replay as fast as possible, not in real time.")] = False,
+    hop: Annotated[float | None, typer.Option(
+        "--hop", help="Seconds between window starts [config: monitor.hop; default: a quarter "
+        "of the window].", show_default=False)] = None,
+    threshold: Annotated[float | None, typer.Option(
+        "--threshold", "-T", help="Score a label must reach, 0-1 [config: monitor.threshold].",
+        show_default=False)] = None,
+    min_dbfs: Annotated[float | None, typer.Option(
+        "--min-dbfs", help="Skip windows quieter than this (dBFS) [config: monitor.min_dbfs].",
+        show_default=False)] = None,
+    json_lines: Annotated[bool, typer.Option(
+        "--json", help="Print only JSON lines, one per event, on stdout.")] = False,
+    ffmpeg: FFmpeg = None,
+) -> None:
+    """Listen with a trained model and report when its sounds start and stop.
+
+    Windows of the model's length (overlapping by --hop) are scored through LiteRT; the
+    detector in the `monitor:` config section turns scores into start/end events, and the
+    configured actions (command, webhook, MQTT with Home Assistant discovery, clip) run on
+    their own threads. A lost device is reopened with backoff; Ctrl-C or SIGTERM ends open
+    events, flushes the actions and exits 0.
+
+    Example: micmon monitor --device plughw:1,0 --json
+    """
+    from micmon.actions import PrintAction
+    from micmon.model import Model
+    from micmon.monitor import Monitor, device_source, file_source, install_signal_handlers
+    from micmon_cli.config import Flag
+
+    cfg = resolve(Flag("monitor.model", model, "--model"),
+                  Flag("audio.system", system, "--system"), Flag("audio.device", device, "--device"),
+                  Flag("monitor.hop", hop, "--hop"), Flag("monitor.threshold", threshold,
+                                                          "--threshold"),
+                  Flag("monitor.min_dbfs", min_dbfs, "--min-dbfs"),
+                  Flag("audio.ffmpeg", ffmpeg, "--ffmpeg"))
+    c = cfg.config
+    model_dir = c.monitor.model or c.paths.model_dir
+    loaded = Model.load(model_dir)
+    spec = loaded.spec
+    settings = detector_settings(cfg, loaded.metadata)
+    window_hop = choose_hop(cfg, loaded.metadata, spec.window_seconds)
+    actions = build_actions(cfg, list(loaded.labels))
+    interactive = console.interactive() and not json_lines
+    if json_lines or not interactive:
+        actions.insert(0, PrintAction(json_lines=json_lines))
+    if input_file is not None:
+        source = file_source(input_file, spec=spec, hop=window_hop, realtime=not fast,
+                             ffmpeg_bin=c.audio.ffmpeg)
+        name = str(input_file)
+    else:
+        source = device_source(c.audio.system, c.audio.device, spec=spec, hop=window_hop,
+                               ffmpeg_bin=c.audio.ffmpeg)
+        name = f"{c.audio.system}:{c.audio.device}"
+    mon = Monitor(loaded, source, settings=settings, actions=actions, hop=window_hop,
+                  live=input_file is None, max_backoff=c.monitor.reconnect_max_seconds)
+    targets = ", ".join(mon.listener.detector.targets)
+    console.info(f"listening to {name} for {targets} ({spec.window_seconds:g} s windows every "
+                 f"{window_hop:g} s, model {model_dir}); Ctrl-C to stop")
+    restore = install_signal_handlers(mon)
+    view = LiveView(mon, name) if interactive else None
+    try:
+        if view is not None:
+            mon.on_window = view.on_window
+            with view.live:
+                stats = mon.run()
+        else:
+            stats = mon.run()
+    finally:
+        restore()
+    console.info(f"stopped after {console.fmt_seconds(stats.audio_seconds)} of audio: "
+                 f"{stats.windows} windows, {stats.events} events, "
+                 f"{stats.reconnects} reconnects")

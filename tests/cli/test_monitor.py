@@ -1,0 +1,196 @@
+"""`micmon monitor`: a real PulseAudio null sink, file replay, signals and config errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from helpers import background, beeps, encode
+from micmon_cli.app import app
+from pulse_server import PulseServer, PulseUnavailable
+
+MICMON = str(Path(sys.executable).with_name("micmon"))
+CONFIG = """\
+monitor:
+  hop: 0.5
+  threshold: 0.6
+  k: 2
+  n: 3
+  m: 2
+  min_dbfs: -60
+"""
+LEAD_IN, SOUND, TAIL = 1.5, 4.0, 3.0
+
+
+@pytest.fixture(scope="module")
+def positive_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Background, then 4 s of beeps (the positive sound) over it, then background."""
+    rate = 44100
+    rng = np.random.default_rng(11)
+    signal_ = background(LEAD_IN + SOUND + TAIL, rate, rng)
+    a = int(LEAD_IN * rate)
+    signal_[a:a + int(SOUND * rate)] += beeps(SOUND, rate)
+    return encode(tmp_path_factory.mktemp("play") / "positive.wav", signal_, rate)
+
+
+@pytest.fixture(scope="module")
+def pulse() -> Iterator[PulseServer]:
+    try:
+        with PulseServer() as server:
+            yield server
+    except PulseUnavailable as exc:  # pragma: no cover - depends on the machine
+        pytest.skip(str(exc))
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    path = tmp_path / "micmon.yaml"
+    path.write_text(CONFIG)
+    return path
+
+
+class Process:
+    """A `micmon` child process whose stdout JSON lines are collected as they arrive."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen([MICMON, *args], env={**env, "MICMON_NO_LIVE": "1"},
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.lines: queue.Queue[tuple[float, dict]] = queue.Queue()
+        self.stdout: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.stdout.append(line)
+            self.lines.put((time.monotonic(), json.loads(line)))
+
+    def next_event(self, timeout: float) -> tuple[float, dict]:
+        try:
+            return self.lines.get(timeout=timeout)
+        except queue.Empty:
+            self.proc.kill()
+            raise AssertionError(f"no event in {timeout} s; stderr:\n"
+                                 f"{self.proc.communicate()[1]}") from None
+
+    def terminate(self) -> tuple[int, str]:
+        self.proc.send_signal(signal.SIGTERM)
+        _, err = self.proc.communicate(timeout=20)
+        return self.proc.returncode, err
+
+
+def _wait_for_capture(pulse: PulseServer, timeout: float = 20.0) -> None:
+    """Wait until a client (ffmpeg) records from the server."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        out = subprocess.run(["pactl", "list", "short", "source-outputs"], env=pulse.env,
+                             capture_output=True, text=True, check=False).stdout
+        if out.strip():
+            return
+        time.sleep(0.1)
+    raise AssertionError("the monitor never started recording from PulseAudio")
+
+
+@pytest.mark.pulse
+def test_pulse_sink_one_start_and_one_end_in_time(pulse: PulseServer, trained_model_dir: Path,
+                                                  positive_wav: Path, config: Path) -> None:
+    env = {k: v for k, v in pulse.env.items() if k != "MICMON_CONFIG"}
+    mon = Process(["--config", str(config), "monitor", "--model", str(trained_model_dir),
+                   "--system", "pulse", "--device", pulse.monitor, "--json"], env)
+    try:
+        _wait_for_capture(pulse)
+        time.sleep(1.0)  # some silence first (gated by min_dbfs)
+        began = time.monotonic() + LEAD_IN
+        player = pulse.play(positive_wav)
+        start_at, start = mon.next_event(timeout=20)
+        assert start["event"] == "start" and start["label"] == "positive"
+        window, hop = 2.0, 0.5
+        assert start_at - began <= window + hop + 1.0, f"start {start_at - began:.2f} s late"
+        end_at, end = mon.next_event(timeout=20)
+        assert end["event"] == "end" and end["label"] == "positive"
+        assert end["duration"] == pytest.approx(SOUND, abs=1.5)
+        assert player.wait(10) == 0
+        time.sleep(1.0)
+        assert mon.lines.empty()  # exactly one start and one end
+    finally:
+        code, err = mon.terminate()
+    assert code == 0, err
+    assert "stopped after" in err
+
+
+def test_sigterm_ends_the_open_event_and_exits_0(trained_model_dir: Path, positive_wav: Path,
+                                                 config: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "MICMON_CONFIG"}
+    mon = Process(["--config", str(config), "monitor", "--model", str(trained_model_dir),
+                   "--input", str(positive_wav), "--json"], env)
+    _, start = mon.next_event(timeout=30)
+    assert start["event"] == "start"
+    code, err = mon.terminate()
+    assert code == 0, err
+    lines = [json.loads(line) for line in mon.stdout]
+    assert [d["event"] for d in lines] == ["start", "end"]
+
+
+def run(*args: str) -> tuple[int, str, str]:
+    """Run the CLI in-process; return (exit code, stdout, stderr)."""
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_fast_replay_prints_only_json_lines(trained_model_dir: Path, positive_wav: Path,
+                                            config: Path, tmp_path: Path) -> None:
+    config.write_text(CONFIG + "  actions:\n    - type: clip\n      format: wav\n"
+                      "      folder: clips\n      pre_roll: 1\n")
+    code, out, err = run("--config", str(config), "monitor", "--model", str(trained_model_dir),
+                         "--input", str(positive_wav), "--fast", "--json")
+    assert code == 0, err
+    lines = [json.loads(line) for line in out.splitlines()]
+    assert [(d["event"], d["label"]) for d in lines] == [("start", "positive"),
+                                                         ("end", "positive")]
+    clip = Path(lines[1]["clip"])
+    assert clip.exists() and clip.parent == tmp_path / "clips"
+
+
+@pytest.mark.parametrize(("yaml_text", "message"), [
+    ("monitor:\n  actions:\n    - type: sms\n", "monitor.actions.0: input tag 'sms'"),
+    ("monitor:\n  threshold: 1.5\n", "monitor.threshold: input should be less than or equal"),
+    ("monitor:\n  thresholds:\n    positive: 0\n", "thresholds.positive must be a score"),
+    ("monitor:\n  k: 3\n  n: 2\n", "k: 3 windows above the threshold can never happen"),
+    ("monitor:\n  thresholds:\n    cry: 0.5\n", "unknown label 'cry'"),
+    ("monitor:\n  actions:\n    - type: mqtt\n      broker: http://broker\n",
+     "broker: unknown scheme 'http'"),
+    ("monitor:\n  actions:\n    - type: mqtt\n      broker: 'mqtt://host:99999'\n",
+     "not a valid URL"),
+    ("monitor:\n  actions:\n    - type: webhook\n      url: hook.local\n",
+     "expected an http:// or https:// URL"),
+    ("monitor:\n  actions:\n    - type: command\n      command: [no-such-prog-micmon]\n",
+     "monitor.actions[0] (command): command: 'no-such-prog-micmon' is not an executable"),
+])
+def test_bad_config_values_get_clear_messages(trained_model_dir: Path, positive_wav: Path,
+                                              tmp_path: Path, yaml_text: str,
+                                              message: str) -> None:
+    config = tmp_path / "micmon.yaml"
+    config.write_text(yaml_text)
+    code, out, err = run("--config", str(config), "monitor", "--model", str(trained_model_dir),
+                         "--input", str(positive_wav), "--fast", "--json")
+    assert code == 1
+    assert message in " ".join(err.split()), err
+    assert out == ""
+
+
+def test_missing_model_says_how_to_fix(tmp_path: Path, positive_wav: Path) -> None:
+    code, _, err = run("monitor", "--model", str(tmp_path / "nope"), "--input",
+                       str(positive_wav))
+    assert code == 1 and "no such model folder" in err
