@@ -1,0 +1,338 @@
+"""micmon.dataset: DatasetWriter files, one label index across files, the original npz format, splits."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from micmon.audio import AudioSegment
+from micmon.dataset import Dataset, DatasetWriter
+from micmon.errors import DatasetError, ParameterError
+from micmon.features import FeatureSpec, compute_batch
+
+RATE, WINDOW = 16000, 0.5
+LOW, HIGH, BINS = 250, 7500, 20
+#: A different tone per label, so the features tell the labels apart.
+TONE_HZ = {"negative": 500.0, "other": 2000.0, "positive": 3000.0}
+
+
+def window(label: str | None, start: float = 0.0, *, seed: int = 0) -> AudioSegment:
+    """One 0.5 s window: the label's tone over a little noise (noise only without a label)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(RATE * WINDOW)) / RATE
+    x = 0.02 * rng.standard_normal(len(t))
+    if label is not None:
+        x += 0.3 * np.sin(2 * np.pi * TONE_HZ[label] * t)
+    return AudioSegment(np.round(x * 32767).astype(np.int16), RATE, label=label, start=start)
+
+
+def write(path: Path, labels: Sequence[str | None], **options: object) -> Path:
+    with DatasetWriter(path, LOW, HIGH, BINS, **options) as writer:  # type: ignore[arg-type]
+        for i, label in enumerate(labels):
+            writer += window(label, i * WINDOW, seed=i)
+    return path
+
+
+# -- DatasetWriter ---------------------------------------------------------------------------------------
+def test_writer_stores_the_original_keys_labels_and_feature_spec(tmp_path: Path) -> None:
+    labels = ["negative", "positive", "positive", "negative", "positive"]
+    path = write(tmp_path / "rec.npz", labels)
+    with np.load(path, allow_pickle=False) as data:
+        assert {"samples", "classes", "cutoff_frequencies", "labels", "spec"} <= set(data.files)
+        samples, classes = data["samples"], data["classes"]
+        assert data["labels"].tolist() == ["negative", "positive"]
+        assert data["cutoff_frequencies"].tolist() == [LOW, HIGH]
+        spec = FeatureSpec.from_json(str(data["spec"]))
+    assert spec == FeatureSpec(sample_rate=RATE, window_seconds=WINDOW, low_freq=LOW, high_freq=HIGH,
+                               bins=BINS, scale="log")
+    assert samples.dtype == np.float32
+    assert samples.shape == (5, BINS)
+    assert classes.tolist() == [0, 1, 1, 0, 1]
+    expected = compute_batch(np.stack([window(lb, seed=i).audio for i, lb in enumerate(labels)]),
+                             spec)
+    np.testing.assert_allclose(samples, expected, rtol=1e-6)
+    # The label's tone is in its band.
+    assert samples[1].argmax() == int((TONE_HZ["positive"] - LOW) / (HIGH - LOW) * BINS)
+
+
+def test_writer_options_reach_the_spec(tmp_path: Path) -> None:
+    writer = DatasetWriter(tmp_path / "lin", LOW, HIGH, BINS, scale="linear")
+    assert writer.path == str(tmp_path / "lin.npz")  # the suffix is added
+    writer += window("negative")
+    writer.close()
+    data = Dataset.load(tmp_path / "lin.npz")
+    assert data.spec is not None
+    assert data.spec.scale == "linear"
+    assert (data.low_freq, data.high_freq) == (LOW, HIGH)
+
+
+def test_writer_skips_unlabelled_windows(tmp_path: Path) -> None:
+    with DatasetWriter(tmp_path / "rec.npz", LOW, HIGH, BINS) as writer:
+        for i, label in enumerate(["negative", None, "positive", None, None]):
+            writer += window(label, i * WINDOW)
+        assert writer.skipped == 3
+        assert len(writer) == 2
+        assert writer.label_counts == {"negative": 1, "positive": 1}
+    data = Dataset.load(tmp_path / "rec.npz")
+    assert len(data) == 2
+    assert data.labels == ["negative", "positive"]
+
+
+def test_writer_with_only_unlabelled_windows_writes_an_empty_dataset(tmp_path: Path) -> None:
+    write(tmp_path / "rec.npz", [None, None])
+    data = Dataset.load(tmp_path / "rec.npz")
+    assert data.samples.shape == (0, BINS)
+    assert data.labels == []
+
+
+def test_writer_refuses_to_overwrite(tmp_path: Path) -> None:
+    path = write(tmp_path / "rec.npz", ["negative"])
+    before = path.read_bytes()
+    with pytest.raises(DatasetError, match=f"^{path}: already exists; pass overwrite=True"):
+        DatasetWriter(path, LOW, HIGH, BINS)
+    with pytest.raises(DatasetError, match="already exists"):
+        DatasetWriter(tmp_path / "rec", LOW, HIGH, BINS)  # the .npz suffix is added first
+    assert path.read_bytes() == before
+    write(path, ["positive", "positive"], overwrite=True)
+    assert Dataset.load(path).labels == ["positive"]
+    assert len(Dataset.load(path)) == 2
+
+
+def test_writer_writes_nothing_when_the_block_raises(tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError, match="stop"):
+        with DatasetWriter(tmp_path / "rec.npz", LOW, HIGH, BINS) as writer:
+            writer += window("negative")
+            raise RuntimeError("stop")
+    assert list(tmp_path.iterdir()) == []
+    # ... and an existing file is left as it was.
+    path = write(tmp_path / "old.npz", ["negative"])
+    before = path.read_bytes()
+    with pytest.raises(RuntimeError), DatasetWriter(path, LOW, HIGH, BINS, overwrite=True) as writer:
+        writer += window("positive")
+        raise RuntimeError("stop")
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["old.npz"]
+
+
+def test_writer_rejects_windows_of_another_format(tmp_path: Path) -> None:
+    with DatasetWriter(tmp_path / "rec.npz", LOW, HIGH, BINS) as writer:
+        writer += window("negative")
+        other = AudioSegment(np.zeros(RATE, dtype=np.int16), RATE, label="negative", start=3.0)
+        with pytest.raises(ParameterError, match=r"window at 3.000 s is 1 s at 16000 Hz x 1 channels, "
+                                                  r"but the dataset holds 0.5 s at 16000 Hz x 1"):
+            writer += other
+    with pytest.raises(DatasetError, match="writer already closed"):
+        writer += window("negative")
+
+
+def test_writer_rejects_bad_cutoffs(tmp_path: Path) -> None:
+    with pytest.raises(ParameterError, match=r"high_freq: 9000 Hz is above the Nyquist"), \
+            DatasetWriter(tmp_path / "rec.npz", 250, 9000, BINS) as writer:
+        writer += window("negative")
+    assert list(tmp_path.iterdir()) == []
+
+
+# -- one label index across files (pitfall 2) ------------------------------------------------------------
+@pytest.fixture()
+def mixed_dir(tmp_path: Path) -> Path:
+    """Three datasets holding different label subsets."""
+    write(tmp_path / "a_only_positive.npz", ["positive", "positive", "positive"])
+    write(tmp_path / "b_both.npz", ["negative", "positive", "negative"])
+    write(tmp_path / "c_other.npz", ["other", "negative"])
+    return tmp_path
+
+
+def test_scan_gives_one_label_one_index_across_files(mixed_dir: Path) -> None:
+    datasets = Dataset.scan(mixed_dir)
+    assert [d.name for d in datasets] == ["a_only_positive", "b_both", "c_other"]
+    for d in datasets:
+        assert d.labels == ["negative", "other", "positive"]
+    a, b, c = datasets
+    assert a.classes.tolist() == [2, 2, 2]  # not 0, as the original's per-file index gave
+    assert b.classes.tolist() == [0, 2, 0]
+    assert c.classes.tolist() == [1, 0]
+    combined = Dataset.combine(datasets)
+    assert combined.class_counts() == {"negative": 3, "other": 1, "positive": 4}
+    # Every "positive" window has the positive tone's band as its peak, whatever file it came from.
+    peak = int((TONE_HZ["positive"] - LOW) / (HIGH - LOW) * BINS)
+    assert (combined.samples[combined.classes == 2].argmax(axis=1) == peak).all()
+
+
+def test_a_file_alone_is_indexed_on_its_own_labels_or_on_a_given_list(mixed_dir: Path) -> None:
+    alone = Dataset.load(mixed_dir / "a_only_positive.npz")
+    assert alone.labels == ["positive"]
+    assert alone.classes.tolist() == [0, 0, 0]
+    given = Dataset.load(mixed_dir / "a_only_positive.npz", labels=["negative", "positive"])
+    assert given.labels == ["negative", "positive"]
+    assert given.classes.tolist() == [1, 1, 1]
+
+
+def test_scan_with_a_label_list(mixed_dir: Path) -> None:
+    order = ["positive", "other", "negative", "unused"]
+    datasets = Dataset.scan(mixed_dir, labels=order)
+    assert all(d.labels == order for d in datasets)
+    assert datasets[0].classes.tolist() == [0, 0, 0]
+    assert datasets[1].classes.tolist() == [2, 0, 2]
+
+
+def test_scan_with_a_label_list_missing_a_label(mixed_dir: Path) -> None:
+    with pytest.raises(DatasetError, match=r"c_other.npz: label\(s\) 'other' are not in the label "
+                                           r"list \['negative', 'positive'\]; add them or relabel"):
+        Dataset.scan(mixed_dir, labels=["negative", "positive"])
+
+
+def test_fixture_datasets_from_real_recordings(datasets_dir: Path) -> None:
+    datasets = Dataset.scan(datasets_dir, validation_split=0.25)
+    assert len(datasets) == 4
+    spec = datasets[0].spec
+    assert spec is not None
+    assert (spec.sample_rate, spec.window_seconds, spec.low_freq, spec.high_freq, spec.bins,
+            spec.scale) == (44100, 2.0, 250, 7500, 100, "log")
+    for i, d in enumerate(datasets):
+        assert d.labels == ["negative", "positive"]
+        assert d.samples.shape == (20, 100)  # 40 s in 2 s windows
+        # Events last 12 s from 6 + 4 i s: six whole positive windows.
+        assert d.class_counts() == {"negative": 14, "positive": 6}, d.name
+        starts = 6 + 4 * i
+        expected = [1 if starts <= 2 * k < starts + 12 else 0 for k in range(20)]
+        assert d.classes.tolist() == expected
+        assert len(d.validation_samples) == 5 and len(d.train_samples) == 15
+
+
+# -- the original format ---------------------------------------------------------------------------------
+def write_original(path: Path, n: int = 10, bins: int = 100, seed: int = 0) -> Path:
+    rng = np.random.default_rng(seed)
+    np.savez(path, samples=rng.random((n, bins)), classes=np.arange(n) % 2,
+             cutoff_frequencies=np.array([250, 7500]))
+    return path
+
+
+def test_an_original_format_npz_loads(tmp_path: Path) -> None:
+    path = write_original(tmp_path / "old.npz")
+    data = Dataset.load(path, validation_split=0.3)
+    assert data.labels is None
+    assert data.spec is None
+    assert (data.low_freq, data.high_freq) == (250.0, 7500.0)
+    assert data.samples.shape == (10, 100)
+    assert data.samples.dtype == np.float32
+    assert data.classes.tolist() == [0, 1] * 5
+    assert len(data.validation_samples) == 3 and len(data.train_samples) == 7
+    assert data.class_counts() == {"0": 5, "1": 5}
+    datasets = Dataset.scan(tmp_path)
+    assert len(datasets) == 1 and datasets[0].labels is None
+
+
+def test_original_format_with_a_label_list(tmp_path: Path) -> None:
+    path = write_original(tmp_path / "old.npz")
+    assert Dataset.load(path, labels=["negative", "positive"]).labels == ["negative", "positive"]
+    with pytest.raises(DatasetError, match=r"class index 1 does not fit the label list \['negative'\]"):
+        Dataset.load(path, labels=["negative"])
+
+
+def test_original_format_without_cutoffs_gets_the_defaults(tmp_path: Path) -> None:
+    np.savez(tmp_path / "old.npz", samples=np.zeros((2, 5)), classes=np.array([0, 1]))
+    data = Dataset.load(tmp_path / "old.npz")
+    assert (data.low_freq, data.high_freq) == (20.0, 20000.0)
+
+
+# -- loading errors --------------------------------------------------------------------------------------
+def test_scan_errors(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match=f"^{tmp_path / 'missing'}: no such datasets folder$"):
+        Dataset.scan(tmp_path / "missing")
+    (tmp_path / "notes.txt").write_text("not a dataset")
+    with pytest.raises(DatasetError, match=f"^{tmp_path}: no .npz datasets; generate them first"):
+        Dataset.scan(tmp_path)
+
+
+def test_scan_refuses_mismatched_feature_specs(tmp_path: Path) -> None:
+    write(tmp_path / "a.npz", ["negative"])
+    with DatasetWriter(tmp_path / "b.npz", LOW, HIGH, 40) as writer:
+        writer += window("positive")
+    with pytest.raises(DatasetError, match=r"b.npz: computed with different features than a.npz "
+                                           r"\(bins 40 vs 20\); regenerate the datasets"):
+        Dataset.scan(tmp_path)
+
+
+def test_load_errors(tmp_path: Path) -> None:
+    with pytest.raises(DatasetError, match="no such dataset file"):
+        Dataset.load(tmp_path / "missing.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a zip file at all")
+    with pytest.raises(DatasetError, match=r"junk.npz: not a micmon dataset \(.npz\)"):
+        Dataset.load(tmp_path / "junk.npz")
+    with pytest.raises(DatasetError, match=r"junk.npz: not a micmon dataset"):
+        Dataset.scan(tmp_path)
+    np.savez(tmp_path / "half.npz", samples=np.zeros((2, 5)))
+    with pytest.raises(DatasetError, match=r"half.npz: not a micmon dataset, the 'classes' array is "
+                                           r"missing"):
+        Dataset.load(tmp_path / "half.npz")
+    np.savez(tmp_path / "spec.npz", samples=np.zeros((1, 5)), classes=np.array([0]),
+             spec=np.array(json.dumps({"bins": -1})))
+    with pytest.raises(DatasetError, match=r"spec.npz: bad feature spec: bins"):
+        Dataset.load(tmp_path / "spec.npz")
+
+
+def test_dataset_constructor_checks() -> None:
+    with pytest.raises(DatasetError, match="3 samples but 2 classes"):
+        Dataset(np.zeros((3, 4)), np.array([0, 1]))
+    with pytest.raises(ParameterError, match=r"validation_split: must be in \[0, 1\), got 1.0"):
+        Dataset(np.zeros((3, 4)), np.zeros(3), validation_split=1.0)
+    with pytest.raises(DatasetError, match=r"class index 2 has no label in \['a', 'b'\]"):
+        Dataset(np.zeros((3, 4)), np.array([0, 1, 2]), labels=["a", "b"])
+
+
+def test_split_is_seeded_and_disjoint() -> None:
+    samples = np.arange(40, dtype=np.float32).reshape(20, 2)
+    a = Dataset(samples, np.zeros(20), validation_split=0.25, seed=1)
+    b = Dataset(samples, np.zeros(20), validation_split=0.25, seed=1)
+    np.testing.assert_array_equal(a.validation_samples, b.validation_samples)
+    assert len(a.validation_samples) == 5
+    train, val = set(a.train_samples[:, 0].tolist()), set(a.validation_samples[:, 0].tolist())
+    assert not train & val and len(train | val) == 20
+
+
+# -- combine (pitfall 13) --------------------------------------------------------------------------------
+def recordings(n: int = 4, windows: int = 10) -> list[Dataset]:
+    """n datasets whose first feature is the recording's number, so a window's origin is known."""
+    out = []
+    for r in range(n):
+        samples = np.zeros((windows, 3), dtype=np.float32)
+        samples[:, 0] = r
+        out.append(Dataset(samples, np.arange(windows) % 2, labels=["negative", "positive"],
+                           name=f"rec{r}"))
+    return out
+
+
+@pytest.mark.parametrize(("split", "held_out"), [(0.25, 1), (0.5, 2), (0.1, 1)])
+def test_combine_by_recording_keeps_whole_recordings_in_validation(split: float, held_out: int) -> None:
+    data = Dataset.combine(recordings(), validation_split=split, by_recording=True)
+    assert len(data) == 40
+    train = set(data.train_samples[:, 0].tolist())
+    val = set(data.validation_samples[:, 0].tolist())
+    assert len(val) == held_out
+    assert not train & val  # no recording on both sides
+    assert train | val == {0.0, 1.0, 2.0, 3.0}
+    assert len(data.validation_samples) == 10 * held_out
+    assert data.labels == ["negative", "positive"]
+
+
+def test_combine_by_window_mixes_recordings() -> None:
+    data = Dataset.combine(recordings(), validation_split=0.25)
+    assert len(data.validation_samples) == 10
+    train = set(data.train_samples[:, 0].tolist())
+    val = set(data.validation_samples[:, 0].tolist())
+    assert train & val  # the original's split: validation windows from training recordings
+
+
+def test_combine_errors() -> None:
+    with pytest.raises(DatasetError, match="no datasets to combine"):
+        Dataset.combine([])
+    other = Dataset(np.zeros((2, 3)), np.array([0, 1]), labels=["a", "b"], name="odd")
+    with pytest.raises(DatasetError, match=r"odd: labels \['a', 'b'\] differ from rec0's "
+                                           r"\['negative', 'positive'\]; load them with Dataset.scan"):
+        Dataset.combine([*recordings(1), other])
+    with pytest.raises(ParameterError, match="validation_split"):
+        Dataset.combine(recordings(), validation_split=-0.1)
