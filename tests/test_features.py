@@ -252,10 +252,6 @@ def test_bins_up_to_the_fft_resolution_are_accepted_and_beyond_refused(rate: int
         spec.with_(bins=most + 1)
 
 
-@pytest.mark.xfail(strict=True, raises=ParameterError, reason=(
-    "bug: FeatureSpec.validate (features.py:92) allows bins == (high-low)//resolution, but "
-    "_band_plan (features.py:185-188) then finds an empty band through float rounding "
-    "(2/7250*3625 -> 0.99999) and compute() raises 'bins: 3625 is too many'"))
 def test_the_most_bins_validate_allows_can_be_computed() -> None:
     spec = FeatureSpec(sample_rate=16000, window_seconds=0.5, low_freq=LOW, high_freq=HIGH,
                        bins=3625)  # the limit the error message recommends ("use at most 3625")

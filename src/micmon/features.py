@@ -182,7 +182,9 @@ def _band_plan(sample_rate: int, n: int, low: float, high: float, bins: int
     """Return (first FFT bin, band start offsets, bins per band) for Hz-correct bands."""
     freqs = np.fft.rfftfreq(n, d=1.0 / sample_rate)
     inside = np.flatnonzero((freqs >= low) & (freqs <= high))
-    band = np.minimum(((freqs[inside] - low) / (high - low) * bins).astype(np.int64), bins - 1)
+    # The epsilon keeps a bin sitting exactly on a band edge in the upper band despite rounding.
+    position = (freqs[inside] - low) * bins / (high - low)
+    band = np.minimum(np.floor(position + 1e-9).astype(np.int64), bins - 1)
     counts = np.bincount(band, minlength=bins)
     if (counts == 0).any():  # pragma: no cover - excluded by FeatureSpec.validate
         raise ParameterError(f"bins: {bins} is too many for {n} samples at {sample_rate} Hz")
