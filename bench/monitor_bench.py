@@ -1,0 +1,184 @@
+"""Cost of `micmon monitor` over a long real-time replay, with the MQTT and clip actions on.
+
+    .venv/bin/python bench/monitor_bench.py [--minutes 10] [--hop 0.5]
+
+A generated recording (noise + hum, 3 kHz beeps in every other minute; bench/_common.py) is replayed
+in real time (ffmpeg -re) through `micmon.monitor.Monitor` with a model trained on it, publishing
+to a private mosquitto broker and saving mp3 clips. The monitor runs in a fresh interpreter that
+never imports TensorFlow (the model is served by LiteRT). Reported:
+
+- CPU time per second of audio: the monitor process (all its threads), and ffmpeg's decoding;
+  target under 2% of one core for the monitor;
+- peak RSS of the monitor process (target under 150 MB) and RSS after the first and the last
+  minute (flat memory: the difference stays near zero);
+- delay from the end of the window that decided an event to the event's dispatch (median, max),
+  and on to its arrival at an MQTT subscriber.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import sys
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+import _common as c  # noqa: E402
+
+MODEL_DIR = c.OUT / "monitor_model"
+CPU_TARGET = 0.02
+RSS_TARGET_MB = 150.0
+RSS_SAMPLE_SECONDS = 5.0
+
+
+def _train(folder: str) -> dict:
+    """Train the README network on the bench recording (2 s windows) and save it."""
+    import keras
+    from keras import layers
+
+    from micmon.audio import AudioDirectory, AudioFile
+    from micmon.dataset import Dataset, DatasetWriter
+    from micmon.model import Model
+
+    keras.utils.set_random_seed(0)
+    npz = c.OUT / "monitor_bench.npz"
+    with AudioFile(AudioDirectory(folder), hop=1.0) as reader, \
+            DatasetWriter(npz, c.LOW_FREQ, c.HIGH_FREQ, c.BINS, overwrite=True) as writer:
+        for window in reader:
+            writer += window
+    data = Dataset.load(npz, validation_split=0.2)
+    model = Model([layers.Input(shape=(c.BINS,)),
+                   layers.Dense(2 * c.BINS, activation="relu"),
+                   layers.Dense(int(0.75 * c.BINS), activation="relu"),
+                   layers.Dense(len(data.labels), activation="softmax")],
+                  labels=data.labels, spec=data.spec)
+    model.fit(data, epochs=5)
+    model.save(MODEL_DIR, overwrite=True)
+    return {"saved": str(MODEL_DIR)}
+
+
+def _rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def _measure(audio: str, broker: str, clips: str, hop: float) -> dict:
+    """Replay `audio` in real time through the monitor with MQTT and clip actions."""
+    from micmon.actions import ClipAction, MqttAction
+    from micmon.detect import DetectorSettings
+    from micmon.model import Model
+    from micmon.monitor import Monitor, file_source
+
+    model = Model.load(MODEL_DIR)
+    dispatched: list[dict] = []
+    mqtt = MqttAction(broker, labels=model.labels, node_id="bench")
+    monitor = Monitor(model, file_source(audio, spec=model.spec, hop=hop, realtime=True),
+                      settings=DetectorSettings(threshold=0.6, k=2, n=3, m=2), hop=hop,
+                      actions=[mqtt, ClipAction(clips, format="mp3", pre_roll=5.0)], live=False,
+                      on_event=lambda e: dispatched.append(
+                          {"kind": e.kind, "start": e.start, "wall": time.time()}))
+    samples: list[tuple[float, float]] = []
+    done = threading.Event()
+
+    def sample() -> None:
+        t0 = time.monotonic()
+        while not done.wait(RSS_SAMPLE_SECONDS):
+            samples.append((time.monotonic() - t0, _rss_mb()))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    cpu0, wall0 = time.process_time(), time.monotonic()
+    stats = monitor.run()
+    cpu, wall = time.process_time() - cpu0, time.monotonic() - wall0
+    done.set()
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    delays = sorted(monitor.event_delays)
+    first = [r for t, r in samples if t <= 60.0]
+    return {
+        "audio_seconds": stats.audio_seconds, "wall_seconds": wall, "cpu_seconds": cpu,
+        "scoring_cpu_seconds": stats.scoring_seconds,
+        "child_cpu_seconds": children.ru_utime + children.ru_stime,
+        "windows": stats.windows, "events": stats.events,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+        "rss_after_first_minute_mb": first[-1] if first else float("nan"),
+        "rss_at_end_mb": samples[-1][1] if samples else float("nan"),
+        "delay_median_s": c.percentile(delays, 50), "delay_max_s": delays[-1] if delays else None,
+        "dispatched": dispatched, "clips": len(list(Path(clips).glob("*.mp3"))),
+        "tensorflow_imported": any(m.split(".")[0] == "tensorflow" for m in sys.modules),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=int, default=10, help="length of the replay")
+    parser.add_argument("--hop", type=float, default=0.5, help="seconds between windows")
+    parser.add_argument("--retrain", action="store_true", help="train the model again")
+    parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        mode, *rest = args.worker
+        out = _train(*rest) if mode == "train" else _measure(rest[0], rest[1], rest[2],
+                                                             float(rest[3]))
+        print(json.dumps(out))
+        return 0
+
+    from mqtt_broker import MosquittoBroker, Subscriber
+
+    here = Path(__file__)
+    c.OUT.mkdir(parents=True, exist_ok=True)
+    folder = c.recording(args.minutes, name=f"monitor{args.minutes}")
+    if args.retrain or not (MODEL_DIR / "micmon.json").exists():
+        print("training the bench model (once) ...", file=sys.stderr, flush=True)
+        c.run_worker(here, "train", str(folder))
+    clips = c.OUT / "monitor_clips"
+    for old in clips.glob("*"):
+        old.unlink()
+    clips.mkdir(exist_ok=True)
+    print(f"replaying {args.minutes} min in real time ...", file=sys.stderr, flush=True)
+    arrived: dict[tuple[str, float], float] = {}
+    with MosquittoBroker() as broker, Subscriber(broker, "micmon/bench/event") as sub:
+        def stamp(client: object, userdata: object, msg: object) -> None:
+            data = json.loads(msg.payload)  # type: ignore[attr-defined]
+            arrived[(data["event"], round(data["start_seconds"], 3))] = time.time()
+
+        sub.client.on_message = stamp
+        m = c.run_worker(here, "measure", str(folder / "audio.mp3"), broker.url, str(clips),
+                         str(args.hop), timeout=args.minutes * 60 + 600)
+        time.sleep(1.0)
+    legs = sorted(arrived[key] - d["wall"] for d in m["dispatched"]
+                  if (key := (d["kind"], round(d["start"], 3))) in arrived)
+    audio = m["audio_seconds"]
+    cpu_share = m["cpu_seconds"] / audio
+    rows = [
+        ["audio replayed", f"{audio:.0f} s ({m['windows']} windows, hop {args.hop:g} s)", ""],
+        ["events (start + end)", f"{m['events']} ({m['clips']} mp3 clips)", ""],
+        ["monitor CPU per audio second", f"{cpu_share * 100:.2f}% of one core",
+         c.verdict(cpu_share < CPU_TARGET)],
+        ["  of which scoring (features + LiteRT)", f"{m['scoring_cpu_seconds'] / audio * 100:.2f}%",
+         ""],
+        ["ffmpeg decode CPU per audio second", f"{m['child_cpu_seconds'] / audio * 100:.2f}%", ""],
+        ["peak RSS (monitor process)", f"{m['peak_rss_mb']:.0f} MB",
+         c.verdict(m["peak_rss_mb"] < RSS_TARGET_MB)],
+        ["RSS after 1 min / at the end", f"{m['rss_after_first_minute_mb']:.0f} MB / "
+         f"{m['rss_at_end_mb']:.0f} MB", ""],
+        ["window end -> event dispatched", f"median {m['delay_median_s'] * 1000:.0f} ms, "
+         f"max {m['delay_max_s'] * 1000:.0f} ms" if m["delay_max_s"] is not None else "-", ""],
+        ["events received over MQTT", f"{len(legs)} of {m['events']}", ""],
+        ["event dispatched -> MQTT subscriber", f"median {c.percentile(legs, 50) * 1000:.0f} ms, "
+         f"max {legs[-1] * 1000:.0f} ms" if legs else "-", ""],
+        ["TensorFlow imported by the monitor", str(m["tensorflow_imported"]), ""],
+    ]
+    print(c.table(f"micmon monitor, {args.minutes} min real-time replay, MQTT + clip actions",
+                  ["measure", "value", "target"], rows))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
