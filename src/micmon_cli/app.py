@@ -81,7 +81,7 @@ def add_command(name: str, *, module: str | None = None) -> None:
 # add_command("demo")
 add_command("record")
 add_command("label")
-# add_command("datagen")
+add_command("datagen")
 # add_command("train")
 # add_command("predict")
 add_command("monitor")

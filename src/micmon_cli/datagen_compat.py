@@ -1,0 +1,34 @@
+"""`micmon-datagen`: the original tool's command line, served by `micmon datagen`.
+
+The original's flags (``--low``, ``--high``, ``-b/--bins``, ``-d/--sample-duration``,
+``-r/--sample-rate``, ``-c/--channels``, ``--ffmpeg``, then ``AUDIO_DIR DATASETS_DIR``) are the
+flags `micmon datagen` takes, so this is the same command as a standalone program.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import typer
+
+from micmon_cli import console
+from micmon_cli.app import EXIT_ERROR
+from micmon_cli.commands.datagen import datagen
+
+compat = typer.Typer(name="micmon-datagen", add_completion=False, pretty_exceptions_enable=False,
+                     rich_markup_mode="rich", context_settings={"help_option_names": ["--help"]})
+compat.command()(datagen)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the `micmon-datagen` script."""
+    from micmon.errors import MicmonError
+
+    console.configure(config_path=None, verbose=False, quiet=False)
+    args = list(sys.argv[1:] if argv is None else argv)
+    try:
+        compat(args, prog_name="micmon-datagen")
+    except MicmonError as exc:
+        console.error(str(exc))
+        sys.exit(EXIT_ERROR)
