@@ -137,9 +137,11 @@ class Dataset:
                 names.update(_peek_labels(file) or [])
             labels = sorted(names) or None
         datasets = [cls.load(f, validation_split, labels, seed=seed) for f in files]
-        reference = next((d for d in datasets if d.spec is not None), None)
-        for d in datasets:
-            if reference is not None and d.spec is not None and d.spec != reference.spec:
+        with_spec = [d for d in datasets if d.spec is not None]
+        for d in with_spec[1:]:
+            reference = with_spec[0]
+            assert d.spec is not None and reference.spec is not None
+            if d.spec != reference.spec:
                 raise DatasetError(f"{d.name}.npz: computed with different features than "
                                    f"{reference.name}.npz ({_spec_diff(d.spec, reference.spec)}); "
                                    "regenerate the datasets with the same settings")
