@@ -118,6 +118,8 @@ class TrainingConfig(Section):
                                                   "network (2x and 0.75x the bins)")
     model_type: Literal["dense", "cnn"] = Field("dense", description="dense: README network on "
                                                 "spectrum; cnn: small 2-D CNN on logmel")
+    augment: bool = Field(True, description="cnn only: add a copy of each training window "
+                          "with random gain and background mixed in")
     class_weight: Literal["balanced", "none"] = Field(
         "balanced", description="weight classes by inverse frequency (imbalanced recordings)")
     seed: int = Field(0, description="random seed for the split and the weights")
