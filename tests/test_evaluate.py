@@ -15,6 +15,7 @@ from micmon.evaluate import (
     Detection,
     RecordingScores,
     calibrate,
+    display_names,
     evaluate,
     evaluate_scores,
     label_runs,
@@ -143,6 +144,17 @@ def test_calibration_meets_its_budget_and_prefers_recall() -> None:
     assert cal.pareto()[0].false_alarms_per_hour <= cal.pareto()[-1].false_alarms_per_hour
     stored = cal.to_dict()
     assert stored["met_budget"] is True and stored["tradeoff"]
+
+
+def test_display_names_stay_distinct() -> None:
+    from dataclasses import replace
+
+    rec = _scores(10.0, 1.0, 2.0, high=[], runs=[])
+    a = replace(rec, name="rec_01", path="/corpus/test/easy/rec_01")
+    b = replace(rec, name="rec_01", path="/corpus/test/hard/rec_01")
+    c = replace(rec, name="quiet", path="/corpus/test/quiet")
+    assert display_names([a, c]) == ["rec_01", "quiet"]
+    assert display_names([a, b, c]) == ["easy/rec_01", "hard/rec_01", "quiet"]
 
 
 def test_calibration_rejects_bad_budget() -> None:

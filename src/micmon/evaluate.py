@@ -689,8 +689,9 @@ def plot_report(report: EvaluationReport, out_dir: str | os.PathLike[str], *,
                 calibration: Calibration | None = None) -> list[Path]:
     """Write one score PNG per recording and a trade-off PNG into `out_dir`; return their paths."""
     out = Path(out_dir)
-    written = [plot_recording(r, out / f"{_safe(r.scores.name)}.png", settings=report.settings)
-               for r in report.recordings]
+    names = display_names([r.scores for r in report.recordings])
+    written = [plot_recording(r, out / f"{_safe(name)}.png", settings=report.settings)
+               for r, name in zip(report.recordings, names, strict=True)]
     if calibration is not None:
         written.append(plot_tradeoff(calibration.points, out / "tradeoff.png",
                                      chosen=calibration.chosen,
@@ -699,6 +700,16 @@ def plot_report(report: EvaluationReport, out_dir: str | os.PathLike[str], *,
         points = threshold_sweep([r.scores for r in report.recordings], report.settings)
         written.append(plot_tradeoff(points, out / "tradeoff.png"))
     return written
+
+
+def display_names(recordings: Sequence[RecordingScores]) -> list[str]:
+    """Return a distinct short name per recording: its folder name, or its path below the
+    common folder when folder names repeat (e.g. easy/rec_01 and hard/rec_01)."""
+    names = [r.name for r in recordings]
+    if len(set(names)) == len(names):
+        return names
+    root = os.path.commonpath([r.path for r in recordings]) if len(recordings) > 1 else ""
+    return [os.path.relpath(r.path, root) if root else r.path for r in recordings]
 
 
 def _safe(name: str) -> str:

@@ -49,10 +49,12 @@ def choose_hop(cfg: ResolvedConfig, metadata: dict[str, Any], window_seconds: fl
 
 
 def _recording_table(report: EvaluationReport) -> Any:
+    from micmon.evaluate import display_names
+
     rows = []
-    for r in [*report.recordings, None]:
+    names = [*display_names([r.scores for r in report.recordings]), "overall"]
+    for r, name in zip([*report.recordings, None], names, strict=True):
         m = report.overall if r is None else r.metrics
-        name = "overall" if r is None else r.scores.name
         targets = [m.per_label()[t]["f1"] for t in m.targets]
         f1 = sum(v for v in targets if v is not None) / len(targets) if targets else None
         rows.append([name, console.fmt_seconds(m.seconds), _fmt(m.window_accuracy),
