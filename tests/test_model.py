@@ -245,7 +245,7 @@ def test_raw_windows_of_the_wrong_length_are_a_micmon_error(trained_model_dir: P
 
 
 @pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "bug: Model._windows (model/model.py, `samples.reshape(-1, spec.window_samples * "
+    "bug: Model._windows (model/model.py:157, `samples.reshape(-1, spec.window_samples * "
     "spec.channels)` for 1-D arrays) lets numpy's 'cannot reshape array' ValueError escape "
     "instead of a ModelError when a 1-D array is not a whole number of windows"))
 def test_a_flat_array_that_is_not_whole_windows_is_a_model_error(trained_model_dir: Path) -> None:
