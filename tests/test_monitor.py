@@ -257,3 +257,37 @@ def test_file_errors_and_bad_parameters(model, tmp_path: Path) -> None:  # noqa:
     assert listener.hop == pytest.approx(model.spec.window_seconds / 4)
     with pytest.raises(ParameterError, match="window: got 10 samples"):
         listener.process_window(np.zeros(10, dtype=np.int16), 0.0)
+
+
+class _LoudnessModel:
+    """A stand-in scorer: 'positive' when the window is loud. Tests the audio plumbing only."""
+
+    labels = ("negative", "positive")
+
+    def __init__(self, spec) -> None:  # noqa: ANN001
+        self.spec = spec
+
+    def predict_proba(self, windows: np.ndarray) -> np.ndarray:
+        loud = (np.abs(windows.astype(np.float64)).mean(axis=1) > 1000).astype(np.float64)
+        return np.stack([1 - loud, loud], axis=1)
+
+
+@pytest.mark.parametrize("chunk", [1000, 8000, 123_457])
+def test_clip_audio_is_the_exact_stream_slice_with_pre_roll(chunk: int) -> None:
+    from micmon.features import FeatureSpec
+
+    spec = FeatureSpec(sample_rate=8000, window_seconds=1.0, low_freq=20, high_freq=4000, bins=10)
+    rate = spec.sample_rate
+    stream = (np.arange(30 * rate) % 1000).astype(np.int16)  # quiet, and every sample unique
+    stream[12 * rate:16 * rate] += 5000  # loud from 12 s to 16 s
+    listener = Listener(_LoudnessModel(spec), DetectorSettings(), hop=0.25, clip_seconds=10.0,
+                        pre_roll=3.0)
+    got = []
+    for i in range(0, len(stream), chunk):
+        got += listener.feed(stream[i:i + chunk])
+    (start, _), (end, clip) = got
+    assert start.kind == "start" and end.kind == "end" and clip is not None
+    a = int(round((end.start - 3.0) * rate))
+    b = int(round((end.end or 0) * rate))
+    assert clip.start == pytest.approx(end.start - 3.0)
+    np.testing.assert_array_equal(clip.samples, stream[a:b])

@@ -263,7 +263,7 @@ class Detector:
         given = self.settings.thresholds
         self.thresholds = {label: float(given.get(label, self.settings.threshold))
                            for label in self.targets}
-        self.origin = origin
+        self.origin: datetime = origin or datetime.now(timezone.utc).astimezone()
         self.reset(origin=origin)
 
     def _resolve_targets(self) -> tuple[str, ...]:

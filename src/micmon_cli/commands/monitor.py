@@ -192,6 +192,7 @@ def monitor(
     model_dir = c.monitor.model or c.paths.model_dir
     loaded = Model.load(model_dir)
     spec = loaded.spec
+    assert spec is not None  # Model.load always reads one from micmon.json
     settings = detector_settings(cfg, loaded.metadata)
     window_hop = choose_hop(cfg, loaded.metadata, spec.window_seconds)
     actions = build_actions(cfg, list(loaded.labels))
