@@ -53,7 +53,7 @@ def small_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
                    keras.layers.Dense(2, activation="softmax")],
                   labels=data.labels, spec=data.spec,
                   optimizer=keras.optimizers.Adam(learning_rate=0.01))
-    model.fit(data, epochs=8, batch_size=8)
+    model.fit(data, epochs=3, batch_size=4)
     target = root / "not" / "yet" / "small-model"  # pitfall 14: Model.save(dir) into a new folder
     model.save(target)
     return target
