@@ -78,7 +78,7 @@ def add_command(name: str, *, module: str | None = None) -> None:
 
 
 # One line per subcommand, in the order `micmon --help` lists them.
-# add_command("demo")
+add_command("demo")
 add_command("record")
 add_command("label")
 add_command("datagen")
