@@ -418,6 +418,43 @@ def evaluate(audio_dir: str | os.PathLike[str], model: Scorer, *,
     return evaluate_scores(recordings, settings)
 
 
+# -- held-out recordings ---------------------------------------------------------------------------
+def holdout_recordings(datasets: Sequence[Any], count: int, *, seed: int | None = 0
+                       ) -> tuple[list[Any], list[Any]]:
+    """Split per-recording datasets into (to fit, held out): `count` whole recordings set aside.
+
+    Held-out recordings are for `calibrate`: detector settings tuned on audio the network was
+    fitted on look better than they are. At least one recording always stays for fitting.
+    """
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
+        raise ParameterError(f"holdout_recordings: must be an integer >= 0, got {count!r}")
+    if count and count >= len(datasets):
+        raise ParameterError(f"holdout_recordings: {count} of {len(datasets)} recordings would "
+                             "leave none to train on; hold out fewer or record more")
+    order = np.random.default_rng(seed).permutation(len(datasets))
+    held = set(order[:count].tolist())
+    return ([d for i, d in enumerate(datasets) if i not in held],
+            [d for i, d in enumerate(datasets) if i in held])
+
+
+def trained_on(metadata: Mapping[str, Any] | None, paths: Iterable[str]) -> list[str]:
+    """Return which recording folders (`paths`) the model's network was fitted on.
+
+    micmon.json's training.datasets names each fitted recording by its folder path below the
+    audio folder, '__'-joined (as `micmon datagen` names the .npz files); a folder matches when
+    its path ends with those parts.
+    """
+    training = (metadata or {}).get("training") or {}
+    fitted = set(training.get("datasets") or []) - set(training.get("holdout_recordings") or [])
+    suffixes = [tuple(name.split("__")) for name in fitted]
+    out = []
+    for path in paths:
+        parts = Path(path).parts
+        if any(len(s) <= len(parts) and parts[len(parts) - len(s):] == s for s in suffixes):
+            out.append(path)
+    return out
+
+
 # -- calibration ---------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class TradeoffPoint:

@@ -123,6 +123,9 @@ class TrainingConfig(Section):
     class_weight: Literal["balanced", "none"] = Field(
         "balanced", description="weight classes by inverse frequency (imbalanced recordings)")
     seed: int = Field(0, description="random seed for the split and the weights")
+    holdout_recordings: int = Field(0, ge=0, description="whole recordings kept out of training "
+                                    "(named in micmon.json) to calibrate on with `micmon "
+                                    "evaluate --calibrate`")
 
 
 class PredictConfig(Section):

@@ -97,3 +97,29 @@ def test_no_labelled_recordings_is_an_error(trained_model_dir: Path, tmp_path: P
     code, _, err = run("evaluate", str(tmp_path / "empty"), "--model", str(trained_model_dir))
     assert code == 1
     assert "no labelled sample folders" in err
+
+
+@pytest.mark.slow
+def test_holdout_recordings_then_calibrate_warns_about_trained_ones(workspace: Path,
+                                                                    tmp_path: Path) -> None:
+    data, model = tmp_path / "data", tmp_path / "model"
+    code, _, err = run("datagen", str(workspace / "audio"), str(data), "--sample-rate", "16000",
+                       "--high", "7500", "--sample-duration", "1")
+    assert code == 0, err
+    code, _, err = run("train", str(data), str(model), "--epochs", "3",
+                       "--holdout-recordings", "1")
+    assert code == 0, err
+    training = json.loads((model / "micmon.json").read_text())["training"]
+    assert len(training["holdout_recordings"]) == 1
+    held = training["holdout_recordings"][0]
+    assert held not in training["datasets"] and len(training["datasets"]) == 3
+
+    code, out, err = run("evaluate", str(workspace / "audio"), "--model", str(model),
+                         "--calibrate", "--json")
+    assert code == 0, err
+    assert "calibrating on 3 recording(s) the network was trained on" in err
+    assert held not in err.split("trained on")[1].split(")")[0]
+    code, out, err = run("evaluate", str(workspace / "audio" / held), "--model", str(model),
+                         "--calibrate", "--json")
+    assert code == 0, err
+    assert "trained on" not in err

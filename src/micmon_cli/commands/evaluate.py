@@ -121,6 +121,7 @@ def evaluate(
         plot_report,
         save_calibration,
         score_recording,
+        trained_on,
     )
     from micmon.model import Model
     from micmon_cli.config import Flag
@@ -154,6 +155,13 @@ def evaluate(
 
     calibration = None
     if do_calibrate:
+        seen = trained_on(metadata, [r.path for r in scored])
+        if seen:
+            shown = ", ".join(Path(p).name for p in seen[:3]) + ("..." if len(seen) > 3 else "")
+            console.warn(f"calibrating on {len(seen)} recording(s) the network was trained on "
+                         f"({shown}); the settings will look better than they are. Hold "
+                         "recordings out with `micmon train --holdout-recordings N` or use a "
+                         "separate folder")
         budget = c.evaluate.max_false_alarms_per_hour
         calibration = calibrate(scored, max_false_alarms_per_hour=budget, base=settings)
         settings = calibration.settings

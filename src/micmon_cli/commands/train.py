@@ -154,6 +154,10 @@ def train(
         "[config: training.class_weight].", show_default=False)] = None,
     plot: Annotated[bool, typer.Option("--plot", help="Write learning curves and the confusion "
                                        "matrix as PNG files into the model folder.")] = False,
+    holdout_recordings: Annotated[int | None, typer.Option(
+        "--holdout-recordings", help="Keep N whole recordings out of training, to calibrate on "
+        "with `micmon evaluate --calibrate` [config: training.holdout_recordings].",
+        show_default=False)] = None,
     force: Force = False,
 ) -> None:
     """Train the sound classifier on the datasets and save it (Keras + LiteRT) to MODEL_DIR.
@@ -183,7 +187,8 @@ def train(
         Flag("training.labels", [x.strip() for x in labels.split(",") if x.strip()]
              if labels is not None else None, "--labels"),
         Flag("training.class_weight", None if class_weight is None
-             else "balanced" if class_weight else "none", "--class-weight"))
+             else "balanced" if class_weight else "none", "--class-weight"),
+        Flag("training.holdout_recordings", holdout_recordings, "--holdout-recordings"))
     t = cfg.config.training
     data_dir = cfg.existing_dir("paths.datasets_dir")
     out = cfg.config.paths.model_dir
@@ -193,6 +198,13 @@ def train(
                          "replace it, or choose another MODEL_DIR")
 
     datasets = Dataset.scan(data_dir, labels=t.labels or None, seed=t.seed)
+    calibration_set: list[str] = []
+    if t.holdout_recordings:
+        from micmon.evaluate import holdout_recordings as split_holdout
+
+        datasets, held = split_holdout(datasets, t.holdout_recordings, seed=t.seed)
+        calibration_set = [str(d.name) for d in held]
+        console.info(f"held out for calibration: {', '.join(calibration_set)}")
     label_names = datasets[0].labels or []
     spec = next((d.spec for d in datasets if d.spec is not None), None)
     if spec is None:
@@ -270,7 +282,7 @@ def train(
         "class_weight": t.class_weight, "validation_split": t.validation_split,
         "split_by_recording": t.split_by_recording, "augment": kind == "cnn" and t.augment,
         "datasets": [d.name for d in datasets], "class_counts": counts,
-        "background_label": t.background_label}
+        "background_label": t.background_label, "holdout_recordings": calibration_set}
     model.save(out, overwrite=force, metrics={**report, "history": history})
     console.result(f"saved the model to {out}")
     if plot:
