@@ -475,6 +475,11 @@ def test_bad_labels_through_an_audiodirectory(tmp_path: Path) -> None:
         _ = directory.labels
 
 
+def test_a_missing_labels_file_is_named(tones_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(LabelsError, match=f"^{tmp_path / 'labels.json'}: no such labels file$"):
+        AudioFile(tones_dir / "audio.wav", tmp_path / "labels.json")
+
+
 def test_probe_duration(tones_dir: Path) -> None:
     assert probe_duration(tones_dir / "audio.wav") == pytest.approx(8.0, abs=0.01)
     with pytest.raises(AudioError, match="no such audio file"):

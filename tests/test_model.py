@@ -282,6 +282,30 @@ def test_a_broken_model_folder(trained_model_dir: Path, tmp_path: Path) -> None:
         Model.load(folder)
 
 
+@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason=(
+    "bug: Model.load (model/model.py:264-267) compares the network's outputs with micmon.json's "
+    "labels only for the Keras backend; served by LiteRT, a 2-output model listed with 3 labels "
+    "loads and predict_proba returns (N, 2) for 3 labels"))
+def test_litert_load_checks_the_label_count(trained_model_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "three-labels"
+    shutil.copytree(trained_model_dir, folder)
+    meta = json.loads((folder / "micmon.json").read_text())
+    meta["labels"] = ["negative", "positive", "other"]
+    (folder / "micmon.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="the network has 2 outputs but micmon.json lists 3 labels"):
+        Model.load(folder, backend="keras")
+    with pytest.raises(ModelError, match="the network has 2 outputs but micmon.json lists 3 labels"):
+        Model.load(folder)
+
+
+def test_litert_backend_without_a_tflite_file(small_model_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "keras-only"
+    shutil.copytree(small_model_dir, folder)
+    (folder / "model.tflite").unlink()
+    with pytest.raises(ModelError, match=r"model.tflite"):
+        Model.load(folder, backend="litert")
+
+
 def test_load_rejects_an_unknown_backend(trained_model_dir: Path) -> None:
     with pytest.raises(ParameterError, match=r"backend: must be auto, litert or keras, got 'onnx'"):
         Model.load(trained_model_dir, backend="onnx")
