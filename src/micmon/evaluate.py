@@ -51,8 +51,15 @@ _SECONDS_PER_HOUR = 3600.0
 class Scorer(Protocol):
     """What evaluation needs from a model: its labels, feature spec and window scores."""
 
-    labels: Sequence[str]
-    spec: FeatureSpec
+    @property
+    def labels(self) -> Sequence[str]:  # pragma: no cover - protocol
+        """Label names, in the order of the score columns."""
+        ...
+
+    @property
+    def spec(self) -> FeatureSpec | None:  # pragma: no cover - protocol
+        """The feature spec the model was trained on."""
+        ...
 
     def predict_proba(self, windows: Any) -> np.ndarray:  # pragma: no cover - protocol
         """Return scores of shape (N, labels) for N int16 windows."""
@@ -111,6 +118,8 @@ def score_recording(recording: str | os.PathLike[str] | AudioDirectory, model: S
         raise AudioError(f"{directory.path}: no labels.json; evaluation needs labelled recordings "
                          "(write one with `micmon label`)")
     spec = model.spec
+    if spec is None:
+        raise ModelError("the model has no feature spec; train it (or load a saved one) first")
     hop = spec.hop if hop is None else float(hop)
     if not 0 < hop <= spec.window_seconds:
         raise ParameterError(f"hop: must be > 0 and <= the model's window "
@@ -330,9 +339,9 @@ def measure(rec: RecordingScores, detections: Sequence[Detection],
             if hits:
                 metrics.found += 1
                 metrics.delays.append(max(0.0, min(d.reported for d in hits) - run.start))
+        spans = [(r.start, r.end if r.end is not None else rec.duration) for r in runs]
         metrics.false_alarms += sum(
-            1 for d in mine
-            if not any(_overlaps(d.start, d.end, r.start, r.end) for r in runs))  # type: ignore[arg-type]
+            1 for d in mine if not any(_overlaps(d.start, d.end, a, b) for a, b in spans))
     return metrics
 
 
