@@ -594,7 +594,8 @@ def render_example() -> str:
     lines = [EXAMPLE_HEADER.rstrip("\n")]
     for name in Config.model_fields:
         section = getattr(defaults, name)
-        lines += ["", f"# {type(section).__doc__}", f"{name}:"]
+        summary = (type(section).__doc__ or name).strip().splitlines()[0]
+        lines += ["", f"# {summary}", f"{name}:"]
         for line in _render_section(section, 2):
             lines.append(line)
     text = "\n".join(lines) + "\n"

@@ -112,7 +112,7 @@ def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any
 
     tbl = Table(title=title, title_justify="left", header_style="bold")
     for name in columns:
-        tbl.add_column(name, justify="right" if name in numeric else "left")
+        tbl.add_column(name, justify="right" if name in numeric else "left", overflow="fold")
     for row in rows:
         tbl.add_row(*(str(cell) for cell in row))
     return tbl

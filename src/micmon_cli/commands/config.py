@@ -53,5 +53,7 @@ def config(
         return
     where = str(resolved.file) if resolved.file else "none found; built-in defaults"
     console.info(f"config file: {where}")
+    file = str(resolved.file)
     console.result(console.table(None, ["key", "value", "source"],
-                                 ((k, _show(v), s) for k, v, s in resolved.items())))
+                                 ((k, _show(v), "file" if s == file else s)
+                                  for k, v, s in resolved.items())))

@@ -1,0 +1,147 @@
+"""Config: lookup order, flags over file, sources, one-line errors, the example file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from micmon_cli.config import Config, Flag, load_config, render_example
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _settings(invoke, *args: str) -> dict:
+    result = invoke([*args, "config", "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def test_defaults_without_any_file(invoke) -> None:
+    data = _settings(invoke)
+    assert data["file"] is None
+    assert data["settings"]["features.bins"] == {"value": 100, "source": "default"}
+    assert data["settings"]["paths.audio_dir"]["value"] == str(
+        Path.home() / "datasets/sound-detect/audio")
+
+
+def test_lookup_order(invoke, isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home_cfg = Path.home() / ".config" / "micmon" / "micmon.yaml"
+    home_cfg.parent.mkdir(parents=True)
+    home_cfg.write_text("features:\n  bins: 10\n")
+    assert _settings(invoke)["settings"]["features.bins"]["value"] == 10
+
+    (isolated / "micmon.yaml").write_text("features:\n  bins: 20\n")
+    assert _settings(invoke)["settings"]["features.bins"]["value"] == 20
+
+    env_cfg = isolated / "env.yaml"
+    env_cfg.write_text("features:\n  bins: 30\n")
+    monkeypatch.setenv("MICMON_CONFIG", str(env_cfg))
+    data = _settings(invoke)
+    assert data["settings"]["features.bins"] == {"value": 30, "source": str(env_cfg)}
+
+    flag_cfg = isolated / "flag.yaml"
+    flag_cfg.write_text("features:\n  bins: 40\n")
+    assert _settings(invoke, "--config", str(flag_cfg))["settings"]["features.bins"]["value"] == 40
+
+
+def test_flags_override_the_file_and_sources_say_so(isolated: Path) -> None:
+    cfg = isolated / "micmon.yaml"
+    cfg.write_text("features:\n  low_freq: 250\n  high_freq: 7500\n")
+    resolved = load_config(cfg, [Flag("features.low_freq", 300.0, "--low"),
+                                 Flag("features.bins", None, "--bins")])
+    assert resolved.config.features.low_freq == 300
+    assert resolved.config.features.high_freq == 7500
+    assert resolved.source("features.low_freq") == "flag --low"
+    assert resolved.source("features.high_freq") == str(cfg)
+    assert resolved.source("features.bins") == "default"
+
+
+def test_config_table_shows_value_and_source(invoke, isolated: Path) -> None:
+    (isolated / "micmon.yaml").write_text("audio:\n  device: plughw:1,0\n")
+    result = invoke(["config"])
+    assert result.exit_code == 0
+    assert f"config file: {isolated / 'micmon.yaml'}" in " ".join(result.stderr.split())
+    line = next(ln for ln in result.stdout.splitlines() if "audio.device" in ln)
+    assert "plughw:1,0" in line and "file" in line
+    line = next(ln for ln in result.stdout.splitlines() if "audio.system" in ln)
+    assert "alsa" in line and "default" in line
+
+
+def test_paths_expand_home_and_vars_and_are_relative_to_the_file(isolated: Path,
+                                                                monkeypatch) -> None:
+    monkeypatch.setenv("SOUNDS", "/srv/sounds")
+    cfg = isolated / "sub" / "micmon.yaml"
+    cfg.parent.mkdir()
+    cfg.write_text("paths:\n  audio_dir: ~/rec\n  datasets_dir: $SOUNDS/data\n  model_dir: m\n")
+    paths = load_config(cfg).config.paths
+    assert paths.audio_dir == Path.home() / "rec"
+    assert paths.datasets_dir == Path("/srv/sounds/data")
+    assert paths.model_dir == cfg.parent / "m"
+
+
+def test_default_high_freq_follows_a_low_sample_rate(isolated: Path) -> None:
+    cfg = isolated / "micmon.yaml"
+    cfg.write_text("audio:\n  sample_rate: 16000\n")
+    assert load_config(cfg).config.features.high_freq == 8000
+
+
+@pytest.mark.parametrize(("text", "fragments"), [
+    ("features:\n  lowfreq: 250\n", ["features.lowfreq", "unknown key", "did you mean 'low_freq'"]),
+    ("low_freq: 250\n", ["low_freq", "unknown key", "did you mean 'features.low_freq'"]),
+    ("audio:\n  sample_rate: fast\n", ["audio.sample_rate", "integer", "'fast'"]),
+    ("features:\n  low_freq: 8000\n  high_freq: 7000\n", ["features.low_freq", "must be below"]),
+    ("features:\n  high_freq: 30000\n", ["features.high_freq", "Nyquist", "22050"]),
+    ("features:\n  scale: db\n", ["features.scale", "'log' or 'linear'", "'db'"]),
+    ("training:\n  validation_split: 1.5\n", ["training.validation_split", "less than 1"]),
+    ("paths: [a, b]\n", ["paths", "key: value"]),
+    ("audio:\n  device: [unclosed\n", ["line 3", "invalid YAML"]),
+])
+def test_bad_config_is_one_line_naming_file_key_and_problem(invoke, assert_error, isolated: Path,
+                                                            text: str, fragments: list[str]
+                                                            ) -> None:
+    cfg = isolated / "bad.yaml"
+    cfg.write_text(text)
+    line = assert_error(invoke(["--config", str(cfg), "config"]), str(cfg), *fragments)
+    assert "\n" not in line
+
+
+def test_bad_flag_value_names_the_flag(invoke, assert_error) -> None:
+    assert_error(invoke(["datagen", "--low", "9000", "--high", "8000", "."]), "--low",
+                 "must be below")
+
+
+def test_missing_config_file(invoke, assert_error, monkeypatch) -> None:
+    assert_error(invoke(["--config", "nope.yaml", "config"]), "--config", "nope.yaml",
+                 "does not exist")
+    monkeypatch.setenv("MICMON_CONFIG", "/no/such/micmon.yaml")
+    assert_error(invoke(["config"]), "$MICMON_CONFIG", "/no/such/micmon.yaml")
+
+
+def test_missing_path_names_the_config_key(invoke, assert_error, isolated: Path) -> None:
+    cfg = isolated / "micmon.yaml"
+    cfg.write_text("paths:\n  audio_dir: /no/such/audio\n")
+    assert_error(invoke(["datagen"]), str(cfg), "paths.audio_dir", "/no/such/audio",
+                 "does not exist")
+
+
+def test_example_file_documents_every_key_with_its_default() -> None:
+    example = (REPO / "micmon.yaml.example").read_text()
+    assert example == render_example(), \
+        "regenerate it: micmon config --init micmon.yaml.example --force"
+    import yaml
+
+    data = yaml.safe_load(example)
+    for section, model in Config.model_fields.items():
+        assert set(data[section]) == set(model.annotation.model_fields), section  # type: ignore[union-attr]
+    # The example, loaded as a config, gives the defaults.
+    assert Config.model_validate(data).model_dump() == Config().model_dump()
+
+
+def test_config_init_writes_the_example_and_refuses_to_overwrite(invoke, assert_error,
+                                                                isolated: Path) -> None:
+    assert invoke(["config", "--init", "micmon.yaml"]).exit_code == 0
+    assert (isolated / "micmon.yaml").read_text() == render_example()
+    assert_error(invoke(["config", "--init", "micmon.yaml"]), "already exists", "--force")
+    assert invoke(["config", "--init", "micmon.yaml", "--force"]).exit_code == 0
