@@ -120,35 +120,50 @@ def test_augment_rejects_wrong_shapes() -> None:
         augment(np.zeros((2, *LOGMEL.shape)), np.array([0]), spec=LOGMEL, background=[0])
 
 
-# -- end to end: train, save, load with LiteRT -----------------------------------------------------
+# -- end to end: datagen, train, save, load with LiteRT, predict -----------------------------------
 @pytest.mark.slow
 def test_logmel_cnn_trains_and_round_trips_through_litert(tmp_path: Path) -> None:
     import keras
 
-    from micmon.dataset import Dataset
+    from helpers import make_recording
+    from micmon.audio import AudioDirectory, AudioFile
+    from micmon.dataset import Dataset, DatasetWriter
     from micmon.model import Model
 
+    # datagen's path: recordings -> AudioFile windows -> DatasetWriter (.npz with the spec)
+    for i, events in enumerate([((4.0, 14.0),), ((12.0, 22.0),)]):
+        make_recording(tmp_path / "audio" / f"rec_{i}", seconds=30.0, events=events, rate=RATE,
+                       fmt="wav", seed=i)
+    for folder in AudioDirectory.scan(tmp_path / "audio"):
+        with AudioFile(folder, sample_duration=1.0, sample_rate=RATE, hop=0.5) as source, \
+                DatasetWriter(tmp_path / "data" / f"{folder.name}.npz", spec=LOGMEL) as writer:
+            for segment in source:
+                writer += segment
+    data = Dataset.combine(Dataset.scan(tmp_path / "data"), validation_split=0.2)
+    assert data.spec == LOGMEL and data.labels == LABELS
+
     keras.utils.set_random_seed(0)
-    rng = np.random.default_rng(0)
-    audio = np.concatenate([windows(60, positive=True, rng=rng),
-                            windows(100, positive=False, rng=rng)])
-    classes = np.array([1] * 60 + [0] * 100)
-    data = Dataset(compute_batch(audio, LOGMEL), classes, validation_split=0.25, labels=LABELS,
-                   spec=LOGMEL)
     data = augment_dataset(data, copies=1)
-    assert len(data.train_samples) == 2 * 120 and len(data.validation_samples) == 40
     model = Model(cnn_layers(LOGMEL, 2), LABELS, spec=LOGMEL)
     model.fit(data, epochs=8)
     assert model.evaluate(data)[1] >= 0.9
 
-    test = np.concatenate([windows(10, positive=True, rng=rng),
-                           windows(10, positive=False, rng=rng)])
-    keras_scores = model.predict_proba(test)
-    assert (keras_scores.argmax(axis=1) == [1] * 10 + [0] * 10).mean() >= 0.9
-
+    # predict's path: the saved model, served by LiteRT, on the windows of a new recording
     model.save(tmp_path / "cnn")
     loaded = Model.load(tmp_path / "cnn")
     assert loaded.backend == "litert"
     assert loaded.spec == LOGMEL and loaded.labels == LABELS
-    np.testing.assert_array_equal(compute_batch(test, loaded.spec), compute_batch(test, LOGMEL))
-    np.testing.assert_allclose(loaded.predict_proba(test), keras_scores, atol=1e-4)
+    make_recording(tmp_path / "new", seconds=12.0, events=((4.0, 8.0),), rate=RATE, fmt="wav",
+                   seed=9)
+    with AudioFile(AudioDirectory(tmp_path / "new"), sample_duration=1.0, sample_rate=RATE) as f:
+        segments = list(f)
+    windows = np.stack([s.audio for s in segments])
+    stored = Dataset.load(tmp_path / "data" / "rec_0.npz")
+    with AudioFile(AudioDirectory(tmp_path / "audio" / "rec_0"), sample_duration=1.0,
+                   sample_rate=RATE, hop=0.5) as f:
+        again = np.stack([s.audio for s in f])
+    np.testing.assert_array_equal(compute_batch(again, loaded.spec), stored.samples)
+    keras_scores = model.predict_proba(windows)
+    np.testing.assert_allclose(loaded.predict_proba(segments), keras_scores, atol=1e-4)
+    truth = [s.label == "positive" for s in segments]
+    assert (keras_scores.argmax(axis=1) == np.array(truth, dtype=int)).mean() >= 0.8
