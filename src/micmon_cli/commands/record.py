@@ -64,11 +64,15 @@ class Recording:
         # like a device, so the meter and Ctrl-C work the same way.
         realtime = ["-re"] if self.system == "lavfi" else []
         limit = ["-t", f"{self.duration:.3f}"] if self.duration else []
+        # Live inputs (pulse) stamp packets with the wall clock, so a timestamp-based -t cut a
+        # "2 s" recording to ~1.3 s of audio; restamping by sample count makes -t count samples.
+        by_samples = ["-af", "asetpts=N/SR/TB"]
         return [find_ffmpeg(self.ffmpeg_bin), "-hide_banner", "-loglevel", "error", "-y",
-                *realtime, *limit, "-f", self.system, "-i", self.device,
-                "-map", "0:a:0", "-ar", str(self.sample_rate), "-ac", str(self.channels),
-                *self.codec_args, "-f", self.fmt, str(self.tmp),
-                "-map", "0:a:0", "-ar", str(METER_RATE), "-ac", "1", "-f", "s16le", "pipe:1"]
+                *realtime, "-f", self.system, "-i", self.device,
+                "-map", "0:a:0", *by_samples, *limit, "-ar", str(self.sample_rate),
+                "-ac", str(self.channels), *self.codec_args, "-f", self.fmt, str(self.tmp),
+                "-map", "0:a:0", *by_samples, *limit, "-ar", str(METER_RATE), "-ac", "1",
+                "-f", "s16le", "pipe:1"]
 
     def _read_levels(self, stdout: object) -> None:
         import numpy as np

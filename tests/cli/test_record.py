@@ -1,0 +1,96 @@
+"""`micmon record` with the real ffmpeg: lavfi, a real PulseAudio server, Ctrl-C and SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import make_tone
+
+SINE = "sine=frequency=1000"
+
+
+def _decode(path: Path, rate: int = 16000) -> np.ndarray:
+    """Decode a file fully with ffmpeg (fails on a broken file) to float mono."""
+    proc = subprocess.run(["ffmpeg", "-v", "error", "-xerror", "-i", str(path), "-f", "s16le",
+                           "-ac", "1", "-ar", str(rate), "-"], capture_output=True, check=True)
+    return np.frombuffer(proc.stdout, dtype="<i2").astype(np.float32) / 32768
+
+
+def _peak_hz(x: np.ndarray, rate: int = 16000) -> float:
+    spectrum = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    return float(np.fft.rfftfreq(len(x), 1 / rate)[spectrum.argmax()])
+
+
+@pytest.mark.parametrize("fmt", ["mp3", "wav", "flac"])
+def test_record_lavfi_for_a_duration(invoke, isolated: Path, fmt: str) -> None:
+    result = invoke(["record", "--audio-dir", "audio", "--system", "lavfi", "--device", SINE,
+                     "--duration", "2", "--format", fmt])
+    assert result.exit_code == 0, result.output
+    target = isolated / "audio" / "sample_1" / f"audio.{fmt}"
+    assert f"saved {target.relative_to(isolated)}" in result.stdout
+    x = _decode(target)
+    assert abs(len(x) / 16000 - 2.0) < 0.1
+    assert abs(_peak_hz(x) - 1000) < 10
+    assert [p.name for p in target.parent.iterdir()] == [target.name]  # no temp file left
+
+
+def test_record_names_the_next_free_sample_and_refuses_existing_names(invoke, assert_error,
+                                                                      isolated: Path) -> None:
+    (isolated / "audio" / "sample_7").mkdir(parents=True)
+    args = ["record", "--audio-dir", "audio", "--system", "lavfi", "--device", SINE,
+            "--duration", "0.5"]
+    assert invoke(args).exit_code == 0
+    assert (isolated / "audio" / "sample_8" / "audio.mp3").is_file()
+    assert_error(invoke([*args, "sample_8"]), "sample_8", "already exists", "--force")
+    assert invoke([*args, "sample_8", "--force"]).exit_code == 0
+
+
+def test_record_errors(invoke, assert_error) -> None:
+    base = ["record", "--audio-dir", "audio", "--duration", "1"]
+    assert_error(invoke([*base, "--system", "lavfi", "--device", SINE, "--ffmpeg",
+                         "/no/such/ffmpeg"]), "/no/such/ffmpeg", "not found", "install")
+    line = assert_error(invoke([*base, "--system", "lavfi", "--device", "nosuchsource=x"]),
+                        "lavfi:nosuchsource=x", "recording failed")
+    assert "--device" in line
+    assert not list(Path("audio").rglob("audio.mp3"))
+    assert_error(invoke([*base, "--system", "lavfi", "--device", SINE, "../evil"]), "NAME")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_stopping_with_a_signal_finishes_a_playable_file(isolated: Path, sig: int) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "MICMON_CONFIG"}
+    proc = subprocess.Popen([sys.executable, "-m", "micmon_cli", "record", "--audio-dir", "audio",
+                             "--system", "lavfi", "--device", SINE, "take"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
+    time.sleep(2.0)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err
+    target = isolated / "audio" / "take" / "audio.mp3"
+    assert "saved" in out
+    seconds = len(_decode(target)) / 16000
+    assert 0.5 < seconds < 3.0
+
+
+@pytest.mark.pulse
+def test_record_from_a_real_pulseaudio_server(invoke, pulse_env, isolated: Path) -> None:
+    tone = make_tone(isolated / "tone.wav", 2000, 6)
+    player = pulse_env.play(tone)
+    try:
+        result = invoke(["record", "--audio-dir", "audio", "--system", "pulse", "--device",
+                         pulse_env.monitor, "--duration", "2", "--format", "wav", "from_pulse"])
+    finally:
+        player.terminate()
+        player.wait()
+    assert result.exit_code == 0, result.output
+    x = _decode(isolated / "audio" / "from_pulse" / "audio.wav")
+    assert abs(len(x) / 16000 - 2.0) < 0.2
+    assert abs(_peak_hz(x) - 2000) < 20
