@@ -12,40 +12,19 @@ from micmon_cli import console
 from micmon_cli.commands import FFmpeg, ModelDir, resolve
 
 if TYPE_CHECKING:
-    from micmon.detect import DetectorSettings
     from micmon.evaluate import Calibration, EvaluationReport
     from micmon_cli.config import ResolvedConfig
-
-#: The monitor's hop when neither the config nor the model's calibration names one.
-DEFAULT_HOP_FRACTION = 0.25
-
 
 def _fmt(value: float | None, spec: str = ".2f", suffix: str = "") -> str:
     return "-" if value is None else f"{value:{spec}}{suffix}"
 
 
-def detector_defaults(cfg: ResolvedConfig, metadata: dict[str, Any]) -> DetectorSettings:
-    """Return the model's calibrated settings, else the config's monitor threshold settings."""
-    from micmon.detect import DetectorSettings
-    from micmon.evaluate import model_settings
-
-    mon = cfg.config.monitor
-    fallback = DetectorSettings(threshold=mon.threshold or 0.5, thresholds=mon.thresholds,
-                                min_dbfs=mon.min_dbfs)
-    settings = model_settings(metadata, fallback)
-    explicit = {key: getattr(mon, key) for key in ("threshold", "thresholds", "min_dbfs")
-                if cfg.source(f"monitor.{key}") != "default"}
-    return settings.with_(**explicit) if explicit else settings
-
-
 def choose_hop(cfg: ResolvedConfig, metadata: dict[str, Any], window_seconds: float) -> float:
-    """Return the hop: evaluate.hop, else monitor.hop, else the calibration's, else window / 4."""
-    c = cfg.config
-    calibrated = (metadata.get("calibration") or {}).get("hop_seconds")
-    for hop in (c.evaluate.hop, c.monitor.hop, calibrated):
-        if hop:
-            return float(hop)
-    return window_seconds * DEFAULT_HOP_FRACTION
+    """Return evaluate.hop, else the hop `micmon monitor` would use."""
+    from micmon_cli.commands.monitor import choose_hop as monitor_hop
+
+    hop = cfg.config.evaluate.hop
+    return float(hop) if hop else monitor_hop(cfg, metadata, window_seconds)
 
 
 def _recording_table(report: EvaluationReport) -> Any:
@@ -124,6 +103,7 @@ def evaluate(
         trained_on,
     )
     from micmon.model import Model
+    from micmon_cli.commands.monitor import detector_settings
     from micmon_cli.config import Flag
 
     cfg = resolve(Flag("paths.model_dir", model_dir, "--model"),
@@ -138,7 +118,7 @@ def evaluate(
     metadata = dict(model.metadata)
     assert model.spec is not None
     window_hop = choose_hop(cfg, metadata, model.spec.window_seconds)
-    settings = detector_defaults(cfg, metadata)
+    settings = detector_settings(cfg, metadata)  # exactly what `micmon monitor` would use
 
     folders = AudioDirectory.scan(root)
     if not folders:
