@@ -103,9 +103,6 @@ def test_load_rejects_bad_entries_naming_file_and_key(tmp_path: Path, content: d
         assert fragment in message
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason=(
-    "bug: Labels.load (labels.py:112) parses with plain json.loads, which keeps the last of two "
-    "identical keys, so a repeated '00:10' is silently dropped instead of a LabelsError naming it"))
 def test_load_rejects_the_same_key_written_twice(tmp_path: Path) -> None:
     path = _write(tmp_path, '{"00:00": "negative", "00:10": "positive", "00:10": "negative"}')
     with pytest.raises(LabelsError, match="'00:10'"):

@@ -244,10 +244,6 @@ def test_raw_windows_of_the_wrong_length_are_a_micmon_error(trained_model_dir: P
         model.predict_proba(np.zeros((2, 44100), dtype=np.int16))
 
 
-@pytest.mark.xfail(strict=True, raises=ValueError, reason=(
-    "bug: Model._windows (model/model.py:157, `samples.reshape(-1, spec.window_samples * "
-    "spec.channels)` for 1-D arrays) lets numpy's 'cannot reshape array' ValueError escape "
-    "instead of a ModelError when a 1-D array is not a whole number of windows"))
 def test_a_flat_array_that_is_not_whole_windows_is_a_model_error(trained_model_dir: Path) -> None:
     model = Model.load(trained_model_dir)
     with pytest.raises(ModelError):
@@ -282,10 +278,6 @@ def test_a_broken_model_folder(trained_model_dir: Path, tmp_path: Path) -> None:
         Model.load(folder)
 
 
-@pytest.mark.xfail(strict=True, raises=pytest.fail.Exception, reason=(
-    "bug: Model.load (model/model.py:264-267) compares the network's outputs with micmon.json's "
-    "labels only for the Keras backend; served by LiteRT, a 2-output model listed with 3 labels "
-    "loads and predict_proba returns (N, 2) for 3 labels"))
 def test_litert_load_checks_the_label_count(trained_model_dir: Path, tmp_path: Path) -> None:
     folder = tmp_path / "three-labels"
     shutil.copytree(trained_model_dir, folder)

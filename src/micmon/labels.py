@@ -109,7 +109,9 @@ class Labels:
         except OSError as exc:
             raise LabelsError(f"{path}: cannot read it ({exc.strerror})") from None
         try:
-            data = json.loads(text)
+            data = json.loads(text, object_pairs_hook=_reject_repeated_keys)
+        except _RepeatedKeyError as exc:
+            raise LabelsError(f"{path}: key {exc.key!r} appears twice; keep one of them") from None
         except json.JSONDecodeError as exc:
             raise LabelsError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: "
                               f"{exc.msg}") from None
@@ -184,6 +186,22 @@ class Labels:
     def past(self, duration: float) -> list[float]:
         """Return the start times at or after `duration` seconds (labels beyond the recording)."""
         return [s for s in self._starts if s >= duration]
+
+
+class _RepeatedKeyError(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _reject_repeated_keys(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """json object hook: plain json.loads keeps the last of two equal keys, silently."""
+    out: dict[str, object] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _RepeatedKeyError(key)
+        out[key] = value
+    return out
 
 
 def load_labels(path: str | os.PathLike[str]) -> Labels:

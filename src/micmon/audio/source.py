@@ -25,9 +25,94 @@ CHUNK_SECONDS = 0.05
 FILE_BUFFER_SECONDS = 8.0
 #: Seconds of captured audio a live source keeps while its consumer is busy; older audio is dropped.
 LIVE_BUFFER_SECONDS = 60.0
+#: Seconds between two warnings about audio dropped by a slow consumer.
+DROP_WARNING_INTERVAL = 10.0
 _STDERR_LINES = 20
 _STOP_TIMEOUT = 3.0
 _EOF = object()
+
+
+class _Pipe:
+    """What the reader threads share with the consumer; it never refers to the AudioSource, so an
+    abandoned source is garbage-collected (and its ffmpeg stopped) even while its threads run."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], *, name: str, live: bool, chunk_bytes: int,
+                 frame_bytes: int, sample_rate: int, max_chunks: int) -> None:
+        self.proc = proc
+        self.name = name
+        self.live = live
+        self.chunk_bytes = chunk_bytes
+        self.frame_bytes = frame_bytes
+        self.sample_rate = sample_rate
+        self.queue: queue.Queue[object] = queue.Queue()
+        self.space = threading.Semaphore(max_chunks)
+        self.stop = threading.Event()
+        self.stderr: collections.deque[str] = collections.deque(maxlen=_STDERR_LINES)
+        self.dropped_seconds = 0.0
+        self._last_warning = -DROP_WARNING_INTERVAL
+
+    def read_stdout(self) -> None:
+        """Thread body: cut ffmpeg's stdout into (first frame, bytes) chunks and queue them."""
+        assert self.proc.stdout is not None
+        fd = self.proc.stdout.fileno()
+        pending = bytearray()
+        frame = 0
+        try:
+            while not self.stop.is_set():
+                data = os.read(fd, 1 << 16)
+                if not data:
+                    break
+                pending += data
+                while len(pending) >= self.chunk_bytes and not self.stop.is_set():
+                    self._put(frame, bytes(pending[: self.chunk_bytes]))
+                    del pending[: self.chunk_bytes]
+                    frame += self.chunk_bytes // self.frame_bytes
+            usable = len(pending) - len(pending) % self.frame_bytes
+            if usable and not self.stop.is_set():
+                self._put(frame, bytes(pending[:usable]))
+        except (OSError, ValueError):
+            pass
+        finally:
+            self.queue.put(_EOF)
+            self.proc.stdout.close()  # closed here, not by _shutdown, so no read races a close
+
+    def _put(self, frame: int, chunk: bytes) -> None:
+        if self.live:
+            if not self.space.acquire(blocking=False):
+                # The consumer is too slow: drop the oldest audio so capture never stalls.
+                try:
+                    old = self.queue.get_nowait()
+                except queue.Empty:
+                    pass
+                else:
+                    if isinstance(old, tuple):
+                        self.dropped_seconds += len(old[1]) / self.frame_bytes / self.sample_rate
+                        self._warn_dropped()
+        else:
+            while not self.space.acquire(timeout=0.1):
+                if self.stop.is_set():
+                    return
+        self.queue.put((frame, chunk))
+
+    def _warn_dropped(self) -> None:
+        now = time.monotonic()
+        if now - self._last_warning >= DROP_WARNING_INTERVAL:
+            self._last_warning = now
+            log.warning("%s: consumer too slow, dropped %.2f s of audio so far", self.name,
+                        self.dropped_seconds)
+
+    def read_stderr(self) -> None:
+        """Thread body: keep ffmpeg's last stderr lines."""
+        assert self.proc.stderr is not None
+        try:
+            for line in self.proc.stderr:
+                text = line.decode("utf-8", "replace").strip()
+                if text:
+                    self.stderr.append(text)
+        except (OSError, ValueError):
+            pass
+        finally:
+            self.proc.stderr.close()
 
 
 class AudioSource:
@@ -35,7 +120,8 @@ class AudioSource:
 
     A reader thread drains ffmpeg continuously into a bounded buffer, so a live capture keeps
     recording while the consumer works (or is paused); a file source stops decoding when its
-    buffer is full. The last partial window of a stream is always dropped.
+    buffer is full. The last partial window of a stream is always dropped. Window start times
+    count every sample ffmpeg delivered, including audio dropped by an overrun live buffer.
     """
 
     def __init__(self, input_args: Sequence[str], *, sample_duration: float = 2.0,
@@ -43,6 +129,8 @@ class AudioSource:
                  ffmpeg_bin: str = "ffmpeg", live: bool = False, name: str = "audio",
                  start_offset: float = 0.0,
                  labeller: Callable[[float, float], str | None] | None = None) -> None:
+        self._pipe: _Pipe | None = None
+        self._closed = False
         if not isinstance(sample_rate, int) or sample_rate <= 0:
             raise ParameterError(f"sample_rate: must be a positive integer (Hz), got {sample_rate!r}")
         if not isinstance(channels, int) or channels <= 0:
@@ -61,29 +149,17 @@ class AudioSource:
         self.name = name
         self.start_offset = float(start_offset)
         self._labeller = labeller
-        frame = BYTES_PER_SAMPLE * channels
-        self._frame_bytes = frame
+        self._frame_bytes = BYTES_PER_SAMPLE * channels
         self._window_frames = int(round(self.sample_duration * sample_rate))
         if self._window_frames < 1:
             raise ParameterError(f"sample_duration: {sample_duration} s is shorter than one sample")
         self._hop_frames = max(1, int(round(self.hop * sample_rate)))
-        self._window_bytes = self._window_frames * frame
-        self._hop_bytes = self._hop_frames * frame
-        self._chunk_bytes = max(frame, int(CHUNK_SECONDS * sample_rate) * frame)
-        buffer_seconds = LIVE_BUFFER_SECONDS if live else FILE_BUFFER_SECONDS
-        self._max_chunks = max(4, int(buffer_seconds / CHUNK_SECONDS))
-        self._proc: subprocess.Popen[bytes] | None = None
-        self._queue: queue.Queue[object] = queue.Queue()
-        self._reader: threading.Thread | None = None
-        self._stderr_thread: threading.Thread | None = None
-        self._stderr: collections.deque[str] = collections.deque(maxlen=_STDERR_LINES)
-        self._stop = threading.Event()
-        self._space = threading.Semaphore(self._max_chunks)
+        self._window_bytes = self._window_frames * self._frame_bytes
+        self._chunk_bytes = max(1, int(CHUNK_SECONDS * sample_rate)) * self._frame_bytes
         self._buffer = bytearray()
-        self._skip = 0
-        self._index = 0
+        self._buffer_frame = 0  # stream frame of self._buffer[0]
+        self._next_frame = 0  # stream frame where the next window starts
         self._paused = False
-        self.dropped_seconds = 0.0
 
     # -- lifecycle ----------------------------------------------------------------------------
     def command(self) -> list[str]:
@@ -93,43 +169,37 @@ class AudioSource:
 
     def open(self) -> AudioSource:
         """Start ffmpeg (if not running) and return self."""
-        if self._proc is not None:
+        if self._pipe is not None:
             return self
         cmd = self.command()
-        self._stop.clear()
         try:
-            self._proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                          stderr=subprocess.PIPE, bufsize=0)
+            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, bufsize=0)
         except OSError as exc:
             raise AudioError(f"{self.name}: cannot start ffmpeg ({exc.strerror})") from None
-        self._reader = threading.Thread(target=self._read_stdout, name="micmon-audio-reader",
-                                        daemon=True)
-        self._stderr_thread = threading.Thread(target=self._read_stderr,
-                                               name="micmon-audio-stderr", daemon=True)
-        self._reader.start()
-        self._stderr_thread.start()
+        buffer_seconds = LIVE_BUFFER_SECONDS if self.live else FILE_BUFFER_SECONDS
+        pipe = _Pipe(proc, name=self.name, live=self.live, chunk_bytes=self._chunk_bytes,
+                     frame_bytes=self._frame_bytes, sample_rate=self.sample_rate,
+                     max_chunks=max(4, int(buffer_seconds / CHUNK_SECONDS)))
+        self._pipe = pipe
+        self._closed = False
+        self._threads = [
+            threading.Thread(target=pipe.read_stdout, name="micmon-audio-reader", daemon=True),
+            threading.Thread(target=pipe.read_stderr, name="micmon-audio-stderr", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
         return self
 
     def close(self) -> None:
-        """Stop ffmpeg and the reader thread; safe to call twice."""
-        self._stop.set()
-        proc, self._proc = self._proc, None
-        if proc is None:
+        """Stop ffmpeg and the reader threads; safe to call twice."""
+        self._closed = True
+        pipe, self._pipe = self._pipe, None
+        if pipe is None:
             return
-        self._space.release()  # wake a reader blocked on a full buffer
-        if proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=_STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        for thread in (self._reader, self._stderr_thread):
-            if thread is not None:
-                thread.join(timeout=_STOP_TIMEOUT)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
+        _shutdown(pipe)
+        for thread in getattr(self, "_threads", []):
+            thread.join(timeout=_STOP_TIMEOUT)
 
     def __enter__(self) -> AudioSource:
         return self.open()
@@ -139,10 +209,9 @@ class AudioSource:
         self.close()
 
     def __del__(self) -> None:
-        try:
-            self.close()
-        except Exception:  # pragma: no cover - interpreter shutdown
-            pass
+        pipe = getattr(self, "_pipe", None)
+        if pipe is not None:
+            _shutdown(pipe)
 
     # -- pause/resume -------------------------------------------------------------------------
     def pause(self) -> None:
@@ -161,124 +230,98 @@ class AudioSource:
     @property
     def running(self) -> bool:
         """Whether the ffmpeg process is alive."""
-        return self._proc is not None and self._proc.poll() is None
+        return self._pipe is not None and self._pipe.proc.poll() is None
 
     @property
     def position(self) -> float:
         """Seconds from the source's start to the start of the next window."""
-        return self.start_offset + self._index * self._hop_frames / self.sample_rate
+        return self.start_offset + self._next_frame / self.sample_rate
 
-    # -- threads ------------------------------------------------------------------------------
-    def _read_stdout(self) -> None:
-        proc = self._proc
-        assert proc is not None and proc.stdout is not None
-        fd = proc.stdout.fileno()
-        pending = bytearray()
-        try:
-            while not self._stop.is_set():
-                data = os.read(fd, 1 << 16)
-                if not data:
-                    break
-                pending += data
-                while len(pending) >= self._chunk_bytes:
-                    self._put(bytes(pending[: self._chunk_bytes]))
-                    del pending[: self._chunk_bytes]
-            if pending:
-                self._put(bytes(pending))
-        except (OSError, ValueError):
-            pass
-        finally:
-            self._queue.put(_EOF)
-
-    def _put(self, chunk: bytes) -> None:
-        if self.live:
-            if not self._space.acquire(blocking=False):
-                # The consumer is too slow: drop the oldest audio so capture never stalls.
-                try:
-                    old = self._queue.get_nowait()
-                    if isinstance(old, bytes):
-                        self.dropped_seconds += len(old) / self._frame_bytes / self.sample_rate
-                except queue.Empty:
-                    pass
-                else:
-                    log.warning("%s: consumer too slow, dropped %.2f s of audio so far",
-                                self.name, self.dropped_seconds)
-        else:
-            while not self._space.acquire(timeout=0.1):
-                if self._stop.is_set():
-                    return
-        self._queue.put(chunk)
-
-    def _read_stderr(self) -> None:
-        proc = self._proc
-        assert proc is not None and proc.stderr is not None
-        try:
-            for line in proc.stderr:
-                text = line.decode("utf-8", "replace").strip()
-                if text:
-                    self._stderr.append(text)
-        except (OSError, ValueError):
-            pass
-
-    # -- iteration ----------------------------------------------------------------------------
-    def __iter__(self) -> Iterator[AudioSegment]:
-        if self._proc is None and not self._stop.is_set():
-            self.open()
-        return self
-
-    def __next__(self) -> AudioSegment:
-        if self._proc is None:
-            if self._stop.is_set():
-                raise StopIteration
-            self.open()
-        while len(self._buffer) < self._skip + self._window_bytes:
-            item = self._queue.get()
-            if item is _EOF:
-                self._queue.put(_EOF)  # stay at the end on further calls
-                self._finish()
-                raise StopIteration
-            assert isinstance(item, bytes)
-            self._space.release()
-            self._buffer += item
-        if self._skip:
-            del self._buffer[: self._skip]
-            self._skip = 0
-        window = bytes(self._buffer[: self._window_bytes])
-        start = self.position
-        if self._hop_bytes <= len(self._buffer):
-            del self._buffer[: self._hop_bytes]
-        else:
-            self._skip = self._hop_bytes - len(self._buffer)
-            self._buffer.clear()
-        self._index += 1
-        label = self._labeller(start, start + self.sample_duration) if self._labeller else None
-        return AudioSegment(window, self.sample_rate, self.channels, label=label, start=start)
-
-    def _finish(self) -> None:
-        """Wait for ffmpeg to exit; raise AudioError if it failed."""
-        proc = self._proc
-        if proc is None:
-            return
-        try:
-            code = proc.wait(timeout=_STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            code = None
-        if self._stderr_thread is not None:
-            self._stderr_thread.join(timeout=_STOP_TIMEOUT)
-        if code and not self._stop.is_set():
-            self.close()
-            raise AudioError(f"{self.name}: ffmpeg failed ({self.last_error or f'exit code {code}'})")
+    @property
+    def dropped_seconds(self) -> float:
+        """Seconds of live audio dropped because the consumer fell behind."""
+        return self._pipe.dropped_seconds if self._pipe is not None else 0.0
 
     @property
     def last_error(self) -> str | None:
         """The last line ffmpeg printed on stderr, if any."""
-        return self._stderr[-1] if self._stderr else None
+        if self._pipe is None or not self._pipe.stderr:
+            return None
+        return self._pipe.stderr[-1]
+
+    # -- iteration ----------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[AudioSegment]:
+        if self._pipe is None and not self._closed:
+            self.open()
+        return self
+
+    def __next__(self) -> AudioSegment:
+        if self._pipe is None:
+            if self._closed:
+                raise StopIteration
+            self.open()
+        pipe = self._pipe
+        assert pipe is not None
+        fb = self._frame_bytes
+        while True:
+            behind = self._next_frame - self._buffer_frame
+            if behind > 0:  # hop longer than the window: skip audio between windows
+                drop = min(behind, len(self._buffer) // fb)
+                del self._buffer[: drop * fb]
+                self._buffer_frame += drop
+            if self._buffer_frame > self._next_frame:  # a gap: audio was dropped
+                self._next_frame = self._buffer_frame
+            if self._buffer_frame == self._next_frame and len(self._buffer) >= self._window_bytes:
+                break
+            item = pipe.queue.get()
+            if item is _EOF:
+                pipe.queue.put(_EOF)  # stay at the end on further calls
+                self._finish(pipe)
+                raise StopIteration
+            assert isinstance(item, tuple)
+            pipe.space.release()
+            frame, chunk = item
+            if frame != self._buffer_frame + len(self._buffer) // fb:
+                self._buffer.clear()  # never stitch a window across dropped audio
+                self._buffer_frame = frame
+            self._buffer += chunk
+        window = bytes(self._buffer[: self._window_bytes])
+        start = self.position
+        self._next_frame += self._hop_frames
+        label = self._labeller(start, start + self.sample_duration) if self._labeller else None
+        return AudioSegment(window, self.sample_rate, self.channels, label=label, start=start)
+
+    def _finish(self, pipe: _Pipe) -> None:
+        """Wait for ffmpeg to exit; raise AudioError if it failed."""
+        try:
+            code = pipe.proc.wait(timeout=_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            code = None
+        for thread in getattr(self, "_threads", []):
+            thread.join(timeout=_STOP_TIMEOUT)
+        if code and not pipe.stop.is_set():
+            error = pipe.stderr[-1] if pipe.stderr else f"exit code {code}"
+            self.close()
+            raise AudioError(f"{self.name}: ffmpeg failed ({error})")
 
     def wait_for_audio(self, timeout: float) -> bool:
         """Return True once some audio has arrived, False after `timeout` seconds without any."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self._buffer or not self._queue.empty():
+            if self._buffer or (self._pipe is not None and not self._pipe.queue.empty()):
                 return True
             time.sleep(0.01)
         return False
+
+
+def _shutdown(pipe: _Pipe) -> None:
+    """Stop a pipe's ffmpeg (terminate, then kill) and release its reader threads."""
+    pipe.stop.set()
+    proc = pipe.proc
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

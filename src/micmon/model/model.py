@@ -154,8 +154,14 @@ class Model:
     def _windows(self, samples: Sequence[AudioSegment] | np.ndarray) -> np.ndarray:
         spec = self._require_spec()
         if isinstance(samples, np.ndarray):
-            return samples.reshape(-1, spec.window_samples * spec.channels) if samples.ndim == 1 \
-                else samples
+            width = spec.window_samples * spec.channels
+            if samples.ndim == 1 and samples.size % width == 0:
+                return samples.reshape(-1, width)
+            if samples.ndim != 2:
+                raise ModelError(f"windows of shape {samples.shape} do not fit the model: it wants "
+                                 f"(N, {width}) samples ({spec.window_seconds:g} s at "
+                                 f"{spec.sample_rate} Hz x {spec.channels} channels)")
+            return samples
         for s in samples:
             if (s.sample_rate, s.channels) != (spec.sample_rate, spec.channels) or \
                     len(s.audio) != spec.window_samples * spec.channels:
@@ -261,10 +267,8 @@ class Model:
         model.spec = FeatureSpec.from_dict(meta["spec"])
         model.low_freq, model.high_freq = model.spec.low_freq, model.spec.high_freq
         model.metadata = {**meta, "_path": str(folder)}
-        outputs = None
-        if model.backend == "keras":
-            outputs = int(model._keras.output_shape[-1])
-        if outputs is not None and outputs != len(model.labels):
+        outputs = model.runner.output_size
+        if outputs != len(model.labels):
             raise ModelError(f"{folder}: the network has {outputs} outputs but micmon.json lists "
                              f"{len(model.labels)} labels")
         return model

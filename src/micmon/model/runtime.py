@@ -28,6 +28,7 @@ class LiteRTRunner:
         self._input = self._interpreter.get_input_details()[0]
         self._output = self._interpreter.get_output_details()[0]
         self.input_shape = tuple(int(d) for d in self._input["shape"][1:])
+        self.output_size = int(self._output["shape"][-1])
         self._batch: int | None = None
 
     def _ensure_batch(self, n: int) -> None:
@@ -55,6 +56,7 @@ class KerasRunner:
     def __init__(self, model: Any) -> None:
         self.model = model
         self.input_shape = tuple(int(d) for d in model.input_shape[1:])
+        self.output_size = int(model.output_shape[-1])
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
         """Return class probabilities, shape (N, labels)."""
