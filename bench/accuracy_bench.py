@@ -284,7 +284,8 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Run the variants and write results.json, table.md and tradeoff.png."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("corpus", type=Path)
+    p.add_argument("corpus", type=Path, nargs="?", default=None,
+                   help="corpus folder (default: bench/out/corpus, built if missing)")
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "out" / "accuracy")
     p.add_argument("--variants", default="", help="comma-separated names (default: all)")
     p.add_argument("--seed", type=int, default=0)
@@ -293,6 +294,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--hop-fraction", type=float, default=HOP_FRACTION,
                    help="evaluation hop as a share of the window (monitor default: 0.25)")
     args = p.parse_args(argv)
+    if args.corpus is None:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        import real_corpus
+
+        args.corpus = real_corpus.DEFAULT_OUT
+        real_corpus.main([str(args.corpus)])
     wanted = [v for v in args.variants.split(",") if v]
     variants = [v for v in VARIANTS if not wanted or v.name in wanted]
     if args.epochs:

@@ -16,6 +16,9 @@ Every recording is a real sample folder (audio.mp3 + labels.json with the exact 
 
 Train, calibration and test recordings use disjoint halves of the speech prompts.
 
+Without arguments it builds bench/out/corpus (once: an existing corpus.json means it is complete;
+--force rebuilds it).
+
 Example: python bench/real_corpus.py ~/micmon-corpus
 """
 
@@ -52,6 +55,7 @@ GAP_SECONDS = (15.0, 45.0)
 #: Alarm level relative to the speech, dB, per test tier; training draws from the whole range.
 TIERS: dict[str, float] = {"easy": 6.0, "medium": 0.0, "hard": -10.0}
 PEAK_LIMIT = 0.95
+DEFAULT_OUT = Path(__file__).resolve().parent / "out" / "corpus"
 CHUNK_SECONDS = 300.0
 
 
@@ -208,7 +212,8 @@ def make_quiet(folder: Path, *, minutes: float, sources: Sources, pool: str,
 def main(argv: list[str] | None = None) -> None:
     """Build the corpus."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("out", type=Path)
+    p.add_argument("out", type=Path, nargs="?", default=DEFAULT_OUT)
+    p.add_argument("--force", action="store_true", help="rebuild an existing corpus")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--minutes", type=float, default=4.0, help="length of event recordings")
     p.add_argument("--train", type=int, default=8)
@@ -217,6 +222,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--quiet-minutes", type=float, default=60.0)
     p.add_argument("--calib-quiet-minutes", type=float, default=30.0)
     args = p.parse_args(argv)
+    if (args.out / "corpus.json").exists() and not args.force:
+        print(f"{args.out}: corpus already built (pass --force to rebuild)")
+        return
     rng = np.random.default_rng(args.seed)
     sources = Sources(rng)
     span = (min(TIERS.values()), max(TIERS.values()))
