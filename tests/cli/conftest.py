@@ -23,6 +23,7 @@ RECORDINGS = {
 TRAIN_EPOCHS = "8"
 
 Invoke = Callable[..., Result]
+_SESSION: dict[str, str] = {}
 
 
 def _invoke(args: list[str], env: dict[str, str] | None = None) -> Result:
@@ -77,6 +78,12 @@ def assert_error() -> Callable[..., str]:
 
 # -- session data: recordings -> datasets -> model, all made through the CLI --------------------
 @pytest.fixture(scope="session")
+def recordings() -> dict[str, tuple[float, tuple[tuple[float, float], ...]]]:
+    """The session recordings: name -> (seconds, positive events)."""
+    return RECORDINGS
+
+
+@pytest.fixture(scope="session")
 def cli_audio(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A folder of three labelled sample folders (beeping = positive over noise and hum)."""
     root = tmp_path_factory.mktemp("cli_audio") / "audio"
@@ -102,8 +109,14 @@ def cli_model(cli_data: Path, empty_config: Path) -> Path:
     result = _invoke(["train", cli_data, out, "--epochs", TRAIN_EPOCHS, "--plot"],
                      env={"MICMON_CONFIG": str(empty_config)})
     assert result.exit_code == 0, result.output
-    cli_model.output = result.output  # type: ignore[attr-defined]
+    _SESSION["train_output"] = result.output
     return out
+
+
+@pytest.fixture(scope="session")
+def cli_train_output(cli_model: Path) -> str:
+    """What `micmon train` printed when it made `cli_model`."""
+    return _SESSION["train_output"]
 
 
 # -- PulseAudio -----------------------------------------------------------------------------------

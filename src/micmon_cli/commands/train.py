@@ -218,7 +218,9 @@ def train(
         raise DatasetError(f"{data_dir}: only the label(s) {present or '(none)'} occur in the "
                            "datasets; a classifier needs windows of at least two labels")
     if t.labels and (unused := [n for n in t.labels if not counts.get(n)]):
-        console.warn(f"label(s) {', '.join(unused)} of training.labels occur in no dataset")
+        raise DatasetError(f"{cfg.where('training.labels')}: label(s) {', '.join(unused)} occur "
+                           f"in no dataset in {data_dir}; remove them from the label list or "
+                           "record and label examples")
     if t.background_label not in label_names:
         console.warn(f"background label {t.background_label!r} is not among the labels "
                      f"{label_names}; set training.background_label")
