@@ -152,6 +152,20 @@ def test_evaluate_with_litert(trained_model_dir: Path, datasets_dir: Path) -> No
     assert 0 <= loss < 1
 
 
+@pytest.mark.parametrize("backend", ["litert", "keras"])
+def test_evaluate_maps_dataset_labels_onto_the_model_labels(trained_model_dir: Path,
+                                                            datasets_dir: Path, backend: str) -> None:
+    full = Dataset.combine(Dataset.scan(datasets_dir))
+    model = Model.load(trained_model_dir, backend=backend)
+    positive = full.samples[full.classes == 1]
+    # A dataset holding only "positive" numbers it 0; the model's index for it is 1 (pitfall 2).
+    only_positive = Dataset(positive, np.zeros(len(positive)), labels=["positive"], spec=full.spec)
+    assert model.evaluate(only_positive)[1] >= 0.9
+    swapped = Dataset(full.samples, 1 - full.classes, labels=["positive", "negative"],
+                      spec=full.spec)
+    assert model.evaluate(swapped)[1] >= 0.9
+
+
 # -- saving ---------------------------------------------------------------------------------------------
 def test_save_refuses_to_overwrite_and_works_with_overwrite(trained_model_dir: Path,
                                                             tmp_path: Path) -> None:
