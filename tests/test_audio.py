@@ -22,6 +22,7 @@ from micmon.audio import (
     AudioDevice,
     AudioDirectory,
     AudioFile,
+    AudioPlayer,
     AudioSegment,
     AudioSource,
     probe_duration,
@@ -75,8 +76,8 @@ def stepped_tones(folder: Path, seconds: int = 8, rate: int = 16000) -> Path:
     return folder
 
 
-def ffmpeg_children() -> set[int]:
-    """Pids of this process's ffmpeg children, running or zombie."""
+def ffmpeg_children(prefix: str = "ffmpeg") -> set[int]:
+    """Pids of this process's children named `prefix`*, running or zombie."""
     me, found = os.getpid(), set()
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -87,7 +88,7 @@ def ffmpeg_children() -> set[int]:
             continue
         comm = stat[stat.index("(") + 1: stat.rindex(")")]
         ppid = int(stat[stat.rindex(")") + 2:].split()[1])
-        if ppid == me and comm.startswith("ffmpeg"):
+        if ppid == me and comm.startswith(prefix):
             found.add(int(entry))
     return found
 
@@ -645,3 +646,23 @@ def test_audiosource_is_an_iterator_and_a_context_manager(tones_dir: Path) -> No
     assert next(reader).start == 0.0
     assert reader.position == 2.0
     reader.close()
+
+
+def test_player_plays_windows_through_ffplay() -> None:
+    # conftest sets SDL_AUDIODRIVER=dummy: ffplay plays in real time into no device.
+    mono = AudioSegment(np.round(sine(440.0, 0.15, 8000) * 32767).astype(np.int16), 8000)
+    stereo = AudioSegment(np.repeat(mono.audio, 2), 8000, channels=2)
+    before = ffmpeg_children("ffplay")
+    started = time.monotonic()
+    with AudioPlayer() as player:
+        player.play(mono)
+        player.play(mono)
+        player.play(stereo)  # another format: a new ffplay
+    assert time.monotonic() - started >= 0.45  # close() let the queued audio play
+    assert ffmpeg_children("ffplay") - before == set()
+
+
+def test_player_without_ffplay() -> None:
+    with pytest.raises(FFmpegNotFoundError, match=r"/nonexistent/ffplay: not found on PATH"):
+        with AudioPlayer("/nonexistent/ffplay"):
+            pass
