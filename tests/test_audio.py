@@ -347,6 +347,21 @@ def test_hop_longer_than_the_window_skips(tones_dir: Path) -> None:
                                                                        abs=2)
 
 
+@pytest.mark.parametrize(("window", "hop"), [(0.33, 0.21), (0.07, 0.29)])
+def test_windows_are_exact_slices_of_the_stream(tones_dir: Path, window: float, hop: float) -> None:
+    # Window and hop sizes that are no multiple of the reader's 50 ms chunks.
+    with wave.open(str(tones_dir / "audio.wav")) as wav:
+        reference = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
+    size, step = round(window * 16000), round(hop * 16000)
+    with AudioFile(tones_dir / "audio.wav", sample_duration=window, sample_rate=16000,
+                   hop=hop) as reader:
+        windows = list(reader)
+    assert len(windows) == (len(reference) - size) // step + 1
+    for k, w in enumerate(windows):
+        assert w.start == pytest.approx(k * step / 16000)
+        np.testing.assert_array_equal(w.audio, reference[k * step: k * step + size])
+
+
 # -- live capture -----------------------------------------------------------------------------------------
 SINE_HZ, LIVE_RATE = 1234.5, 16000
 
