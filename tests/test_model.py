@@ -188,6 +188,20 @@ def test_save_refuses_to_overwrite_and_works_with_overwrite(trained_model_dir: P
     assert sorted(p.name for p in tmp_path.iterdir()) == ["copy"]  # no staging folder left
 
 
+def test_a_loaded_model_saved_over_its_own_folder(trained_model_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "model"
+    shutil.copytree(trained_model_dir, folder)
+    window = AudioSegment(np.round(np.random.default_rng(0).standard_normal(88200) * 3000)
+                          .astype(np.int16), 44100)
+    model = Model.load(folder)
+    before = model.predict_proba([window])
+    model.save(folder, overwrite=True, metrics={"accuracy": 1.0})
+    assert sorted(p.name for p in folder.iterdir()) == ["micmon.json", "model.keras", "model.tflite"]
+    for name in ("model.keras", "model.tflite"):
+        assert (folder / name).read_bytes() == (trained_model_dir / name).read_bytes()
+    np.testing.assert_allclose(Model.load(folder).predict_proba([window]), before)
+
+
 def test_save_onto_a_file_is_refused(trained_model_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
     with pytest.raises(ModelError, match="exists and is not a folder"):
