@@ -129,8 +129,13 @@ class _History:
         b = min(self._written, int(round((end - self._start) * self.sample_rate)))
         if b <= a:
             return ClipAudio(np.zeros(0, dtype=np.int16), self.sample_rate, self.channels, start)
-        idx = (np.arange(a, b) % self._frames)[:, None] * self.channels + np.arange(self.channels)
-        return ClipAudio(self._buf[idx.reshape(-1)].copy(), self.sample_rate, self.channels,
+        # Two slices of the ring, not fancy indexing: no index arrays 4x the clip's size.
+        ch, pos, n = self.channels, a % self._frames, b - a
+        if pos + n <= self._frames:
+            samples = self._buf[pos * ch:(pos + n) * ch].copy()
+        else:
+            samples = np.concatenate([self._buf[pos * ch:], self._buf[:(pos + n - self._frames) * ch]])
+        return ClipAudio(samples, self.sample_rate, self.channels,
                          self._start + a / self.sample_rate)
 
 
