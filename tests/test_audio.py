@@ -482,6 +482,31 @@ def test_close_is_prompt_while_ffmpeg_is_ahead_of_the_consumer(kind: str, tmp_pa
     assert not source.running
 
 
+def test_close_from_another_thread_ends_a_blocked_iteration() -> None:
+    source = AudioDevice("lavfi", f"sine=frequency={SINE_HZ}:sample_rate={LIVE_RATE}",
+                         sample_duration=0.2, sample_rate=LIVE_RATE, input_options=["-re"])
+    seen: list[float] = []
+    errors: list[BaseException] = []
+
+    def consume() -> None:
+        try:
+            for window in source:
+                seen.append(window.start)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    consumer = threading.Thread(target=consume, daemon=True)
+    consumer.start()
+    deadline = time.monotonic() + 5
+    while not seen and time.monotonic() < deadline:
+        time.sleep(0.02)
+    source.close()  # the consumer is waiting for the next window
+    consumer.join(2.0)
+    assert not consumer.is_alive(), "iteration did not end after close()"
+    assert errors == []
+    assert seen and seen == pytest.approx([0.2 * i for i in range(len(seen))])
+
+
 def test_close_leaves_no_ffmpeg_process() -> None:
     before = ffmpeg_children()
     source = AudioDevice("lavfi", "anoisesrc=sample_rate=16000", sample_duration=0.5,
