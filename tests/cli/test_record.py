@@ -70,14 +70,18 @@ def test_stopping_with_a_signal_finishes_a_playable_file(isolated: Path, sig: in
     proc = subprocess.Popen([sys.executable, "-m", "micmon_cli", "record", "--audio-dir", "audio",
                              "--system", "lavfi", "--device", SINE, "take"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True)
-    time.sleep(2.0)
+    partial = isolated / "audio" / "take" / ".audio.mp3.partial"
+    deadline = time.monotonic() + 30
+    while not (partial.exists() and partial.stat().st_size > 0) and time.monotonic() < deadline:
+        time.sleep(0.05)  # wait for the capture to run, however slowly Python started
+    time.sleep(1.5)
     proc.send_signal(sig)
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err
     target = isolated / "audio" / "take" / "audio.mp3"
     assert "saved" in out
     seconds = len(_decode(target)) / 16000
-    assert 0.5 < seconds < 3.0
+    assert 1.0 < seconds < 4.0
 
 
 @pytest.mark.pulse

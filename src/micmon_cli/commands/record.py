@@ -70,7 +70,8 @@ class Recording:
         return [find_ffmpeg(self.ffmpeg_bin), "-hide_banner", "-loglevel", "error", "-y",
                 *realtime, "-f", self.system, "-i", self.device,
                 "-map", "0:a:0", *by_samples, *limit, "-ar", str(self.sample_rate),
-                "-ac", str(self.channels), *self.codec_args, "-f", self.fmt, str(self.tmp),
+                "-ac", str(self.channels), *self.codec_args, "-flush_packets", "1",
+                "-f", self.fmt, str(self.tmp),
                 "-map", "0:a:0", *by_samples, *limit, "-ar", str(METER_RATE), "-ac", "1",
                 "-f", "s16le", "pipe:1"]
 
