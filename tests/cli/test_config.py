@@ -145,3 +145,11 @@ def test_config_init_writes_the_example_and_refuses_to_overwrite(invoke, assert_
     assert (isolated / "micmon.yaml").read_text() == render_example()
     assert_error(invoke(["config", "--init", "micmon.yaml"]), "already exists", "--force")
     assert invoke(["config", "--init", "micmon.yaml", "--force"]).exit_code == 0
+
+
+def test_docs_list_every_key() -> None:
+    docs = (REPO / "docs" / "config.md").read_text()
+    for section, info in Config.model_fields.items():
+        assert f"### `{section}:`" in docs, section
+        for key in info.annotation.model_fields:  # type: ignore[union-attr]
+            assert f"| `{key}` |" in docs, f"docs/config.md lacks {section}.{key}"
