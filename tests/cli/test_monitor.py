@@ -10,7 +10,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +18,7 @@ from typer.testing import CliRunner
 
 from helpers import background, beeps, encode
 from micmon_cli.app import app
-from pulse_server import PulseServer, PulseUnavailable
+from pulse_server import PulseServer
 
 MICMON = str(Path(sys.executable).with_name("micmon"))
 CONFIG = """\
@@ -43,15 +42,6 @@ def positive_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     a = int(LEAD_IN * rate)
     signal_[a:a + int(SOUND * rate)] += beeps(SOUND, rate)
     return encode(tmp_path_factory.mktemp("play") / "positive.wav", signal_, rate)
-
-
-@pytest.fixture(scope="module")
-def pulse() -> Iterator[PulseServer]:
-    try:
-        with PulseServer() as server:
-            yield server
-    except PulseUnavailable as exc:  # pragma: no cover - depends on the machine
-        pytest.skip(str(exc))
 
 
 @pytest.fixture
@@ -104,8 +94,10 @@ def _wait_for_capture(pulse: PulseServer, timeout: float = 20.0) -> None:
 
 
 @pytest.mark.pulse
-def test_pulse_sink_one_start_and_one_end_in_time(pulse: PulseServer, trained_model_dir: Path,
+def test_pulse_sink_one_start_and_one_end_in_time(pulse_server: PulseServer,
+                                                  trained_model_dir: Path,
                                                   positive_wav: Path, config: Path) -> None:
+    pulse = pulse_server
     env = {k: v for k, v in pulse.env.items() if k != "MICMON_CONFIG"}
     mon = Process(["--config", str(config), "monitor", "--model", str(trained_model_dir),
                    "--system", "pulse", "--device", pulse.monitor, "--json"], env)
@@ -194,3 +186,18 @@ def test_missing_model_says_how_to_fix(tmp_path: Path, positive_wav: Path) -> No
     code, _, err = run("monitor", "--model", str(tmp_path / "nope"), "--input",
                        str(positive_wav))
     assert code == 1 and "no such model folder" in err
+
+
+def test_settings_come_from_calibration_then_config(tmp_path: Path) -> None:
+    from micmon_cli.commands.monitor import detector_settings
+    from micmon_cli.config import load_config
+
+    path = tmp_path / "micmon.yaml"
+    path.write_text("training:\n  background_label: quiet\nmonitor:\n  k: 2\n  n: 3\n")
+    cfg = load_config(path)
+    labels = ["quiet", "negative", "cry"]
+    settings = detector_settings(cfg, {}, labels)
+    assert settings.targets == ("negative", "cry") and (settings.k, settings.n) == (2, 3)
+    calibrated = {"detector": {"threshold": 0.8, "k": 1, "n": 1, "m": 5}}
+    settings = detector_settings(cfg, calibrated, labels)
+    assert (settings.threshold, settings.k, settings.n, settings.m) == (0.8, 2, 3, 5)

@@ -26,8 +26,12 @@ LIVE_REFRESH = 4
 BAR_WIDTH = 30
 
 
-def detector_settings(cfg: ResolvedConfig, metadata: dict[str, Any]) -> DetectorSettings:
-    """Return the model's calibrated detector settings with the config's explicit keys on top."""
+def detector_settings(cfg: ResolvedConfig, metadata: dict[str, Any],
+                      labels: list[str]) -> DetectorSettings:
+    """Return the model's calibrated detector settings with the config's explicit keys on top.
+
+    Without targets or thresholds anywhere, every label but training.background_label is watched.
+    """
     from micmon.detect import DetectorSettings
     from micmon.evaluate import model_settings
 
@@ -37,7 +41,14 @@ def detector_settings(cfg: ResolvedConfig, metadata: dict[str, Any]) -> Detector
                 if getattr(mon, key) is not None and cfg.source(f"monitor.{key}") != "default"}
     if explicit.get("targets") is not None:
         explicit["targets"] = tuple(explicit["targets"])
-    return settings.with_(**explicit) if explicit else settings
+    if explicit:
+        settings = settings.with_(**explicit)
+    background = cfg.config.training.background_label
+    if not settings.targets and not settings.thresholds and background in labels:
+        others = tuple(label for label in labels if label != background)
+        if others:
+            settings = settings.with_(targets=others)
+    return settings
 
 
 def choose_hop(cfg: ResolvedConfig, metadata: dict[str, Any], window: float) -> float:
@@ -193,7 +204,7 @@ def monitor(
     loaded = Model.load(model_dir)
     spec = loaded.spec
     assert spec is not None  # Model.load always reads one from micmon.json
-    settings = detector_settings(cfg, loaded.metadata)
+    settings = detector_settings(cfg, loaded.metadata, list(loaded.labels))
     window_hop = choose_hop(cfg, loaded.metadata, spec.window_seconds)
     actions = build_actions(cfg, list(loaded.labels))
     interactive = console.interactive() and not json_lines
