@@ -98,3 +98,27 @@ def test_record_from_a_real_pulseaudio_server(invoke, pulse_env, isolated: Path)
     x = _decode(isolated / "audio" / "from_pulse" / "audio.wav")
     assert abs(len(x) / 16000 - 2.0) < 0.2
     assert abs(_peak_hz(x) - 2000) < 20
+
+
+def test_level_meter_sees_the_input(isolated: Path) -> None:
+    from micmon_cli.commands.record import CODECS, Recording
+
+    levels: list[tuple[float, float]] = []
+    rec = Recording(isolated / "m" / "audio.wav", system="lavfi",
+                    device="aevalsrc=0.5*sin(2*PI*440*t):s=16000", sample_rate=16000, channels=1,
+                    duration=1.5, codec_args=CODECS["wav"], ffmpeg_bin="ffmpeg")
+    rec.run(lambda r: levels.append((r.seconds, r.level)))
+    # lavfi runs in real time (-re), so the meter ticks while recording, with a rising clock.
+    assert len(levels) >= 5
+    seconds = [s for s, _ in levels]
+    assert seconds == sorted(seconds) and seconds[-1] > 0.5
+    # A sine of amplitude 0.5 has an RMS level of 20*log10(0.5/sqrt(2)) = -9.0 dBFS.
+    assert abs(levels[-1][1] - -9.0) < 0.5
+    assert abs(rec.mean_dbfs - -9.0) < 0.5
+
+
+def test_silent_input_is_reported(invoke, isolated: Path) -> None:
+    result = invoke(["record", "--audio-dir", "audio", "--system", "lavfi", "--device",
+                     "anullsrc=r=16000", "--duration", "0.5"])
+    assert result.exit_code == 0, result.output
+    assert "silent" in result.stderr and "-inf dBFS" in result.stdout

@@ -24,6 +24,8 @@ METER_RATE = 8000
 METER_CHUNK_SECONDS = 0.1
 #: Seconds ffmpeg gets to finish the file after 'q' before it is interrupted, then killed.
 STOP_GRACE_SECONDS = 5.0
+#: A recording whose mean level is below this is reported as silent.
+SILENT_DBFS = -70.0
 #: Audio codec arguments per output format.
 CODECS = {
     "mp3": ["-c:a", "libmp3lame", "-q:a", "2"],
@@ -53,6 +55,8 @@ class Recording:
         self.ffmpeg_bin = ffmpeg_bin
         self.level = float("-inf")
         self.seconds = 0.0
+        self._energy = 0.0
+        self._count = 0
         self._stderr: list[str] = []
         self._proc: subprocess.Popen[bytes] | None = None
 
@@ -88,7 +92,18 @@ class Recording:
                 return
             total += len(data)
             self.seconds = total / (2 * METER_RATE)
-            self.level = dbfs(np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2"))
+            samples = np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2")
+            self.level = dbfs(samples)
+            x = samples.astype(np.float64) / 32768
+            self._energy += float(np.dot(x, x))
+            self._count += len(x)
+
+    @property
+    def mean_dbfs(self) -> float:
+        """RMS level of everything captured so far, in dBFS (-inf for silence)."""
+        if not self._count or self._energy <= 0:
+            return float("-inf")
+        return 10 * math.log10(self._energy / self._count)
 
     def _read_stderr(self, stderr: object) -> None:
         for line in stderr:  # type: ignore[attr-defined]
@@ -271,5 +286,10 @@ def record(
             tick.live.stop()  # type: ignore[attr-defined]
     if folder.joinpath("labels.json").exists():
         console.warn(f"{folder / 'labels.json'} is from the earlier recording; check it")
-    console.result(f"saved {target} ({recorder.seconds:.1f} s)")
+    level = recorder.mean_dbfs
+    console.result(f"saved {target} ({recorder.seconds:.1f} s, mean level "
+                   f"{console.fmt_db(level)} dBFS)")
+    if level < SILENT_DBFS:
+        console.warn(f"the recording is silent (below {SILENT_DBFS} dBFS): check --device and "
+                     "the input volume (alsamixer / pavucontrol)")
     console.info(f"next: label it, e.g. `micmon label {name} 00:00=negative 00:05=positive`")
