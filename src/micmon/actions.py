@@ -323,6 +323,8 @@ class MqttAction(Action):
         self._states = dict.fromkeys(self.labels, "OFF")
         self._connected = threading.Event()
         self._was_connected = False
+        self._failing = False  # a failure streak was logged; log again only after a success
+        self._closing = False
 
     # topics
     @property
@@ -380,6 +382,7 @@ class MqttAction(Action):
         client.reconnect_delay_set(1, MQTT_MAX_RECONNECT_DELAY)
         client.max_queued_messages_set(MQTT_MAX_QUEUED)
         client.on_connect = self._on_connect
+        client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
         self._client = client
         client.connect_async(self.address.host, self.address.port, keepalive=self.keepalive)
@@ -388,8 +391,12 @@ class MqttAction(Action):
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any,
                     properties: Any = None) -> None:
         if getattr(reason, "is_failure", False):
-            log.warning("%s: broker refused the connection (%s)", self.name, reason)
+            if not self._failing:
+                self._failing = True
+                log.warning("%s: broker refused the connection (%s); check username/password; "
+                            "retrying", self.name, reason)
             return
+        self._failing = False
         log.info("%s: %s", self.name, "reconnected" if self._was_connected else "connected")
         self._was_connected = True
         self._connected.set()
@@ -400,9 +407,30 @@ class MqttAction(Action):
                 client.publish(self.discovery_topic(label), config, qos=1, retain=True)
             client.publish(self.state_topic(label), self._states[label], qos=1, retain=True)
 
+    def _on_connect_fail(self, client: Any, userdata: Any) -> None:
+        if self._failing or self._closing:
+            return
+        self._failing = True
+        log.warning("%s: cannot connect (%s); listening goes on, retrying every %d s at most",
+                    self.name, self._diagnose(), MQTT_MAX_RECONNECT_DELAY)
+
+    def _diagnose(self) -> str:
+        """Say why connecting failed: the TCP connection itself, or what came after it."""
+        import socket
+
+        try:
+            with socket.create_connection((self.address.host, self.address.port), timeout=3):
+                pass
+        except OSError as exc:
+            return exc.strerror or str(exc)
+        if self.tls:
+            return ("the TLS handshake failed: check the broker's certificate, ca_certs and "
+                    "tls_insecure")
+        return "the broker did not answer as an MQTT broker"
+
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any,
                        properties: Any = None) -> None:
-        if self._connected.is_set():
+        if self._connected.is_set() and not self._closing:
             log.warning("%s: lost the broker (%s); listening goes on, reconnecting", self.name,
                         reason)
         self._connected.clear()
@@ -443,6 +471,7 @@ class MqttAction(Action):
         client, self._client = self._client, None
         if client is None:
             return
+        self._closing = True
         if self._connected.is_set():
             info = client.publish(self.availability_topic, "offline", qos=1, retain=True)
             try:

@@ -163,14 +163,19 @@ class Labels:
         """Return the label covering most of [start, end), or None if most of it is unlabelled."""
         if end <= start:
             return self.label_at(start)
-        cover: dict[str | None, float] = {}
-        for seg in self.segments(end):
-            lo, hi = max(seg.start, start), min(seg.end or end, end)
+        cover: dict[str, float] = {}
+        # Only the keys from the one in force at `start` to the last before `end` matter.
+        first = max(bisect.bisect_right(self._starts, start + 1e-9) - 1, 0)
+        last = bisect.bisect_left(self._starts, end)
+        for i in range(first, last):
+            lo = max(self._starts[i], start)
+            hi = min(self._starts[i + 1], end) if i + 1 < len(self._starts) else end
             if hi > lo:
-                cover[seg.label] = cover.get(seg.label, 0.0) + (hi - lo)
-        unlabelled = (end - start) - sum(cover.values())
+                label = self._labels[i]
+                cover[label] = cover.get(label, 0.0) + (hi - lo)
         if not cover:
             return None
+        unlabelled = (end - start) - sum(cover.values())
         # Ties go to the earliest label in the window, so the rule is deterministic.
         best = max(cover.items(), key=lambda kv: kv[1])
         return best[0] if best[1] >= unlabelled else None

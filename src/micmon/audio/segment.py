@@ -21,7 +21,11 @@ class AudioSegment:
 
     def __init__(self, data: bytes | bytearray | memoryview | np.ndarray, sample_rate: int,
                  channels: int = 1, label: str | None = None, start: float = 0.0) -> None:
-        if isinstance(data, np.ndarray):
+        if isinstance(data, np.ndarray) and np.issubdtype(data.dtype, np.floating):
+            # Float samples are taken as [-1, 1] audio, not truncated to integers.
+            scaled = np.clip(np.asarray(data, dtype=np.float64), -1.0, 1.0) * 32767.0
+            self.audio = np.round(scaled).astype(np.int16).reshape(-1)
+        elif isinstance(data, np.ndarray):
             self.audio = np.ascontiguousarray(data, dtype=np.int16).reshape(-1)
         else:
             self.audio = np.frombuffer(bytes(data), dtype="<i2").astype(np.int16)

@@ -170,8 +170,9 @@ class Dataset:
                 n_val = min(max(n_val, 1), len(datasets) - 1)
             chosen = set(order[:n_val].tolist())
             mask = np.concatenate([np.full(len(d), i in chosen) for i, d in enumerate(datasets)])
+        spec = next((d.spec for d in datasets if d.spec is not None), None)
         return cls(samples, classes, validation_split, first.low_freq, first.high_freq,
-                   labels=first.labels, spec=first.spec, seed=seed, name="combined",
+                   labels=first.labels, spec=spec, seed=seed, name="combined",
                    validation_mask=mask)
 
 

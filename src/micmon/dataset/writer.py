@@ -97,23 +97,28 @@ class DatasetWriter:
             return
         self._closed = True
         self._flush()
-        spec = self.spec or FeatureSpec(**{k: v for k, v in self._options.items()
-                                           if v is not None})
+        # Without a single window the audio format is unknown: store no spec rather than invent
+        # one, so the empty file never conflicts with its siblings in Dataset.scan.
+        spec = self.spec
+        low = spec.low_freq if spec else self._options["low_freq"] or 20.0
+        high = spec.high_freq if spec else self._options["high_freq"] or 20000.0
+        width = spec.shape if spec else (int(self._options["bins"]),)
         samples = (np.concatenate(self._features) if self._features
-                   else np.zeros((0, *spec.shape), dtype=np.float32))
+                   else np.zeros((0, *width), dtype=np.float32))
         labels = sorted(set(self._names))
         index = {name: i for i, name in enumerate(labels)}
         classes = np.array([index[n] for n in self._names], dtype=np.int64)
         if self.skipped:
             log.info("%s: skipped %d unlabelled windows", self.path, self.skipped)
+        arrays = dict(samples=samples.astype(np.float32), classes=classes,
+                      cutoff_frequencies=np.array([low, high]), labels=np.array(labels, dtype=str),
+                      starts=np.array(self._starts, dtype=np.float64),
+                      source=np.array(self.source or ""))
+        if spec is not None:
+            arrays["spec"] = np.array(spec.to_json())
         with atomic_path(self.path, suffix=".npz") as tmp:
             with open(tmp, "wb") as fh:
-                np.savez_compressed(
-                    fh, samples=samples.astype(np.float32), classes=classes,
-                    cutoff_frequencies=np.array([spec.low_freq, spec.high_freq]),
-                    labels=np.array(labels, dtype=str), spec=np.array(spec.to_json()),
-                    starts=np.array(self._starts, dtype=np.float64),
-                    source=np.array(self.source or ""))
+                np.savez_compressed(fh, **arrays)
 
     def __enter__(self) -> DatasetWriter:
         return self

@@ -245,6 +245,9 @@ class Model:
             raise ParameterError(f"backend: must be auto, litert or keras, got {backend!r}")
         use_litert = backend == "litert" or (backend == "auto" and (folder / TFLITE_FILE).exists())
         if use_litert:
+            if not (folder / TFLITE_FILE).exists():
+                raise ModelError(f"{folder}: no {TFLITE_FILE}; train the model again or load it "
+                                 "with backend='keras'")
             model = cls.__new__(cls)
             model._keras = None
             model._runner = LiteRTRunner(folder / TFLITE_FILE, num_threads=num_threads)
