@@ -261,7 +261,8 @@ def train(
                     history.setdefault(key, []).append(float(value))
                 shown = "  ".join(f"{k} {v:.3f}" for k, v in logs.items())
                 bar.update(task, advance=1, description=f"epoch {epoch + 1}/{t.epochs}  {shown}")
-                console.debug(f"epoch {epoch + 1}: {shown}")
+                if not console.interactive():  # logs and pipes get one line per epoch
+                    console.info(f"epoch {epoch + 1}/{t.epochs}: {shown}")
 
         model.fit(fit_data, epochs=t.epochs, batch_size=t.batch_size,
                   class_weight="balanced" if t.class_weight == "balanced" else None,
