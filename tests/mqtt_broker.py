@@ -37,16 +37,31 @@ def free_port() -> int:
 class MosquittoBroker:
     """Run `mosquitto -c <generated config>` on 127.0.0.1:<port>; restartable on the same port."""
 
-    def __init__(self, port: int | None = None, *, password: tuple[str, str] | None = None) -> None:
+    def __init__(self, port: int | None = None, *, password: tuple[str, str] | None = None,
+                 tls: bool = False) -> None:
         self.port = port or free_port()
         self.password = password
+        self.tls = tls
         self.dir = Path(tempfile.mkdtemp(prefix="micmon-mqtt-"))
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        """The broker's mqtt:// URL."""
-        return f"mqtt://127.0.0.1:{self.port}"
+        """The broker's mqtt:// (or mqtts:// with TLS) URL."""
+        return f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{self.port}"
+
+    @property
+    def ca_file(self) -> Path:
+        """The self-signed certificate of a TLS broker (for 127.0.0.1), to trust as CA."""
+        return self.dir / "cert.pem"
+
+    def _make_certificate(self) -> None:
+        if self.ca_file.exists():
+            return
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                        "-keyout", str(self.dir / "key.pem"), "-out", str(self.ca_file)],
+                       check=True, capture_output=True)
 
     def _config(self) -> Path:
         lines = [f"listener {self.port} 127.0.0.1", "persistence false"]
@@ -63,6 +78,9 @@ class MosquittoBroker:
             lines += ["allow_anonymous false", f"password_file {pwfile}"]
         else:
             lines += ["allow_anonymous true"]
+        if self.tls:
+            self._make_certificate()
+            lines += [f"certfile {self.ca_file}", f"keyfile {self.dir / 'key.pem'}"]
         conf = self.dir / "mosquitto.conf"
         conf.write_text("\n".join(lines) + "\n")
         return conf

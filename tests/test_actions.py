@@ -218,16 +218,33 @@ def test_mqtt_last_will_on_crash(broker: MosquittoBroker) -> None:
 
 
 @pytest.mark.mqtt
-def test_mqtt_username_password(tmp_path: Path) -> None:
+def test_mqtt_username_password(caplog: pytest.LogCaptureFixture) -> None:
     with MosquittoBroker(password=("micmon", "s3cret")) as b:
         bad = MqttAction(b.url.replace("mqtt://", "mqtt://micmon:wrong@"), labels=["positive"])
         bad.open()
         assert not bad.wait_connected(1.5)
         bad.close()
+        assert "refused the connection (Not authorized); check username/password" in caplog.text
         good = MqttAction(b.url, labels=["positive"], username="micmon", password="s3cret")
         good.open()
         assert good.wait_connected(10)
         good.close()
+
+
+@pytest.mark.mqtt
+def test_mqtt_over_tls(caplog: pytest.LogCaptureFixture) -> None:
+    with MosquittoBroker(tls=True) as b:
+        assert b.url.startswith("mqtts://")
+        untrusted = MqttAction(b.url, labels=["positive"])  # self-signed: not in the system CAs
+        untrusted.open()
+        assert not untrusted.wait_connected(1.5)
+        untrusted.close()
+        assert "TLS handshake failed" in caplog.text
+        trusted = MqttAction(b.url, labels=["positive"], ca_certs=b.ca_file, node_id="tls")
+        trusted.open()
+        assert trusted.wait_connected(10)
+        trusted.handle(_event("start"))
+        trusted.close()
 
 
 @pytest.mark.mqtt
