@@ -201,14 +201,23 @@ def summarise(test: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_variant(variant: Variant, corpus: Path, out: Path, seed: int, budget: float,
-                hop_fraction: float) -> dict[str, Any]:
+                hop_fraction: float, reuse: bool = False) -> dict[str, Any]:
     """Train, calibrate and test one variant; return its row."""
     model_dir = out / "models" / variant.name
     log(f"{variant.name}: training")
     row: dict[str, Any] = {"variant": variant.name, "model_type": variant.model_type,
                            **variant.spec, "augment": variant.augment,
                            "class_weight": variant.class_weight or "none"}
-    row.update(train(variant, corpus, model_dir, seed))
+    meta = model_dir / "micmon.json"
+    if reuse and meta.exists() and "bench" in json.loads(meta.read_text()):
+        log(f"{variant.name}: reusing the trained model")
+        row.update(json.loads(meta.read_text())["bench"])
+    else:
+        figures = train(variant, corpus, model_dir, seed)
+        from micmon.model import Model
+
+        Model.update_metadata(model_dir, bench=figures)
+        row.update(figures)
     row.update(litert_timing(model_dir))
     hop = variant.spec["window_seconds"] * hop_fraction
     row["hop_seconds"] = hop
@@ -293,6 +302,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--max-false-alarms-per-hour", type=float, default=MAX_FALSE_ALARMS_PER_HOUR)
     p.add_argument("--hop-fraction", type=float, default=HOP_FRACTION,
                    help="evaluation hop as a share of the window (monitor default: 0.25)")
+    p.add_argument("--reuse", action="store_true",
+                   help="reuse models already trained in OUT/models (same variant names)")
     args = p.parse_args(argv)
     if args.corpus is None:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -313,7 +324,7 @@ def main(argv: list[str] | None = None) -> None:
         try:
             results[variant.name] = run_variant(variant, args.corpus, args.out, args.seed,
                                                 args.max_false_alarms_per_hour,
-                                                args.hop_fraction)
+                                                args.hop_fraction, args.reuse)
         except Exception as exc:  # noqa: BLE001 - one failing variant must not stop the others
             log(f"{variant.name}: FAILED: {exc}")
             results[variant.name] = {"variant": variant.name, "error": str(exc)}

@@ -118,7 +118,7 @@ def evaluate(
     metadata = dict(model.metadata)
     assert model.spec is not None
     window_hop = choose_hop(cfg, metadata, model.spec.window_seconds)
-    settings = detector_settings(cfg, metadata)  # exactly what `micmon monitor` would use
+    settings = detector_settings(cfg, metadata, list(model.labels))  # as `micmon monitor`
 
     folders = AudioDirectory.scan(root)
     if not folders:
