@@ -205,6 +205,21 @@ def test_ffmpeg_killed_reconnects_and_detects_again(model, short_loop: Path, run
     assert kinds[: 2 * kinds.count("end")] == ["start", "end"] * kinds.count("end")
 
 
+def test_hung_capture_is_restarted(model, short_loop: Path, running,  # noqa: ANN001
+                                   caplog: pytest.LogCaptureFixture) -> None:
+    monitor = Monitor(model, device_source("lavfi", _live(short_loop), spec=model.spec, hop=HOP),
+                      settings=SETTINGS, hop=HOP, initial_backoff=0.2, stall_seconds=0)
+    with caplog.at_level(logging.WARNING, logger="micmon"):
+        run = running(monitor)
+        run.wait(lambda: len(run.windows) >= 2)
+        (pid,) = _ffmpeg_children()
+        os.kill(pid, signal.SIGSTOP)  # alive, but no more audio
+        run.wait(lambda: monitor.stats.reconnects >= 1, timeout=30)
+        windows = len(run.windows)
+        run.wait(lambda: len(run.windows) > windows + 2)
+    assert "no audio for" in caplog.text and pid not in _ffmpeg_children()
+
+
 def test_stop_ends_open_events_and_flushes_actions(model, short_loop: Path, running,  # noqa: ANN001
                                                    tmp_path: Path) -> None:
     out = io.StringIO()

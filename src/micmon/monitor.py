@@ -45,6 +45,8 @@ INITIAL_BACKOFF = 1.0
 MAX_BACKOFF = 30.0
 #: A source that delivered audio for this long resets the backoff to INITIAL_BACKOFF.
 STABLE_SECONDS = 10.0
+#: A live source that delivers no window for this long (at least 3 windows) is restarted.
+STALL_SECONDS = 10.0
 #: Recent events kept for status displays.
 RECENT_EVENTS = 10
 #: Seconds given to the actions to flush when stopping.
@@ -348,7 +350,8 @@ class Monitor:
                  live: bool = True, on_window: Callable[[WindowResult], None] | None = None,
                  on_event: Callable[[Event], None] | None = None,
                  initial_backoff: float = INITIAL_BACKOFF, max_backoff: float = MAX_BACKOFF,
-                 flush_timeout: float = FLUSH_TIMEOUT) -> None:
+                 flush_timeout: float = FLUSH_TIMEOUT,
+                 stall_seconds: float = STALL_SECONDS) -> None:
         if isinstance(actions, Actions):
             self.actions = actions
         else:
@@ -368,6 +371,9 @@ class Monitor:
         self.initial_backoff = initial_backoff
         self.max_backoff = max_backoff
         self.flush_timeout = flush_timeout
+        # A hung capture (ffmpeg alive, no audio) counts as a lost device.
+        self.stall_seconds = max(float(stall_seconds), 3 * self.listener.window)
+        self._last_window_at = 0.0
         self.stats = MonitorStats()
         self._stop = threading.Event()
         self._source: AudioSource | None = None
@@ -442,7 +448,31 @@ class Monitor:
             self._source = source
         source.open()
         got_audio = False
+        self._last_window_at = time.monotonic()
+        watching = threading.Event()
+        if self.live:
+            threading.Thread(target=self._watchdog, args=(source, watching), daemon=True,
+                             name="micmon-watchdog").start()
+        try:
+            got_audio = self._consume(source, offset)
+        finally:
+            watching.set()
+        self.stats.dropped_seconds += source.dropped_seconds
+        return got_audio
+
+    def _watchdog(self, source: AudioSource, done: threading.Event) -> None:
+        while not done.wait(1.0):
+            silent = time.monotonic() - self._last_window_at
+            if silent > self.stall_seconds:
+                log.warning("%s: no audio for %.0f s; restarting the capture", source.name,
+                            silent)
+                source.close()
+                return
+
+    def _consume(self, source: AudioSource, offset: float) -> bool:
+        got_audio = False
         for segment in source:
+            self._last_window_at = time.monotonic()
             if self._stop.is_set():
                 break
             if not got_audio:
@@ -453,7 +483,6 @@ class Monitor:
                 else:
                     log.info("listening to %s", source.name)
             self._handle(segment.audio, offset + segment.start - source.start_offset)
-        self.stats.dropped_seconds += source.dropped_seconds
         return got_audio
 
     def _handle(self, audio: np.ndarray, start: float) -> None:
