@@ -38,7 +38,7 @@ def test_train_shows_the_report_as_tables(cli_train_output: str) -> None:
     assert "validation: accuracy" in output
     assert "precision" in output and "recall" in output and "F1" in output
     assert "confusion matrix" in output
-    assert "epoch 1/8: loss" in output and "epoch 8/8: loss" in output
+    assert "epoch 1/8: accuracy" in output and "epoch 8/8: accuracy" in output
 
 
 def test_plot_writes_png_files(cli_model: Path) -> None:
