@@ -22,7 +22,7 @@ EXIT_INTERRUPTED = 130
 class MicmonGroup(TyperGroup):
     """The one place where a MicmonError becomes a red line and exit code 1."""
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         """Run the subcommand, turning MicmonError into one red line (traceback with --verbose)."""
         try:
             return super().invoke(ctx)

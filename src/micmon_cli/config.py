@@ -303,13 +303,13 @@ class EvaluateConfig(Section):
 class Config(Section):
     """The whole micmon.yaml file."""
 
-    paths: PathsConfig = Field(default_factory=PathsConfig)
-    audio: AudioConfig = Field(default_factory=AudioConfig)
-    features: FeaturesConfig = Field(default_factory=FeaturesConfig)
-    training: TrainingConfig = Field(default_factory=TrainingConfig)
-    predict: PredictConfig = Field(default_factory=PredictConfig)
-    monitor: MonitorConfig = Field(default_factory=MonitorConfig)
-    evaluate: EvaluateConfig = Field(default_factory=EvaluateConfig)
+    paths: PathsConfig = Field(default_factory=lambda: PathsConfig.model_validate({}))
+    audio: AudioConfig = Field(default_factory=lambda: AudioConfig.model_validate({}))
+    features: FeaturesConfig = Field(default_factory=lambda: FeaturesConfig.model_validate({}))
+    training: TrainingConfig = Field(default_factory=lambda: TrainingConfig.model_validate({}))
+    predict: PredictConfig = Field(default_factory=lambda: PredictConfig.model_validate({}))
+    monitor: MonitorConfig = Field(default_factory=lambda: MonitorConfig.model_validate({}))
+    evaluate: EvaluateConfig = Field(default_factory=lambda: EvaluateConfig.model_validate({}))
 
     def feature_spec(self, **changes: Any) -> FeatureSpec:
         """Return the FeatureSpec these settings describe (raises ParameterError)."""
@@ -589,8 +589,7 @@ def _render_section(model: BaseModel, indent: int) -> list[str]:
 
 def render_example() -> str:
     """Return the documented micmon.yaml (every key, comment, default) built from the schema."""
-    defaults = Config.model_construct(**{name: info.default_factory()  # type: ignore[misc]
-                                         for name, info in Config.model_fields.items()})
+    defaults = Config.model_validate({})
     lines = [EXAMPLE_HEADER.rstrip("\n")]
     for name in Config.model_fields:
         section = getattr(defaults, name)

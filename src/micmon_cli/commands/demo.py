@@ -177,6 +177,7 @@ def demo(
 
     import numpy as np
 
+    from micmon._io import write_text_atomic
     from micmon.errors import ParameterError
     from micmon.labels import Labels, format_time
     from micmon.model import Model
@@ -200,9 +201,9 @@ def demo(
                 target.unlink()
     directory.mkdir(parents=True, exist_ok=True)
     config_path = directory / "micmon.yaml"
-    config_path.write_text(CONFIG_TEMPLATE.format(path=config_path, rate=RATE, low=LOW_FREQ,
-                                                  high=HIGH_FREQ, background=BACKGROUND,
-                                                  alarm=ALARM, epochs=EPOCHS), encoding="utf-8")
+    write_text_atomic(config_path, CONFIG_TEMPLATE.format(
+        path=config_path, rate=RATE, low=LOW_FREQ, high=HIGH_FREQ, background=BACKGROUND,
+        alarm=ALARM, epochs=EPOCHS))
 
     console.info(f"[bold]1/4[/bold] generating {TRAIN_RECORDINGS} labelled recordings and a "
                  f"test recording in {directory}")

@@ -65,10 +65,10 @@ def _db(power: float) -> float:
     return 10 * math.log10(power) if power > 0 else float("-inf")
 
 
-def _pairs(pairs: list[str]) -> dict[str, str]:
+def _pairs(pairs: list[str]) -> dict[str | float, str]:
     from micmon.errors import LabelsError
 
-    out: dict[str, str] = {}
+    out: dict[str | float, str] = {}
     for pair in pairs:
         time, sep, label = pair.partition("=")
         if not sep or not time.strip() or not label.strip():
@@ -82,7 +82,7 @@ def _timeline(labels: Labels, duration: float, power: np.ndarray) -> list[tuple[
 
     from micmon.labels import format_time
 
-    rows = []
+    rows: list[tuple[str, ...]] = []
     for seg in labels.segments(duration):
         end = seg.end if seg.end is not None else duration
         lo, hi = int(seg.start / LOUDNESS_STEP), max(int(end / LOUDNESS_STEP), 0)
