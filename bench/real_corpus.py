@@ -11,6 +11,7 @@ Every recording is a real sample folder (audio.mp3 + labels.json with the exact 
     OUT/train/rec_NN           8 x 4 min, alarm level drawn from the tiers' range
     OUT/calib/rec_NN           4 x 4 min + calib/quiet (30 min, no alarm): for --calibrate
     OUT/test/{easy,medium,hard}/rec_NN   2 x 4 min per tier: alarm +6, 0, -10 dB vs the speech
+    OUT/test/{very-hard,extreme}/rec_NN  2 x 4 min per tier: -20, -30 dB (quieter than training)
     OUT/test/quiet             60 min without any alarm: false alarms per hour
     OUT/corpus.json            what was generated (tiers, levels, events)
 
@@ -54,6 +55,8 @@ EVENT_SECONDS = (4.0, 20.0)
 GAP_SECONDS = (15.0, 45.0)
 #: Alarm level relative to the speech, dB, per test tier; training draws from the whole range.
 TIERS: dict[str, float] = {"easy": 6.0, "medium": 0.0, "hard": -10.0}
+#: Harder test-only tiers (quieter than anything in training): level robustness.
+EXTRA_TIERS: dict[str, float] = {"very-hard": -20.0, "extreme": -30.0}
 PEAK_LIMIT = 0.95
 DEFAULT_OUT = Path(__file__).resolve().parent / "out" / "corpus"
 CHUNK_SECONDS = 300.0
@@ -209,6 +212,21 @@ def make_quiet(folder: Path, *, minutes: float, sources: Sources, pool: str,
     return {"path": str(folder), "seconds": minutes * 60, "events": []}
 
 
+def add_extra_tiers(out: Path, *, per_tier: int, minutes: float, seed: int) -> None:
+    """Write the EXTRA_TIERS test recordings into an existing corpus and its manifest."""
+    rng = np.random.default_rng(seed + 1000)
+    sources = Sources(np.random.default_rng(seed))  # same speech split as the corpus
+    path = out / "corpus.json"
+    manifest = json.loads(path.read_text())
+    for tier, level in EXTRA_TIERS.items():
+        manifest["test"][tier] = [make_recording(
+            out / "test" / tier / f"rec_{i + 1:02d}", seconds=minutes * 60, level_db=level,
+            sources=sources, pool="eval", rng=rng) for i in range(per_tier)]
+        manifest["tiers"][tier] = level
+        print("test tier", tier, flush=True)
+    path.write_text(json.dumps(manifest, indent=1) + "\n")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Build the corpus."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -221,7 +239,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--per-tier", type=int, default=2)
     p.add_argument("--quiet-minutes", type=float, default=60.0)
     p.add_argument("--calib-quiet-minutes", type=float, default=30.0)
+    p.add_argument("--extra-tiers-only", action="store_true",
+                   help="add only the extra test tiers to an existing corpus")
     args = p.parse_args(argv)
+    if args.extra_tiers_only:
+        add_extra_tiers(args.out, per_tier=args.per_tier, minutes=args.minutes, seed=args.seed)
+        return
     if (args.out / "corpus.json").exists() and not args.force:
         print(f"{args.out}: corpus already built (pass --force to rebuild)")
         return
@@ -252,6 +275,7 @@ def main(argv: list[str] | None = None) -> None:
                                             minutes=args.quiet_minutes, sources=sources,
                                             pool="eval", rng=rng)]
     (args.out / "corpus.json").write_text(json.dumps(manifest, indent=1) + "\n")
+    add_extra_tiers(args.out, per_tier=args.per_tier, minutes=args.minutes, seed=args.seed)
     events = sum(len(r["events"]) for r in manifest["train"])
     print(f"wrote {args.out}: {events} training events", flush=True)
 
