@@ -641,7 +641,7 @@ def _pyplot() -> Any:
 
 
 def plot_recording(report: RecordingReport, path: str | os.PathLike[str], *,
-                   settings: DetectorSettings | None = None) -> Path:
+                   settings: DetectorSettings | None = None, title: str | None = None) -> Path:
     """Write a PNG of each label's score over time, labelled runs shaded, detections marked."""
     plt = _pyplot()
     rec = report.scores
@@ -667,7 +667,7 @@ def plot_recording(report: RecordingReport, path: str | os.PathLike[str], *,
                 ax.axhline(threshold, color=colour, ls="--", lw=0.8)
         m = report.metrics
         recall = "n/a" if m.event_recall is None else f"{m.event_recall:.2f}"
-        ax.set_title(f"{rec.name}: event recall {recall} ({m.found}/{m.runs}), "
+        ax.set_title(f"{title or rec.name}: event recall {recall} ({m.found}/{m.runs}), "
                      f"{m.false_alarms} false alarm(s); shaded = labelled, bars = detected")
         ax.set_xlabel("time (s)")
         ax.set_ylabel("score")
@@ -736,7 +736,7 @@ def plot_report(report: EvaluationReport, out_dir: str | os.PathLike[str], *,
     """Write one score PNG per recording and a trade-off PNG into `out_dir`; return their paths."""
     out = Path(out_dir)
     names = display_names([r.scores for r in report.recordings])
-    written = [plot_recording(r, out / f"{_safe(name)}.png", settings=report.settings)
+    written = [plot_recording(r, out / f"{_safe(name)}.png", settings=report.settings, title=name)
                for r, name in zip(report.recordings, names, strict=True)]
     if calibration is not None:
         written.append(plot_tradeoff(calibration.points, out / "tradeoff.png",
