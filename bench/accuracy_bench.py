@@ -244,7 +244,8 @@ def run_variant(variant: Variant, corpus: Path, out: Path, seed: int, budget: fl
 COLUMNS = [
     ("variant", "variant"), ("params", "params"), ("window_f1", "window F1"),
     ("recall_easy", "recall easy"), ("recall_medium", "recall medium"),
-    ("recall_hard", "recall hard"), ("event_recall", "recall all"),
+    ("recall_hard", "recall hard"), ("recall_very-hard", "recall -20 dB"),
+    ("recall_extreme", "recall -30 dB"), ("event_recall", "recall all"),
     ("false_alarms_per_hour_quiet", "FA/h quiet hour"), ("median_delay", "median delay s"),
     ("worst_delay", "worst delay s"), ("litert_ms_per_window", "LiteRT ms/window"),
     ("feature_ms_per_window", "features ms/window"),
