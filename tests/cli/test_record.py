@@ -122,3 +122,15 @@ def test_silent_input_is_reported(invoke, isolated: Path) -> None:
                      "anullsrc=r=16000", "--duration", "0.5"])
     assert result.exit_code == 0, result.output
     assert "silent" in result.stderr and "-inf dBFS" in result.stdout
+
+
+def test_force_replaces_the_old_recording_in_any_format(invoke, isolated: Path) -> None:
+    args = ["record", "--audio-dir", "audio", "--system", "lavfi", "--device", SINE,
+            "--duration", "0.5", "take"]
+    assert invoke([*args, "--format", "wav"]).exit_code == 0
+    (isolated / "audio" / "take" / "labels.json").write_text('{"00:00": "negative"}')
+    result = invoke([*args, "--format", "flac", "--force"])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (isolated / "audio" / "take").iterdir()) == [
+        "audio.flac", "labels.json"]
+    assert "labels.json is from the earlier recording" in " ".join(result.stderr.split())

@@ -37,7 +37,7 @@ _SAMPLE_RE = re.compile(r"^sample_(\d+)$")
 
 
 class _Stop(Exception):
-    """Raised in the main thread by the SIGTERM handler."""
+    """Raised in the main thread by the SIGINT/SIGTERM handler."""
 
 
 class Recording:
@@ -250,9 +250,10 @@ def record(
 
     Example: micmon record baby_cry_1 --device plughw:1,0 --duration 10:00
     """
+    from micmon.audio.directory import AUDIO_EXTENSIONS
     from micmon.errors import ParameterError
     from micmon.labels import parse_time
-    from micmon_cli.config import ConfigError, Flag
+    from micmon_cli.config import Flag
 
     cfg = resolve(Flag("audio.system", system, "--system"), Flag("audio.device", device, "--device"),
                   Flag("audio.sample_rate", sample_rate, "--sample-rate"),
@@ -270,8 +271,8 @@ def record(
     folder = root / name
     target = folder / f"audio.{c.audio.format}"
     if folder.exists() and not force:
-        raise ConfigError(f"{folder}: already exists; choose another NAME or use --force to "
-                          "record over it")
+        raise ParameterError(f"{folder}: already exists; choose another NAME or use --force "
+                             "to record over it")
     recorder = Recording(target, system=c.audio.system, device=c.audio.device,
                           sample_rate=c.audio.sample_rate, channels=c.audio.channels,
                           duration=seconds, codec_args=CODECS[c.audio.format],
@@ -284,6 +285,10 @@ def record(
     finally:
         if tick is not None:
             tick.live.stop()  # type: ignore[attr-defined]
+    for ext in AUDIO_EXTENSIONS:  # --force: the new recording replaces the old in any format
+        old = folder / f"audio.{ext}"
+        if old != target and old.exists():
+            old.unlink()
     if folder.joinpath("labels.json").exists():
         console.warn(f"{folder / 'labels.json'} is from the earlier recording; check it")
     level = recorder.mean_dbfs
