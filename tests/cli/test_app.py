@@ -89,3 +89,15 @@ def test_help_predict_and_label_do_not_import_tensorflow(cli_model: Path, cli_au
         seen = _probe(args)
         assert seen["code"] in (0, None), (args, seen)
         assert not seen["tf"] and not seen["keras"], (args, seen)
+
+
+@pytest.mark.parametrize("name", COMMANDS)
+def test_option_help_survives_rich_markup(invoke, name: str) -> None:
+    """'[config: x]' would be eaten as a Rich markup tag; every help text must show in full."""
+    import typer.main
+
+    command = typer.main.get_command(app).commands[name]  # type: ignore[attr-defined]
+    shown = " ".join(invoke([name, "--help"], env={"COLUMNS": "200"}).stdout.split())
+    for param in command.params:
+        text = " ".join((getattr(param, "help", None) or "").split())
+        assert text in shown, (param.name, text)

@@ -17,30 +17,30 @@ if TYPE_CHECKING:
 
 # -- shared options (None means "take it from the config") --------------------------------------
 Force = Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing output.")]
-FFmpeg = Annotated[str | None, typer.Option("--ffmpeg", help="ffmpeg executable [config: "
-                                            "audio.ffmpeg].", show_default=False)]
+FFmpeg = Annotated[str | None, typer.Option("--ffmpeg", help="ffmpeg executable (config: "
+                                            "audio.ffmpeg).", show_default=False)]
 SampleRate = Annotated[int | None, typer.Option("--sample-rate", "-r", help="Sample rate in Hz "
-                                                "[config: audio.sample_rate].", show_default=False)]
+                                                "(config: audio.sample_rate).", show_default=False)]
 Channels = Annotated[int | None, typer.Option("--channels", "-c", help="Audio channels, mixed to "
-                                              "mono [config: audio.channels].", show_default=False)]
+                                              "mono (config: audio.channels).", show_default=False)]
 System = Annotated[str | None, typer.Option("--system", help="ffmpeg input format: alsa, "
-                                            "pulse, lavfi... [config: audio.system].",
+                                            "pulse, lavfi... (config: audio.system).",
                                             show_default=False)]
 Device = Annotated[str | None, typer.Option("--device", help="Input device, e.g. "
-                                            "plughw:1,0 [config: audio.device].",
+                                            "plughw:1,0 (config: audio.device).",
                                             show_default=False)]
 SampleDuration = Annotated[float | None, typer.Option(
-    "--sample-duration", "-d", help="Window length in seconds [config: features.sample_duration].",
+    "--sample-duration", "-d", help="Window length in seconds (config: features.sample_duration).",
     show_default=False)]
 LowFreq = Annotated[float | None, typer.Option("--low", help="Lowest frequency in Hz "
-                                               "[config: features.low_freq].", show_default=False)]
+                                               "(config: features.low_freq).", show_default=False)]
 HighFreq = Annotated[float | None, typer.Option("--high", help="Highest frequency in Hz "
-                                                "[config: features.high_freq].",
+                                                "(config: features.high_freq).",
                                                 show_default=False)]
 Bins = Annotated[int | None, typer.Option("--bins", "-b", help="Frequency bands "
-                                          "[config: features.bins].", show_default=False)]
+                                          "(config: features.bins).", show_default=False)]
 ModelDir = Annotated[Path | None, typer.Option("--model", "-m", help="Model folder "
-                                               "[config: paths.model_dir].", show_default=False)]
+                                               "(config: paths.model_dir).", show_default=False)]
 
 
 def resolve(*flags: Flag) -> ResolvedConfig:

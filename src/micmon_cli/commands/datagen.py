@@ -163,9 +163,9 @@ def _report(results: list[FolderResult], root: Path) -> None:
 
 def datagen(
     audio_dir: Annotated[Path | None, typer.Argument(
-        help="Folder of sample folders [config: paths.audio_dir].", show_default=False)] = None,
+        help="Folder of sample folders (config: paths.audio_dir).", show_default=False)] = None,
     datasets_dir: Annotated[Path | None, typer.Argument(
-        help="Output folder for the .npz datasets [config: paths.datasets_dir].",
+        help="Output folder for the .npz datasets (config: paths.datasets_dir).",
         show_default=False)] = None,
     low: LowFreq = None,
     high: HighFreq = None,
@@ -174,7 +174,7 @@ def datagen(
     sample_rate: SampleRate = None,
     channels: Channels = None,
     feature: Annotated[str | None, typer.Option(
-        "--feature", help="spectrum or logmel [config: features.feature].",
+        "--feature", help="spectrum or logmel (config: features.feature).",
         show_default=False)] = None,
     ffmpeg: FFmpeg = None,
     jobs: Annotated[int, typer.Option("--jobs", "-j", help="Sample folders processed in "

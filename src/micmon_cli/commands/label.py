@@ -193,7 +193,7 @@ def label(
     suggest: Annotated[bool, typer.Option("--suggest", help="Propose boundaries from loudness "
                                           "changes; prints a labels.json draft.")] = False,
     audio_dir: Annotated[Path | None, typer.Option(
-        "--audio-dir", help="Folder of sample folders [config: paths.audio_dir].",
+        "--audio-dir", help="Folder of sample folders (config: paths.audio_dir).",
         show_default=False)] = None,
     ffmpeg: FFmpeg = None,
 ) -> None:

@@ -127,12 +127,12 @@ def predict(
         "--duration", "-t", help="Score only this much of each file (seconds or MM:SS).",
         show_default=False)] = None,
     hop: Annotated[float | None, typer.Option(
-        "--hop", help="Seconds between window starts [default: the window length].",
+        "--hop", help="Seconds between window starts (default: the window length).",
         show_default=False)] = None,
     as_json: Annotated[bool, typer.Option(
         "--json", help="One JSON object per window on stdout, and nothing else.")] = False,
     batch_size: Annotated[int | None, typer.Option(
-        "--batch-size", help="Windows per model call [config: predict.batch_size].",
+        "--batch-size", help="Windows per model call (config: predict.batch_size).",
         show_default=False)] = None,
     ffmpeg: FFmpeg = None,
 ) -> None:

@@ -226,19 +226,19 @@ def next_sample_name(audio_dir: Path) -> str:
 
 def record(
     name: Annotated[str | None, typer.Argument(
-        help="Sample folder to create under audio_dir [default: the next free sample_N].",
+        help="Sample folder to create under audio_dir (default: the next free sample_N).",
         show_default=False)] = None,
     duration: Annotated[str | None, typer.Option(
         "--duration", "-t", help="Stop after this long (seconds or MM:SS); default: until "
         "Ctrl-C.", show_default=False)] = None,
     fmt: Annotated[str | None, typer.Option(
-        "--format", help="mp3, wav or flac [config: audio.format].", show_default=False)] = None,
+        "--format", help="mp3, wav or flac (config: audio.format).", show_default=False)] = None,
     system: System = None,
     device: Device = None,
     sample_rate: SampleRate = None,
     channels: Channels = None,
     audio_dir: Annotated[Path | None, typer.Option(
-        "--audio-dir", help="Folder of sample folders [config: paths.audio_dir].",
+        "--audio-dir", help="Folder of sample folders (config: paths.audio_dir).",
         show_default=False)] = None,
     ffmpeg: FFmpeg = None,
     force: Force = False,

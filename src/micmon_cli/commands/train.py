@@ -124,39 +124,39 @@ def _plot(history: dict[str, list[float]], report: dict[str, Any], folder: Path)
 
 def train(
     datasets_dir: Annotated[Path | None, typer.Argument(
-        help="Folder of .npz datasets [config: paths.datasets_dir].", show_default=False)] = None,
+        help="Folder of .npz datasets (config: paths.datasets_dir).", show_default=False)] = None,
     model_dir: Annotated[Path | None, typer.Argument(
-        help="Output model folder [config: paths.model_dir].", show_default=False)] = None,
+        help="Output model folder (config: paths.model_dir).", show_default=False)] = None,
     epochs: Annotated[int | None, typer.Option("--epochs", "-e", help="Training epochs "
-                                               "[config: training.epochs].",
+                                               "(config: training.epochs).",
                                                show_default=False)] = None,
     validation_split: Annotated[float | None, typer.Option(
         "--validation-split", help="Share of windows held out for the report "
-        "[config: training.validation_split].", show_default=False)] = None,
+        "(config: training.validation_split).", show_default=False)] = None,
     by_recording: Annotated[bool | None, typer.Option(
         "--by-recording/--by-window", help="Hold out whole recordings (honest on unseen audio) "
-        "or random windows [config: training.split_by_recording].", show_default=False)] = None,
+        "or random windows (config: training.split_by_recording).", show_default=False)] = None,
     batch_size: Annotated[int | None, typer.Option(
-        "--batch-size", help="Windows per training step [config: training.batch_size].",
+        "--batch-size", help="Windows per training step (config: training.batch_size).",
         show_default=False)] = None,
     seed: Annotated[int | None, typer.Option("--seed", help="Random seed "
-                                             "[config: training.seed].",
+                                             "(config: training.seed).",
                                              show_default=False)] = None,
     model_type: Annotated[str | None, typer.Option(
-        "--model-type", help="dense (README network, spectrum) or cnn (logmel) [default: the "
-        "one that fits the datasets' features; config: training.model_type].",
+        "--model-type", help="dense (README network, spectrum) or cnn (logmel) (default: the "
+        "one that fits the datasets' features; config: training.model_type).",
         show_default=False)] = None,
     labels: Annotated[str | None, typer.Option(
-        "--labels", help="Comma-separated label list in class order [config: training.labels; "
-        "default: every label in the datasets].", show_default=False)] = None,
+        "--labels", help="Comma-separated label list in class order (config: training.labels; "
+        "default: every label in the datasets).", show_default=False)] = None,
     class_weight: Annotated[bool | None, typer.Option(
         "--class-weight/--no-class-weight", help="Weight classes by inverse frequency "
-        "[config: training.class_weight].", show_default=False)] = None,
+        "(config: training.class_weight).", show_default=False)] = None,
     plot: Annotated[bool, typer.Option("--plot", help="Write learning curves and the confusion "
                                        "matrix as PNG files into the model folder.")] = False,
     holdout_recordings: Annotated[int | None, typer.Option(
         "--holdout-recordings", help="Keep N whole recordings out of training, to calibrate on "
-        "with `micmon evaluate --calibrate` [config: training.holdout_recordings].",
+        "with `micmon evaluate --calibrate` (config: training.holdout_recordings).",
         show_default=False)] = None,
     force: Force = False,
 ) -> None:
