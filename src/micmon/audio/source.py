@@ -12,6 +12,11 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on Windows
+    fcntl = None  # type: ignore[assignment]
+
 from micmon.audio.ffmpeg import find_ffmpeg, pcm_output_args
 from micmon.audio.segment import AudioSegment
 from micmon.errors import AudioError, ParameterError
@@ -31,6 +36,8 @@ FILE_BUFFER_SECONDS = 160.0
 LIVE_BUFFER_SECONDS = 60.0
 #: Seconds between two warnings about audio dropped by a slow consumer.
 DROP_WARNING_INTERVAL = 10.0
+#: Requested size of the pipe from ffmpeg (Linux caps it at /proc/sys/fs/pipe-max-size).
+PIPE_BYTES = 1 << 20
 _STDERR_LINES = 20
 _STOP_TIMEOUT = 3.0
 _EOF = object()
@@ -182,6 +189,7 @@ class AudioSource:
                                     stderr=subprocess.PIPE, bufsize=0)
         except OSError as exc:
             raise AudioError(f"{self.name}: cannot start ffmpeg ({exc.strerror})") from None
+        _enlarge_pipe(proc)
         buffer_seconds = LIVE_BUFFER_SECONDS if self.live else FILE_BUFFER_SECONDS
         pipe = _Pipe(proc, name=self.name, live=self.live, chunk_bytes=self._chunk_bytes,
                      frame_bytes=self._frame_bytes, sample_rate=self.sample_rate,
@@ -317,6 +325,18 @@ class AudioSource:
                 return True
             time.sleep(0.01)
         return False
+
+
+def _enlarge_pipe(proc: subprocess.Popen[bytes]) -> None:
+    """Let ffmpeg write up to PIPE_BYTES ahead: while numpy holds the GIL for a batch of FFTs the
+    reader thread cannot drain the pipe, and a 64 KiB pipe would stall decoding within 1 ms."""
+    set_size = getattr(fcntl, "F_SETPIPE_SZ", None) if fcntl is not None else None
+    if set_size is None or proc.stdout is None:
+        return
+    try:
+        fcntl.fcntl(proc.stdout.fileno(), set_size, PIPE_BYTES)
+    except OSError:
+        pass  # above /proc/sys/fs/pipe-max-size: keep the default
 
 
 def _shutdown(pipe: _Pipe) -> None:
