@@ -74,3 +74,13 @@ def test_predict_errors(invoke, assert_error, cli_model: Path, isolated: Path) -
     assert_error(invoke(["predict", "--model", partial, audio]), "micmon.json is missing")
     assert_error(invoke(["predict", "--model", cli_model, audio, "--ffmpeg", "/no/ffmpeg"]),
                  "/no/ffmpeg", "not found")
+
+
+def test_predict_with_overlapping_windows(invoke, cli_model: Path, isolated: Path) -> None:
+    folder = make_recording(isolated / "hop", seconds=10.0, events=((4.0, 8.0),), seed=5,
+                            rate=22050)
+    result = invoke(["-q", "predict", "--model", cli_model, "--json", "--hop", "1", folder])
+    assert result.exit_code == 0, result.output
+    starts = [json.loads(line)["start"] for line in result.stdout.splitlines()]
+    assert starts == [float(s) for s in range(9)]
+    assert result.stderr.strip() == ""  # --quiet: no summary either
