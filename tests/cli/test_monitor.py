@@ -59,7 +59,11 @@ class Process:
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.lines: queue.Queue[tuple[float, dict]] = queue.Queue()
         self.stdout: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
+        self.stderr: list[str] = []
+        self._readers = [threading.Thread(target=self._read, daemon=True),
+                         threading.Thread(target=self._read_err, daemon=True)]
+        for thread in self._readers:
+            thread.start()
 
     def _read(self) -> None:
         assert self.proc.stdout is not None
@@ -67,18 +71,27 @@ class Process:
             self.stdout.append(line)
             self.lines.put((time.monotonic(), json.loads(line)))
 
+    def _read_err(self) -> None:
+        assert self.proc.stderr is not None
+        self.stderr.extend(self.proc.stderr)
+
     def next_event(self, timeout: float) -> tuple[float, dict]:
         try:
             return self.lines.get(timeout=timeout)
         except queue.Empty:
             self.proc.kill()
+            self.proc.wait()
             raise AssertionError(f"no event in {timeout} s; stderr:\n"
-                                 f"{self.proc.communicate()[1]}") from None
+                                 f"{''.join(self.stderr)}") from None
 
     def terminate(self) -> tuple[int, str]:
-        self.proc.send_signal(signal.SIGTERM)
-        _, err = self.proc.communicate(timeout=20)
-        return self.proc.returncode, err
+        """SIGTERM, wait for the exit and for both pipes to be read to the end."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=20)
+        for thread in self._readers:
+            thread.join(timeout=5)
+        return code, "".join(self.stderr)
 
 
 def _wait_for_capture(pulse: PulseServer, timeout: float = 20.0) -> None:
