@@ -74,6 +74,8 @@ VARIANTS = [
     Variant("logmel-cnn-40-aug-noweights", "cnn", _logmel(), augment=True, class_weight=None),
     Variant("logmel-cnn-64-hop20ms-aug", "cnn", _logmel(mel_bands=64, frame_hop_seconds=0.020),
             augment=True),
+    Variant("logmel-cnn-40-aug-gain20", "cnn", _logmel(), augment=True,
+            extra={"gain_db": 20.0}, notes="random gain +/- 20 dB instead of 6"),
 ]
 
 
@@ -117,7 +119,8 @@ def train(variant: Variant, corpus: Path, model_dir: Path, seed: int) -> dict[st
     features = compute_batch(audio, spec)
     data = Dataset(features, classes, validation_split=0.15, labels=LABELS, spec=spec, seed=seed)
     if variant.augment:
-        data = augment_dataset(data, background_labels=("negative",), copies=1, seed=seed)
+        data = augment_dataset(data, background_labels=("negative",), copies=1, seed=seed,
+                               **variant.extra)
     keras.utils.set_random_seed(seed)
     layers = build_layers(variant.model_type, spec, len(LABELS))
     model = Model(layers, LABELS, spec=spec)
