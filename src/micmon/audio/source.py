@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import logging
 import os
 import queue
+import signal
 import subprocess
 import threading
 import time
@@ -345,6 +347,8 @@ def _shutdown(pipe: _Pipe) -> None:
     proc = pipe.proc
     if proc.poll() is None:
         proc.terminate()
+        with contextlib.suppress(OSError):
+            os.kill(proc.pid, signal.SIGCONT)  # a stopped (hung) ffmpeg must run to see SIGTERM
         try:
             proc.wait(timeout=_STOP_TIMEOUT)
         except subprocess.TimeoutExpired:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -22,7 +24,8 @@ class LiteRTRunner:
         except ImportError:  # pragma: no cover - depends on the install
             raise ModelError("LiteRT is not installed: pip install ai-edge-litert") from None
         try:
-            self._interpreter = Interpreter(model_path=os.fspath(path), num_threads=num_threads)
+            with _quiet_native_stderr():
+                self._interpreter = Interpreter(model_path=os.fspath(path), num_threads=num_threads)
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"{path}: not a valid LiteRT model ({exc})") from None
         self._input = self._interpreter.get_input_details()[0]
@@ -34,7 +37,8 @@ class LiteRTRunner:
     def _ensure_batch(self, n: int) -> None:
         if n != self._batch:
             self._interpreter.resize_tensor_input(self._input["index"], [n, *self.input_shape])
-            self._interpreter.allocate_tensors()
+            with _quiet_native_stderr():
+                self._interpreter.allocate_tensors()
             self._batch = n
 
     def __call__(self, features: np.ndarray) -> np.ndarray:
@@ -48,6 +52,24 @@ class LiteRTRunner:
             self._interpreter.invoke()
             out.append(self._interpreter.get_tensor(self._output["index"]).copy())
         return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)
+
+
+@contextlib.contextmanager
+def _quiet_native_stderr() -> Iterator[None]:
+    """Silence what native code writes to fd 2 (LiteRT's "Created TensorFlow Lite XNNPACK
+    delegate" line would otherwise land in every log); Python exceptions are unaffected."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr at all
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 class KerasRunner:
