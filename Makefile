@@ -28,6 +28,7 @@ venv: $(BIN)/.installed
 
 lint: venv
 	$(BIN)/ruff check src tests examples $(wildcard bench)
+	$(BIN)/mypy src
 
 test: system venv lint
 	$(BIN)/python -m pytest -q

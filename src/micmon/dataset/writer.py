@@ -110,7 +110,7 @@ class DatasetWriter:
         classes = np.array([index[n] for n in self._names], dtype=np.int64)
         if self.skipped:
             log.info("%s: skipped %d unlabelled windows", self.path, self.skipped)
-        arrays = dict(samples=samples.astype(np.float32), classes=classes,
+        arrays: dict[str, Any] = dict(samples=samples.astype(np.float32), classes=classes,
                       cutoff_frequencies=np.array([low, high]), labels=np.array(labels, dtype=str),
                       starts=np.array(self._starts, dtype=np.float64),
                       source=np.array(self.source or ""))
