@@ -37,7 +37,7 @@ from micmon.labels import LabelSegment
 SCORE_BATCH = 256
 #: Thresholds tried by `calibrate`.
 CALIBRATION_THRESHOLDS: tuple[float, ...] = (
-    0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98)
+    0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98)
 #: (k, n) pairs tried by `calibrate`: an event starts when k of the last n windows are above.
 CALIBRATION_KN: tuple[tuple[int, int], ...] = (
     (1, 1), (2, 2), (2, 3), (3, 3), (3, 4), (3, 5), (4, 6))
