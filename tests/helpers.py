@@ -13,6 +13,18 @@ import numpy as np
 BEEP_HZ = 3000.0
 
 
+def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 5.0) -> None:
+    """Terminate a test server process, killing it if it does not exit within `timeout` s."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def run_ffmpeg(*args: str) -> None:
     """Run ffmpeg quietly, raising on failure."""
     subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args],

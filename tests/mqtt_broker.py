@@ -24,6 +24,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from helpers import stop_process
+
 START_TIMEOUT = 10.0
 
 
@@ -108,13 +110,7 @@ class MosquittoBroker:
     def stop(self) -> None:
         """Stop the broker (the port can be reused by start())."""
         proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)
         if getattr(self, "log", None) is not None:
             self.log.close()
             self.log = None

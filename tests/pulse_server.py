@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from helpers import stop_process
+
 #: Seconds to wait for the daemon to accept connections.
 START_TIMEOUT = 10.0
 
@@ -100,13 +102,7 @@ class PulseServer:
     def stop(self) -> None:
         """Stop the daemon and remove its folder."""
         proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.terminate()
-            try:
-                proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(proc)
         if getattr(self, "log", None) is not None:
             self.log.close()
         if self.dir is not None:
