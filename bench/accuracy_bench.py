@@ -271,24 +271,33 @@ def table(rows: list[dict[str, Any]]) -> str:
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
-    """Plot each variant's calibration trade-off (recall vs false alarms per hour)."""
+    """Plot event recall per tier, false alarms on the quiet hour and median delay per variant."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=100)
-    for row in rows:
-        points = row.get("calib_tradeoff") or []
-        if points:
-            ax.step([p["false_alarms_per_hour"] for p in points],
-                    [p["event_recall"] for p in points], where="post", label=row["variant"])
-    ax.axvline(MAX_FALSE_ALARMS_PER_HOUR, color="red", ls="--", lw=0.8)
-    ax.set_xscale("symlog", linthresh=1.0)
-    ax.set_xlabel("false alarms per hour (calibration recordings)")
-    ax.set_ylabel("event recall")
-    ax.set_ylim(0, 1.02)
-    ax.legend(fontsize="x-small", loc="lower right")
+    tiers = [("recall_easy", "+6 dB"), ("recall_medium", "0 dB"), ("recall_hard", "-10 dB"),
+             ("recall_very-hard", "-20 dB"), ("recall_extreme", "-30 dB")]
+    names = [r["variant"] for r in rows]
+    y = np.arange(len(rows))
+    fig, axes = plt.subplots(1, 3, figsize=(13, 0.45 * len(rows) + 1.8), dpi=100, sharey=True,
+                             gridspec_kw={"width_ratios": [3, 1, 1]})
+    height = 0.8 / len(tiers)
+    for i, (key, label) in enumerate(tiers):
+        axes[0].barh(y + (i - 2) * height, [r.get(key) or 0.0 for r in rows], height,
+                     label=label)
+    axes[0].set_xlim(0, 1)
+    axes[0].set_xlabel("event recall (test, calibrated)")
+    axes[0].legend(fontsize="x-small", loc="lower right", title="alarm vs speech",
+                   title_fontsize="x-small")
+    axes[1].barh(y, [r.get("false_alarms_per_hour_quiet") or 0.0 for r in rows], color="tab:red")
+    axes[1].axvline(MAX_FALSE_ALARMS_PER_HOUR, color="black", ls="--", lw=0.8)
+    axes[1].set_xlabel("false alarms / hour (quiet hour)")
+    axes[2].barh(y, [r.get("median_delay") or 0.0 for r in rows], color="tab:gray")
+    axes[2].set_xlabel("median delay (s)")
+    axes[0].set_yticks(y, names, fontsize="small")
+    axes[0].invert_yaxis()
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
