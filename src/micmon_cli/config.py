@@ -87,7 +87,7 @@ class FeaturesConfig(Section):
     """How a window of audio becomes a feature vector (saved in every dataset and model)."""
 
     feature: Literal["spectrum", "logmel"] = Field(
-        "spectrum", description="spectrum: averaged bands; logmel: log-mel frames")
+        "logmel", description="spectrum: averaged bands; logmel: log-mel frames")
     sample_duration: PositiveFloat = Field(2.0, description="window length in seconds")
     low_freq: NonNegativeFloat = Field(20.0, description="lowest frequency analysed, Hz")
     high_freq: PositiveFloat = Field(20000.0, description="highest frequency analysed, Hz "
@@ -116,7 +116,7 @@ class TrainingConfig(Section):
     layers: list[PositiveInt] = Field(default_factory=list,
                                       description="hidden dense layer sizes; empty: the README's "
                                                   "network (2x and 0.75x the bins)")
-    model_type: Literal["dense", "cnn"] = Field("dense", description="dense: README network on "
+    model_type: Literal["dense", "cnn"] = Field("cnn", description="dense: README network on "
                                                 "spectrum; cnn: small 2-D CNN on logmel")
     augment: bool = Field(True, description="cnn only: add a copy of each training window "
                           "with random gain and background mixed in")

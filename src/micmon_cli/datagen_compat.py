@@ -27,6 +27,9 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     console.configure(config_path=None, verbose=False, quiet=False)
     args = list(sys.argv[1:] if argv is None else argv)
+    if not any(a == "--feature" or a.startswith("--feature=") for a in args):
+        # The original tool computes averaged spectra, whatever the config's default feature.
+        args = ["--feature", "spectrum", *args]
     try:
         compat(args, prog_name="micmon-datagen")
     except MicmonError as exc:

@@ -94,9 +94,13 @@ def cli_audio(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def cli_data(cli_audio: Path, empty_config: Path) -> Path:
-    """The recordings as datasets, made by `micmon datagen` (250-7500 Hz, 2 s windows)."""
+    """The recordings as spectrum datasets, made by `micmon datagen` (250-7500 Hz, 2 s windows).
+
+    The README's spectrum + dense path trains in seconds on this little audio; the default logmel
+    + cnn path is covered by tests/test_cnn.py and tests/cli/test_evaluate.py."""
     out = cli_audio.parent / "data"
-    result = _invoke(["datagen", "--low", "250", "--high", "7500", cli_audio, out],
+    result = _invoke(["datagen", "--feature", "spectrum", "--low", "250", "--high", "7500",
+                      cli_audio, out],
                      env={"MICMON_CONFIG": str(empty_config)})
     assert result.exit_code == 0, result.output
     return out

@@ -35,7 +35,8 @@ def test_datagen_writes_one_dataset_per_folder_with_exact_counts(cli_data: Path,
 def test_datagen_jobs_refuse_and_force(invoke, assert_error, cli_audio: Path, isolated: Path,
                                        recordings: dict) -> None:
     out = isolated / "data"
-    result = invoke(["datagen", cli_audio, out, "--jobs", "2", "--bins", "40",
+    result = invoke(["datagen", cli_audio, out, "--feature", "spectrum", "--jobs", "2",
+                     "--bins", "40",
                      "--sample-rate", "16000", "--high", "8000"])
     assert result.exit_code == 0, result.output
     table = " ".join(result.stdout.split())
@@ -45,7 +46,8 @@ def test_datagen_jobs_refuse_and_force(invoke, assert_error, cli_audio: Path, is
     first = (out / "sample_1.npz").read_bytes()
     assert_error(invoke(["datagen", cli_audio, out]), "sample_1.npz", "already exist", "--force")
     assert (out / "sample_1.npz").read_bytes() == first
-    assert invoke(["datagen", cli_audio, out, "--force", "--bins", "20"]).exit_code == 0
+    assert invoke(["datagen", cli_audio, out, "--force", "--feature", "spectrum",
+                   "--bins", "20"]).exit_code == 0
     assert Dataset.load(out / "sample_1.npz").samples.shape[1] == 20
 
 
