@@ -49,16 +49,20 @@ def test_dense_is_the_readme_network() -> None:
     import keras
 
     model = keras.Sequential(dense_layers(SPECTRUM, 3))
-    assert [type(layer).__name__ for layer in model.layers] == ["Dense", "Dense"]
+    assert [type(layer).__name__ for layer in model.layers] == ["Dense", "Dense", "Dense"]
     assert model.layers[0].units == 2 * SPECTRUM.bins
+    assert model.layers[1].units == int(0.75 * SPECTRUM.bins)
     assert model.output_shape == (None, 3)
+    custom = keras.Sequential(dense_layers(SPECTRUM, 2, hidden=[16]))
+    assert [layer.units for layer in custom.layers] == [16, 2]
+    flat = keras.Sequential(dense_layers(LOGMEL, 2, hidden=[8]))  # logmel frames are flattened
+    assert type(flat.layers[0]).__name__ == "Flatten"
+    assert flat.layers[1].input.shape == (None, int(np.prod(LOGMEL.shape)))
 
 
 def test_build_layers_checks_feature_and_type() -> None:
     with pytest.raises(ParameterError, match="'logmel' features"):
         build_layers("cnn", SPECTRUM, 2)
-    with pytest.raises(ParameterError, match="'spectrum' features"):
-        build_layers("dense", LOGMEL, 2)
     with pytest.raises(ParameterError, match="model_type: must be one of dense, cnn, got 'rnn'"):
         build_layers("rnn", LOGMEL, 2)
     with pytest.raises(ParameterError, match="n_labels: a classifier needs at least 2"):

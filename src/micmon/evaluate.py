@@ -674,13 +674,9 @@ def plot_recording(report: RecordingReport, path: str | os.PathLike[str], *,
         ax.set_ylim(-0.02, 1.1)
         ax.set_xlim(0, rec.duration)
         ax.legend(loc="upper right", fontsize="small")
-        fig.tight_layout()
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, format="png")
+        return _save_png(fig, path)
     finally:
         plt.close(fig)
-    return out
 
 
 def plot_tradeoff(points: Sequence[TradeoffPoint], path: str | os.PathLike[str], *,
@@ -708,12 +704,17 @@ def plot_tradeoff(points: Sequence[TradeoffPoint], path: str | os.PathLike[str],
         ax.set_ylabel("event recall")
         ax.set_ylim(-0.02, 1.02)
         ax.legend(loc="lower right", fontsize="small")
-        fig.tight_layout()
-        out = Path(path)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(out, format="png")
+        return _save_png(fig, path)
     finally:
         plt.close(fig)
+
+
+def _save_png(fig: Any, path: str | os.PathLike[str]) -> Path:
+    """Lay out `fig` and write it to `path` as PNG, creating the folder."""
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, format="png")
     return out
 
 

@@ -37,7 +37,8 @@ CNN_BN_MOMENTUM = 0.9
 #: Dropout before the CNN's output layer.
 CNN_DROPOUT = 0.3
 #: Width of the README dense network's hidden layer, as a multiple of the input width.
-DENSE_WIDTH_FACTOR = 2
+#: Hidden layer widths of the README network, as multiples of the input width.
+README_LAYER_FACTORS: tuple[float, ...] = (2.0, 0.75)
 
 #: Default augmentation: random gain range (+/- dB) ...
 AUGMENT_GAIN_DB = 6.0
@@ -53,20 +54,23 @@ def _check_n_labels(n_labels: int) -> None:
                              "label some windows of another class (e.g. 'negative')")
 
 
-def dense_layers(spec: FeatureSpec, n_labels: int) -> list[Any]:
-    """Return the README network (input, one ReLU hidden layer, softmax) for `spectrum` features."""
+def dense_layers(spec: FeatureSpec, n_labels: int, *,
+                 hidden: Sequence[int] | None = None) -> list[Any]:
+    """Return the README network: ReLU layers of 2x and 0.75x the input width (or `hidden`), softmax.
+
+    Multi-dimensional inputs (logmel) are flattened first.
+    """
     _check_n_labels(n_labels)
-    if spec.feature != "spectrum":
-        raise ParameterError(f"feature: the dense model is built for 'spectrum' features, the spec "
-                             f"has {spec.feature!r}; use model_type='cnn' or feature='spectrum'")
     from keras import layers
 
     width = int(np.prod(spec.shape))
-    return [
-        layers.Input(shape=spec.shape),
-        layers.Dense(DENSE_WIDTH_FACTOR * width, activation="relu"),
-        layers.Dense(n_labels, activation="softmax"),
-    ]
+    sizes = list(hidden) if hidden else [max(1, int(f * width)) for f in README_LAYER_FACTORS]
+    out: list[Any] = [layers.Input(shape=spec.shape)]
+    if len(spec.shape) > 1:
+        out.append(layers.Flatten())
+    out += [layers.Dense(n, activation="relu") for n in sizes]
+    out.append(layers.Dense(n_labels, activation="softmax"))
+    return out
 
 
 def cnn_layers(spec: FeatureSpec, n_labels: int, *, filters: Sequence[int] = CNN_FILTERS,

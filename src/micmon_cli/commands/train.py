@@ -16,26 +16,8 @@ from micmon_cli.commands import Force, resolve
 if TYPE_CHECKING:
     import numpy as np
 
-#: The README network's hidden layers, as multiples of the input width.
-README_LAYER_FACTORS = (2.0, 0.75)
 PLOT_CURVES = "learning_curves.png"
 PLOT_CONFUSION = "confusion_matrix.png"
-
-
-def readme_layers(shape: tuple[int, ...], n_labels: int, hidden: list[int]) -> list[Any]:
-    """Return the README network: dense ReLU layers (2x and 0.75x the input width), softmax."""
-    import math
-
-    from keras import layers
-
-    width = math.prod(shape)
-    sizes = hidden or [max(1, int(f * width)) for f in README_LAYER_FACTORS]
-    net: list[Any] = [layers.Input(shape=shape)]
-    if len(shape) > 1:
-        net.append(layers.Flatten())
-    net += [layers.Dense(n, activation="relu") for n in sizes]
-    net.append(layers.Dense(n_labels, activation="softmax"))
-    return net
 
 
 def classification_report(y_true: np.ndarray, y_pred: np.ndarray, labels: list[str]
@@ -240,10 +222,10 @@ def train(
     import keras
 
     from micmon.model import Model
-    from micmon.model.cnn import cnn_layers
+    from micmon.model.cnn import cnn_layers, dense_layers
 
     keras.utils.set_random_seed(t.seed)
-    layers = (readme_layers(spec.shape, len(label_names), t.layers) if kind == "dense"
+    layers = (dense_layers(spec, len(label_names), hidden=t.layers) if kind == "dense"
               else cnn_layers(spec, len(label_names)))
     model = Model(layers, label_names, spec=spec)
     fit_data = data
