@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from micmon._plot import pyplot, save_png
 from micmon.audio import AudioDirectory, AudioFile, probe_duration
 from micmon.detect import Detector, DetectorSettings, Event
 from micmon.errors import AudioError, ModelError, ParameterError
@@ -628,22 +629,10 @@ _TRUTH_ALPHA = 0.18
 _PLOT_DPI = 100
 
 
-def _pyplot() -> Any:
-    try:
-        import matplotlib
-    except ImportError:  # pragma: no cover - depends on the environment
-        raise ParameterError("plot: matplotlib is not installed; pip install 'micmon[plot]'") \
-            from None
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def plot_recording(report: RecordingReport, path: str | os.PathLike[str], *,
                    settings: DetectorSettings | None = None, title: str | None = None) -> Path:
     """Write a PNG of each label's score over time, labelled runs shaded, detections marked."""
-    plt = _pyplot()
+    plt = pyplot(headless=True)
     rec = report.scores
     centres = rec.times + rec.window_seconds / 2
     fig, ax = plt.subplots(figsize=(12, 3.6), dpi=_PLOT_DPI)
@@ -674,7 +663,7 @@ def plot_recording(report: RecordingReport, path: str | os.PathLike[str], *,
         ax.set_ylim(-0.02, 1.1)
         ax.set_xlim(0, rec.duration)
         ax.legend(loc="upper right", fontsize="small")
-        return _save_png(fig, path)
+        return save_png(fig, path)
     finally:
         plt.close(fig)
 
@@ -683,7 +672,7 @@ def plot_tradeoff(points: Sequence[TradeoffPoint], path: str | os.PathLike[str],
                   chosen: TradeoffPoint | None = None,
                   max_false_alarms_per_hour: float | None = None) -> Path:
     """Write a PNG of event recall against false alarms per hour for the settings tried."""
-    plt = _pyplot()
+    plt = pyplot(headless=True)
     fig, ax = plt.subplots(figsize=(6, 4.5), dpi=_PLOT_DPI)
     try:
         x = [p.false_alarms_per_hour for p in points]
@@ -704,18 +693,10 @@ def plot_tradeoff(points: Sequence[TradeoffPoint], path: str | os.PathLike[str],
         ax.set_ylabel("event recall")
         ax.set_ylim(-0.02, 1.02)
         ax.legend(loc="lower right", fontsize="small")
-        return _save_png(fig, path)
+        return save_png(fig, path)
     finally:
         plt.close(fig)
 
-
-def _save_png(fig: Any, path: str | os.PathLike[str]) -> Path:
-    """Lay out `fig` and write it to `path` as PNG, creating the folder."""
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, format="png")
-    return out
 
 
 def threshold_sweep(recordings: Sequence[RecordingScores], settings: DetectorSettings, *,

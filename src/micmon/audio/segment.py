@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from micmon._plot import pyplot
 from micmon.features import FeatureSpec, Scale, compute, dbfs, to_float_mono
 
 if TYPE_CHECKING:
@@ -85,7 +86,7 @@ class AudioSegment:
 
     def plot_audio(self, *, show: bool = True) -> Figure:
         """Plot the waveform (matplotlib) and return the figure."""
-        plt = _pyplot()
+        plt = pyplot()
         fig, ax = plt.subplots(figsize=(10, 3))
         t = self.start + np.arange(len(self.audio) // self.channels) / self.sample_rate
         ax.plot(t, self.samples, linewidth=0.5)
@@ -99,22 +100,12 @@ class AudioSegment:
         spec = self.feature_spec(low_freq, high_freq, bins, scale)
         values = self.features(spec)
         edges = np.linspace(spec.low_freq, spec.high_freq, spec.bins + 1)
-        plt = _pyplot()
+        plt = pyplot()
         fig, ax = plt.subplots(figsize=(10, 3))
         ax.bar(edges[:-1], values, width=np.diff(edges), align="edge")
         ax.set(xlabel="frequency (Hz)", ylabel=f"band level ({scale})",
                title=f"spectrum {self.start:.2f}-{self.end:.2f} s ({self.label or 'unlabelled'})")
         return _finish(plt, fig, show)
-
-
-def _pyplot() -> Any:
-    try:
-        import matplotlib.pyplot as plt
-    except ImportError:  # pragma: no cover - depends on the install
-        from micmon.errors import MicmonError
-
-        raise MicmonError("plotting needs matplotlib: pip install 'micmon[plot]'") from None
-    return plt
 
 
 def _finish(plt: Any, fig: Figure, show: bool) -> Figure:

@@ -315,18 +315,10 @@ class AudioSource:
         for thread in getattr(self, "_threads", []):
             thread.join(timeout=_STOP_TIMEOUT)
         if code and not pipe.stop.is_set():
-            error = pipe.stderr[-1] if pipe.stderr else f"exit code {code}"
+            error = self.last_error or f"exit code {code}"
             self.close()
             raise AudioError(f"{self.name}: ffmpeg failed ({error})")
 
-    def wait_for_audio(self, timeout: float) -> bool:
-        """Return True once some audio has arrived, False after `timeout` seconds without any."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._buffer or (self._pipe is not None and not self._pipe.queue.empty()):
-                return True
-            time.sleep(0.01)
-        return False
 
 
 def _enlarge_pipe(proc: subprocess.Popen[bytes]) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import zipfile
 from collections.abc import Sequence
@@ -188,7 +187,3 @@ def _spec_diff(a: FeatureSpec, b: FeatureSpec) -> str:
     da, db = a.to_dict(), b.to_dict()
     return ", ".join(f"{k} {da[k]!r} vs {db[k]!r}" for k in da if da[k] != db[k])
 
-
-def describe(spec: FeatureSpec | None) -> str:
-    """Return a short human description of a feature spec."""
-    return json.dumps(spec.to_dict()) if spec else "original format (no feature spec)"

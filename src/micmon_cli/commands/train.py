@@ -60,13 +60,11 @@ def _show_report(report: dict[str, Any], title: str) -> None:
 
 def _plot(history: dict[str, list[float]], report: dict[str, Any], folder: Path) -> list[Path]:
     """Write the learning curves and the confusion matrix as PNG files in `folder`."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     import numpy as np
 
-    from micmon._io import atomic_path
+    from micmon._plot import pyplot, save_png
+
+    plt = pyplot(headless=True)
 
     written = []
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
@@ -78,10 +76,7 @@ def _plot(history: dict[str, list[float]], report: dict[str, Any], folder: Path)
         ax.set_xlabel("epoch")
         ax.set_title(metric)
         ax.legend()
-    fig.tight_layout()
-    with atomic_path(folder / PLOT_CURVES, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    written.append(folder / PLOT_CURVES)
+    written.append(save_png(fig, folder / PLOT_CURVES, dpi=100))
     plt.close(fig)
 
     labels = report["labels"]
@@ -96,10 +91,7 @@ def _plot(history: dict[str, list[float]], report: dict[str, Any], folder: Path)
         ax.text(j, i, str(value), ha="center", va="center",
                 color="white" if value > matrix.max() / 2 else "black")
     ax.set_title(f"accuracy {report['accuracy']:.3f}")
-    fig.tight_layout()
-    with atomic_path(folder / PLOT_CONFUSION, suffix=".png") as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    written.append(folder / PLOT_CONFUSION)
+    written.append(save_png(fig, folder / PLOT_CONFUSION, dpi=100))
     plt.close(fig)
     return written
 
