@@ -23,7 +23,6 @@ import shutil
 import ssl
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.error
@@ -36,7 +35,7 @@ from urllib.parse import unquote, urlsplit
 
 import numpy as np
 
-from micmon._io import expand_path
+from micmon._io import atomic_path, expand_path
 from micmon.detect import Event
 from micmon.errors import MicmonError, ParameterError
 
@@ -541,18 +540,12 @@ class ClipAction(Action):
         pcm = np.ascontiguousarray(audio.samples[-keep:], dtype="<i2").tobytes()
         segment = PydubSegment(data=pcm, sample_width=2, frame_rate=audio.sample_rate,
                                channels=audio.channels)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".{self.format}",
-                                   dir=self.folder)
-        os.close(fd)
+        options: dict[str, Any] = {"bitrate": self.bitrate} if self.format == "mp3" else {}
         try:
-            options: dict[str, Any] = {"bitrate": self.bitrate} if self.format == "mp3" else {}
-            segment.export(tmp, format=self.format, **options).close()
-            os.replace(tmp, path)
+            with atomic_path(path, suffix=f".{self.format}") as tmp:
+                segment.export(tmp, format=self.format, **options).close()
         except Exception as exc:
             raise ActionError(f"{path}: cannot save the clip ({exc})") from None
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
         log.info("saved clip %s (%.1f s)", path, audio.duration)
         return event.with_clip(str(path))
 

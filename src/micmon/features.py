@@ -241,7 +241,16 @@ def to_float_mono(samples: np.ndarray, channels: int = 1) -> np.ndarray:
     return x
 
 
-def _scale(power: np.ndarray, scale: str) -> np.ndarray:
+def to_power(features: np.ndarray, scale: str) -> np.ndarray:
+    """Return the band power densities (float64) that `features` of this scale were made from."""
+    if scale == "linear":
+        return np.square(features.astype(np.float64))
+    db = features.astype(np.float64) * LOG_RANGE_DB + LOG_FLOOR_DB
+    return np.power(10.0, db / 10.0)
+
+
+def from_power(power: np.ndarray, scale: str) -> np.ndarray:
+    """Return float32 features of `scale` for band power densities (per Hz)."""
     if scale == "linear":
         return np.sqrt(power, dtype=np.float32)
     db = 10.0 * np.log10(np.maximum(power, _POWER_FLOOR))
@@ -269,7 +278,7 @@ def spectrum_batch(windows: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     power = (fft.real[..., first:stop] ** 2 + fft.imag[..., first:stop] ** 2) * (
         norm / spec.sample_rate)
     bands = np.add.reduceat(power, offsets, axis=-1) / counts
-    return _scale(bands, spec.scale)
+    return from_power(bands, spec.scale)
 
 
 def logmel_batch(windows: np.ndarray, spec: FeatureSpec) -> np.ndarray:
@@ -283,7 +292,7 @@ def logmel_batch(windows: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     power = (fft.real**2 + fft.imag**2).astype(np.float32) * np.float32(norm / spec.sample_rate)
     mel = _mel_plan(spec.sample_rate, spec.n_fft, float(spec.low_freq), float(spec.high_freq),
                     int(spec.mel_bands))
-    return _scale(power @ mel, spec.scale)
+    return from_power(power @ mel, spec.scale)
 
 
 def compute_batch(windows: np.ndarray, spec: FeatureSpec) -> np.ndarray:

@@ -22,7 +22,7 @@ from typing import Any, Literal
 import numpy as np
 
 from micmon.errors import ParameterError
-from micmon.features import LOG_FLOOR_DB, LOG_RANGE_DB, FeatureSpec
+from micmon.features import FeatureSpec, from_power, to_power
 
 ModelType = Literal["dense", "cnn"]
 MODEL_TYPES: tuple[str, ...] = ("dense", "cnn")
@@ -123,20 +123,6 @@ def build_layers(model_type: str, spec: FeatureSpec, n_labels: int) -> list[Any]
 
 
 # -- augmentation ---------------------------------------------------------------------------------
-def _to_power(features: np.ndarray, scale: str) -> np.ndarray:
-    if scale == "linear":
-        return np.square(features.astype(np.float64))
-    db = features.astype(np.float64) * LOG_RANGE_DB + LOG_FLOOR_DB
-    return np.power(10.0, db / 10.0)
-
-
-def _from_power(power: np.ndarray, scale: str) -> np.ndarray:
-    if scale == "linear":
-        return np.sqrt(power).astype(np.float32)
-    db = 10.0 * np.log10(np.maximum(power, 10.0 ** (LOG_FLOOR_DB / 10.0)))
-    return ((db - LOG_FLOOR_DB) / LOG_RANGE_DB).astype(np.float32)
-
-
 def augment(features: np.ndarray, classes: np.ndarray, *, spec: FeatureSpec,
             background: Sequence[int] | np.ndarray, rng: np.random.Generator | int | None = 0,
             copies: int = 1, gain_db: float = AUGMENT_GAIN_DB,
@@ -174,7 +160,7 @@ def augment(features: np.ndarray, classes: np.ndarray, *, spec: FeatureSpec,
     is_background = np.isin(index, np.asarray(list(background), dtype=np.int64))
     background_rows = np.flatnonzero(is_background)
 
-    power = _to_power(x, spec.scale)
+    power = to_power(x, spec.scale)
     reduce_axes = tuple(range(1, power.ndim))
     level = power.mean(axis=reduce_axes, keepdims=True)  # mean band power per window
     out_x, out_y = [x.astype(np.float32, copy=False)], [y]
@@ -192,7 +178,7 @@ def augment(features: np.ndarray, classes: np.ndarray, *, spec: FeatureSpec,
                 p[rows] = p[rows] + power[picks] * factor
         gains = 10.0 ** (gen.uniform(-gain_db, gain_db, size=len(x)) / 10.0)
         p *= gains[expand]
-        out_x.append(_from_power(p, spec.scale))
+        out_x.append(from_power(p, spec.scale))
         out_y.append(y)
     return np.concatenate(out_x), np.concatenate(out_y)
 
