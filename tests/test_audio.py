@@ -436,6 +436,8 @@ def test_an_overrun_live_source_drops_the_oldest_audio_and_keeps_going() -> None
         windows = [next(source) for _ in range(3)]
         assert source.dropped_seconds >= 3
         assert source.running
+        dropped = source.dropped_seconds
+    assert source.dropped_seconds >= dropped  # still counted after close (the monitor reads it then)
     assert all(len(w.audio) == 4000 for w in windows)
     # No window is stitched across dropped audio: each one is an unbroken 1 kHz sine.
     for w in windows:

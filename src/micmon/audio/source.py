@@ -144,6 +144,7 @@ class AudioSource:
                  labeller: Callable[[float, float], str | None] | None = None) -> None:
         self._pipe: _Pipe | None = None
         self._closed = False
+        self._dropped_closed = 0.0  # dropped_seconds of pipes already closed
         if not isinstance(sample_rate, int) or sample_rate <= 0:
             raise ParameterError(f"sample_rate: must be a positive integer (Hz), got {sample_rate!r}")
         if not isinstance(channels, int) or channels <= 0:
@@ -213,6 +214,7 @@ class AudioSource:
         if pipe is None:
             return
         _shutdown(pipe)
+        self._dropped_closed += pipe.dropped_seconds
         for thread in getattr(self, "_threads", []):
             thread.join(timeout=_STOP_TIMEOUT)
 
@@ -255,7 +257,7 @@ class AudioSource:
     @property
     def dropped_seconds(self) -> float:
         """Seconds of live audio dropped because the consumer fell behind."""
-        return self._pipe.dropped_seconds if self._pipe is not None else 0.0
+        return self._dropped_closed + (self._pipe.dropped_seconds if self._pipe is not None else 0.0)
 
     @property
     def last_error(self) -> str | None:
