@@ -108,3 +108,18 @@ def make_workspace(root: str | os.PathLike[str], *, recordings: int = 4, seconds
         make_recording(root / "audio" / f"sample_{i + 1}", seconds=seconds, rate=rate, fmt=fmt,
                        events=((start, start + 12.0),), seed=i)
     return root / "audio"
+
+
+def beep_windows(n: int, *, positive: bool, rng: np.random.Generator, rate: int = 16000,
+                 freq: float = 3000.0) -> np.ndarray:
+    """Return n int16 one-second windows: noise + hum, with 3 kHz beeps when positive."""
+    t = np.arange(rate) / rate
+    out = []
+    for _ in range(n):
+        level = rng.uniform(0.01, 0.08)
+        x = level * rng.standard_normal(rate) + 0.02 * np.sin(2 * np.pi * 100 * t)
+        if positive:
+            gate = ((t + rng.uniform(0, 0.5)) % 0.5) < 0.25
+            x += rng.uniform(0.1, 0.4) * np.sin(2 * np.pi * freq * t) * gate
+        out.append((np.clip(x, -1, 1) * 32767).astype(np.int16))
+    return np.stack(out)

@@ -322,8 +322,8 @@ def test_start_with_milliseconds_and_no_duration(tones_dir: Path) -> None:
         (dict(sample_rate=0), r"sample_rate: must be a positive integer \(Hz\), got 0"),
         (dict(sample_rate=16000.0), r"sample_rate: must be a positive integer"),
         (dict(channels=0), r"channels: must be a positive integer, got 0"),
-        (dict(sample_duration=0), r"sample_duration: must be > 0 seconds, got 0"),
-        (dict(hop=0), r"hop: must be > 0 seconds, got 0"),
+        (dict(sample_duration=0), r"window_seconds: must be > 0 seconds, got 0"),
+        (dict(hop=0), r"hop: seconds between window starts must be > 0, got 0"),
     ],
 )
 def test_bad_reader_parameters(tones_dir: Path, options: dict[str, object], pattern: str) -> None:

@@ -8,11 +8,24 @@ from datetime import datetime, timezone
 import numpy as np
 import pytest
 
-from micmon.detect import Detector, DetectorSettings, Event, detect, pair_events
+from micmon.detect import (
+    DEFAULT_HOP_FRACTION,
+    Detector,
+    DetectorSettings,
+    Event,
+    detect,
+    detections,
+    model_hop,
+    model_settings,
+)
 from micmon.errors import ParameterError
 
 LABELS = ("negative", "positive")
 ORIGIN = datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
+
+
+def _ends(events: list[Event]) -> list[Event]:
+    return [e for e in events if e.kind == "end"]
 
 
 def _scores(pos: list[float]) -> np.ndarray:
@@ -74,15 +87,15 @@ def test_min_event_length_holds_the_start_back_and_drops_short_events() -> None:
 
 def test_cooldown_suppresses_a_quick_second_event() -> None:
     pos = [0.9, 0.1, 0.9, 0.1, 0.1, 0.1, 0.9, 0.1]
-    assert len(pair_events(_run(pos))) == 3
-    events = pair_events(_run(pos, DetectorSettings(cooldown_seconds=2.0)))
+    assert len(_ends(_run(pos))) == 3
+    events = _ends(_run(pos, DetectorSettings(cooldown_seconds=2.0)))
     assert [(e.start, e.end) for e in events] == [(0.0, 1.0), (6.0, 7.0)]
 
 
 def test_loudness_gate_counts_quiet_windows_as_background() -> None:
     settings = DetectorSettings(min_dbfs=-40.0)
     levels = [-20.0, -60.0, -20.0, -20.0]
-    events = pair_events(_run([0.9, 0.9, 0.9, 0.1], settings, levels=levels))
+    events = _ends(_run([0.9, 0.9, 0.9, 0.1], settings, levels=levels))
     assert [(e.start, e.end) for e in events] == [(0.0, 1.0), (2.0, 3.0)]
     detector = Detector(LABELS, settings, window_seconds=1.0)
     assert detector.gated(-60.0) and not detector.gated(-20.0) and not detector.gated(None)
@@ -95,7 +108,7 @@ def test_overlapping_windows_stand_for_their_central_hop() -> None:
     # window 2 s, hop 0.5 s: window i covers [0.5 i, 0.5 i + 2], its central slice is
     # [0.5 i + 0.75, 0.5 i + 1.25].
     events = _run([0.0, 0.9, 0.9, 0.0, 0.0], window=2.0, hop=0.5)
-    end = pair_events(events)[0]
+    end = _ends(events)[0]
     assert (end.start, end.end) == (1.25, 2.25)
 
 
@@ -180,3 +193,49 @@ def test_bad_detector_inputs() -> None:
     detector.update([0.1, 0.9], time=5.0)
     with pytest.raises(ParameterError, match="in order"):
         detector.update([0.1, 0.9], time=4.0)
+
+
+# -- the settings a model folder implies -------------------------------------------------------------
+LABELS3 = ["cry", "negative", "alarm"]
+
+
+def test_model_settings_reads_the_calibration() -> None:
+    # every label but the background ones
+    assert Detector(LABELS3, model_settings({}, LABELS3), window_seconds=1.0).targets == ("cry", "alarm")
+    stored = DetectorSettings(threshold=0.8, k=2, n=3).to_dict()
+    assert model_settings({"detector": stored}, LABELS3).k == 2
+
+
+def test_explicit_threshold_beats_calibrated_thresholds() -> None:
+    calibrated = DetectorSettings(thresholds={"cry": 0.3, "alarm": 0.4}, k=2, n=3).to_dict()
+    settings = model_settings({"detector": calibrated}, LABELS3, overrides={"threshold": 0.9})
+    detector = Detector(LABELS3, settings, window_seconds=1.0)
+    assert detector.thresholds == {"cry": 0.9, "alarm": 0.9}
+    assert (settings.k, settings.n) == (2, 3)  # what was not given explicitly stays calibrated
+    explicit = model_settings({"detector": calibrated}, LABELS3,
+                              overrides={"threshold": 0.9, "thresholds": {"cry": 0.6}, "k": None})
+    assert Detector(LABELS3, explicit, window_seconds=1.0).thresholds == {"cry": 0.6}
+
+
+def test_background_label_from_training_metadata() -> None:
+    meta = {"training": {"background_label": "cry"}}
+    assert model_settings(meta, LABELS3).targets == ("negative", "alarm")
+    assert model_settings(meta, LABELS3, background_label="negative").targets == ("cry", "alarm")
+
+
+def test_model_hop_rule() -> None:
+    assert model_hop({}, 2.0) == 2.0 * DEFAULT_HOP_FRACTION
+    assert model_hop({"calibration": {"hop_seconds": 1.0}}, 2.0) == 1.0
+    assert model_hop({"calibration": {"hop_seconds": 1.0}}, 2.0, 0.25) == 0.25
+    with pytest.raises(ParameterError, match="hop: seconds between window starts must be > 0 and at most"):
+        model_hop({}, 2.0, 3.0)
+
+
+def test_detections_pair_each_event_with_its_report_time() -> None:
+    scores = np.array([[0.1, 0.9]] * 3 + [[0.9, 0.1]] * 2)
+    found = detections(scores, np.arange(5) * 0.5, ["negative", "alarm"], window_seconds=1.0,
+                       hop_seconds=0.5)
+    assert len(found) == 1
+    assert found[0].label == "alarm"
+    assert found[0].reported == pytest.approx(1.0)  # the end of the first window above
+    assert found[0].event.kind == "end"

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 import wave
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from micmon.detect import DetectorSettings
+from micmon.detect import Detection, DetectorSettings, Event
 from micmon.errors import AudioError, ParameterError
 from micmon.evaluate import (
-    Detection,
     RecordingScores,
     calibrate,
     display_names,
@@ -20,7 +20,6 @@ from micmon.evaluate import (
     evaluate_scores,
     label_runs,
     measure,
-    model_settings,
     plot_report,
     score_recording,
 )
@@ -125,7 +124,9 @@ def test_measure_counts_found_missed_and_false_alarms() -> None:
 
 def test_measure_delay_is_never_negative() -> None:
     rec = _scores(30.0, 1.0, 2.0, high=[(5, 20)], runs=[(8, 20)])
-    m = measure(rec, [Detection("positive", 5.0, 20.0, 6.0, 0.9)], ("positive",))
+    event = Event(kind="end", label="positive", start=5.0, end=20.0, confidence=0.9, peak=0.9,
+                  mean=0.9, windows=10, origin=datetime(2000, 1, 1, tzinfo=timezone.utc))
+    m = measure(rec, [Detection(event, reported=6.0)], ("positive",))
     assert m.found == 1 and m.delays == [0.0] and m.false_alarms == 0
 
 
@@ -161,12 +162,6 @@ def test_calibration_rejects_bad_budget() -> None:
     rec = _scores(60.0, 1.0, 2.0, high=[], runs=[])
     with pytest.raises(ParameterError, match="max_false_alarms_per_hour"):
         calibrate([rec], max_false_alarms_per_hour=-1)
-
-
-def test_model_settings_reads_detector_entry() -> None:
-    assert model_settings({}) == DetectorSettings()
-    stored = DetectorSettings(threshold=0.8, k=2, n=3).to_dict()
-    assert model_settings({"detector": stored}).k == 2
 
 
 # -- through real audio (ffmpeg windows, Detector) -------------------------------------------------

@@ -266,7 +266,7 @@ def test_file_errors_and_bad_parameters(model, tmp_path: Path) -> None:  # noqa:
     monitor = Monitor(model, file_source(bad, spec=model.spec, hop=HOP), hop=HOP, live=False)
     with pytest.raises(AudioError):
         monitor.run()
-    with pytest.raises(ParameterError, match="hop: must be > 0 and at most the window"):
+    with pytest.raises(ParameterError, match="hop: seconds between window starts must be > 0 and at most the window"):
         Listener(model, hop=5.0)
     listener = Listener(model)
     assert listener.hop == pytest.approx(model.spec.window_seconds / 4)

@@ -151,12 +151,12 @@ class CommandAction(Action):
         argv = [command] if isinstance(command, str) else list(command)
         if not argv or not all(isinstance(a, str) and a for a in argv):
             raise ParameterError(f"command: expected a program and its arguments as a list, "
-                                 f"got {command!r}")
+                                 f"got {command!r}", parameter='command')
         if shutil.which(argv[0]) is None:
             raise ParameterError(f"command: {argv[0]!r} is not an executable file or a program "
-                                 "on PATH")
+                                 "on PATH", parameter='command')
         if not timeout > 0:
-            raise ParameterError(f"timeout: must be > 0 seconds, got {timeout!r}")
+            raise ParameterError(f"timeout: must be > 0 seconds, got {timeout!r}", parameter='timeout')
         self.argv = argv
         self.timeout = float(timeout)
         self.events = _check_kinds(events)
@@ -189,7 +189,7 @@ class CommandAction(Action):
 def _check_kinds(events: Sequence[str]) -> tuple[str, ...]:
     kinds = tuple(events)
     if not kinds or any(k not in ("start", "end") for k in kinds):
-        raise ParameterError(f"events: expected a list of 'start' and/or 'end', got {events!r}")
+        raise ParameterError(f"events: expected a list of 'start' and/or 'end', got {events!r}", parameter='events')
     return kinds
 
 
@@ -204,9 +204,9 @@ class WebhookAction(Action):
                  events: Sequence[str] = ("start", "end")) -> None:
         parts = urlsplit(url) if isinstance(url, str) else None
         if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ParameterError(f"url: expected an http:// or https:// URL, got {url!r}")
+            raise ParameterError(f"url: expected an http:// or https:// URL, got {url!r}", parameter='url')
         if not timeout > 0:
-            raise ParameterError(f"timeout: must be > 0 seconds, got {timeout!r}")
+            raise ParameterError(f"timeout: must be > 0 seconds, got {timeout!r}", parameter='timeout')
         self.url = url
         self.timeout = float(timeout)
         self.headers = {"Content-Type": "application/json", "User-Agent": "micmon",
@@ -246,22 +246,22 @@ class BrokerAddress:
 def parse_broker_url(url: str) -> BrokerAddress:
     """Parse ``mqtt://[user[:pass]@]host[:port]`` or ``mqtts://...`` (TLS); bare hosts work too."""
     if not isinstance(url, str) or not url.strip():
-        raise ParameterError(f"broker: expected a URL such as mqtt://localhost:1883, got {url!r}")
+        raise ParameterError(f"broker: expected a URL such as mqtt://localhost:1883, got {url!r}", parameter='broker')
     text = url.strip() if "://" in url else f"mqtt://{url.strip()}"
     try:
         parts = urlsplit(text)
         port = parts.port
     except ValueError as exc:
         raise ParameterError(f"broker: {url!r} is not a valid URL ({exc}); use "
-                             "mqtt://host:1883") from None
+                             "mqtt://host:1883", parameter='broker') from None
     if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
         raise ParameterError(f"broker: unknown scheme {parts.scheme!r} in {url!r}; use mqtt:// or "
-                             "mqtts:// (TLS)")
+                             "mqtts:// (TLS)", parameter='broker')
     if not parts.hostname:
-        raise ParameterError(f"broker: {url!r} has no host name; use mqtt://host:1883")
+        raise ParameterError(f"broker: {url!r} has no host name; use mqtt://host:1883", parameter='broker')
     if parts.path not in ("", "/") or parts.query:
         raise ParameterError(f"broker: {url!r} has a path or query; give only "
-                             "mqtt://host:port (the topic is a separate setting)")
+                             "mqtt://host:port (the topic is a separate setting)", parameter='broker')
     tls = parts.scheme in ("mqtts", "ssl")
     return BrokerAddress(host=parts.hostname,
                          port=port or (DEFAULT_MQTTS_PORT if tls else DEFAULT_MQTT_PORT), tls=tls,
@@ -296,20 +296,20 @@ class MqttAction(Action):
                  keepalive: int = MQTT_KEEPALIVE, device_class: str = "sound") -> None:
         self.address = parse_broker_url(broker)
         if not labels:
-            raise ParameterError("labels: the MQTT action needs the labels it reports")
+            raise ParameterError("labels: the MQTT action needs the labels it reports", parameter='labels')
         if qos not in (0, 1, 2):
-            raise ParameterError(f"qos: must be 0, 1 or 2, got {qos!r}")
+            raise ParameterError(f"qos: must be 0, 1 or 2, got {qos!r}", parameter='qos')
         self.node_id = _topic_part(node_id)
         self.topic = (topic or f"micmon/{self.node_id}").rstrip("/")
         if not self.topic or any(c in self.topic for c in "#+"):
-            raise ParameterError(f"topic: must be a plain MQTT topic without # or +, got {topic!r}")
+            raise ParameterError(f"topic: must be a plain MQTT topic without # or +, got {topic!r}", parameter='topic')
         self.labels = tuple(labels)
         self.username = username if username is not None else self.address.username
         self.password = password if password is not None else self.address.password
         self.tls = self.address.tls if tls is None else tls
         self.ca_certs = None if ca_certs is None else str(expand_path(ca_certs))
         if self.ca_certs is not None and not os.path.isfile(self.ca_certs):
-            raise ParameterError(f"ca_certs: {self.ca_certs} does not exist")
+            raise ParameterError(f"ca_certs: {self.ca_certs} does not exist", parameter='ca_certs')
         self.tls_insecure = tls_insecure
         self.client_id = client_id or f"micmon-{self.node_id}-{os.getpid()}"
         self.discovery = discovery
@@ -499,12 +499,12 @@ class ClipAction(Action):
                  bitrate: str = "64k") -> None:
         if format not in CLIP_FORMATS:
             raise ParameterError(f"format: must be one of {', '.join(CLIP_FORMATS)}, "
-                                 f"got {format!r}")
+                                 f"got {format!r}", parameter='format')
         for key, value in (("pre_roll", pre_roll), ("post_roll", post_roll)):
             if not isinstance(value, (int, float)) or not 0 <= value <= 600:
                 raise ParameterError(f"{key}: must be between 0 and 600 seconds, got {value!r}")
         if not max_seconds > 0:
-            raise ParameterError(f"max_seconds: must be > 0, got {max_seconds!r}")
+            raise ParameterError(f"max_seconds: must be > 0, got {max_seconds!r}", parameter='max_seconds')
         self.folder = expand_path(folder)
         self.format = format
         self.pre_roll = float(pre_roll)
@@ -566,9 +566,9 @@ class ActionRunner:
                  retries: int = DEFAULT_RETRIES, retry_delay: float = DEFAULT_RETRY_DELAY,
                  forward: Callable[[Event], None] | None = None) -> None:
         if queue_size < 1:
-            raise ParameterError(f"queue_size: must be >= 1, got {queue_size!r}")
+            raise ParameterError(f"queue_size: must be >= 1, got {queue_size!r}", parameter='queue_size')
         if retries < 0:
-            raise ParameterError(f"retries: must be >= 0, got {retries!r}")
+            raise ParameterError(f"retries: must be >= 0, got {retries!r}", parameter='retries')
         self.action = action
         self.retries = retries if action.retry else 0
         self.retry_delay = float(retry_delay)
@@ -674,7 +674,7 @@ class Actions:
         self.actions = list(actions)
         clips = [a for a in self.actions if isinstance(a, ClipAction)]
         if len(clips) > 1:
-            raise ParameterError("actions: at most one clip action")
+            raise ParameterError("actions: at most one clip action", parameter='actions')
         self.clip: ClipAction | None = clips[0] if clips else None
         others = [a for a in self.actions if a is not self.clip]
 

@@ -42,12 +42,15 @@ from typing import Any, Literal
 
 import numpy as np
 
-from micmon.errors import ParameterError
+from micmon.errors import ModelError, ParameterError
+from micmon.features import check_hop
 
 EventKind = Literal["start", "end"]
 
 #: Score a label must reach when no threshold is given for it.
 DEFAULT_THRESHOLD = 0.5
+#: Default hop as a share of the window: each stretch of audio is scored in four windows.
+DEFAULT_HOP_FRACTION = 0.25
 #: Labels meaning "nothing happening", not watched unless targets or thresholds name them.
 BACKGROUND_LABELS: tuple[str, ...] = ("negative", "background", "silence", "none", "other")
 
@@ -103,7 +106,7 @@ class DetectorSettings:
                 raise ParameterError(f"{name}: must be an integer >= 1, got {value!r}")
         if self.k > self.n:
             raise ParameterError(f"k: {self.k} windows above the threshold can never happen in the "
-                                 f"last n={self.n} windows; use k <= n")
+                                 f"last n={self.n} windows; use k <= n", parameter='k')
         for name in ("min_event_seconds", "cooldown_seconds"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
@@ -111,7 +114,7 @@ class DetectorSettings:
         if self.min_dbfs is not None and (not isinstance(self.min_dbfs, (int, float))
                                           or not self.min_dbfs <= 0):
             raise ParameterError(f"min_dbfs: must be a level in dBFS <= 0 (e.g. -50) or None, "
-                                 f"got {self.min_dbfs!r}")
+                                 f"got {self.min_dbfs!r}", parameter='min_dbfs')
 
     def with_(self, **changes: Any) -> DetectorSettings:
         """Return a copy with some settings changed (validated)."""
@@ -249,14 +252,12 @@ class Detector:
                  origin: datetime | None = None) -> None:
         self.labels = tuple(labels)
         if not self.labels or len(set(self.labels)) != len(self.labels):
-            raise ParameterError(f"labels: need distinct label names, got {list(labels)!r}")
+            raise ParameterError(f"labels: need distinct label names, got {list(labels)!r}", parameter='labels')
         self.settings = settings or DetectorSettings()
         if not window_seconds > 0:
-            raise ParameterError(f"window_seconds: must be > 0, got {window_seconds!r}")
-        hop = window_seconds if hop_seconds is None else hop_seconds
-        if not 0 < hop <= window_seconds:
-            raise ParameterError(f"hop_seconds: must be > 0 and <= the window "
-                                 f"({window_seconds:g} s), got {hop_seconds!r}")
+            raise ParameterError(f"window_seconds: must be > 0, got {window_seconds!r}", parameter='window_seconds')
+        hop = window_seconds if hop_seconds is None else check_hop(hop_seconds, window_seconds,
+                                                                   name="hop_seconds")
         self.window_seconds = float(window_seconds)
         self.hop_seconds = float(hop)
         self.targets = self._resolve_targets()
@@ -272,13 +273,13 @@ class Detector:
         unknown = [label for label in (*named, *s.thresholds) if label not in self.labels]
         if unknown:
             raise ParameterError(f"thresholds/targets: unknown label {unknown[0]!r}; the model's "
-                                 f"labels are {', '.join(self.labels)}")
+                                 f"labels are {', '.join(self.labels)}", parameter='thresholds/targets')
         if named:
             return tuple(dict.fromkeys(named))
         targets = tuple(label for label in self.labels if label.lower() not in BACKGROUND_LABELS)
         if not targets:
             raise ParameterError(f"targets: every label ({', '.join(self.labels)}) is a background "
-                                 "label; name the labels to watch in targets or thresholds")
+                                 "label; name the labels to watch in targets or thresholds", parameter='targets')
         return targets
 
     # -- state --------------------------------------------------------------------------------
@@ -314,18 +315,18 @@ class Detector:
         """
         if self._last_time is not None and time < self._last_time:
             raise ParameterError(f"time: windows must come in order; got {time:g} s after "
-                                 f"{self._last_time:g} s (call reset() to start a new stream)")
+                                 f"{self._last_time:g} s (call reset() to start a new stream)", parameter='time')
         self._last_time = time
         quiet = self.gated(level_dbfs)
         if scores is None:
             if not quiet:
-                raise ParameterError("scores: None is only allowed for a window below min_dbfs")
+                raise ParameterError("scores: None is only allowed for a window below min_dbfs", parameter='scores')
             row = None
         else:
             row = np.asarray(scores, dtype=np.float64).reshape(-1)
             if row.shape[0] != len(self.labels):
                 raise ParameterError(f"scores: got {row.shape[0]} values per window, the model has "
-                                     f"{len(self.labels)} labels ({', '.join(self.labels)})")
+                                     f"{len(self.labels)} labels ({', '.join(self.labels)})", parameter='scores')
         lo = time + (self.window_seconds - self.hop_seconds) / 2
         hi = lo + self.hop_seconds
         events: list[Event] = []
@@ -397,10 +398,10 @@ class Detector:
         """Feed windows (scores shape (N, labels), N start times) in order; return their events."""
         scores = np.asarray(scores, dtype=np.float64)
         if scores.ndim != 2:
-            raise ParameterError(f"scores: expected shape (windows, labels), got {scores.shape}")
+            raise ParameterError(f"scores: expected shape (windows, labels), got {scores.shape}", parameter='scores')
         times = np.asarray(times, dtype=np.float64).reshape(-1)
         if times.shape[0] != scores.shape[0]:
-            raise ParameterError(f"times: got {times.shape[0]} times for {scores.shape[0]} windows")
+            raise ParameterError(f"times: got {times.shape[0]} times for {scores.shape[0]} windows", parameter='times')
         levels: Iterable[float | None] = ([None] * len(times) if levels_dbfs is None
                                           else np.asarray(levels_dbfs, dtype=np.float64))
         events: list[Event] = []
@@ -428,6 +429,115 @@ def detect(scores: np.ndarray, times: Sequence[float] | np.ndarray, labels: Sequ
     return detector.process(scores, times, levels_dbfs=levels_dbfs) + detector.finish()
 
 
-def pair_events(events: Iterable[Event]) -> list[Event]:
-    """Return only the end events (one per complete event, with start, end and stats)."""
-    return [e for e in events if e.kind == "end"]
+@dataclass(frozen=True)
+class Detection:
+    """A complete event (its end `Event`) and the stream time at which its start was reported."""
+
+    event: Event
+    reported: float
+
+    @property
+    def label(self) -> str:
+        """The event's label."""
+        return self.event.label
+
+    @property
+    def start(self) -> float:
+        """Seconds from the stream start to the event's start."""
+        return self.event.start
+
+    @property
+    def end(self) -> float:
+        """Seconds from the stream start to the event's end."""
+        return self.event.start if self.event.end is None else self.event.end
+
+    @property
+    def peak(self) -> float:
+        """Highest score of the event's windows."""
+        return self.event.peak
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {"label": self.label, "start": round(self.start, 3), "end": round(self.end, 3),
+                "reported": round(self.reported, 3), "peak": round(self.peak, 4)}
+
+
+def detections(scores: np.ndarray, times: Sequence[float] | np.ndarray, labels: Sequence[str],
+               settings: DetectorSettings | None = None, *, window_seconds: float,
+               hop_seconds: float | None = None, levels_dbfs: Sequence[float] | np.ndarray | None = None,
+               origin: datetime | None = None) -> list[Detection]:
+    """Replay scored windows through a `Detector`; return the complete events it raises.
+
+    An event is reported when the window that emits its start event ends (what a live monitor
+    sees); events still open at the end of the stream are closed there.
+    """
+    detector = Detector(labels, settings, window_seconds=window_seconds, hop_seconds=hop_seconds,
+                        origin=origin)
+    rows = np.asarray(scores, dtype=np.float64)
+    starts = np.asarray(times, dtype=np.float64).reshape(-1)
+    levels = None if levels_dbfs is None else np.asarray(levels_dbfs, dtype=np.float64)
+    reported: dict[str, float] = {}
+    out: list[Detection] = []
+
+    def collect(events: list[Event], now: float) -> None:
+        for event in events:
+            if event.kind == "start":
+                reported[event.label] = now
+            else:
+                out.append(Detection(event, reported.pop(event.label, now)))
+
+    for i, t in enumerate(starts):
+        level = None if levels is None else float(levels[i])
+        quiet = detector.gated(level)
+        collect(detector.update(None if quiet else rows[i], time=float(t), level_dbfs=level),
+                float(t) + window_seconds)
+    last = float(starts[-1]) + window_seconds if len(starts) else 0.0
+    collect(detector.finish(), last)
+    return out
+
+
+# -- the settings a model folder implies -----------------------------------------------------------
+def model_settings(metadata: Mapping[str, Any] | None, labels: Sequence[str], *,
+                   overrides: Mapping[str, Any] | None = None,
+                   background_label: str | None = None) -> DetectorSettings:
+    """Return the detector a model implies: its calibration (micmon.json), with `overrides` on top.
+
+    `overrides` are settings given explicitly (flags, config keys; None values are ignored) and
+    always win: an explicit ``threshold`` replaces calibrated per-label ``thresholds`` too. Without
+    targets or thresholds anywhere, every label but the background label (`background_label`, else
+    the one the model was trained with) is watched.
+    """
+    stored = (metadata or {}).get("detector")
+    settings = DetectorSettings()
+    if isinstance(stored, Mapping) and stored:
+        try:
+            settings = DetectorSettings.from_dict(stored)
+        except (ParameterError, TypeError) as exc:
+            raise ModelError(f"micmon.json: 'detector' settings are invalid ({exc}); run "
+                             "`micmon evaluate --calibrate` again") from None
+    explicit = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if "targets" in explicit:
+        explicit["targets"] = tuple(explicit["targets"])
+    if "threshold" in explicit and "thresholds" not in explicit and settings.thresholds:
+        # The calibrated thresholds also named the watched labels: keep watching those.
+        explicit["thresholds"] = {}
+        explicit.setdefault("targets", settings.targets or tuple(settings.thresholds))
+    if explicit:
+        settings = settings.with_(**explicit)
+    training = (metadata or {}).get("training") or {}
+    background = background_label or training.get("background_label")
+    if not settings.targets and not settings.thresholds and background in labels:
+        others = tuple(label for label in labels if label != background)
+        if others:
+            settings = settings.with_(targets=others)
+    return settings
+
+
+def model_hop(metadata: Mapping[str, Any] | None, window_seconds: float,
+              hop: float | None = None) -> float:
+    """Return the hop a model is listened with: `hop`, else its calibration's, else a quarter window."""
+    calibrated = ((metadata or {}).get("calibration") or {}).get("hop_seconds")
+    for value in (hop, calibrated):
+        if value:
+            return check_hop(value, window_seconds)
+    return window_seconds * DEFAULT_HOP_FRACTION

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class MicmonError(Exception):
     """Base class of every error micmon raises on purpose; its message is meant for the user."""
 
 
 class ParameterError(MicmonError, ValueError):
-    """A parameter has a value micmon cannot work with."""
+    """A parameter has a value micmon cannot work with; `parameter` names it, `value` is what was given."""
+
+    def __init__(self, message: str, *, parameter: str | None = None, value: Any = None) -> None:
+        super().__init__(message)
+        self.parameter = parameter
+        self.value = value
 
 
 class FFmpegNotFoundError(MicmonError):

@@ -29,7 +29,7 @@ import numpy as np
 
 from micmon._plot import pyplot, save_png
 from micmon.audio import AudioDirectory, AudioFile, probe_duration
-from micmon.detect import Detector, DetectorSettings, Event
+from micmon.detect import Detection, Detector, DetectorSettings, detections, model_hop, model_settings
 from micmon.errors import AudioError, ModelError, ParameterError
 from micmon.features import FeatureSpec
 from micmon.labels import LabelSegment
@@ -107,26 +107,36 @@ def label_runs(segments: Iterable[LabelSegment], duration: float) -> list[LabelS
 
 def score_recording(recording: str | os.PathLike[str] | AudioDirectory, model: Scorer, *,
                     hop: float | None = None, batch_size: int = SCORE_BATCH,
-                    ffmpeg_bin: str = "ffmpeg") -> RecordingScores:
-    """Score every window of a labelled sample folder as `monitor` would (windows every `hop` s).
+                    ffmpeg_bin: str = "ffmpeg", start: float = 0.0, duration: float | None = None,
+                    require_labels: bool = True,
+                    on_scores: Callable[[np.ndarray, np.ndarray], None] | None = None
+                    ) -> RecordingScores:
+    """Score every window of a recording as `monitor` would (windows every `hop` seconds).
 
-    `hop` defaults to the model's feature spec hop (the window length unless the spec sets one).
-    Raises AudioError when the folder has no labels.json or is shorter than one window.
+    `recording` is a sample folder (audio.* + labels.json) or, with ``require_labels=False``, any
+    audio file. `hop` defaults to the model's (`micmon.detect.model_hop`). `on_scores(times, scores)`
+    sees each scored batch as it is done (for streaming output). Raises AudioError when labels are
+    required and missing, or when the audio is shorter than one window.
     """
-    directory = recording if isinstance(recording, AudioDirectory) else AudioDirectory(recording)
-    labels = directory.labels
-    if labels is None:
-        raise AudioError(f"{directory.path}: no labels.json; evaluation needs labelled recordings "
+    if isinstance(recording, AudioDirectory):
+        directory: AudioDirectory | None = recording
+    elif Path(recording).is_dir() or require_labels:
+        directory = AudioDirectory(recording)
+    else:
+        directory = None
+    labels = directory.labels if directory is not None else None
+    if labels is None and require_labels:
+        where = directory.path if directory is not None else str(recording)
+        raise AudioError(f"{where}: no labels.json; evaluation needs labelled recordings "
                          "(write one with `micmon label`)")
     spec = model.spec
     if spec is None:
         raise ModelError("the model has no feature spec; train it (or load a saved one) first")
-    hop = spec.hop if hop is None else float(hop)
-    if not 0 < hop <= spec.window_seconds:
-        raise ParameterError(f"hop: must be > 0 and <= the model's window "
-                             f"({spec.window_seconds:g} s), got {hop!r}")
+    hop = model_hop(getattr(model, "metadata", None), spec.window_seconds, hop)
     if not isinstance(batch_size, int) or batch_size < 1:
-        raise ParameterError(f"batch_size: must be a positive integer, got {batch_size!r}")
+        raise ParameterError(f"batch_size: must be a positive integer, got {batch_size!r}",
+                             parameter="batch_size", value=batch_size)
+    audio_file = directory.audio_file if directory is not None else str(recording)
     times: list[float] = []
     truth: list[str | None] = []
     levels: list[float] = []
@@ -135,11 +145,16 @@ def score_recording(recording: str | os.PathLike[str] | AudioDirectory, model: S
 
     def flush() -> None:
         if batch:
-            chunks.append(np.asarray(model.predict_proba(np.stack(batch)), dtype=np.float32))
+            scores = np.asarray(model.predict_proba(np.stack(batch)), dtype=np.float32)
+            chunks.append(scores)
+            if on_scores is not None:
+                on_scores(np.asarray(times[-len(batch):], dtype=np.float64), scores)
             batch.clear()
 
-    with AudioFile(directory, sample_duration=spec.window_seconds, sample_rate=spec.sample_rate,
-                   channels=spec.channels, hop=hop, ffmpeg_bin=ffmpeg_bin) as source:
+    with AudioFile(directory if directory is not None else audio_file, start=start,
+                   duration=duration, window_seconds=spec.window_seconds,
+                   sample_rate=spec.sample_rate, channels=spec.channels, hop=hop,
+                   ffmpeg_bin=ffmpeg_bin) as source:
         for segment in source:
             times.append(segment.start)
             truth.append(segment.label)
@@ -149,17 +164,20 @@ def score_recording(recording: str | os.PathLike[str] | AudioDirectory, model: S
                 flush()
         flush()
     if not times:
-        raise AudioError(f"{directory.audio_file}: shorter than one {spec.window_seconds:g} s "
-                         "window; nothing to evaluate")
-    duration = probe_duration(directory.audio_file, ffmpeg_bin=ffmpeg_bin)
-    duration = max(duration, times[-1] + spec.window_seconds) if math.isfinite(duration) else (
-        times[-1] + spec.window_seconds)
+        raise AudioError(f"{audio_file}: shorter than one {spec.window_seconds:g} s "
+                         "window; nothing to score")
+    length = probe_duration(audio_file, ffmpeg_bin=ffmpeg_bin)
+    end = times[-1] + spec.window_seconds
+    length = max(length, end) if math.isfinite(length) else end
+    if duration is not None:
+        length = min(length, start + duration)
+    name = directory.name if directory is not None else Path(audio_file).name
     return RecordingScores(
-        name=directory.name, path=directory.path, labels=tuple(model.labels),
-        window_seconds=spec.window_seconds, hop_seconds=hop, duration=duration,
-        times=np.asarray(times, dtype=np.float64), scores=np.concatenate(chunks),
-        levels=np.asarray(levels, dtype=np.float64), truth=truth,
-        runs=label_runs(labels.segments(duration), duration))
+        name=name, path=directory.path if directory is not None else audio_file,
+        labels=tuple(model.labels), window_seconds=spec.window_seconds, hop_seconds=hop,
+        duration=length, times=np.asarray(times, dtype=np.float64),
+        scores=np.concatenate(chunks), levels=np.asarray(levels, dtype=np.float64), truth=truth,
+        runs=label_runs(labels.segments(length), length) if labels is not None else [])
 
 
 def score_directory(audio_dir: str | os.PathLike[str], model: Scorer, *, hop: float | None = None,
@@ -180,47 +198,11 @@ def score_directory(audio_dir: str | os.PathLike[str], model: Scorer, *, hop: fl
 
 
 # -- detection -----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Detection:
-    """A complete detected event and when the monitor would have reported its start."""
-
-    label: str
-    start: float
-    end: float
-    reported: float
-    peak: float
-
-    def to_dict(self) -> dict[str, Any]:
-        """Return a JSON-ready dict."""
-        return {"label": self.label, "start": round(self.start, 3), "end": round(self.end, 3),
-                "reported": round(self.reported, 3), "peak": round(self.peak, 4)}
-
-
 def detect_recording(rec: RecordingScores, settings: DetectorSettings) -> list[Detection]:
     """Replay a scored recording through a `Detector`; return its complete events."""
-    detector = Detector(rec.labels, settings, window_seconds=rec.window_seconds,
-                        hop_seconds=rec.hop_seconds, origin=_ORIGIN)
-    reported: dict[str, float] = {}
-    out: list[Detection] = []
-
-    def collect(events: list[Event], now: float) -> None:
-        for event in events:
-            if event.kind == "start":
-                reported[event.label] = now
-            else:
-                out.append(Detection(event.label, event.start, float(event.end or event.start),
-                                     reported.pop(event.label, now), event.peak))
-
-    gate = settings.min_dbfs is not None
-    for t, row, level in zip(rec.times, rec.scores, rec.levels, strict=True):
-        quiet = gate and detector.gated(float(level))
-        events = detector.update(None if quiet else row, time=float(t),
-                                 level_dbfs=float(level) if gate else None)
-        if events:
-            collect(events, float(t) + rec.window_seconds)
-    last = float(rec.times[-1]) + rec.window_seconds if len(rec.times) else 0.0
-    collect(detector.finish(), last)
-    return out
+    return detections(rec.scores, rec.times, rec.labels, settings,
+                      window_seconds=rec.window_seconds, hop_seconds=rec.hop_seconds,
+                      levels_dbfs=rec.levels, origin=_ORIGIN)
 
 
 # -- metrics -------------------------------------------------------------------------------------
@@ -240,7 +222,7 @@ class Metrics:
 
     def __add__(self, other: Metrics) -> Metrics:
         if self.labels != other.labels:
-            raise ParameterError(f"labels: cannot add metrics of {other.labels} to {self.labels}")
+            raise ParameterError(f"labels: cannot add metrics of {other.labels} to {self.labels}", parameter='labels')
         return Metrics(self.labels, self.targets, self.confusion + other.confusion,
                        self.seconds + other.seconds, self.runs + other.runs,
                        self.found + other.found, self.detected + other.detected,
@@ -388,7 +370,7 @@ def evaluate_scores(recordings: Sequence[RecordingScores],
                     settings: DetectorSettings | None = None) -> EvaluationReport:
     """Run the detector over scored recordings and measure every recording and the total."""
     if not recordings:
-        raise ParameterError("recordings: nothing to evaluate; pass at least one scored recording")
+        raise ParameterError("recordings: nothing to evaluate; pass at least one scored recording", parameter='recordings')
     settings = settings or DetectorSettings()
     labels = recordings[0].labels
     targets = detector_targets(labels, settings)
@@ -396,7 +378,7 @@ def evaluate_scores(recordings: Sequence[RecordingScores],
     for rec in recordings:
         if rec.labels != labels:
             raise ParameterError(f"recordings: {rec.name} was scored with labels {rec.labels}, "
-                                 f"the others with {labels}")
+                                 f"the others with {labels}", parameter='recordings')
         detections = detect_recording(rec, settings)
         reports.append(RecordingReport(rec, detections, measure(rec, detections, targets)))
     overall = reports[0].metrics
@@ -405,25 +387,12 @@ def evaluate_scores(recordings: Sequence[RecordingScores],
     return EvaluationReport(reports, overall, settings, targets, recordings[0].hop_seconds)
 
 
-def model_settings(metadata: Mapping[str, Any] | None,
-                   default: DetectorSettings | None = None) -> DetectorSettings:
-    """Return the detector settings stored in a model's micmon.json, else `default`."""
-    stored = (metadata or {}).get("detector")
-    if isinstance(stored, Mapping) and stored:
-        try:
-            return DetectorSettings.from_dict(stored)
-        except (ParameterError, TypeError) as exc:
-            raise ModelError(f"micmon.json: 'detector' settings are invalid ({exc}); run "
-                             "`micmon evaluate --calibrate` again") from None
-    return default or DetectorSettings()
-
-
 def evaluate(audio_dir: str | os.PathLike[str], model: Scorer, *,
              settings: DetectorSettings | None = None, hop: float | None = None,
              ffmpeg_bin: str = "ffmpeg") -> EvaluationReport:
     """Score and measure every labelled recording under `audio_dir` (settings: the model's)."""
     if settings is None:
-        settings = model_settings(getattr(model, "metadata", None))
+        settings = model_settings(getattr(model, "metadata", None), model.labels)
     recordings = score_directory(audio_dir, model, hop=hop, ffmpeg_bin=ffmpeg_bin)
     return evaluate_scores(recordings, settings)
 
@@ -437,10 +406,10 @@ def holdout_recordings(datasets: Sequence[Any], count: int, *, seed: int | None 
     fitted on look better than they are. At least one recording always stays for fitting.
     """
     if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
-        raise ParameterError(f"holdout_recordings: must be an integer >= 0, got {count!r}")
+        raise ParameterError(f"holdout_recordings: must be an integer >= 0, got {count!r}", parameter='holdout_recordings')
     if count and count >= len(datasets):
         raise ParameterError(f"holdout_recordings: {count} of {len(datasets)} recordings would "
-                             "leave none to train on; hold out fewer or record more")
+                             "leave none to train on; hold out fewer or record more", parameter='holdout_recordings')
     order = np.random.default_rng(seed).permutation(len(datasets))
     held = set(order[:count].tolist())
     return ([d for i, d in enumerate(datasets) if i not in held],
@@ -546,13 +515,13 @@ def calibrate(recordings: Sequence[RecordingScores], *, max_false_alarms_per_hou
     (min_dbfs, min_event_seconds, cooldown_seconds, targets) are kept from `base`.
     """
     if not recordings:
-        raise ParameterError("recordings: calibration needs at least one scored recording")
+        raise ParameterError("recordings: calibration needs at least one scored recording", parameter='recordings')
     if not isinstance(max_false_alarms_per_hour, (int, float)) or max_false_alarms_per_hour < 0 \
             or not math.isfinite(max_false_alarms_per_hour):
         raise ParameterError(f"max_false_alarms_per_hour: must be a number >= 0, got "
-                             f"{max_false_alarms_per_hour!r}")
+                             f"{max_false_alarms_per_hour!r}", parameter='max_false_alarms_per_hour')
     if not thresholds or not kn or not m_values:
-        raise ParameterError("thresholds/kn/m_values: each needs at least one value to try")
+        raise ParameterError("thresholds/kn/m_values: each needs at least one value to try", parameter='thresholds/kn/m_values')
     base = base or DetectorSettings()
     labels = recordings[0].labels
     targets = detector_targets(labels, base)

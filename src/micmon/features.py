@@ -33,7 +33,20 @@ LOG_FLOOR_DB = -140.0
 #: Decibels mapped onto one unit of the log scale.
 LOG_RANGE_DB = 100.0
 _POWER_FLOOR = 10.0 ** (LOG_FLOOR_DB / 10.0)
+#: Default analysed band, Hz: the original micmon's cutoffs (high_freq follows Nyquist down).
+DEFAULT_LOW_FREQ = 20.0
+DEFAULT_HIGH_FREQ = 20000.0
 _INT16_FULL_SCALE = 32768.0
+
+
+def check_hop(hop: Any, window_seconds: float, *, name: str = "hop", gaps: bool = False) -> float:
+    """Return `hop`, the seconds between window starts: > 0 and, unless `gaps`, at most the window."""
+    number = not isinstance(hop, bool) and isinstance(hop, (int, float, np.integer, np.floating))
+    if not number or not 0 < float(hop) or (not gaps and float(hop) > window_seconds):
+        limit = "" if gaps else f" and at most the window ({window_seconds:g} s)"
+        raise ParameterError(f"{name}: seconds between window starts must be > 0{limit}, got {hop!r}",
+                             parameter=name, value=hop)
+    return float(hop)
 
 
 @dataclass(frozen=True)
@@ -44,8 +57,8 @@ class FeatureSpec:
     channels: int = 1
     window_seconds: float = 2.0
     hop_seconds: float | None = None
-    low_freq: float = 20.0
-    high_freq: float = 20000.0
+    low_freq: float = DEFAULT_LOW_FREQ
+    high_freq: float = DEFAULT_HIGH_FREQ
     bins: int = 100
     scale: Scale = "log"
     feature: FeatureType = "spectrum"
@@ -60,18 +73,18 @@ class FeatureSpec:
     def validate(self) -> None:
         """Raise ParameterError naming the first parameter whose value cannot work."""
         if not isinstance(self.sample_rate, (int, np.integer)) or self.sample_rate <= 0:
-            raise ParameterError(f"sample_rate: must be a positive integer (Hz), got {self.sample_rate!r}")
+            raise ParameterError(f"sample_rate: must be a positive integer (Hz), got {self.sample_rate!r}", parameter='sample_rate')
         if not isinstance(self.channels, (int, np.integer)) or self.channels <= 0:
-            raise ParameterError(f"channels: must be a positive integer, got {self.channels!r}")
+            raise ParameterError(f"channels: must be a positive integer, got {self.channels!r}", parameter='channels')
         if not self.window_seconds > 0:
-            raise ParameterError(f"sample_duration: must be > 0 seconds, got {self.window_seconds!r}")
+            raise ParameterError(f"window_seconds: must be > 0 seconds, got {self.window_seconds!r}", parameter='window_seconds')
         if self.window_samples < 2:
-            raise ParameterError(f"sample_duration: {self.window_seconds} s at {self.sample_rate} Hz "
-                                 "is shorter than two samples")
-        if self.hop_seconds is not None and not 0 < self.hop_seconds:
-            raise ParameterError(f"hop: must be > 0 seconds, got {self.hop_seconds!r}")
+            raise ParameterError(f"window_seconds: {self.window_seconds} s at {self.sample_rate} Hz "
+                                 "is shorter than two samples", parameter='window_seconds')
+        if self.hop_seconds is not None:
+            check_hop(self.hop_seconds, self.window_seconds, name="hop_seconds")
         if self.low_freq < 0:
-            raise ParameterError(f"low_freq: must be >= 0 Hz, got {self.low_freq}")
+            raise ParameterError(f"low_freq: must be >= 0 Hz, got {self.low_freq}", parameter='low_freq')
         if self.low_freq >= self.high_freq:
             raise ParameterError(f"low_freq ({self.low_freq:g} Hz) must be below high_freq "
                                  f"({self.high_freq:g} Hz)")
@@ -79,15 +92,15 @@ class FeatureSpec:
         if self.high_freq > nyquist:
             raise ParameterError(f"high_freq: {self.high_freq:g} Hz is above the Nyquist frequency "
                                  f"({nyquist:g} Hz) of a {self.sample_rate} Hz sample rate; lower "
-                                 "it or raise the sample rate")
+                                 "it or raise the sample rate", parameter='high_freq')
         if self.scale not in SCALES:
-            raise ParameterError(f"scale: must be one of {', '.join(SCALES)}, got {self.scale!r}")
+            raise ParameterError(f"scale: must be one of {', '.join(SCALES)}, got {self.scale!r}", parameter='scale')
         if self.feature not in FEATURE_TYPES:
             raise ParameterError(f"feature: must be one of {', '.join(FEATURE_TYPES)}, "
-                                 f"got {self.feature!r}")
+                                 f"got {self.feature!r}", parameter='feature')
         if self.feature == "spectrum":
             if not isinstance(self.bins, (int, np.integer)) or self.bins < 1:
-                raise ParameterError(f"bins: must be a positive integer, got {self.bins!r}")
+                raise ParameterError(f"bins: must be a positive integer, got {self.bins!r}", parameter='bins')
             resolution = self.sample_rate / self.window_samples
             max_bins = int((self.high_freq - self.low_freq) // resolution)
             if self.bins > max_bins:
@@ -95,18 +108,18 @@ class FeatureSpec:
                     f"bins: {self.bins} bands of {self.low_freq:g}-{self.high_freq:g} Hz are "
                     f"narrower than the {resolution:.3g} Hz FFT resolution of a "
                     f"{self.window_seconds:g} s window; use at most {max(max_bins, 0)} bins, "
-                    "a wider range or a longer window")
+                    "a wider range or a longer window", parameter='bins')
         else:
             if not isinstance(self.mel_bands, (int, np.integer)) or self.mel_bands < 1:
-                raise ParameterError(f"mel_bands: must be a positive integer, got {self.mel_bands!r}")
+                raise ParameterError(f"mel_bands: must be a positive integer, got {self.mel_bands!r}", parameter='mel_bands')
             if not 0 < self.frame_seconds <= self.window_seconds:
                 raise ParameterError(f"frame_seconds: must be > 0 and <= the window "
-                                     f"({self.window_seconds:g} s), got {self.frame_seconds!r}")
+                                     f"({self.window_seconds:g} s), got {self.frame_seconds!r}", parameter='frame_seconds')
             if not 0 < self.frame_hop_seconds:
-                raise ParameterError(f"frame_hop_seconds: must be > 0, got {self.frame_hop_seconds!r}")
+                raise ParameterError(f"frame_hop_seconds: must be > 0, got {self.frame_hop_seconds!r}", parameter='frame_hop_seconds')
             if self.frame_samples < 16:
                 raise ParameterError(f"frame_seconds: {self.frame_seconds} s is under 16 samples "
-                                     f"at {self.sample_rate} Hz")
+                                     f"at {self.sample_rate} Hz", parameter='frame_seconds')
             _mel_plan(self.sample_rate, self.n_fft, self.low_freq, self.high_freq, self.mel_bands)
 
     # -- derived sizes ------------------------------------------------------------------------
@@ -187,7 +200,7 @@ def _band_plan(sample_rate: int, n: int, low: float, high: float, bins: int
     band = np.minimum(np.floor(position + 1e-9).astype(np.int64), bins - 1)
     counts = np.bincount(band, minlength=bins)
     if (counts == 0).any():  # pragma: no cover - excluded by FeatureSpec.validate
-        raise ParameterError(f"bins: {bins} is too many for {n} samples at {sample_rate} Hz")
+        raise ParameterError(f"bins: {bins} is too many for {n} samples at {sample_rate} Hz", parameter='bins')
     offsets = np.concatenate(([0], np.cumsum(counts)[:-1]))
     return int(inside[0]), offsets, counts
 
@@ -236,7 +249,7 @@ def to_float_mono(samples: np.ndarray, channels: int = 1) -> np.ndarray:
     if channels > 1:
         if x.shape[-1] % channels:
             raise ParameterError(f"channels: {x.shape[-1]} interleaved samples do not split into "
-                                 f"{channels} channels")
+                                 f"{channels} channels", parameter='channels')
         x = x.reshape(*x.shape[:-1], x.shape[-1] // channels, channels).mean(axis=-1)
     return x
 
@@ -262,7 +275,7 @@ def _check_length(x: np.ndarray, spec: FeatureSpec) -> None:
         raise ParameterError(
             f"window: got {x.shape[-1]} samples, the feature spec wants {spec.window_samples} "
             f"({spec.window_seconds:g} s at {spec.sample_rate} Hz); read the audio with "
-            f"sample_duration={spec.window_seconds:g} and sample_rate={spec.sample_rate}")
+            f"window_seconds={spec.window_seconds:g} and sample_rate={spec.sample_rate}", parameter='window')
 
 
 def spectrum_batch(windows: np.ndarray, spec: FeatureSpec) -> np.ndarray:
@@ -300,7 +313,7 @@ def compute_batch(windows: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     windows = np.asarray(windows)
     if windows.ndim != 2:
         raise ParameterError(f"windows: expected a 2-D array (windows, samples), got shape "
-                             f"{windows.shape}")
+                             f"{windows.shape}", parameter='windows')
     if spec.feature == "logmel":
         return logmel_batch(windows, spec)
     return spectrum_batch(windows, spec)

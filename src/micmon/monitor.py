@@ -26,20 +26,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from types import FrameType
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 
 from micmon.actions import Action, Actions, ClipAudio
 from micmon.audio.source import AudioSource
-from micmon.detect import Detector, DetectorSettings, Event
+from micmon.detect import Detector, DetectorSettings, Event, model_hop, model_settings
 from micmon.errors import AudioError, ParameterError
 from micmon.features import dbfs
 
 log = logging.getLogger(__name__)
 
-#: Default hop as a share of the window.
-DEFAULT_HOP_FRACTION = 0.25
 #: First wait before reconnecting to a device after ffmpeg exits; doubled up to MAX_BACKOFF.
 INITIAL_BACKOFF = 1.0
 MAX_BACKOFF = 30.0
@@ -51,16 +49,6 @@ STALL_SECONDS = 10.0
 RECENT_EVENTS = 10
 #: Seconds given to the actions to flush when stopping.
 FLUSH_TIMEOUT = 10.0
-
-
-class Scorer(Protocol):
-    """What the listener needs from a model (micmon.model.Model fits)."""
-
-    labels: Sequence[str]
-
-    def predict_proba(self, samples: np.ndarray) -> np.ndarray:
-        """Return scores (N, labels) for int16 windows (N, samples * channels)."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -149,9 +137,10 @@ class Listener:
     model : Model (or any object with ``labels``, ``spec`` and ``predict_proba``)
         The trained model; its FeatureSpec fixes the window length, rate and channels.
     settings : DetectorSettings, optional
-        Thresholds and timing rules.
+        Thresholds and timing rules (default: the model's calibrated ones, `detect.model_settings`).
     hop : float in (0, window], optional
-        Seconds between window starts (default: a quarter of the window).
+        Seconds between window starts (default: the model's, `detect.model_hop`: the calibrated
+        hop, else a quarter of the window).
     clip_seconds : float >= 0
         Seconds of past audio to keep for clips (pre-roll + longest clip); 0 keeps none.
     pre_roll, post_roll : float >= 0
@@ -165,17 +154,16 @@ class Listener:
                  post_roll: float = 0.0, origin: datetime | None = None) -> None:
         spec = getattr(model, "spec", None)
         if spec is None:
-            raise ParameterError("model: has no feature spec; load a trained model folder")
+            raise ParameterError("model: has no feature spec; load a trained model folder", parameter='model')
         self.model = model
         self.spec = spec
         self.window = float(spec.window_seconds)
-        hop = self.window * DEFAULT_HOP_FRACTION if hop is None else float(hop)
-        if not 0 < hop <= self.window:
-            raise ParameterError(f"hop: must be > 0 and at most the window ({self.window:g} s), "
-                                 f"got {hop:g}")
-        self.hop = hop
+        metadata = getattr(model, "metadata", None)
+        self.hop = model_hop(metadata, self.window, hop)
+        if settings is None:
+            settings = model_settings(metadata, list(model.labels))
         self.window_frames = spec.window_samples
-        self.hop_frames = max(1, int(round(hop * spec.sample_rate)))
+        self.hop_frames = max(1, int(round(self.hop * spec.sample_rate)))
         self.sample_rate = int(spec.sample_rate)
         self.channels = int(spec.channels)
         self.detector = Detector(list(model.labels), settings, window_seconds=self.window,
@@ -223,7 +211,7 @@ class Listener:
         expected = self.window_frames * self.channels
         if audio.size != expected:
             raise ParameterError(f"window: got {audio.size} samples, the model wants {expected} "
-                                 f"({self.window:g} s at {self.sample_rate} Hz x {self.channels})")
+                                 f"({self.window:g} s at {self.sample_rate} Hz x {self.channels})", parameter='window')
         end = start + self.window
         self._remember(audio, start, end)
         level = dbfs(audio)
@@ -269,7 +257,7 @@ class Listener:
         chunk = np.asarray(chunk, dtype=np.int16).reshape(-1)
         if chunk.size % self.channels:
             raise ParameterError(f"chunk: {chunk.size} samples do not split into "
-                                 f"{self.channels} channels")
+                                 f"{self.channels} channels", parameter='chunk')
         self._pending = np.concatenate([self._pending, chunk]) if self._pending.size else chunk
         out: list[tuple[Event, ClipAudio | None]] = []
         win = self.window_frames * self.channels
@@ -300,7 +288,7 @@ def device_source(system: str, device: str | None, *, spec: Any, hop: float,
     from micmon.audio import AudioDevice
 
     def make(offset: float) -> AudioSource:
-        return AudioDevice(system, device, sample_duration=spec.window_seconds,
+        return AudioDevice(system, device, window_seconds=spec.window_seconds,
                            sample_rate=spec.sample_rate, channels=spec.channels, hop=hop,
                            ffmpeg_bin=ffmpeg_bin)
 
@@ -314,7 +302,7 @@ def file_source(path: str | os.PathLike[str], *, spec: Any, hop: float, realtime
     from micmon.audio import AudioFile
 
     def make(offset: float) -> AudioSource:
-        return AudioFile(path, sample_duration=spec.window_seconds, sample_rate=spec.sample_rate,
+        return AudioFile(path, window_seconds=spec.window_seconds, sample_rate=spec.sample_rate,
                          channels=spec.channels, hop=hop, realtime=realtime,
                          ffmpeg_bin=ffmpeg_bin)
 
@@ -332,11 +320,12 @@ class Monitor:
     source : callable
         ``source(offset) -> AudioSource``; see `device_source` and `file_source`.
     settings : DetectorSettings, optional
-        Detector rules.
+        Detector rules (default: the model's calibrated ones).
     actions : Actions or sequence of Action, optional
         What to do on events (an `Actions` built from a sequence is closed by the monitor).
     hop : float, optional
-        Seconds between window starts (default: a quarter of the window).
+        Seconds between window starts (default: the model's calibrated hop, else a quarter of
+        the window).
     live : bool
         True for a device: reconnect forever when ffmpeg exits. False for a file: stop at its end
         (and raise AudioError if ffmpeg fails).
@@ -367,7 +356,7 @@ class Monitor:
         self.on_event = on_event
         if not 0 < initial_backoff <= max_backoff:
             raise ParameterError(f"initial_backoff: must be > 0 and <= max_backoff "
-                                 f"({max_backoff:g} s), got {initial_backoff!r}")
+                                 f"({max_backoff:g} s), got {initial_backoff!r}", parameter='initial_backoff')
         self.initial_backoff = initial_backoff
         self.max_backoff = max_backoff
         self.flush_timeout = flush_timeout

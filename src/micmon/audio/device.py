@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from micmon.audio.source import AudioSource
+from micmon.audio.source import AudioSource, window_length
 from micmon.errors import ParameterError
 
 #: Device used when none is given, per audio system.
@@ -10,20 +10,25 @@ DEFAULT_DEVICES = {"alsa": "default", "pulse": "default"}
 
 
 class AudioDevice(AudioSource):
-    """Windows captured live through `ffmpeg -f <system> -i <device>`."""
+    """Windows captured live through `ffmpeg -f <system> -i <device>`.
 
-    def __init__(self, system: str = "alsa", device: str | None = None, sample_duration: float = 2,
+    ``window_seconds`` is the window length; ``sample_duration``, the original README's name for
+    it, is accepted as an alias.
+    """
+
+    def __init__(self, system: str = "alsa", device: str | None = None, window_seconds: float = 2,
                  sample_rate: int = 44100, channels: int = 1, *, hop: float | None = None,
-                 ffmpeg_bin: str = "ffmpeg", input_options: list[str] | None = None) -> None:
+                 ffmpeg_bin: str = "ffmpeg", input_options: list[str] | None = None,
+                 sample_duration: float | None = None) -> None:
         if not system or not isinstance(system, str):
             raise ParameterError(f"system: expected an ffmpeg input format such as alsa or pulse, "
-                                 f"got {system!r}")
+                                 f"got {system!r}", parameter='system')
         device = device or DEFAULT_DEVICES.get(system)
         if not device:
-            raise ParameterError(f"device: required for audio system {system!r}")
+            raise ParameterError(f"device: required for audio system {system!r}", parameter='device')
         self.system = system
         self.device = device
         args = ["-f", system, *(input_options or []), "-i", device]
-        super().__init__(args, sample_duration=sample_duration, sample_rate=sample_rate,
+        super().__init__(args, window_seconds=window_length(window_seconds, sample_duration), sample_rate=sample_rate,
                          channels=channels, hop=hop, ffmpeg_bin=ffmpeg_bin, live=True,
                          name=f"{system}:{device}")

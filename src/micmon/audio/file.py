@@ -6,20 +6,24 @@ import os
 
 from micmon._io import expand_path
 from micmon.audio.directory import AudioDirectory
-from micmon.audio.source import AudioSource
+from micmon.audio.source import AudioSource, window_length
 from micmon.errors import AudioError, ParameterError
 from micmon.labels import Labels, parse_time
 
 
 class AudioFile(AudioSource):
-    """Windows of an audio file (any format ffmpeg reads), each labelled from labels.json if given."""
+    """Windows of an audio file (any format ffmpeg reads), each labelled from labels.json if given.
+
+    ``window_seconds`` is the window length; ``sample_duration``, the original README's name for
+    it, is accepted as an alias.
+    """
 
     def __init__(self, audio_file: str | os.PathLike[str] | AudioDirectory,
                  labels_file: str | os.PathLike[str] | None = None,
                  start: str | float = 0, duration: str | float | None = None,
-                 sample_duration: float = 2, sample_rate: int = 44100, channels: int = 1, *,
+                 window_seconds: float = 2, sample_rate: int = 44100, channels: int = 1, *,
                  hop: float | None = None, realtime: bool = False,
-                 ffmpeg_bin: str = "ffmpeg") -> None:
+                 ffmpeg_bin: str = "ffmpeg", sample_duration: float | None = None) -> None:
         if isinstance(audio_file, AudioDirectory):
             directory = audio_file
             path = directory.audio_file
@@ -35,7 +39,7 @@ class AudioFile(AudioSource):
         self.start = parse_time(start, name="start")
         self.duration = None if duration is None else parse_time(duration, name="duration")
         if self.duration is not None and self.duration <= 0:
-            raise ParameterError(f"duration: must be > 0, got {duration!r}")
+            raise ParameterError(f"duration: must be > 0, got {duration!r}", parameter='duration')
         self.labels: Labels | None = Labels.load(labels_file) if labels_file is not None else None
         self.labels_file = None if labels_file is None else str(expand_path(labels_file))
         args = ["-re"] if realtime else []
@@ -44,7 +48,7 @@ class AudioFile(AudioSource):
         if self.duration is not None:
             args += ["-t", f"{self.duration:.6f}"]
         args += ["-i", path]
-        super().__init__(args, sample_duration=sample_duration, sample_rate=sample_rate,
+        super().__init__(args, window_seconds=window_length(window_seconds, sample_duration), sample_rate=sample_rate,
                          channels=channels, hop=hop, ffmpeg_bin=ffmpeg_bin, live=False, name=path,
                          start_offset=self.start,
                          labeller=self.labels.label_for if self.labels is not None else None)

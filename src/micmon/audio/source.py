@@ -22,6 +22,7 @@ except ImportError:  # pragma: no cover - not on Windows
 from micmon.audio.ffmpeg import find_ffmpeg, pcm_output_args
 from micmon.audio.segment import AudioSegment
 from micmon.errors import AudioError, ParameterError
+from micmon.features import check_hop
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,11 @@ class _Pipe:
             self.proc.stderr.close()
 
 
+def window_length(window_seconds: float, sample_duration: float | None) -> float:
+    """Return the window length: `sample_duration` (the original README's keyword) when given."""
+    return window_seconds if sample_duration is None else sample_duration
+
+
 class AudioSource:
     """Whole windows of audio from an ffmpeg input, as an iterator and a context manager.
 
@@ -137,7 +143,7 @@ class AudioSource:
     count every sample ffmpeg delivered, including audio dropped by an overrun live buffer.
     """
 
-    def __init__(self, input_args: Sequence[str], *, sample_duration: float = 2.0,
+    def __init__(self, input_args: Sequence[str], *, window_seconds: float = 2.0,
                  sample_rate: int = 44100, channels: int = 1, hop: float | None = None,
                  ffmpeg_bin: str = "ffmpeg", live: bool = False, name: str = "audio",
                  start_offset: float = 0.0,
@@ -146,27 +152,28 @@ class AudioSource:
         self._closed = False
         self._dropped_closed = 0.0  # dropped_seconds of pipes already closed
         if not isinstance(sample_rate, int) or sample_rate <= 0:
-            raise ParameterError(f"sample_rate: must be a positive integer (Hz), got {sample_rate!r}")
+            raise ParameterError(f"sample_rate: must be a positive integer (Hz), got {sample_rate!r}", parameter='sample_rate')
         if not isinstance(channels, int) or channels <= 0:
-            raise ParameterError(f"channels: must be a positive integer, got {channels!r}")
-        if not sample_duration or sample_duration <= 0:
-            raise ParameterError(f"sample_duration: must be > 0 seconds, got {sample_duration!r}")
-        if hop is not None and hop <= 0:
-            raise ParameterError(f"hop: must be > 0 seconds, got {hop!r}")
+            raise ParameterError(f"channels: must be a positive integer, got {channels!r}", parameter='channels')
+        if isinstance(window_seconds, bool) or not isinstance(window_seconds, (int, float)) \
+                or not window_seconds > 0:
+            raise ParameterError(f"window_seconds: must be > 0 seconds, got {window_seconds!r}",
+                                 parameter="window_seconds", value=window_seconds)
         self.input_args = list(input_args)
-        self.sample_duration = float(sample_duration)
+        self.window_seconds = float(window_seconds)
         self.sample_rate = sample_rate
         self.channels = channels
-        self.hop = float(hop) if hop is not None else self.sample_duration
+        self.hop = self.window_seconds if hop is None else check_hop(hop, self.window_seconds, gaps=True)
         self.ffmpeg_bin = ffmpeg_bin
         self.live = live
         self.name = name
         self.start_offset = float(start_offset)
         self._labeller = labeller
         self._frame_bytes = BYTES_PER_SAMPLE * channels
-        self._window_frames = int(round(self.sample_duration * sample_rate))
+        self._window_frames = int(round(self.window_seconds * sample_rate))
         if self._window_frames < 1:
-            raise ParameterError(f"sample_duration: {sample_duration} s is shorter than one sample")
+            raise ParameterError(f"window_seconds: {window_seconds} s is shorter than one sample",
+                                 parameter="window_seconds", value=window_seconds)
         self._hop_frames = max(1, int(round(self.hop * sample_rate)))
         self._window_bytes = self._window_frames * self._frame_bytes
         self._chunk_seconds = CHUNK_SECONDS if live else FILE_CHUNK_SECONDS
@@ -177,6 +184,12 @@ class AudioSource:
         self._paused = False
 
     # -- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def sample_duration(self) -> float:
+        """The window length in seconds (the original micmon's name for `window_seconds`)."""
+        return self.window_seconds
+
     def command(self) -> list[str]:
         """Return the ffmpeg command line this source runs."""
         return [find_ffmpeg(self.ffmpeg_bin), "-hide_banner", "-nostdin", "-loglevel", "error",
@@ -305,7 +318,7 @@ class AudioSource:
         window = bytes(self._buffer[: self._window_bytes])
         start = self.position
         self._next_frame += self._hop_frames
-        label = self._labeller(start, start + self.sample_duration) if self._labeller else None
+        label = self._labeller(start, start + self.window_seconds) if self._labeller else None
         return AudioSegment(window, self.sample_rate, self.channels, label=label, start=start)
 
     def _finish(self, pipe: _Pipe) -> None:

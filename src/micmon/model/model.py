@@ -53,9 +53,9 @@ class Model:
                  loss: str = "sparse_categorical_crossentropy",
                  metrics: Sequence[str] = ("accuracy",), keras_model: Any = None) -> None:
         if not labels:
-            raise ParameterError("labels: give the label names, e.g. ['negative', 'positive']")
+            raise ParameterError("labels: give the label names, e.g. ['negative', 'positive']", parameter='labels')
         if len(set(labels)) != len(labels):
-            raise ParameterError(f"labels: names must be unique, got {list(labels)}")
+            raise ParameterError(f"labels: names must be unique, got {list(labels)}", parameter='labels')
         self.labels = [str(x) for x in labels]
         self.spec = spec
         self.low_freq = float(spec.low_freq if spec else low_freq)
@@ -65,13 +65,13 @@ class Model:
         self.backend = "keras"
         if keras_model is None:
             if not layers:
-                raise ParameterError("layers: give the network's Keras layers, input first")
+                raise ParameterError("layers: give the network's Keras layers, input first", parameter='layers')
             keras_model = _build(list(layers), optimizer=optimizer, loss=loss, metrics=list(metrics))
         self._keras = keras_model
         outputs = int(keras_model.output_shape[-1])
         if outputs != len(self.labels):
             raise ParameterError(f"labels: the network has {outputs} outputs but {len(self.labels)} "
-                                 f"labels were given ({self.labels})")
+                                 f"labels were given ({self.labels})", parameter='labels')
 
     def __repr__(self) -> str:
         return f"Model(labels={self.labels}, backend={self.backend!r}, spec={self.spec})"
@@ -168,7 +168,7 @@ class Model:
                 raise ModelError(
                     f"window at {s.start:.3f} s is {s.duration:g} s at {s.sample_rate} Hz x "
                     f"{s.channels} channels; the model wants {spec.window_seconds:g} s at "
-                    f"{spec.sample_rate} Hz x {spec.channels} (pass sample_duration="
+                    f"{spec.sample_rate} Hz x {spec.channels} (pass window_seconds="
                     f"{spec.window_seconds:g}, sample_rate={spec.sample_rate}, "
                     f"channels={spec.channels} to the audio source)")
         if not samples:
@@ -242,7 +242,7 @@ class Model:
             raise ModelError(f"{folder}: no such model folder; train one first (micmon train)")
         meta = read_metadata(folder)
         if backend not in ("auto", "litert", "keras"):
-            raise ParameterError(f"backend: must be auto, litert or keras, got {backend!r}")
+            raise ParameterError(f"backend: must be auto, litert or keras, got {backend!r}", parameter='backend')
         use_litert = backend == "litert" or (backend == "auto" and (folder / TFLITE_FILE).exists())
         if use_litert:
             if not (folder / TFLITE_FILE).exists():

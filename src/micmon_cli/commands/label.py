@@ -225,7 +225,7 @@ def label(
         return
     if sample is None:
         raise ParameterError("SAMPLE: name a sample folder, or use --check; e.g. "
-                             "`micmon label sample_1`")
+                             "`micmon label sample_1`", parameter='SAMPLE')
     folder = find_sample(sample, cfg)
     audio = find_audio_file(folder)
     if audio is None:

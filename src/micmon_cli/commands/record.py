@@ -267,7 +267,7 @@ def record(
     root = c.paths.audio_dir
     name = name or next_sample_name(root)
     if not _NAME_RE.match(name):
-        raise ParameterError(f"NAME: {name!r} is not a folder name; use letters, digits, _ or -")
+        raise ParameterError(f"NAME: {name!r} is not a folder name; use letters, digits, _ or -", parameter='NAME')
     folder = root / name
     target = folder / f"audio.{c.audio.format}"
     if folder.exists() and not force:

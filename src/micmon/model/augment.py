@@ -1,0 +1,108 @@
+"""Training-time augmentation on stored feature arrays: random gain and background mixing.
+
+Both feature types are band power densities, so a gain is a shift (log scale) or a factor
+(linear scale), and mixing a background window into a positive one is a sum of powers (exact in
+expectation for uncorrelated sounds).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from micmon.errors import ParameterError
+from micmon.features import FeatureSpec, from_power, to_power
+
+#: Default augmentation: random gain range (+/- dB) ...
+AUGMENT_GAIN_DB = 6.0
+#: ... probability that a positive window gets a background window mixed in ...
+AUGMENT_MIX_PROBABILITY = 0.5
+#: ... at this level (dB, background relative to the positive window's own level).
+AUGMENT_MIX_LEVEL_DB: tuple[float, float] = (-15.0, 5.0)
+
+
+
+def augment(features: np.ndarray, classes: np.ndarray, *, spec: FeatureSpec,
+            background: Sequence[int] | np.ndarray, rng: np.random.Generator | int | None = 0,
+            copies: int = 1, gain_db: float = AUGMENT_GAIN_DB,
+            mix_probability: float = AUGMENT_MIX_PROBABILITY,
+            mix_level_db: tuple[float, float] = AUGMENT_MIX_LEVEL_DB,
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Return the windows plus `copies` augmented copies of each: random gain, background mixing.
+
+    `features` has shape (N, *spec.shape) in `spec.scale`; `classes` holds one class index per
+    window (shape (N,)) or one-hot rows (N, labels). Every copy gets a random gain of up to
+    +/- `gain_db`; with probability `mix_probability` a copy of a window whose class is not in
+    `background` gets a random background window mixed in, `mix_level_db` (low, high) relative
+    to its own level. Labels are unchanged. Returns (features, classes), originals first.
+    """
+    x = np.asarray(features)
+    y = np.asarray(classes)
+    if x.shape[1:] != spec.shape:
+        raise ParameterError(f"features: expected windows of shape {spec.shape} for this spec, "
+                             f"got {x.shape[1:]}", parameter='features')
+    if len(y) != len(x):
+        raise ParameterError(f"classes: {len(y)} classes for {len(x)} windows; pass one per window", parameter='classes')
+    if not isinstance(copies, (int, np.integer)) or copies < 0:
+        raise ParameterError(f"copies: must be an integer >= 0, got {copies!r}", parameter='copies')
+    if gain_db < 0:
+        raise ParameterError(f"gain_db: must be >= 0, got {gain_db!r}", parameter='gain_db')
+    if not 0.0 <= mix_probability <= 1.0:
+        raise ParameterError(f"mix_probability: must be in [0, 1], got {mix_probability!r}", parameter='mix_probability')
+    low_db, high_db = mix_level_db
+    if low_db > high_db:
+        raise ParameterError(f"mix_level_db: (low, high) with low <= high, got {mix_level_db!r}", parameter='mix_level_db')
+    if copies == 0 or len(x) == 0:
+        return x, y
+    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    index = y.argmax(axis=1) if y.ndim == 2 else y.astype(np.int64)
+    is_background = np.isin(index, np.asarray(list(background), dtype=np.int64))
+    background_rows = np.flatnonzero(is_background)
+
+    power = to_power(x, spec.scale)
+    reduce_axes = tuple(range(1, power.ndim))
+    level = power.mean(axis=reduce_axes, keepdims=True)  # mean band power per window
+    out_x, out_y = [x.astype(np.float32, copy=False)], [y]
+    expand = (slice(None),) + (None,) * (power.ndim - 1)
+    for _ in range(copies):
+        p = power.copy()
+        if background_rows.size:
+            mix = (~is_background) & (gen.random(len(x)) < mix_probability)
+            rows = np.flatnonzero(mix)
+            if rows.size:
+                picks = gen.choice(background_rows, size=rows.size)
+                rel_db = gen.uniform(low_db, high_db, size=rows.size)
+                bg_level = np.maximum(level[picks], 1e-300)
+                factor = (level[rows] / bg_level) * (10.0 ** (rel_db / 10.0))[expand]
+                p[rows] = p[rows] + power[picks] * factor
+        gains = 10.0 ** (gen.uniform(-gain_db, gain_db, size=len(x)) / 10.0)
+        p *= gains[expand]
+        out_x.append(from_power(p, spec.scale))
+        out_y.append(y)
+    return np.concatenate(out_x), np.concatenate(out_y)
+
+
+def augment_dataset(dataset: Any, *, background_labels: Sequence[str] = ("negative",),
+                    copies: int = 1, seed: int = 0, **options: Any) -> Any:
+    """Return a Dataset whose training windows are augmented (see `augment`); validation unchanged.
+
+    `background_labels` names the classes mixed into the others (labels not in the dataset are
+    ignored); `options` go to `augment` (gain_db, mix_probability, mix_level_db).
+    """
+    from micmon.dataset import Dataset
+
+    if dataset.spec is None:
+        raise ParameterError("dataset: has no feature spec; regenerate it with micmon datagen", parameter='dataset')
+    labels = list(dataset.labels or [])
+    background = [labels.index(name) for name in background_labels if name in labels]
+    x, y = augment(dataset.train_samples, dataset.train_classes, spec=dataset.spec,
+                   background=background, rng=seed, copies=copies, **options)
+    samples = np.concatenate([x, dataset.validation_samples])
+    classes = np.concatenate([y, dataset.validation_classes])
+    mask = np.zeros(len(samples), dtype=bool)
+    mask[len(x):] = True
+    return Dataset(samples, classes, spec=dataset.spec, labels=dataset.labels,
+                   low_freq=dataset.low_freq, high_freq=dataset.high_freq, name=dataset.name,
+                   validation_mask=mask)

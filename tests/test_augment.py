@@ -1,0 +1,72 @@
+"""micmon.model.augment: gain and background mixing on stored features."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from helpers import beep_windows
+from micmon.errors import ParameterError
+from micmon.features import FeatureSpec, compute_batch
+from micmon.model.augment import augment
+
+RATE = 16000
+BEEP_HZ = 3000.0
+LOGMEL = FeatureSpec(sample_rate=RATE, window_seconds=1.0, high_freq=8000.0, feature="logmel")
+SPECTRUM = FeatureSpec(sample_rate=RATE, window_seconds=1.0, high_freq=8000.0, bins=50)
+LABELS = ["negative", "positive"]
+
+
+# -- augmentation ----------------------------------------------------------------------------------
+def test_augment_gain_shifts_log_features_and_keeps_labels() -> None:
+    rng = np.random.default_rng(1)
+    x = compute_batch(beep_windows(4, positive=False, rng=rng), LOGMEL)
+    y = np.zeros(4, dtype=np.int64)
+    ax, ay = augment(x, y, spec=LOGMEL, background=[0], copies=2, gain_db=6.0,
+                     mix_probability=0.0)
+    assert ax.shape == (12, *LOGMEL.shape) and ay.tolist() == [0] * 12
+    np.testing.assert_array_equal(ax[:4], x)
+    shift = ax[4:8] - x  # a gain is a constant shift on the log scale, within +/- 6 dB
+    assert np.allclose(shift, shift[:, :1, :1], atol=1e-4)
+    assert np.all(np.abs(shift) <= 0.06 + 1e-6)
+
+
+def test_augment_mixes_background_into_positives_only() -> None:
+    rng = np.random.default_rng(2)
+    x = compute_batch(np.concatenate([beep_windows(3, positive=True, rng=rng),
+                                      beep_windows(3, positive=False, rng=rng)]), LOGMEL)
+    y = np.array([1, 1, 1, 0, 0, 0])
+    ax, _ = augment(x, y, spec=LOGMEL, background=[0], copies=1, gain_db=0.0,
+                    mix_probability=1.0, mix_level_db=(0.0, 0.0))
+    assert np.all(ax[6:9] >= x[:3] - 1e-5) and np.any(ax[6:9] > x[:3] + 1e-3)  # power added
+    np.testing.assert_allclose(ax[9:], x[3:], atol=1e-5)  # background windows untouched
+
+
+def test_augment_linear_scale_gain_is_a_factor() -> None:
+    x = compute_batch(beep_windows(2, positive=True, rng=np.random.default_rng(3)), SPECTRUM.with_(
+        scale="linear"))
+    ax, _ = augment(x, np.array([1, 1]), spec=SPECTRUM.with_(scale="linear"), background=[0],
+                    mix_probability=0.0)
+    ratio = ax[2:] / np.maximum(x, 1e-12)
+    assert np.allclose(ratio, ratio[:, :1], rtol=1e-3)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [
+    ({"copies": -1}, "copies: must be an integer >= 0"),
+    ({"gain_db": -1.0}, "gain_db: must be >= 0"),
+    ({"mix_probability": 1.5}, "mix_probability: must be in"),
+    ({"mix_level_db": (5.0, -5.0)}, "mix_level_db"),
+])
+def test_augment_rejects_bad_options(kwargs: dict, message: str) -> None:
+    x = np.zeros((2, *LOGMEL.shape), dtype=np.float32)
+    with pytest.raises(ParameterError, match=message):
+        augment(x, np.array([0, 1]), spec=LOGMEL, background=[0], **kwargs)
+
+
+def test_augment_rejects_wrong_shapes() -> None:
+    with pytest.raises(ParameterError, match="features: expected windows of shape"):
+        augment(np.zeros((2, 7)), np.array([0, 1]), spec=LOGMEL, background=[0])
+    with pytest.raises(ParameterError, match="classes: 1 classes for 2 windows"):
+        augment(np.zeros((2, *LOGMEL.shape)), np.array([0]), spec=LOGMEL, background=[0])
+
+
