@@ -296,7 +296,7 @@ def test_wrong_window_length_names_the_fix() -> None:
     spec = spec_for(16000, 1.0)
     with pytest.raises(ParameterError, match=r"window: got 8000 samples, the feature spec wants 16000 "
                                              r"\(1 s at 16000 Hz\); read the audio with "
-                                             r"sample_duration=1 and sample_rate=16000"):
+                                             r"window_seconds=1 and sample_rate=16000"):
         compute(np.zeros(8000, dtype=np.int16), spec)
 
 
