@@ -240,17 +240,7 @@ class Metrics:
 
     def per_label(self) -> dict[str, dict[str, float | int | None]]:
         """Return precision, recall, F1 and support of each label, per window."""
-        out: dict[str, dict[str, float | int | None]] = {}
-        for i, label in enumerate(self.labels):
-            tp = float(self.confusion[i, i])
-            predicted = float(self.confusion[:, i].sum())
-            support = int(self.confusion[i, :].sum())
-            precision = tp / predicted if predicted else None
-            recall = tp / support if support else None
-            f1 = (2 * precision * recall / (precision + recall)
-                  if precision and recall else (0.0 if support or predicted else None))
-            out[label] = {"precision": precision, "recall": recall, "f1": f1, "support": support}
-        return out
+        return label_metrics(self.confusion, self.labels)
 
     @property
     def event_recall(self) -> float | None:
@@ -290,6 +280,40 @@ class Metrics:
             "false_alarms_per_hour": _round(self.false_alarms_per_hour),
             "median_delay": _round(self.median_delay), "worst_delay": _round(self.worst_delay),
         }
+
+
+def label_metrics(confusion: np.ndarray, labels: Sequence[str]
+                  ) -> dict[str, dict[str, float | int | None]]:
+    """Return precision, recall, F1 and support per label of a confusion matrix (truth rows).
+
+    A figure without any window to measure it on is None (and F1 is 0 when the label was
+    predicted or present but never right).
+    """
+    out: dict[str, dict[str, float | int | None]] = {}
+    for i, label in enumerate(labels):
+        tp = float(confusion[i, i])
+        predicted = float(confusion[:, i].sum())
+        support = int(confusion[i, :].sum())
+        precision = tp / predicted if predicted else None
+        recall = tp / support if support else None
+        f1 = (2 * precision * recall / (precision + recall)
+              if precision and recall else (0.0 if support or predicted else None))
+        out[label] = {"precision": precision, "recall": recall, "f1": f1, "support": support}
+    return out
+
+
+def classification_report(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]
+                          ) -> dict[str, Any]:
+    """Return window accuracy, per-label precision/recall/F1/support and the confusion matrix."""
+    n = len(labels)
+    confusion = np.zeros((n, n), dtype=np.int64)
+    np.add.at(confusion, (np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)), 1)
+    total = int(confusion.sum())
+    per_label = {label: {k: _round(v) for k, v in d.items()}
+                 for label, d in label_metrics(confusion, labels).items()}
+    return {"accuracy": _round(float(np.trace(confusion) / total)) if total else None,
+            "windows": total, "per_label": per_label, "confusion_matrix": confusion.tolist(),
+            "labels": list(labels)}
 
 
 def _round(value: float | int | None, digits: int = 4) -> float | int | None:

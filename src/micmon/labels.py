@@ -1,4 +1,8 @@
-"""Times ("SS", "MM:SS", "HH:MM:SS[.fff]") and labels.json files: parse, validate, save, look up."""
+"""Times ("SS", "MM:SS", "HH:MM:SS[.fff]") and labels.json files: parse, validate, save, look up.
+
+Also what helps a user label: the loudness of each labelled segment, a labels draft from loudness
+changes (`suggest_labels`), and a check of every sample folder (`check_folders`).
+"""
 
 from __future__ import annotations
 
@@ -11,8 +15,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from micmon._io import expand_path, write_text_atomic
-from micmon.errors import LabelsError, ParameterError
+from micmon.errors import LabelsError, MicmonError, ParameterError
 
 _TIME_RE = re.compile(r"^\s*(?:(?:(\d+):)?(\d+):)?(\d+)(?:\.(\d+))?\s*$")
 
@@ -218,3 +224,129 @@ def find_labels_file(folder: str | os.PathLike[str]) -> Path | None:
     """Return `folder`/labels.json if it exists."""
     candidate = expand_path(folder) / "labels.json"
     return candidate if candidate.is_file() else None
+
+
+# -- loudness, suggestions and checks -------------------------------------------------------------
+#: Resolution of the loudness profile used by the timeline and --suggest.
+LOUDNESS_STEP = 0.1
+LOUDNESS_RATE = 16000
+#: --suggest: loudness is smoothed over this many seconds, and no segment is shorter than this.
+SMOOTH_SECONDS = 0.5
+MIN_SEGMENT_SECONDS = 1.0
+#: --suggest: a recording whose loud and quiet parts differ by less than this has no boundary.
+MIN_CONTRAST_DB = 6.0
+SILENCE_DB = -120.0
+
+
+def loudness_profile(path: str | Path, *, ffmpeg_bin: str = "ffmpeg") -> np.ndarray:
+    """Return the mean power (linear, full scale 1) of each LOUDNESS_STEP of the recording."""
+    from micmon.audio import AudioFile
+
+    powers = []
+    with AudioFile(path, window_seconds=LOUDNESS_STEP, sample_rate=LOUDNESS_RATE,
+                   ffmpeg_bin=ffmpeg_bin) as reader:
+        for window in reader:
+            x = window.samples.astype(np.float64)
+            powers.append(float(np.mean(x * x)))
+    return np.asarray(powers, dtype=np.float64)
+
+
+def segment_levels(labels: Labels, duration: float, power: np.ndarray
+                   ) -> list[tuple[LabelSegment, float]]:
+    """Return each labelled segment (clipped to `duration`) with its mean loudness in dBFS."""
+    out = []
+    for seg in labels.segments(duration):
+        end = min(seg.end if seg.end is not None else duration, duration)
+        if end <= seg.start:
+            continue
+        lo, hi = int(seg.start / LOUDNESS_STEP), max(int(end / LOUDNESS_STEP), 0)
+        part = power[lo:hi]
+        mean = float(np.mean(part)) if len(part) else 0.0
+        level = 10 * math.log10(mean) if mean > 0 else float("-inf")
+        out.append((LabelSegment(seg.start, end, seg.label), level))
+    return out
+
+
+def suggest_labels(power: np.ndarray, *, background: str, foreground: str
+                       ) -> dict[str, str]:
+    """Return a labels.json draft: loud stretches labelled `foreground`, the rest `background`."""
+    if len(power) == 0:
+        return {"00:00": background}
+    db = 10 * np.log10(np.maximum(power, 10 ** (SILENCE_DB / 10)))
+    k = max(1, int(round(SMOOTH_SECONDS / LOUDNESS_STEP)))
+    padded = np.pad(db, (k // 2, k - 1 - k // 2), mode="edge")
+    smooth = np.median(np.lib.stride_tricks.sliding_window_view(padded, k), axis=-1)
+    quiet, loud = np.percentile(smooth, [10, 90])
+    if loud - quiet < MIN_CONTRAST_DB:
+        return {"00:00": background}
+    is_loud = smooth > (quiet + loud) / 2
+    # Runs shorter than the minimum are absorbed by their neighbours.
+    min_len = max(1, int(round(MIN_SEGMENT_SECONDS / LOUDNESS_STEP)))
+    changes = np.flatnonzero(np.diff(is_loud.astype(np.int8))) + 1
+    bounds = [0, *changes.tolist(), len(is_loud)]
+    runs = [(bounds[i], bounds[i + 1], bool(is_loud[bounds[i]])) for i in range(len(bounds) - 1)]
+    merged: list[list[int | bool]] = []
+    for start, end, state in runs:
+        if merged and (end - start < min_len or merged[-1][2] == state):
+            merged[-1][1] = end
+        else:
+            merged.append([start, end, state])
+    return {format_time(int(start) * LOUDNESS_STEP): foreground if state else background
+            for start, _end, state in merged}
+
+
+@dataclass
+class Problem:
+    """One problem found by --check."""
+
+    folder: str
+    problem: str
+
+
+def check_folders(root: str | os.PathLike[str], *, known: Iterable[str] = (),
+                  ffmpeg_bin: str = "ffmpeg") -> list[Problem]:
+    """Validate every sample folder at or below `root`; return all problems found.
+
+    `known` is the label list of the project (empty: any label goes).
+    """
+    from micmon.audio import probe_duration
+    from micmon.audio.directory import LABELS_FILE, find_audio_file
+
+    root = Path(root)
+    known = set(known)
+    problems: list[Problem] = []
+    folders = 0
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        here = Path(folder)
+        audio = find_audio_file(here)
+        has_labels = LABELS_FILE in files
+        if audio is None and not has_labels:
+            continue
+        folders += 1
+        name = str(here.relative_to(root)) if here != root else str(here)
+        if audio is None:
+            problems.append(Problem(name, "labels.json but no audio file (audio.mp3, .wav...)"))
+            continue
+        if not has_labels:
+            problems.append(Problem(name, f"{audio.name} has no labels.json; add labels with "
+                                    f"`micmon label {name} 00:00=LABEL`"))
+            continue
+        try:
+            labels = Labels.load(here / LABELS_FILE)
+            duration = probe_duration(audio, ffmpeg_bin=ffmpeg_bin)
+        except MicmonError as exc:
+            problems.append(Problem(name, str(exc).replace(f"{here}/", "")))
+            continue
+        for start in labels.past(duration):
+            problems.append(Problem(name, f"label at {format_time(start)} is past the end of the "
+                                    f"recording ({format_time(duration)})"))
+        if known:
+            for label in labels.names:
+                if label not in known:
+                    problems.append(Problem(name, f"label {label!r} is not in training.labels "
+                                            f"({', '.join(sorted(known))})"))
+    if folders == 0:
+        problems.append(Problem(str(root), "no sample folders (audio.mp3 + labels.json); "
+                                "record one with `micmon record`"))
+    return problems

@@ -13,6 +13,7 @@ from typer.core import TyperGroup
 import micmon_cli
 from micmon.errors import MicmonError
 from micmon_cli import console
+from micmon_cli.options import MicmonCommand
 
 #: Exit code for a MicmonError (usage errors exit with 2, as Click does).
 EXIT_ERROR = 1
@@ -21,6 +22,13 @@ EXIT_INTERRUPTED = 130
 
 class MicmonGroup(TyperGroup):
     """The one place where a MicmonError becomes a red line and exit code 1."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # type: ignore[override]
+        """Parse the global options; flags show no value placeholder in the help."""
+        for param in self.get_params(ctx):
+            if getattr(param, "is_flag", False):
+                param.metavar = ""
+        return super().parse_args(ctx, args)
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
         """Run the subcommand, turning MicmonError into one red line (traceback with --verbose)."""
@@ -57,7 +65,7 @@ def _version(value: bool) -> None:
 @app.callback()
 def _global(
     config: Annotated[Path | None, typer.Option(
-        "--config", "-c", help="YAML config file (default: $MICMON_CONFIG, ./micmon.yaml, "
+        "--config", "-c", metavar="FILE", help="YAML config file (default: $MICMON_CONFIG, ./micmon.yaml, "
         "~/.config/micmon/micmon.yaml).", dir_okay=False, show_default=False)] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v",
                                           help="More detail; tracebacks on errors.")] = False,
@@ -74,7 +82,7 @@ def add_command(name: str, *, module: str | None = None) -> None:
     """Register `micmon_cli.commands.<name>`'s function `<name>` as subcommand `name`."""
     mod = importlib.import_module(module or f"micmon_cli.commands.{name}")
     func = getattr(mod, name.replace("-", "_"))
-    app.command(name)(func)
+    app.command(name, cls=MicmonCommand)(func)
 
 
 # One line per subcommand, in the order `micmon --help` lists them.

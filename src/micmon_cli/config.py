@@ -36,6 +36,13 @@ CONFIG_NAME = "micmon.yaml"
 #: Largest channel count ffmpeg capture is asked for.
 MAX_CHANNELS = 32
 
+#: Older names of keys (the original micmon's), read as the key they stand for.
+KEY_ALIASES = {"features.sample_duration": "features.window_seconds"}
+
+#: Keys of the monitor section that configure the detector (`micmon.detect.DetectorSettings`).
+DETECTOR_KEYS = ("threshold", "thresholds", "targets", "k", "n", "m", "min_event_seconds",
+                 "cooldown_seconds", "min_dbfs")
+
 # Value sources, as `micmon config` shows them.
 SOURCE_DEFAULT = "default"
 
@@ -88,7 +95,8 @@ class FeaturesConfig(Section):
 
     feature: Literal["spectrum", "logmel"] = Field(
         "logmel", description="spectrum: averaged bands; logmel: log-mel frames")
-    sample_duration: PositiveFloat = Field(2.0, description="window length in seconds")
+    window_seconds: PositiveFloat = Field(2.0, description="window length in seconds (the "
+                                          "original micmon's sample_duration, accepted as an alias)")
     low_freq: NonNegativeFloat = Field(20.0, description="lowest frequency analysed, Hz")
     high_freq: PositiveFloat = Field(20000.0, description="highest frequency analysed, Hz "
                                      "(at most half the sample rate)")
@@ -116,8 +124,9 @@ class TrainingConfig(Section):
     layers: list[PositiveInt] = Field(default_factory=list,
                                       description="hidden dense layer sizes; empty: the README's "
                                                   "network (2x and 0.75x the bins)")
-    model_type: Literal["dense", "cnn"] = Field("cnn", description="dense: README network on "
-                                                "spectrum; cnn: small 2-D CNN on logmel")
+    model_type: Literal["dense", "cnn"] | None = Field(
+        None, description="dense: README network on spectrum; cnn: small 2-D CNN on logmel; "
+        "empty: the one built for the datasets' features")
     augment: bool = Field(True, description="cnn only: add a copy of each training window "
                           "with random gain and background mixed in")
     class_weight: Literal["balanced", "none"] = Field(
@@ -129,11 +138,9 @@ class TrainingConfig(Section):
 
 
 class PredictConfig(Section):
-    """`micmon predict`: batching and event summary."""
+    """`micmon predict`: batching (its events come from the `monitor:` detector settings)."""
 
     batch_size: PositiveInt = Field(64, description="windows scored per LiteRT call")
-    min_confidence: float = Field(0.0, ge=0.0, le=1.0, description="windows below it count as "
-                                  "background in the event summary")
 
 
 class _ActionConfig(Section):
@@ -315,7 +322,7 @@ class Config(Section):
         """Return the FeatureSpec these settings describe (raises ParameterError)."""
         f, a = self.features, self.audio
         spec = FeatureSpec(sample_rate=a.sample_rate, channels=a.channels,
-                           window_seconds=f.sample_duration, low_freq=f.low_freq,
+                           window_seconds=f.window_seconds, low_freq=f.low_freq,
                            high_freq=f.high_freq, bins=f.bins, scale=f.scale, feature=f.feature,
                            mel_bands=f.mel_bands, frame_seconds=f.frame_seconds,
                            frame_hop_seconds=f.frame_hop_seconds)
@@ -325,7 +332,7 @@ class Config(Section):
 #: FeatureSpec parameter names (as they start ParameterError messages) -> config keys.
 _SPEC_KEYS = {
     "sample_rate": "audio.sample_rate", "channels": "audio.channels",
-    "sample_duration": "features.sample_duration", "low_freq": "features.low_freq",
+    "window_seconds": "features.window_seconds", "low_freq": "features.low_freq",
     "high_freq": "features.high_freq", "bins": "features.bins", "scale": "features.scale",
     "feature": "features.feature", "mel_bands": "features.mel_bands",
     "frame_seconds": "features.frame_seconds", "frame_hop_seconds": "features.frame_hop_seconds",
@@ -372,6 +379,17 @@ class ResolvedConfig:
             raise ConfigError(f"{self.where(key)}: {path} {what}; create it or point "
                               f"{key} at the right folder")
         return Path(path)
+
+    def detector_overrides(self) -> dict[str, Any]:
+        """Return the `monitor:` detector keys set explicitly (file or flag), to beat calibration."""
+        mon = self.config.monitor
+        return {key: getattr(mon, key) for key in DETECTOR_KEYS
+                if self.source(f"monitor.{key}") != SOURCE_DEFAULT}
+
+    def background_label(self) -> str | None:
+        """Return training.background_label if set explicitly (else the model's own decides)."""
+        explicit = self.source("training.background_label") != SOURCE_DEFAULT
+        return self.config.training.background_label if explicit else None
 
     def items(self) -> Iterator[tuple[str, Any, str]]:
         """Yield (dotted key, value, source) for every leaf setting."""
@@ -491,7 +509,7 @@ def load_config(path: str | os.PathLike[str] | None = None,
                 flags: list[Flag] | tuple[Flag, ...] = ()) -> ResolvedConfig:
     """Find, read and validate the config, apply `flags`, and record each value's source."""
     file = find_config_file(path)
-    data = _read_yaml(file) if file is not None else {}
+    data = _canonical_keys(_read_yaml(file)) if file is not None else {}
     sources = {key: str(file) for key in _leaf_keys(data)}
     base = file.parent if file is not None else None
     for flag in flags:
@@ -518,6 +536,20 @@ def load_config(path: str | os.PathLike[str] | None = None,
     return resolved
 
 
+def _canonical_keys(data: dict[str, Any]) -> dict[str, Any]:
+    """Return the file's sections with aliased keys (KEY_ALIASES) under their current names."""
+    for alias, key in KEY_ALIASES.items():
+        section, old = alias.split(".", 1)
+        values = data.get(section)
+        if isinstance(values, dict) and old in values:
+            new = key.split(".", 1)[1]
+            values = dict(values)
+            value = values.pop(old)
+            values.setdefault(new, value)
+            data[section] = values
+    return data
+
+
 def _rebase_relative_paths(resolved: ResolvedConfig, base: Path) -> None:
     """Make relative paths written in the file relative to the file's folder, not the cwd."""
     for key, value, source in list(resolved.items()):
@@ -537,12 +569,43 @@ def _check_features(resolved: ResolvedConfig) -> None:
     try:
         resolved.config.feature_spec()
     except ParameterError as exc:
-        text = str(exc)
-        param = text.split(":", 1)[0].split(" ", 1)[0]
-        key = _SPEC_KEYS.get(param, "features")
-        message = text.split(":", 1)[1].strip() if text.startswith(f"{param}:") else text
+        key = _SPEC_KEYS.get(exc.parameter or "", "features")
+        message = str(exc).removeprefix(f"{exc.parameter}:").strip()
         raise ConfigError(f"{_error_origin(key, resolved.sources, resolved.file)}: {message}"
                           ) from None
+
+
+# -- what the CLI shows of each key ---------------------------------------------------------------
+@dataclass(frozen=True)
+class KeyInfo:
+    """A config key's description, default and (for enumerated keys) choices."""
+
+    description: str
+    default: Any
+    choices: tuple[str, ...] = ()
+
+
+def key_info(key: str) -> KeyInfo:
+    """Return the description, default and choices of dotted config `key`."""
+    section, name = key.split(".", 1)
+    section_model = Config.model_fields[section].annotation
+    assert isinstance(section_model, type) and issubclass(section_model, BaseModel)
+    info = section_model.model_fields[name]
+    default = info.get_default(call_default_factory=True)
+    if isinstance(default, Path):
+        default = str(default).replace(str(Path.home()), "~", 1)
+    return KeyInfo(info.description or key, default, _choices(info.annotation))
+
+
+def _choices(annotation: Any) -> tuple[str, ...]:
+    from typing import get_args, get_origin
+
+    if get_origin(annotation) is Literal:
+        return tuple(str(a) for a in get_args(annotation))
+    for arg in get_args(annotation):  # Optional[Literal[...]]
+        if get_origin(arg) is Literal:
+            return tuple(str(a) for a in get_args(arg))
+    return ()
 
 
 # -- the documented example file ----------------------------------------------------------------

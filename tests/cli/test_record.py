@@ -101,7 +101,7 @@ def test_record_from_a_real_pulseaudio_server(invoke, pulse_env, isolated: Path)
 
 
 def test_level_meter_sees_the_input(isolated: Path) -> None:
-    from micmon_cli.commands.record import CODECS, Recording
+    from micmon.audio.recorder import CODECS, Recording
 
     levels: list[tuple[float, float]] = []
     rec = Recording(isolated / "m" / "audio.wav", system="lavfi",

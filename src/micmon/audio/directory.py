@@ -67,7 +67,14 @@ class AudioDirectory:
         if not root.is_dir():
             raise AudioError(f"{root}: no such folder")
         found = []
-        for folder, dirs, _files in os.walk(root):
+        seen: set[str] = set()
+        # Folders reached through a symlink count like any other; each real folder once.
+        for folder, dirs, _files in os.walk(root, followlinks=True):
+            real = os.path.realpath(folder)
+            if real in seen:
+                dirs[:] = []
+                continue
+            seen.add(real)
             dirs[:] = sorted(d for d in dirs if not d.startswith("."))
             here = Path(folder)
             if find_audio_file(here) is None:
@@ -76,3 +83,16 @@ class AudioDirectory:
                 continue
             found.append(cls(here))
         return sorted(found, key=lambda d: d.path)
+
+
+def audio_input(path: str | os.PathLike[str]) -> str:
+    """Return the audio file `path` designates: the file itself, or a sample folder's audio.*."""
+    target = expand_path(path)
+    if target.is_dir():
+        found = find_audio_file(target)
+        if found is None:
+            raise AudioError(f"{target}: a folder without an audio.* file; name an audio file")
+        return str(found)
+    if not target.exists():
+        raise AudioError(f"{target}: no such audio file")
+    return str(target)

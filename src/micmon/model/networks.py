@@ -101,13 +101,23 @@ def cnn_layers(spec: FeatureSpec, n_labels: int, *, filters: Sequence[int] = CNN
     return out
 
 
-def build_layers(model_type: str, spec: FeatureSpec, n_labels: int) -> list[Any]:
-    """Return the layers of `model_type` ("dense" or "cnn") for `spec` and `n_labels` labels."""
+def build_layers(model_type: str, spec: FeatureSpec, n_labels: int, *,
+                 hidden: Sequence[int] | None = None) -> list[Any]:
+    """Return the layers of `model_type` ("dense" or "cnn") for `spec` and `n_labels` labels.
+
+    `hidden` sets the dense network's hidden layer widths (default: the README network).
+    """
     if model_type == "dense":
-        return dense_layers(spec, n_labels)
+        return dense_layers(spec, n_labels, hidden=hidden)
     if model_type == "cnn":
         return cnn_layers(spec, n_labels)
-    raise ParameterError(f"model_type: must be one of {', '.join(MODEL_TYPES)}, got {model_type!r}", parameter='model_type')
+    raise ParameterError(f"model_type: must be one of {', '.join(MODEL_TYPES)}, got {model_type!r}",
+                         parameter="model_type", value=model_type)
+
+
+def model_type_for(spec: FeatureSpec) -> str:
+    """Return the model type built for a feature spec: cnn for logmel, dense for spectrum."""
+    return next(kind for kind, feature in FEATURE_FOR_MODEL.items() if feature == spec.feature)
 
 
 def count_params(layers: list[Any]) -> int:

@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import threading
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,127 +15,14 @@ from micmon_cli.commands import (
     Force,
     HighFreq,
     LowFreq,
-    SampleDuration,
     SampleRate,
-    feature_flags,
+    WindowSeconds,
     resolve,
 )
+from micmon_cli.options import config_argument, config_option
 
 if TYPE_CHECKING:
-    from micmon.audio import AudioDirectory
-    from micmon.features import FeatureSpec
-
-
-@dataclass
-class FolderResult:
-    """What one sample folder produced."""
-
-    folder: str
-    output: Path
-    seconds: float = 0.0
-    counts: dict[str, int] = field(default_factory=dict)
-    skipped: int = 0
-
-
-def dataset_name(folder: Path, root: Path) -> str:
-    """Return the .npz file name for a sample folder: its path below `root`, '__'-joined."""
-    rel = folder.relative_to(root) if folder != root else Path(folder.name)
-    return "__".join(rel.parts) + ".npz"
-
-
-def process_folder(directory: AudioDirectory, output: Path, spec: FeatureSpec, *,
-                   ffmpeg_bin: str, overwrite: bool,
-                   on_seconds: Callable[[float], None] | None = None) -> FolderResult:
-    """Write the windows of one sample folder to `output` (atomically); return the counts."""
-    from micmon.audio import AudioFile
-    from micmon.dataset import DatasetWriter
-    from micmon.errors import MicmonError
-
-    result = FolderResult(folder=directory.path, output=output)
-    try:
-        with AudioFile(directory, sample_duration=spec.window_seconds,
-                       sample_rate=spec.sample_rate, channels=spec.channels,
-                       ffmpeg_bin=ffmpeg_bin) as reader, \
-                DatasetWriter(output, spec=spec, overwrite=overwrite,
-                              source=directory.path) as writer:
-            for window in reader:
-                writer += window
-                result.seconds += window.duration
-                if on_seconds is not None:
-                    on_seconds(window.duration)
-            result.counts = writer.label_counts
-            result.skipped = writer.skipped
-    except MicmonError as exc:
-        text = str(exc)
-        # Name the sample folder unless the library's message already does.
-        raise type(exc)(text if directory.path in text else f"{directory.path}: {text}") from None
-    return result
-
-
-def run_datagen(audio_dir: Path | None, datasets_dir: Path | None, *, low: float | None,
-                high: float | None, bins: int | None, sample_duration: float | None,
-                sample_rate: int | None, channels: int | None, ffmpeg: str | None,
-                jobs: int, force: bool, feature: str | None = None) -> list[FolderResult]:
-    """Generate the datasets (shared by `micmon datagen` and `micmon-datagen`)."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from micmon.audio import AudioDirectory, probe_duration
-    from micmon.errors import AudioError, DatasetError, ParameterError
-    from micmon_cli.config import Flag
-
-    cfg = resolve(Flag("paths.audio_dir", audio_dir, "AUDIO_DIR"),
-                  Flag("paths.datasets_dir", datasets_dir, "DATASETS_DIR"),
-                  Flag("features.feature", feature, "--feature"),
-                  *feature_flags(sample_rate=sample_rate, channels=channels,
-                                 sample_duration=sample_duration, low=low, high=high, bins=bins,
-                                 ffmpeg=ffmpeg))
-    if jobs < 1:
-        raise ParameterError(f"--jobs: must be at least 1, got {jobs}")
-    c = cfg.config
-    root = cfg.existing_dir("paths.audio_dir")
-    spec = c.feature_spec()
-    folders = AudioDirectory.scan(root)
-    if not folders:
-        raise AudioError(f"{root}: no sample folders (a folder with audio.mp3 and labels.json); "
-                         "record one with `micmon record` and label it with `micmon label`")
-    out_dir = c.paths.datasets_dir
-    outputs = [out_dir / dataset_name(Path(d.path), root) for d in folders]
-    existing = [p for p in outputs if p.exists()]
-    if existing and not force:
-        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
-        raise DatasetError(f"{existing[0]}{more}: already exist; use --force to regenerate")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    durations = [probe_duration(d.audio_file, ffmpeg_bin=c.audio.ffmpeg) for d in folders]
-    console.info(f"{len(folders)} sample folders, {console.fmt_seconds(sum(durations))} of audio "
-                 f"-> {out_dir}")
-    console.debug(f"features: {spec.to_json()}")
-
-    lock = threading.Lock()
-    with console.progress(seconds=True) as bar:
-        total = sum(durations)
-        task = bar.add_task("folders", total=len(folders), audio="")
-        done = [0.0]
-
-        def on_seconds(seconds: float) -> None:
-            with lock:
-                done[0] += seconds
-                bar.update(task, audio=f"{console.fmt_seconds(done[0])}/"
-                                       f"{console.fmt_seconds(total)} audio")
-
-        def work(i: int) -> FolderResult:
-            result = process_folder(folders[i], outputs[i], spec, ffmpeg_bin=c.audio.ffmpeg,
-                                    overwrite=force, on_seconds=on_seconds)
-            bar.advance(task)
-            return result
-
-        workers = min(jobs, len(folders), os.cpu_count() or 1) if jobs > 1 else 1
-        if workers == 1:
-            results = [work(i) for i in range(len(folders))]
-        else:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                results = list(pool.map(work, range(len(folders))))
-    _report(results, root)
-    return results
+    from micmon.dataset.generate import FolderResult
 
 
 def _report(results: list[FolderResult], root: Path) -> None:
@@ -154,31 +37,27 @@ def _report(results: list[FolderResult], root: Path) -> None:
                      f"{r.seconds:.0f}"))
     totals = ("total", *(sum(r.counts.get(label, 0) for r in results) for label in labels),
               sum(r.skipped for r in results), f"{sum(r.seconds for r in results):.0f}")
-    tbl = console.table("windows per label", ["sample", *labels, "unlabelled", "seconds"],
-                        [*rows, totals], numeric=(*labels, "unlabelled", "seconds"))
-    console.result(tbl)
+    console.result(console.table("windows per label", ["sample", *labels, "unlabelled", "seconds"],
+                                 [*rows, totals], numeric=(*labels, "unlabelled", "seconds")))
     if results:
         console.info(f"wrote {len(results)} datasets to {results[0].output.parent}")
 
 
 def datagen(
-    audio_dir: Annotated[Path | None, typer.Argument(
-        help="Folder of sample folders (config: paths.audio_dir).", show_default=False)] = None,
-    datasets_dir: Annotated[Path | None, typer.Argument(
-        help="Output folder for the .npz datasets (config: paths.datasets_dir).",
-        show_default=False)] = None,
+    audio_dir: Annotated[Path | None, config_argument(
+        "paths.audio_dir", "AUDIO_DIR", help="folder of sample folders")] = None,
+    datasets_dir: Annotated[Path | None, config_argument(
+        "paths.datasets_dir", "DATASETS_DIR", help="output folder for the .npz datasets")] = None,
     low: LowFreq = None,
     high: HighFreq = None,
     bins: Bins = None,
-    sample_duration: SampleDuration = None,
+    window_seconds: WindowSeconds = None,
     sample_rate: SampleRate = None,
     channels: Channels = None,
-    feature: Annotated[str | None, typer.Option(
-        "--feature", help="spectrum or logmel (config: features.feature).",
-        show_default=False)] = None,
+    feature: Annotated[str | None, config_option("features.feature", "--feature")] = None,
     ffmpeg: FFmpeg = None,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Sample folders processed in "
-                                      "parallel.")] = 1,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1,
+                                      help="Sample folders processed in parallel.")] = 1,
     force: Force = False,
 ) -> None:
     """Compute the features of every labelled window of every sample folder: one .npz each.
@@ -188,6 +67,25 @@ def datagen(
 
     Example: micmon datagen --low 250 --high 7500 --bins 100 ~/sound/audio ~/sound/data
     """
-    run_datagen(audio_dir, datasets_dir, low=low, high=high, bins=bins,
-                sample_duration=sample_duration, sample_rate=sample_rate, channels=channels,
-                ffmpeg=ffmpeg, jobs=jobs, force=force, feature=feature)
+    from micmon.dataset.generate import generate, plan
+
+    cfg = resolve()
+    c = cfg.config
+    root = cfg.existing_dir("paths.audio_dir")
+    spec = c.feature_spec()
+    work = plan(root, c.paths.datasets_dir, overwrite=force, ffmpeg_bin=c.audio.ffmpeg)
+    console.info(f"{len(work.folders)} sample folders, {console.fmt_seconds(work.seconds)} of "
+                 f"audio -> {c.paths.datasets_dir}")
+    console.debug(f"features: {spec.to_json()}")
+    with console.progress(seconds=True) as bar:
+        task = bar.add_task("folders", total=len(work.folders), audio="")
+        done = [0.0]
+
+        def on_seconds(seconds: float) -> None:
+            done[0] += seconds
+            bar.update(task, audio=f"{console.fmt_seconds(done[0])}/"
+                                   f"{console.fmt_seconds(work.seconds)} audio")
+
+        results = generate(work, spec, ffmpeg_bin=c.audio.ffmpeg, jobs=jobs, overwrite=force,
+                           on_seconds=on_seconds, on_folder=lambda _: bar.advance(task))
+    _report(results, root)

@@ -10,248 +10,82 @@ import typer
 
 from micmon_cli import console
 from micmon_cli.commands import FFmpeg, Force
+from micmon_cli.reports import train_with_progress
 
 if TYPE_CHECKING:
-    import numpy as np
-
-DEFAULT_DIR = Path("micmon-demo")
-#: The demo's audio: a low sample rate keeps it quick; 250-7500 Hz holds the alarm and voices.
-RATE = 22050
-LOW_FREQ, HIGH_FREQ = 250.0, 7500.0
-TRAIN_RECORDINGS = 5
-TRAIN_SECONDS = 45.0
-TEST_SECONDS = 60.0
-EPOCHS = 60
-ALARM, BACKGROUND = "alarm", "negative"
-#: Alarm-clock beeping: four 0.1 s beeps 0.2 s apart, then a pause; square-ish 2.7 kHz tone.
-BEEP_HZ = 2700.0
-BEEP_SECONDS, BEEP_PERIOD, BEEPS_PER_BURST, BURST_PERIOD = 0.1, 0.2, 4, 1.2
-#: Babble: overlapping synthetic voices (harmonics of a wandering pitch through moving formants).
-VOICES = 3
-SYLLABLE_SECONDS = 0.18
-#: Names the demo creates in DIR (removed again by --force).
-CREATED = ("audio", "data", "model", "test", "micmon.yaml")
-
-
-# -- synthesis ------------------------------------------------------------------------------------
-def _pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
-    import numpy as np
-
-    spectrum = np.fft.rfft(rng.standard_normal(n))
-    freqs = np.fft.rfftfreq(n)
-    spectrum[1:] /= np.sqrt(freqs[1:])
-    spectrum[0] = 0
-    noise = np.fft.irfft(spectrum, n)
-    return (noise / np.std(noise)).astype(np.float32)
-
-
-def _voice(n: int, rate: int, rng: np.random.Generator) -> np.ndarray:
-    """Return one speech-like voice: syllables of a gliding pitch through changing formants."""
-    import numpy as np
-
-    block = int(SYLLABLE_SECONDS * rate)
-    blocks = -(-n // block)
-    t = np.arange(blocks * block) / rate
-    knots = np.arange(blocks + 1) * SYLLABLE_SECONDS
-    pitch = rng.uniform(95, 230) * (1 + 0.15 * np.interp(t, knots,
-                                                         rng.uniform(-1, 1, blocks + 1)))
-    saw = (np.cumsum(pitch) / rate) % 1.0 * 2 - 1  # glottal-ish source, rich in harmonics
-    # Each syllable: the source through two formants (a vowel), shaped in the frequency domain.
-    spectra = np.fft.rfft(saw.reshape(blocks, block), axis=1)
-    freqs = np.fft.rfftfreq(block, 1 / rate)[None, :]
-    f1 = rng.uniform(300, 900, (blocks, 1))
-    f2 = rng.uniform(900, 2500, (blocks, 1))
-    gain = np.exp(-(((freqs - f1) / 150) ** 2)) + 0.6 * np.exp(-(((freqs - f2) / 250) ** 2))
-    out = np.fft.irfft(spectra * gain, block, axis=1)
-    # A sin^2 envelope per syllable, and silent syllables as pauses.
-    envelope = np.sin(np.pi * np.arange(block) / block) ** 2
-    talking = rng.random((blocks, 1)) < 0.75
-    out = (out * envelope[None, :] * talking).reshape(-1)[:n]
-    return (out / (np.std(out) + 1e-9)).astype(np.float32)
-
-
-def _alarm(n: int, rate: int) -> np.ndarray:
-    import numpy as np
-
-    t = np.arange(n) / rate
-    in_burst = t % BURST_PERIOD
-    gate = (in_burst < BEEPS_PER_BURST * BEEP_PERIOD) & ((in_burst % BEEP_PERIOD) < BEEP_SECONDS)
-    tone = np.sin(2 * np.pi * BEEP_HZ * t) + 0.3 * np.sin(2 * np.pi * 3 * BEEP_HZ * t)
-    return (tone * gate / 0.78).astype(np.float32)
-
-
-def synthesize(seconds: float, events: list[tuple[float, float]], rng: np.random.Generator, *,
-               rate: int = RATE) -> np.ndarray:
-    """Return a recording: noise, babble and alarm bursts during `events`, in [-1, 1]."""
-    import numpy as np
-
-    n = int(seconds * rate)
-    mix = 0.02 * _pink_noise(n, rng)
-    for _ in range(VOICES):
-        mix += rng.uniform(0.03, 0.08) * _voice(n, rate, rng)
-    alarm = _alarm(n, rate)
-    for start, end in events:
-        a, b = int(start * rate), int(end * rate)
-        mix[a:b] += rng.uniform(0.1, 0.25) * alarm[a:b]
-    return np.clip(mix, -1, 1)
-
-
-def random_events(seconds: float, count: int, rng: np.random.Generator
-                  ) -> list[tuple[float, float]]:
-    """Return `count` non-overlapping (start, end) alarm events of 4-10 s, whole seconds."""
-    slot = seconds / count
-    events = []
-    for i in range(count):
-        length = float(rng.integers(4, 11))
-        start = i * slot + float(rng.integers(1, max(2, int(slot - length))))
-        events.append((start, min(start + length, seconds)))
-    return events
-
-
-def write_sample(folder: Path, samples: np.ndarray, events: list[tuple[float, float]], *,
-                 rate: int, ffmpeg_bin: str) -> None:
-    """Encode `samples` to folder/audio.mp3 and write folder/labels.json."""
-    import subprocess
-
-    from micmon._io import atomic_path
-    from micmon.audio.ffmpeg import find_ffmpeg
-    from micmon.errors import AudioError
-    from micmon.labels import Labels
-
-    folder.mkdir(parents=True, exist_ok=True)
-    pcm = (samples * 32767).astype("<i2").tobytes()
-    with atomic_path(folder / "audio.mp3", suffix=".mp3") as tmp:
-        proc = subprocess.run([find_ffmpeg(ffmpeg_bin), "-hide_banner", "-loglevel", "error",
-                               "-y", "-f", "s16le", "-ar", str(rate), "-ac", "1", "-i", "pipe:0",
-                               "-c:a", "libmp3lame", "-q:a", "4", "-f", "mp3", str(tmp)],
-                              input=pcm, capture_output=True, check=False)
-        if proc.returncode:
-            raise AudioError(f"{folder}: ffmpeg could not encode the demo audio "
-                             f"({proc.stderr.decode(errors='replace').strip()[-200:]})")
-    points: dict[float, str] = {0.0: BACKGROUND}
-    for start, end in events:
-        points[start] = ALARM
-        points[end] = BACKGROUND
-    Labels(sorted(points.items())).save(folder / "labels.json")
-
-
-CONFIG_TEMPLATE = """\
-# Written by `micmon demo`; paths are relative to this file. Try: micmon --config {path} config
-paths:
-  audio_dir: audio
-  datasets_dir: data
-  model_dir: model
-audio:
-  sample_rate: {rate}
-features:
-  low_freq: {low:g}
-  high_freq: {high:g}
-  bins: 100
-  sample_duration: 2
-training:
-  labels: [{background}, {alarm}]
-  background_label: {background}
-  epochs: {epochs}
-  validation_split: 0.25
-  split_by_recording: true
-"""
+    from micmon.detect import Detection
 
 
 def demo(
     directory: Annotated[Path, typer.Argument(
-        help="Folder for the demo workspace (created).")] = DEFAULT_DIR,
+        metavar="DIR", help="Folder for the demo workspace (created).")] = Path("micmon-demo"),
     ffmpeg: FFmpeg = None,
     seed: Annotated[int, typer.Option("--seed", help="Random seed of the generated audio.")] = 0,
     force: Force = False,
 ) -> None:
-    """Try micmon without a microphone: generate labelled recordings of an alarm clock beeping
-    over noise and chatter, then run datagen, train and predict on a recording the model has
-    never heard, and report what it found.
+    """Try micmon without a microphone: generate labelled recordings of an alarm clock beeping over noise and chatter, then run datagen, train and predict on a recording the model has never heard, and report what it found.
 
     Everything lands in DIR (audio/, data/, model/, test/ and a micmon.yaml), so you can rerun
     any step yourself, e.g. `micmon --config DIR/micmon.yaml predict DIR/test`.
 
     Example: micmon demo ~/micmon-demo
-    """
-    import shutil
-
-    import numpy as np
-
-    from micmon._io import write_text_atomic
-    from micmon.errors import ParameterError
-    from micmon.labels import Labels, format_time
+    """  # noqa: E501 - the summary is one paragraph, wrapped by the help renderer
+    from micmon import demo as workspace
+    from micmon.dataset.generate import generate, plan
+    from micmon.detect import detections, model_hop, model_settings
+    from micmon.evaluate import score_recording
     from micmon.model import Model
-    from micmon_cli.commands.datagen import run_datagen
-    from micmon_cli.commands.predict import find_events, score_file
-    from micmon_cli.commands.train import train
+    from micmon.training import training_options
+    from micmon_cli.config import Flag, load_config
 
     started = time.monotonic()
-    ffmpeg_bin = ffmpeg or "ffmpeg"
-    if directory.exists() and not directory.is_dir():
-        raise ParameterError(f"{directory}: exists and is not a folder; choose another DIR")
-    if directory.is_dir() and any(directory.iterdir()):
-        if not force:
-            raise ParameterError(f"{directory}: not empty; choose an empty or new DIR, or use "
-                                 "--force to replace the demo files in it")
-        for name in CREATED:
-            target = directory / name
-            if target.is_dir():
-                shutil.rmtree(target)
-            elif target.exists():
-                target.unlink()
-    directory.mkdir(parents=True, exist_ok=True)
-    config_path = directory / "micmon.yaml"
-    write_text_atomic(config_path, CONFIG_TEMPLATE.format(
-        path=config_path, rate=RATE, low=LOW_FREQ, high=HIGH_FREQ, background=BACKGROUND,
-        alarm=ALARM, epochs=EPOCHS))
+    workspace.prepare(directory, force=force)
+    console.info(f"[bold]1/4[/bold] generating {workspace.TRAIN_RECORDINGS} labelled recordings "
+                 f"and a test recording in {directory}")
+    test_events = workspace.write_workspace(directory, seed=seed, ffmpeg_bin=ffmpeg or "ffmpeg")
+    cfg = load_config(directory / "micmon.yaml", [Flag("audio.ffmpeg", ffmpeg, "--ffmpeg")])
+    c = cfg.config
 
-    console.info(f"[bold]1/4[/bold] generating {TRAIN_RECORDINGS} labelled recordings and a "
-                 f"test recording in {directory}")
-    rng = np.random.default_rng(seed)
-    for i in range(TRAIN_RECORDINGS):
-        events = random_events(TRAIN_SECONDS, 3, rng)
-        write_sample(directory / "audio" / f"sample_{i + 1}",
-                     synthesize(TRAIN_SECONDS, events, rng), events, rate=RATE,
-                     ffmpeg_bin=ffmpeg_bin)
-    test_events = random_events(TEST_SECONDS, 4, rng)
-    write_sample(directory / "test", synthesize(TEST_SECONDS, test_events, rng), test_events,
-                 rate=RATE, ffmpeg_bin=ffmpeg_bin)
-
-    previous = console.state.config_path
-    console.state.config_path = config_path
-    try:
-        console.info("[bold]2/4[/bold] micmon datagen")
-        run_datagen(None, None, low=None, high=None, bins=None, sample_duration=None,
-                    sample_rate=None, channels=None, ffmpeg=ffmpeg, jobs=2, force=True)
-        console.info("[bold]3/4[/bold] micmon train")
-        train(force=True)
-    finally:
-        console.state.config_path = previous
+    console.info("[bold]2/4[/bold] micmon datagen")
+    work = plan(c.paths.audio_dir, c.paths.datasets_dir, overwrite=True, ffmpeg_bin=c.audio.ffmpeg)
+    generate(work, c.feature_spec(), ffmpeg_bin=c.audio.ffmpeg, jobs=2, overwrite=True)
+    console.info("[bold]3/4[/bold] micmon train")
+    result = train_with_progress(c.paths.datasets_dir, training_options(c.training.model_dump()))
+    result.save(c.paths.model_dir, overwrite=True)
 
     console.info("[bold]4/4[/bold] micmon predict on the test recording (not used in training)")
-    model = Model.load(directory / "model")
-    test_audio = str(directory / "test" / "audio.mp3")
-    windows = list(score_file(model, test_audio, ffmpeg_bin=ffmpeg_bin))
-    truth = Labels.load(directory / "test" / "labels.json")
-    expected = [truth.label_for(w.start, w.end) or BACKGROUND for w in windows]
-    correct = sum(w.label == e for w, e in zip(windows, expected, strict=True))
-    detected = find_events(windows, background=BACKGROUND)
-    found = sum(any(d.start < end and d.end > start for d in detected)
-                for start, end in test_events)
-    false_alarms = sum(not any(d.start < end and d.end > start for start, end in test_events)
-                       for d in detected)
-    rows = [(format_time(d.start), format_time(d.end), f"{d.peak:.2f}",
-             "yes" if any(d.start < end and d.end > start for start, end in test_events)
-             else "false alarm") for d in detected]
-    console.result(console.table("alarms detected in test/audio.mp3",
-                                 ["start", "end", "peak", "real alarm?"], rows,
-                                 numeric=("peak",)))
+    model = Model.load(c.paths.model_dir)
+    scored = score_recording(directory / "test", model, ffmpeg_bin=c.audio.ffmpeg)
+    found = detections(scored.scores, scored.times, model.labels,
+                       model_settings(model.metadata, model.labels),
+                       window_seconds=scored.window_seconds, hop_seconds=scored.hop_seconds,
+                       levels_dbfs=scored.levels)
+    predicted = [model.labels[int(i)] for i in scored.scores.argmax(axis=1)]
+    correct = sum(p == (t or workspace.BACKGROUND)
+                  for p, t in zip(predicted, scored.truth, strict=True))
+    _summary(found, test_events, correct, len(predicted), time.monotonic() - started)
+    assert model.spec is not None
+    console.info(f"(windows every {model_hop(model.metadata, model.spec.window_seconds):g} s, as "
+                 f"`micmon monitor` listens) next: record your own sound with `micmon record`, or "
+                 f"explore `micmon --config {directory / 'micmon.yaml'} config`")
+
+
+def _summary(found: list[Detection], truth: list[tuple[float, float]], correct: int, windows: int,
+             seconds: float) -> None:
+    """Print the detected alarms against the real ones."""
+    from micmon.labels import format_time
+
+    def real(d: Detection) -> bool:
+        return any(d.start < end and d.end > start for start, end in truth)
+
+    hits = sum(any(d.start < end and d.end > start for d in found) for start, end in truth)
+    false_alarms = sum(not real(d) for d in found)
     console.result(console.table(
-        "the real alarms", ["start", "end"],
-        [(format_time(s), format_time(e)) for s, e in test_events]))
-    console.result(f"found {found} of {len(test_events)} alarms, {false_alarms} false alarm"
-                   f"{'' if false_alarms == 1 else 's'}; {correct}/{len(windows)} windows "
-                   f"({correct / max(len(windows), 1):.0%}) labelled correctly "
-                   f"[{time.monotonic() - started:.0f} s]")
-    console.info(f"next: record your own sound with `micmon record`, or explore "
-                 f"`micmon --config {config_path} config`")
+        "alarms detected in test/audio.mp3", ["start", "end", "peak", "real alarm?"],
+        [(format_time(d.start), format_time(d.end), f"{d.peak:.2f}",
+          "yes" if real(d) else "false alarm") for d in found], numeric=("peak",)))
+    console.result(console.table("the real alarms", ["start", "end"],
+                                 [(format_time(s), format_time(e)) for s, e in truth]))
+    console.result(f"found {hits} of {len(truth)} alarms, {false_alarms} false alarm"
+                   f"{'' if false_alarms == 1 else 's'}; {correct}/{windows} windows "
+                   f"({correct / max(windows, 1):.0%}) labelled correctly [{seconds:.0f} s]")

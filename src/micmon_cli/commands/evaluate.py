@@ -10,21 +10,13 @@ import typer
 
 from micmon_cli import console
 from micmon_cli.commands import FFmpeg, ModelDir, resolve
+from micmon_cli.options import config_argument, config_option
 
 if TYPE_CHECKING:
-    from micmon.evaluate import Calibration, EvaluationReport
-    from micmon_cli.config import ResolvedConfig
+    from micmon.evaluate import Calibration, EvaluationReport, RecordingScores
 
 def _fmt(value: float | None, spec: str = ".2f", suffix: str = "") -> str:
     return "-" if value is None else f"{value:{spec}}{suffix}"
-
-
-def choose_hop(cfg: ResolvedConfig, metadata: dict[str, Any], window_seconds: float) -> float:
-    """Return evaluate.hop, else the hop `micmon monitor` would use."""
-    from micmon_cli.commands.monitor import choose_hop as monitor_hop
-
-    hop = cfg.config.evaluate.hop
-    return float(hop) if hop else monitor_hop(cfg, metadata, window_seconds)
 
 
 def _recording_table(report: EvaluationReport) -> Any:
@@ -64,20 +56,18 @@ def _tradeoff_table(cal: Calibration) -> Any:
 
 
 def evaluate(
-    audio_dir: Annotated[Path | None, typer.Argument(
-        help="Folder of labelled sample folders (audio.* + labels.json) [config: "
-             "evaluate.audio_dir, else paths.audio_dir].", show_default=False)] = None,
+    audio_dir: Annotated[Path | None, config_argument(
+        "evaluate.audio_dir", "AUDIO_DIR",
+        help="folder of labelled sample folders (audio.* + labels.json); empty: paths.audio_dir")
+    ] = None,
     model_dir: ModelDir = None,
-    hop: Annotated[float | None, typer.Option(
-        "--hop", help="Seconds between window starts [config: evaluate.hop, else monitor.hop, "
-        "else a quarter of the window].", show_default=False)] = None,
+    hop: Annotated[float | None, config_option("evaluate.hop", "--hop")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     do_calibrate: Annotated[bool, typer.Option(
         "--calibrate", help="Search threshold, K of N and M for the best event recall within "
         "the false-alarm budget; store them in the model's micmon.json.")] = False,
-    max_false_alarms_per_hour: Annotated[float | None, typer.Option(
-        "--max-false-alarms-per-hour", help="False-alarm budget for --calibrate [config: "
-        "evaluate.max_false_alarms_per_hour].", show_default=False)] = None,
+    max_false_alarms_per_hour: Annotated[float | None, config_option(
+        "evaluate.max_false_alarms_per_hour", "--max-false-alarms-per-hour")] = None,
     plot: Annotated[Path | None, typer.Option(
         "--plot", help="Write a score PNG per recording and a recall / false-alarm curve here.",
         file_okay=False, show_default=False)] = None,
@@ -92,33 +82,50 @@ def evaluate(
 
     Example: micmon evaluate ~/datasets/holdout --calibrate --max-false-alarms-per-hour 1
     """
-    from micmon.audio import AudioDirectory
-    from micmon.errors import AudioError
-    from micmon.evaluate import (
-        calibrate,
-        evaluate_scores,
-        plot_report,
-        save_calibration,
-        score_recording,
-        trained_on,
-    )
+    from micmon.detect import model_hop, model_settings
+    from micmon.evaluate import calibrate, evaluate_scores, plot_report, save_calibration
     from micmon.model import Model
-    from micmon_cli.commands.monitor import detector_settings
-    from micmon_cli.config import Flag
 
-    cfg = resolve(Flag("paths.model_dir", model_dir, "--model"),
-                  Flag("evaluate.hop", hop, "--hop"),
-                  Flag("evaluate.max_false_alarms_per_hour", max_false_alarms_per_hour,
-                       "--max-false-alarms-per-hour"),
-                  Flag("audio.ffmpeg", ffmpeg, "--ffmpeg"))
+    cfg = resolve()
     c = cfg.config
-    root = audio_dir or c.evaluate.audio_dir or c.paths.audio_dir
+    root = c.evaluate.audio_dir or c.paths.audio_dir
     model_path = cfg.existing_dir("paths.model_dir")
     model = Model.load(model_path)
-    metadata = dict(model.metadata)
     assert model.spec is not None
-    window_hop = choose_hop(cfg, metadata, model.spec.window_seconds)
-    settings = detector_settings(cfg, metadata, list(model.labels))  # as `micmon monitor`
+    settings = model_settings(model.metadata, list(model.labels),
+                              overrides=cfg.detector_overrides(),
+                              background_label=cfg.background_label())  # as `micmon monitor`
+    window_hop = model_hop(model.metadata, model.spec.window_seconds, c.evaluate.hop or c.monitor.hop)
+    scored = _score(root, model, window_hop, c.audio.ffmpeg)
+    calibration = None
+    if do_calibrate:
+        _warn_if_trained_on(model.metadata, [r.path for r in scored])
+        budget = c.evaluate.max_false_alarms_per_hour
+        calibration = calibrate(scored, max_false_alarms_per_hour=budget, base=settings)
+        settings = calibration.settings
+        save_calibration(model_path, calibration)
+        if not calibration.met_budget:
+            console.warn(f"no setting keeps false alarms within {budget:g} per hour on these "
+                         "recordings; stored the one with the fewest")
+    report = evaluate_scores(scored, settings)
+    plots = plot_report(report, plot, calibration=calibration) if plot is not None else []
+    if as_json:
+        data = report.to_dict()
+        data["model"] = str(model_path)
+        if calibration is not None:
+            data["calibration"] = calibration.to_dict()
+        if plots:
+            data["plots"] = [str(p) for p in plots]
+        typer.echo(json.dumps(data, indent=2))
+        return
+    _show(report, calibration, model_path, plots)
+
+
+def _score(root: Path, model: Any, hop: float, ffmpeg_bin: str) -> list[RecordingScores]:
+    """Score every labelled recording under `root`, with a progress bar."""
+    from micmon.audio import AudioDirectory
+    from micmon.errors import AudioError
+    from micmon.evaluate import score_recording
 
     folders = AudioDirectory.scan(root)
     if not folders:
@@ -129,41 +136,28 @@ def evaluate(
         task = bar.add_task("scoring", total=len(folders))
         for folder in folders:
             bar.update(task, description=f"scoring {folder.name}")
-            scored.append(score_recording(folder, model, hop=window_hop,
-                                          ffmpeg_bin=c.audio.ffmpeg))
+            scored.append(score_recording(folder, model, hop=hop, ffmpeg_bin=ffmpeg_bin))
             bar.advance(task)
+    return scored
 
-    calibration = None
-    if do_calibrate:
-        seen = trained_on(metadata, [r.path for r in scored])
-        if seen:
-            shown = ", ".join(Path(p).name for p in seen[:3]) + ("..." if len(seen) > 3 else "")
-            console.warn(f"calibrating on {len(seen)} recording(s) the network was trained on "
-                         f"({shown}); the settings will look better than they are. Hold "
-                         "recordings out with `micmon train --holdout-recordings N` or use a "
-                         "separate folder")
-        budget = c.evaluate.max_false_alarms_per_hour
-        calibration = calibrate(scored, max_false_alarms_per_hour=budget, base=settings)
-        settings = calibration.settings
-        save_calibration(model_path, calibration)
-        if not calibration.met_budget:
-            console.warn(f"no setting keeps false alarms within {budget:g} per hour on these "
-                         "recordings; stored the one with the fewest")
-    report = evaluate_scores(scored, settings)
-    plots = plot_report(report, plot, calibration=calibration) if plot is not None else []
 
-    if as_json:
-        data = report.to_dict()
-        data["model"] = str(model_path)
-        if calibration is not None:
-            data["calibration"] = calibration.to_dict()
-        if plots:
-            data["plots"] = [str(p) for p in plots]
-        typer.echo(json.dumps(data, indent=2))
-        return
+def _warn_if_trained_on(metadata: dict[str, Any], paths: list[str]) -> None:
+    from micmon.evaluate import trained_on
+
+    seen = trained_on(metadata, paths)
+    if seen:
+        shown = ", ".join(Path(p).name for p in seen[:3]) + ("..." if len(seen) > 3 else "")
+        console.warn(f"calibrating on {len(seen)} recording(s) the network was trained on "
+                     f"({shown}); the settings will look better than they are. Hold "
+                     "recordings out with `micmon train --holdout-recordings N` or use a "
+                     "separate folder")
+
+
+def _show(report: EvaluationReport, calibration: Calibration | None, model_path: Path,
+          plots: list[Path]) -> None:
     console.result(_recording_table(report))
     console.result(_label_table(report))
-    s = settings
+    s = report.settings
     thresholds = ", ".join(f"{k}={v:g}" for k, v in s.thresholds.items()) or f"{s.threshold:g}"
     console.result(f"detector: threshold {thresholds}, {s.k} of {s.n} windows to start, "
                    f"{s.m} below to end")

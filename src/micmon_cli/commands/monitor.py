@@ -10,54 +10,20 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from micmon_cli import console
-from micmon_cli.commands import Device, FFmpeg, ModelDir, System, resolve
+from micmon_cli.commands import resolve
+from micmon_cli.options import config_option
 
 if TYPE_CHECKING:
     from micmon.actions import Action
-    from micmon.detect import DetectorSettings, Event
-    from micmon.monitor import Monitor, WindowResult
+    from micmon.detect import Event
+    from micmon.monitor import Monitor, MonitorStats, WindowResult
     from micmon_cli.config import ResolvedConfig
 
-#: Detector keys of the monitor section (None in the config: the model's calibration decides).
-DETECTOR_KEYS = ("threshold", "thresholds", "targets", "k", "n", "m", "min_event_seconds",
-                 "cooldown_seconds", "min_dbfs")
 #: Refreshes per second of the live view.
 LIVE_REFRESH = 4
 BAR_WIDTH = 30
-
-
-def detector_settings(cfg: ResolvedConfig, metadata: dict[str, Any],
-                      labels: list[str]) -> DetectorSettings:
-    """Return the model's calibrated detector settings with the config's explicit keys on top.
-
-    Without targets or thresholds anywhere, every label but training.background_label is watched.
-    """
-    from micmon.detect import DetectorSettings
-    from micmon.evaluate import model_settings
-
-    mon = cfg.config.monitor
-    settings = model_settings(metadata, DetectorSettings())
-    explicit = {key: getattr(mon, key) for key in DETECTOR_KEYS
-                if getattr(mon, key) is not None and cfg.source(f"monitor.{key}") != "default"}
-    if explicit.get("targets") is not None:
-        explicit["targets"] = tuple(explicit["targets"])
-    if explicit:
-        settings = settings.with_(**explicit)
-    background = cfg.config.training.background_label
-    if not settings.targets and not settings.thresholds and background in labels:
-        others = tuple(label for label in labels if label != background)
-        if others:
-            settings = settings.with_(targets=others)
-    return settings
-
-
-def choose_hop(cfg: ResolvedConfig, metadata: dict[str, Any], window: float) -> float:
-    """Return monitor.hop, else the calibration's hop, else a quarter of the window."""
-    calibrated = (metadata.get("calibration") or {}).get("hop_seconds")
-    for hop in (cfg.config.monitor.hop, calibrated):
-        if hop:
-            return float(hop)
-    return window / 4
+#: Help panels of the monitor's options.
+INPUT, DETECTOR, OUTPUT = "Input", "Detector", "Output"
 
 
 def build_actions(cfg: ResolvedConfig, labels: list[str]) -> list[Action]:
@@ -157,55 +123,55 @@ def _event_text(event: Event) -> str:
 
 
 def monitor(
-    model: ModelDir = None,
-    system: System = None,
-    device: Device = None,
+    model: Annotated[Path | None, config_option("monitor.model", "--model", "-m",
+                                                rich_help_panel=INPUT)] = None,
+    system: Annotated[str | None, config_option("audio.system", "--system",
+                                                rich_help_panel=INPUT)] = None,
+    device: Annotated[str | None, config_option("audio.device", "--device",
+                                                rich_help_panel=INPUT)] = None,
     input_file: Annotated[Path | None, typer.Option(
         "--input", "-i", help="Replay this audio file instead of listening to a device.",
-        exists=True, dir_okay=False, show_default=False)] = None,
+        exists=True, dir_okay=False, show_default=False, rich_help_panel=INPUT)] = None,
     fast: Annotated[bool, typer.Option(
-        "--fast", help="With --input: replay as fast as possible, not in real time.")] = False,
-    hop: Annotated[float | None, typer.Option(
-        "--hop", help="Seconds between window starts [config: monitor.hop; default: a quarter "
-        "of the window].", show_default=False)] = None,
-    threshold: Annotated[float | None, typer.Option(
-        "--threshold", "-T", help="Score a label must reach, 0-1 [config: monitor.threshold].",
-        show_default=False)] = None,
-    min_dbfs: Annotated[float | None, typer.Option(
-        "--min-dbfs", help="Skip windows quieter than this (dBFS) [config: monitor.min_dbfs].",
-        show_default=False)] = None,
+        "--fast", help="With --input: replay as fast as possible, not in real time.",
+        rich_help_panel=INPUT)] = False,
+    ffmpeg: Annotated[str | None, config_option("audio.ffmpeg", "--ffmpeg",
+                                                rich_help_panel=INPUT)] = None,
+    hop: Annotated[float | None, config_option("monitor.hop", "--hop",
+                                               rich_help_panel=DETECTOR)] = None,
+    threshold: Annotated[float | None, config_option("monitor.threshold", "--threshold", "-T",
+                                                     rich_help_panel=DETECTOR)] = None,
+    min_dbfs: Annotated[float | None, config_option("monitor.min_dbfs", "--min-dbfs",
+                                                    rich_help_panel=DETECTOR)] = None,
     json_lines: Annotated[bool, typer.Option(
-        "--json", help="Print only JSON lines, one per event, on stdout.")] = False,
-    ffmpeg: FFmpeg = None,
+        "--json", help="Print only JSON lines, one per event, on stdout.",
+        rich_help_panel=OUTPUT)] = False,
 ) -> None:
     """Listen with a trained model and report when its sounds start and stop.
 
-    Windows of the model's length (overlapping by --hop) are scored through LiteRT; the
-    detector in the `monitor:` config section turns scores into start/end events, and the
-    configured actions (command, webhook, MQTT with Home Assistant discovery, clip) run on
-    their own threads. A lost device is reopened with backoff; Ctrl-C or SIGTERM ends open
-    events, flushes the actions and exits 0.
+    Windows of the model's length (overlapping by --hop) are scored through LiteRT; the detector
+    (the model's calibrated settings, with the `monitor:` config section and these options on
+    top) turns scores into start/end events, and the configured actions (command, webhook, MQTT
+    with Home Assistant discovery, clip) run on their own threads. A lost device is reopened
+    with backoff; Ctrl-C or SIGTERM ends open events, flushes the actions and exits 0.
 
     Example: micmon monitor --device plughw:1,0 --json
     """
     from micmon.actions import PrintAction
+    from micmon.detect import model_hop, model_settings
     from micmon.model import Model
-    from micmon.monitor import Monitor, device_source, file_source, install_signal_handlers
-    from micmon_cli.config import Flag
+    from micmon.monitor import Monitor, device_source, file_source
 
-    cfg = resolve(Flag("monitor.model", model, "--model"),
-                  Flag("audio.system", system, "--system"), Flag("audio.device", device, "--device"),
-                  Flag("monitor.hop", hop, "--hop"), Flag("monitor.threshold", threshold,
-                                                          "--threshold"),
-                  Flag("monitor.min_dbfs", min_dbfs, "--min-dbfs"),
-                  Flag("audio.ffmpeg", ffmpeg, "--ffmpeg"))
+    cfg = resolve()
     c = cfg.config
     model_dir = c.monitor.model or c.paths.model_dir
     loaded = Model.load(model_dir)
     spec = loaded.spec
     assert spec is not None  # Model.load always reads one from micmon.json
-    settings = detector_settings(cfg, loaded.metadata, list(loaded.labels))
-    window_hop = choose_hop(cfg, loaded.metadata, spec.window_seconds)
+    settings = model_settings(loaded.metadata, list(loaded.labels),
+                              overrides=cfg.detector_overrides(),
+                              background_label=cfg.background_label())
+    window_hop = model_hop(loaded.metadata, spec.window_seconds, c.monitor.hop)
     actions = build_actions(cfg, list(loaded.labels))
     interactive = console.interactive() and not json_lines
     if json_lines or not interactive:
@@ -223,17 +189,22 @@ def monitor(
     targets = ", ".join(mon.listener.detector.targets)
     console.info(f"listening to {name} for {targets} ({spec.window_seconds:g} s windows every "
                  f"{window_hop:g} s, model {model_dir}); Ctrl-C to stop")
-    restore = install_signal_handlers(mon)
-    view = LiveView(mon, name) if interactive else None
-    try:
-        if view is not None:
-            mon.on_window = view.on_window
-            with view.live:
-                stats = mon.run()
-        else:
-            stats = mon.run()
-    finally:
-        restore()
+    stats = _run(mon, LiveView(mon, name) if interactive else None)
     console.info(f"stopped after {console.fmt_seconds(stats.audio_seconds)} of audio: "
                  f"{stats.windows} windows, {stats.events} events, "
                  f"{stats.reconnects} reconnects")
+
+
+def _run(mon: Monitor, view: LiveView | None) -> MonitorStats:
+    """Run the monitor until stopped (SIGINT/SIGTERM end it cleanly), with the live view if any."""
+    from micmon.monitor import install_signal_handlers
+
+    restore = install_signal_handlers(mon)
+    try:
+        if view is None:
+            return mon.run()
+        mon.on_window = view.on_window
+        with view.live:
+            return mon.run()
+    finally:
+        restore()

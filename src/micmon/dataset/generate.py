@@ -1,0 +1,120 @@
+"""Turn a folder of labelled sample folders into one .npz dataset each (what `micmon datagen` runs)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from micmon._io import expand_path
+from micmon.audio import AudioDirectory, AudioFile, probe_duration
+from micmon.dataset.writer import DatasetWriter
+from micmon.errors import AudioError, DatasetError, MicmonError, ParameterError
+from micmon.features import FeatureSpec
+
+
+@dataclass
+class FolderResult:
+    """What one sample folder produced."""
+
+    folder: str
+    output: Path
+    seconds: float = 0.0
+    counts: dict[str, int] = field(default_factory=dict)
+    skipped: int = 0
+
+
+@dataclass
+class Plan:
+    """The sample folders found under an audio folder and the dataset file each one becomes."""
+
+    root: Path
+    folders: list[AudioDirectory]
+    outputs: list[Path]
+    durations: list[float]
+
+    @property
+    def seconds(self) -> float:
+        """Total audio to process, in seconds."""
+        return sum(self.durations)
+
+
+def dataset_name(folder: Path, root: Path) -> str:
+    """Return the .npz file name for a sample folder: its path below `root`, '__'-joined."""
+    rel = folder.relative_to(root) if folder != root else Path(folder.name)
+    return "__".join(rel.parts) + ".npz"
+
+
+def plan(audio_dir: str | os.PathLike[str], datasets_dir: str | os.PathLike[str], *,
+         overwrite: bool = False, ffmpeg_bin: str = "ffmpeg") -> Plan:
+    """Find the sample folders and name their outputs; refuse to overwrite without `overwrite`."""
+    root = expand_path(audio_dir)
+    folders = AudioDirectory.scan(root)
+    if not folders:
+        raise AudioError(f"{root}: no sample folders (a folder with audio.mp3 and labels.json); "
+                         "record one with `micmon record` and label it with `micmon label`")
+    out_dir = expand_path(datasets_dir)
+    outputs = [out_dir / dataset_name(Path(d.path), root) for d in folders]
+    existing = [p for p in outputs if p.exists()]
+    if existing and not overwrite:
+        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+        raise DatasetError(f"{existing[0]}{more}: already exist; use --force to regenerate")
+    durations = [probe_duration(d.audio_file, ffmpeg_bin=ffmpeg_bin) for d in folders]
+    return Plan(root, folders, outputs, durations)
+
+
+def process_folder(directory: AudioDirectory, output: Path, spec: FeatureSpec, *,
+                   ffmpeg_bin: str = "ffmpeg", overwrite: bool = False,
+                   on_seconds: Callable[[float], None] | None = None) -> FolderResult:
+    """Write the windows of one sample folder to `output` (atomically); return the counts."""
+    result = FolderResult(folder=directory.path, output=output)
+    try:
+        with AudioFile(directory, window_seconds=spec.window_seconds,
+                       sample_rate=spec.sample_rate, channels=spec.channels,
+                       ffmpeg_bin=ffmpeg_bin) as reader, \
+                DatasetWriter(output, spec=spec, overwrite=overwrite,
+                              source=directory.path) as writer:
+            for window in reader:
+                writer += window
+                result.seconds += window.duration
+                if on_seconds is not None:
+                    on_seconds(window.duration)
+            result.counts = writer.label_counts
+            result.skipped = writer.skipped
+    except MicmonError as exc:
+        text = str(exc)
+        # Name the sample folder unless the library's message already does.
+        raise type(exc)(text if directory.path in text else f"{directory.path}: {text}") from None
+    return result
+
+
+def generate(work: Plan, spec: FeatureSpec, *, ffmpeg_bin: str = "ffmpeg", jobs: int = 1,
+             overwrite: bool = False, on_seconds: Callable[[float], None] | None = None,
+             on_folder: Callable[[FolderResult], None] | None = None) -> list[FolderResult]:
+    """Write the dataset of every planned sample folder, `jobs` folders at a time."""
+    if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
+        raise ParameterError(f"jobs: must be at least 1, got {jobs!r}", parameter="jobs", value=jobs)
+    if work.outputs:
+        work.outputs[0].parent.mkdir(parents=True, exist_ok=True)
+    lock = threading.Lock()
+
+    def counted(seconds: float) -> None:
+        if on_seconds is not None:
+            with lock:
+                on_seconds(seconds)
+
+    def one(i: int) -> FolderResult:
+        result = process_folder(work.folders[i], work.outputs[i], spec, ffmpeg_bin=ffmpeg_bin,
+                                overwrite=overwrite, on_seconds=counted)
+        if on_folder is not None:
+            on_folder(result)
+        return result
+
+    workers = min(jobs, len(work.folders), os.cpu_count() or 1)
+    if workers <= 1:
+        return [one(i) for i in range(len(work.folders))]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(one, range(len(work.folders))))

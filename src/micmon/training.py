@@ -1,0 +1,308 @@
+"""Train a sound classifier from datasets: the one training path of `micmon train`, `micmon demo`
+and the accuracy benchmarks.
+
+`train()` takes the datasets (a folder of .npz files or loaded `Dataset` objects) and a
+`TrainingOptions`, holds out whole recordings for calibration if asked, fits the network the
+features call for (the README dense network on ``spectrum``, the small CNN on ``logmel``) with
+augmentation and class weights, and returns a `TrainingResult`: the model, a classification
+report on the held-out windows and the learning history. `TrainingResult.save()` writes the model
+folder with all of it in micmon.json. TensorFlow is imported only once training starts.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from micmon._io import expand_path
+from micmon.dataset import Dataset
+from micmon.errors import DatasetError, ModelError, ParameterError
+from micmon.evaluate import classification_report, holdout_recordings
+from micmon.model.networks import MODEL_TYPES, model_type_for
+
+if TYPE_CHECKING:
+    from micmon.features import FeatureSpec
+    from micmon.model import Model
+
+#: Names of the PNG files `plot_training` writes into the model folder.
+PLOT_CURVES = "learning_curves.png"
+PLOT_CONFUSION = "confusion_matrix.png"
+CLASS_WEIGHTS: tuple[str, ...] = ("balanced", "none")
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+@dataclass(frozen=True)
+class TrainingOptions:
+    """How to train; every field has a working default (the `training:` config section).
+
+    Parameters
+    ----------
+    model_type : "dense", "cnn" or None
+        The network; None: the one built for the datasets' features (cnn for logmel).
+    epochs, batch_size : int >= 1
+        Passes over the training windows, and windows per gradient step.
+    validation_split : float in [0, 1)
+        Share of the windows held out for the report.
+    split_by_recording : bool
+        Hold out whole recordings rather than random windows (honest on unseen audio).
+    holdout_recordings : int >= 0
+        Whole recordings kept out of training altogether, to calibrate the detector on.
+    labels : sequence of str
+        Label list in class order; empty: every label in the datasets.
+    background_label : str
+        The "nothing happening" label (mixed into other windows by the augmentation).
+    class_weight : "balanced" or "none"
+        Weight classes by inverse frequency.
+    augment : bool
+        cnn only: add a copy of each training window with random gain and background mixed in.
+    layers : sequence of int
+        dense only: hidden layer widths; empty: the README network.
+    seed : int
+        Seed of the split, the weights and the augmentation.
+    """
+
+    model_type: str | None = None
+    epochs: int = 10
+    batch_size: int = 32
+    validation_split: float = 0.3
+    split_by_recording: bool = False
+    holdout_recordings: int = 0
+    labels: tuple[str, ...] = ()
+    background_label: str = "negative"
+    class_weight: str = "balanced"
+    augment: bool = True
+    layers: tuple[int, ...] = ()
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "labels", tuple(self.labels))
+        object.__setattr__(self, "layers", tuple(int(n) for n in self.layers))
+        if self.model_type is not None and self.model_type not in MODEL_TYPES:
+            raise ParameterError(f"model_type: must be one of {', '.join(MODEL_TYPES)}, got "
+                                 f"{self.model_type!r}", parameter="model_type", value=self.model_type)
+        for name in ("epochs", "batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ParameterError(f"{name}: must be an integer >= 1, got {value!r}",
+                                     parameter=name, value=value)
+        if not 0.0 <= self.validation_split < 1.0:
+            raise ParameterError(f"validation_split: must be in [0, 1), got {self.validation_split!r}",
+                                 parameter="validation_split", value=self.validation_split)
+        if self.class_weight not in CLASS_WEIGHTS:
+            raise ParameterError(f"class_weight: must be one of {', '.join(CLASS_WEIGHTS)}, got "
+                                 f"{self.class_weight!r}", parameter="class_weight",
+                                 value=self.class_weight)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the options as a JSON-ready dict."""
+        data = asdict(self)
+        data["labels"], data["layers"] = list(self.labels), list(self.layers)
+        return data
+
+
+def training_options(values: dict[str, Any]) -> TrainingOptions:
+    """Return TrainingOptions from a mapping such as the `training:` config section (others ignored)."""
+    known = {f.name for f in fields(TrainingOptions)}
+    return TrainingOptions(**{k: v for k, v in values.items() if k in known})
+
+
+@dataclass
+class TrainingResult:
+    """A trained model, its report on held-out windows, and how it was trained."""
+
+    model: Model
+    report: dict[str, Any]
+    history: dict[str, list[float]]
+    options: TrainingOptions
+    model_type: str
+    datasets: list[str]
+    held_out: list[str]
+    class_counts: dict[str, int]
+    warnings: list[str] = field(default_factory=list)
+
+    def metadata(self) -> dict[str, Any]:
+        """Return what micmon.json records under "training"."""
+        return {**self.options.to_dict(), "model_type": self.model_type,
+                "augment": self.model_type == "cnn" and self.options.augment,
+                "datasets": self.datasets, "class_counts": self.class_counts,
+                "holdout_recordings": self.held_out}
+
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Write the model folder (model.keras, model.tflite, micmon.json with the report)."""
+        self.model.metadata["training"] = self.metadata()
+        target = expand_path(path)
+        self.model.save(target, overwrite=overwrite, metrics={**self.report, "history": self.history})
+        return target
+
+
+def check_destination(path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+    """Return the model folder `path`, or raise ModelError if it holds a model and not `overwrite`."""
+    from micmon.model.model import MODEL_FILES
+
+    target = expand_path(path)
+    if target.exists() and not target.is_dir():
+        raise ModelError(f"{target}: exists and is not a folder; choose another model folder")
+    existing = [n for n in MODEL_FILES if (target / n).exists()]
+    if existing and not overwrite:
+        raise ModelError(f"{target}: already holds a model ({', '.join(existing)}); use --force to "
+                         "replace it, or choose another model folder")
+    return target
+
+
+def load_datasets(source: str | os.PathLike[str] | Sequence[Dataset],
+                  options: TrainingOptions) -> list[Dataset]:
+    """Return the per-recording datasets of a folder of .npz files (or the given ones)."""
+    if isinstance(source, (str, os.PathLike)):
+        return Dataset.scan(source, labels=list(options.labels) or None, seed=options.seed)
+    datasets = list(source)
+    if not datasets:
+        raise DatasetError("datasets: nothing to train on; run `micmon datagen` first")
+    return datasets
+
+
+def train(datasets: str | os.PathLike[str] | Sequence[Dataset],
+          options: TrainingOptions | None = None, *, on_epoch: EpochCallback | None = None,
+          on_message: Callable[[str], None] | None = None) -> TrainingResult:
+    """Train a classifier on per-recording datasets; return the model and its report.
+
+    `on_epoch(epoch, logs)` is called after each epoch (1-based), `on_message(text)` with progress
+    notes (what is held out, what is fitted, when TensorFlow loads).
+    """
+    opts = options or TrainingOptions()
+    say = on_message or (lambda text: None)
+    loaded = load_datasets(datasets, opts)
+    held: list[Dataset] = []
+    if opts.holdout_recordings:
+        loaded, held = holdout_recordings(loaded, opts.holdout_recordings, seed=opts.seed)
+        say(f"held out for calibration: {', '.join(str(d.name) for d in held)}")
+    labels = list(loaded[0].labels or [])
+    spec = _common_spec(loaded)
+    data = Dataset.combine(loaded, opts.validation_split, by_recording=opts.split_by_recording,
+                           seed=opts.seed)
+    counts = data.class_counts()
+    _check_labels(counts, opts)
+    warnings = []
+    if opts.background_label not in labels:
+        warnings.append(f"background label {opts.background_label!r} is not among the labels "
+                        f"{labels}; set training.background_label")
+    kind = opts.model_type or model_type_for(spec)
+    say(f"{len(loaded)} datasets, {len(data)} windows "
+        f"({', '.join(f'{k}: {v}' for k, v in counts.items())}); {len(data.train_samples)} for "
+        f"training, {len(data.validation_samples)} held out"
+        f"{' by recording' if opts.split_by_recording else ''}; model: {kind}")
+
+    model, history = _fit(data, spec, labels, kind, opts, on_epoch=on_epoch, say=say)
+    held_out = len(data.validation_samples) > 0
+    x, y = ((data.validation_samples, data.validation_classes) if held_out
+            else (data.samples, data.classes))
+    report = classification_report(np.asarray(y), model.scores(x).argmax(axis=1), labels)
+    report["split"] = (("recordings" if opts.split_by_recording else "windows") if held_out
+                       else "none (training windows)")
+    if not held_out:
+        warnings.append("no windows held out (validation split 0): the report is on training "
+                        "windows and says little about new audio")
+    return TrainingResult(model=model, report=report, history=history, options=opts,
+                          model_type=kind, datasets=[str(d.name) for d in [*loaded, *held]],
+                          held_out=[str(d.name) for d in held], class_counts=counts,
+                          warnings=warnings)
+
+
+def _common_spec(datasets: Sequence[Dataset]) -> FeatureSpec:
+    spec = next((d.spec for d in datasets if d.spec is not None), None)
+    if spec is None:
+        raise DatasetError("the datasets have no feature settings (original micmon format); "
+                           "regenerate them with `micmon datagen --force`")
+    return spec
+
+
+def _check_labels(counts: dict[str, int], opts: TrainingOptions) -> None:
+    present = [name for name, c in counts.items() if c]
+    if len(present) < 2:
+        raise DatasetError(f"only the label(s) {present or '(none)'} occur in the datasets; a "
+                           "classifier needs windows of at least two labels")
+    unused = [n for n in opts.labels if not counts.get(n)]
+    if unused:
+        raise DatasetError(f"training.labels: label(s) {', '.join(unused)} occur in no dataset; "
+                           "remove them from the label list or record and label examples")
+
+
+def _fit(data: Dataset, spec: FeatureSpec, labels: list[str], kind: str, opts: TrainingOptions, *,
+         on_epoch: EpochCallback | None, say: Callable[[str], None]
+         ) -> tuple[Model, dict[str, list[float]]]:
+    """Build the network of `kind`, fit it on `data`; return the model and its history."""
+    from micmon.model import Model
+    from micmon.model.augment import augment_dataset
+    from micmon.model.networks import build_layers
+
+    say("loading TensorFlow...")
+    keras = _keras()
+    keras.utils.set_random_seed(opts.seed)
+    model = Model(build_layers(kind, spec, len(labels), hidden=opts.layers or None), labels,
+                  spec=spec)
+    fit_data = data
+    if kind == "cnn" and opts.augment:
+        fit_data = augment_dataset(data, background_labels=[opts.background_label], seed=opts.seed)
+    history: dict[str, list[float]] = {}
+
+    class _Epochs(keras.callbacks.Callback):  # type: ignore[misc]
+        def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
+            logs = {k: float(v) for k, v in (logs or {}).items()}
+            for key, value in logs.items():
+                history.setdefault(key, []).append(value)
+            if on_epoch is not None:
+                on_epoch(epoch + 1, logs)
+
+    model.fit(fit_data, epochs=opts.epochs, batch_size=opts.batch_size,
+              class_weight="balanced" if opts.class_weight == "balanced" else None,
+              callbacks=[_Epochs()], validation=len(data.validation_samples) > 0)
+    return model, history
+
+
+def _keras() -> Any:
+    """Import Keras quietly (TensorFlow's C++ banner off unless TF_CPP_MIN_LOG_LEVEL is set)."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    import keras
+
+    return keras
+
+
+def plot_training(result: TrainingResult, folder: str | os.PathLike[str]) -> list[Path]:
+    """Write the learning curves and the confusion matrix as PNG files in `folder`."""
+    from micmon._plot import pyplot, save_png
+
+    plt = pyplot(headless=True)
+    out = expand_path(folder)
+    written = []
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
+        for key, style in ((metric, "-"), (f"val_{metric}", "--")):
+            if key in result.history:
+                ax.plot(range(1, len(result.history[key]) + 1), result.history[key], style,
+                        label="validation" if key.startswith("val_") else "training")
+        ax.set_xlabel("epoch")
+        ax.set_title(metric)
+        ax.legend()
+    written.append(save_png(fig, out / PLOT_CURVES, dpi=100))
+    plt.close(fig)
+
+    labels = result.report["labels"]
+    matrix = np.asarray(result.report["confusion_matrix"])
+    fig, ax = plt.subplots(figsize=(1.2 * len(labels) + 3, 1.2 * len(labels) + 2))
+    ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(labels)), labels)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    for (i, j), value in np.ndenumerate(matrix):
+        ax.text(j, i, str(value), ha="center", va="center",
+                color="white" if value > matrix.max() / 2 else "black")
+    ax.set_title(f"accuracy {result.report['accuracy']:.3f}")
+    written.append(save_png(fig, out / PLOT_CONFUSION, dpi=100))
+    plt.close(fig)
+    return written
