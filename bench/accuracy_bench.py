@@ -94,7 +94,7 @@ def training_windows(corpus: Path, window: float) -> tuple[np.ndarray, np.ndarra
     if window not in _WINDOW_CACHE:
         audio, classes = [], []
         for folder in AudioDirectory.scan(corpus / "train"):
-            with AudioFile(folder, sample_duration=window, sample_rate=RATE,
+            with AudioFile(folder, window_seconds=window, sample_rate=RATE,
                            hop=window / 2) as source:
                 for seg in source:
                     if seg.label in LABELS:
@@ -105,32 +105,27 @@ def training_windows(corpus: Path, window: float) -> tuple[np.ndarray, np.ndarra
 
 
 def train(variant: Variant, corpus: Path, model_dir: Path, seed: int) -> dict[str, Any]:
-    """Train and save one variant; return training figures."""
-    import keras
-
+    """Train and save one variant through `micmon.training.train` (what `micmon train` runs)."""
     from micmon.dataset import Dataset
     from micmon.features import FeatureSpec, compute_batch
-    from micmon.model import Model
-    from micmon.model.cnn import augment_dataset, build_layers
+    from micmon.training import TrainingOptions
+    from micmon.training import train as train_model
 
     spec = FeatureSpec(sample_rate=RATE, **variant.spec)
     audio, classes = training_windows(corpus, spec.window_seconds)
     started = time.perf_counter()
     features = compute_batch(audio, spec)
-    data = Dataset(features, classes, validation_split=0.15, labels=LABELS, spec=spec, seed=seed)
-    if variant.augment:
-        data = augment_dataset(data, background_labels=("negative",), copies=1, seed=seed,
-                               **variant.extra)
-    keras.utils.set_random_seed(seed)
-    layers = build_layers(variant.model_type, spec, len(LABELS))
-    model = Model(layers, LABELS, spec=spec)
-    model.fit(data, epochs=variant.epochs, batch_size=32, class_weight=variant.class_weight)
-    loss, accuracy = model.evaluate(data)
+    data = Dataset(features, classes, labels=LABELS, spec=spec, name="corpus")
+    options = TrainingOptions(model_type=variant.model_type, epochs=variant.epochs, batch_size=32,
+                              validation_split=0.15, augment=variant.augment, seed=seed,
+                              class_weight=variant.class_weight or "none",
+                              **{f"augment_{k}": v for k, v in variant.extra.items()})
+    result = train_model([data], options)
     seconds = time.perf_counter() - started
-    model.save(model_dir, overwrite=True, metrics={"loss": loss, "accuracy": accuracy})
-    return {"train_windows": int(len(data.train_samples)), "validation_accuracy": accuracy,
-            "train_seconds": round(seconds, 1),
-            "params": int(model.keras_model.count_params())}
+    result.save(model_dir, overwrite=True)
+    return {"train_windows": int(sum(result.class_counts.values()) * 0.85),
+            "validation_accuracy": result.report["accuracy"], "train_seconds": round(seconds, 1),
+            "params": int(result.model.keras_model.count_params())}
 
 
 def litert_timing(model_dir: Path) -> dict[str, float]:

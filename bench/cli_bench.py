@@ -51,7 +51,7 @@ def _train() -> dict:
     folder = c.recording(4, "train4")
     with tempfile.TemporaryDirectory(dir=c.OUT) as tmp:
         npz = Path(tmp) / "train4.npz"
-        with AudioFile(folder / "audio.mp3", folder / "labels.json", sample_duration=c.WINDOW,
+        with AudioFile(folder / "audio.mp3", folder / "labels.json", window_seconds=c.WINDOW,
                        sample_rate=c.SAMPLE_RATE) as src, \
                 DatasetWriter(npz, low_freq=c.LOW_FREQ, high_freq=c.HIGH_FREQ, bins=c.BINS) as writer:
             for sample in src:

@@ -46,7 +46,7 @@ def _worker(mode: str, folder: Path, profile: bool) -> dict:
         t0 = time.perf_counter()
         if mode == "datagen":
             t_close = 0.0
-            with AudioFile(audio, labels, sample_duration=c.WINDOW, sample_rate=c.SAMPLE_RATE) as src:
+            with AudioFile(audio, labels, window_seconds=c.WINDOW, sample_rate=c.SAMPLE_RATE) as src:
                 writer = DatasetWriter(Path(tmp) / "data.npz", low_freq=c.LOW_FREQ,
                                        high_freq=c.HIGH_FREQ, bins=c.BINS)
                 for sample in src:
@@ -58,7 +58,7 @@ def _worker(mode: str, folder: Path, profile: bool) -> dict:
                           npz_mib=(Path(tmp) / "data.npz").stat().st_size / 2**20)
         elif mode == "decode":  # AudioFile windows only: ffmpeg + pipe + reader thread + segments
             n = 0
-            with AudioFile(audio, labels, sample_duration=c.WINDOW, sample_rate=c.SAMPLE_RATE) as src:
+            with AudioFile(audio, labels, window_seconds=c.WINDOW, sample_rate=c.SAMPLE_RATE) as src:
                 for _ in src:
                     n += 1
             result.update(windows=n)

@@ -288,8 +288,10 @@ def test_bad_specs_are_rejected_with_the_parameter_and_value(options: dict[str, 
     base: dict[str, object] = dict(sample_rate=16000, window_seconds=0.5, low_freq=LOW,
                                    high_freq=HIGH, bins=BINS)
     base.update(options)
-    with pytest.raises(ParameterError, match=pattern):
+    with pytest.raises(ParameterError, match=pattern) as caught:
         FeatureSpec(**base)  # type: ignore[arg-type]
+    # The error carries the parameter at fault (what the config maps to its key), not only text.
+    assert caught.value.parameter == pattern.split(":")[0].split(" ")[0]
 
 
 def test_wrong_window_length_names_the_fix() -> None:
@@ -303,3 +305,9 @@ def test_wrong_window_length_names_the_fix() -> None:
 def test_compute_batch_wants_two_dimensions() -> None:
     with pytest.raises(ParameterError, match=r"windows: expected a 2-D array .* got shape \(16000,\)"):
         compute_batch(np.zeros(16000, dtype=np.int16), spec_for(16000, 1.0))
+
+
+def test_parameter_error_carries_the_value() -> None:
+    with pytest.raises(ParameterError) as caught:
+        FeatureSpec(bins=0)
+    assert (caught.value.parameter, caught.value.value) == ("bins", 0)

@@ -151,12 +151,12 @@ class CommandAction(Action):
         argv = [command] if isinstance(command, str) else list(command)
         if not argv or not all(isinstance(a, str) and a for a in argv):
             raise ParameterError(f"command: expected a program and its arguments as a list, "
-                                 f"got {command!r}", parameter='command')
+                                 f"got {command!r}", parameter='command', value=command)
         if shutil.which(argv[0]) is None:
             raise ParameterError(f"command: {argv[0]!r} is not an executable file or a program "
                                  "on PATH", parameter='command')
         if not timeout > 0:
-            raise ParameterError(f"timeout: must be > 0 seconds, got {timeout!r}", parameter='timeout')
+            raise ParameterError(f"timeout: must be > 0 seconds, got {timeout!r}", parameter='timeout', value=timeout)
         self.argv = argv
         self.timeout = float(timeout)
         self.events = _check_kinds(events)
@@ -189,7 +189,7 @@ class CommandAction(Action):
 def _check_kinds(events: Sequence[str]) -> tuple[str, ...]:
     kinds = tuple(events)
     if not kinds or any(k not in ("start", "end") for k in kinds):
-        raise ParameterError(f"events: expected a list of 'start' and/or 'end', got {events!r}", parameter='events')
+        raise ParameterError(f"events: expected a list of 'start' and/or 'end', got {events!r}", parameter='events', value=events)
     return kinds
 
 
@@ -204,9 +204,9 @@ class WebhookAction(Action):
                  events: Sequence[str] = ("start", "end")) -> None:
         parts = urlsplit(url) if isinstance(url, str) else None
         if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ParameterError(f"url: expected an http:// or https:// URL, got {url!r}", parameter='url')
+            raise ParameterError(f"url: expected an http:// or https:// URL, got {url!r}", parameter='url', value=url)
         if not timeout > 0:
-            raise ParameterError(f"timeout: must be > 0 seconds, got {timeout!r}", parameter='timeout')
+            raise ParameterError(f"timeout: must be > 0 seconds, got {timeout!r}", parameter='timeout', value=timeout)
         self.url = url
         self.timeout = float(timeout)
         self.headers = {"Content-Type": "application/json", "User-Agent": "micmon",
@@ -246,7 +246,7 @@ class BrokerAddress:
 def parse_broker_url(url: str) -> BrokerAddress:
     """Parse ``mqtt://[user[:pass]@]host[:port]`` or ``mqtts://...`` (TLS); bare hosts work too."""
     if not isinstance(url, str) or not url.strip():
-        raise ParameterError(f"broker: expected a URL such as mqtt://localhost:1883, got {url!r}", parameter='broker')
+        raise ParameterError(f"broker: expected a URL such as mqtt://localhost:1883, got {url!r}", parameter='broker', value=url)
     text = url.strip() if "://" in url else f"mqtt://{url.strip()}"
     try:
         parts = urlsplit(text)
@@ -298,11 +298,11 @@ class MqttAction(Action):
         if not labels:
             raise ParameterError("labels: the MQTT action needs the labels it reports", parameter='labels')
         if qos not in (0, 1, 2):
-            raise ParameterError(f"qos: must be 0, 1 or 2, got {qos!r}", parameter='qos')
+            raise ParameterError(f"qos: must be 0, 1 or 2, got {qos!r}", parameter='qos', value=qos)
         self.node_id = _topic_part(node_id)
         self.topic = (topic or f"micmon/{self.node_id}").rstrip("/")
         if not self.topic or any(c in self.topic for c in "#+"):
-            raise ParameterError(f"topic: must be a plain MQTT topic without # or +, got {topic!r}", parameter='topic')
+            raise ParameterError(f"topic: must be a plain MQTT topic without # or +, got {topic!r}", parameter='topic', value=topic)
         self.labels = tuple(labels)
         self.username = username if username is not None else self.address.username
         self.password = password if password is not None else self.address.password
@@ -370,7 +370,9 @@ class MqttAction(Action):
         """Create the client, set the last will, and connect in the background (reconnecting)."""
         import paho.mqtt.client as mqtt
 
-        client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=self.client_id,
+        from paho.mqtt.enums import CallbackAPIVersion
+
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
                              clean_session=True)
         if self.username:
             client.username_pw_set(self.username, self.password)
@@ -499,12 +501,12 @@ class ClipAction(Action):
                  bitrate: str = "64k") -> None:
         if format not in CLIP_FORMATS:
             raise ParameterError(f"format: must be one of {', '.join(CLIP_FORMATS)}, "
-                                 f"got {format!r}", parameter='format')
+                                 f"got {format!r}", parameter='format', value=format)
         for key, value in (("pre_roll", pre_roll), ("post_roll", post_roll)):
             if not isinstance(value, (int, float)) or not 0 <= value <= 600:
-                raise ParameterError(f"{key}: must be between 0 and 600 seconds, got {value!r}")
+                raise ParameterError(f"{key}: must be between 0 and 600 seconds, got {value!r}", parameter=key, value=value)
         if not max_seconds > 0:
-            raise ParameterError(f"max_seconds: must be > 0, got {max_seconds!r}", parameter='max_seconds')
+            raise ParameterError(f"max_seconds: must be > 0, got {max_seconds!r}", parameter='max_seconds', value=max_seconds)
         self.folder = expand_path(folder)
         self.format = format
         self.pre_roll = float(pre_roll)
@@ -566,9 +568,9 @@ class ActionRunner:
                  retries: int = DEFAULT_RETRIES, retry_delay: float = DEFAULT_RETRY_DELAY,
                  forward: Callable[[Event], None] | None = None) -> None:
         if queue_size < 1:
-            raise ParameterError(f"queue_size: must be >= 1, got {queue_size!r}", parameter='queue_size')
+            raise ParameterError(f"queue_size: must be >= 1, got {queue_size!r}", parameter='queue_size', value=queue_size)
         if retries < 0:
-            raise ParameterError(f"retries: must be >= 0, got {retries!r}", parameter='retries')
+            raise ParameterError(f"retries: must be >= 0, got {retries!r}", parameter='retries', value=retries)
         self.action = action
         self.retries = retries if action.retry else 0
         self.retry_delay = float(retry_delay)

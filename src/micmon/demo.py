@@ -43,7 +43,8 @@ def _pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
     spectrum[1:] /= np.sqrt(freqs[1:])
     spectrum[0] = 0
     noise = np.fft.irfft(spectrum, n)
-    return (noise / np.std(noise)).astype(np.float32)
+    out: np.ndarray = (noise / np.std(noise)).astype(np.float32)
+    return out
 
 
 def _voice(n: int, rate: int, rng: np.random.Generator) -> np.ndarray:
@@ -66,7 +67,8 @@ def _voice(n: int, rate: int, rng: np.random.Generator) -> np.ndarray:
     envelope = np.sin(np.pi * np.arange(block) / block) ** 2
     talking = rng.random((blocks, 1)) < 0.75
     out = (out * envelope[None, :] * talking).reshape(-1)[:n]
-    return (out / (np.std(out) + 1e-9)).astype(np.float32)
+    voice: np.ndarray = (out / (np.std(out) + 1e-9)).astype(np.float32)
+    return voice
 
 
 def _alarm(n: int, rate: int) -> np.ndarray:

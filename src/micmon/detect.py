@@ -103,18 +103,18 @@ class DetectorSettings:
         for name in ("k", "n", "m"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ParameterError(f"{name}: must be an integer >= 1, got {value!r}")
+                raise ParameterError(f"{name}: must be an integer >= 1, got {value!r}", parameter=name, value=value)
         if self.k > self.n:
             raise ParameterError(f"k: {self.k} windows above the threshold can never happen in the "
                                  f"last n={self.n} windows; use k <= n", parameter='k')
         for name in ("min_event_seconds", "cooldown_seconds"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ParameterError(f"{name}: must be a number of seconds >= 0, got {value!r}")
+                raise ParameterError(f"{name}: must be a number of seconds >= 0, got {value!r}", parameter=name, value=value)
         if self.min_dbfs is not None and (not isinstance(self.min_dbfs, (int, float))
                                           or not self.min_dbfs <= 0):
             raise ParameterError(f"min_dbfs: must be a level in dBFS <= 0 (e.g. -50) or None, "
-                                 f"got {self.min_dbfs!r}", parameter='min_dbfs')
+                                 f"got {self.min_dbfs!r}", parameter='min_dbfs', value=self.min_dbfs)
 
     def with_(self, **changes: Any) -> DetectorSettings:
         """Return a copy with some settings changed (validated)."""
@@ -137,7 +137,7 @@ class DetectorSettings:
 def _check_threshold(name: str, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) \
             or not 0.0 < float(value) <= 1.0:
-        raise ParameterError(f"{name}: must be a score in (0, 1], e.g. 0.7, got {value!r}")
+        raise ParameterError(f"{name}: must be a score in (0, 1], e.g. 0.7, got {value!r}", parameter=name, value=value)
 
 
 @dataclass(frozen=True)
@@ -252,10 +252,10 @@ class Detector:
                  origin: datetime | None = None) -> None:
         self.labels = tuple(labels)
         if not self.labels or len(set(self.labels)) != len(self.labels):
-            raise ParameterError(f"labels: need distinct label names, got {list(labels)!r}", parameter='labels')
+            raise ParameterError(f"labels: need distinct label names, got {list(labels)!r}", parameter='labels', value=list(labels))
         self.settings = settings or DetectorSettings()
         if not window_seconds > 0:
-            raise ParameterError(f"window_seconds: must be > 0, got {window_seconds!r}", parameter='window_seconds')
+            raise ParameterError(f"window_seconds: must be > 0, got {window_seconds!r}", parameter='window_seconds', value=window_seconds)
         hop = window_seconds if hop_seconds is None else check_hop(hop_seconds, window_seconds,
                                                                    name="hop_seconds")
         self.window_seconds = float(window_seconds)
@@ -315,7 +315,7 @@ class Detector:
         """
         if self._last_time is not None and time < self._last_time:
             raise ParameterError(f"time: windows must come in order; got {time:g} s after "
-                                 f"{self._last_time:g} s (call reset() to start a new stream)", parameter='time')
+                                 f"{self._last_time:g} s (call reset() to start a new stream)", parameter='time', value=time)
         self._last_time = time
         quiet = self.gated(level_dbfs)
         if scores is None:
@@ -326,7 +326,7 @@ class Detector:
             row = np.asarray(scores, dtype=np.float64).reshape(-1)
             if row.shape[0] != len(self.labels):
                 raise ParameterError(f"scores: got {row.shape[0]} values per window, the model has "
-                                     f"{len(self.labels)} labels ({', '.join(self.labels)})", parameter='scores')
+                                     f"{len(self.labels)} labels ({', '.join(self.labels)})", parameter='scores', value=row.shape[0])
         lo = time + (self.window_seconds - self.hop_seconds) / 2
         hi = lo + self.hop_seconds
         events: list[Event] = []
@@ -398,10 +398,10 @@ class Detector:
         """Feed windows (scores shape (N, labels), N start times) in order; return their events."""
         scores = np.asarray(scores, dtype=np.float64)
         if scores.ndim != 2:
-            raise ParameterError(f"scores: expected shape (windows, labels), got {scores.shape}", parameter='scores')
+            raise ParameterError(f"scores: expected shape (windows, labels), got {scores.shape}", parameter='scores', value=scores.shape)
         times = np.asarray(times, dtype=np.float64).reshape(-1)
         if times.shape[0] != scores.shape[0]:
-            raise ParameterError(f"times: got {times.shape[0]} times for {scores.shape[0]} windows", parameter='times')
+            raise ParameterError(f"times: got {times.shape[0]} times for {scores.shape[0]} windows", parameter='times', value=times.shape[0])
         levels: Iterable[float | None] = ([None] * len(times) if levels_dbfs is None
                                           else np.asarray(levels_dbfs, dtype=np.float64))
         events: list[Event] = []

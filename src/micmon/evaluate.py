@@ -430,7 +430,7 @@ def holdout_recordings(datasets: Sequence[Any], count: int, *, seed: int | None 
     fitted on look better than they are. At least one recording always stays for fitting.
     """
     if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
-        raise ParameterError(f"holdout_recordings: must be an integer >= 0, got {count!r}", parameter='holdout_recordings')
+        raise ParameterError(f"holdout_recordings: must be an integer >= 0, got {count!r}", parameter='holdout_recordings', value=count)
     if count and count >= len(datasets):
         raise ParameterError(f"holdout_recordings: {count} of {len(datasets)} recordings would "
                              "leave none to train on; hold out fewer or record more", parameter='holdout_recordings')
@@ -543,7 +543,7 @@ def calibrate(recordings: Sequence[RecordingScores], *, max_false_alarms_per_hou
     if not isinstance(max_false_alarms_per_hour, (int, float)) or max_false_alarms_per_hour < 0 \
             or not math.isfinite(max_false_alarms_per_hour):
         raise ParameterError(f"max_false_alarms_per_hour: must be a number >= 0, got "
-                             f"{max_false_alarms_per_hour!r}", parameter='max_false_alarms_per_hour')
+                             f"{max_false_alarms_per_hour!r}", parameter='max_false_alarms_per_hour', value=max_false_alarms_per_hour)
     if not thresholds or not kn or not m_values:
         raise ParameterError("thresholds/kn/m_values: each needs at least one value to try", parameter='thresholds/kn/m_values')
     base = base or DetectorSettings()

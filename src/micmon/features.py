@@ -73,34 +73,34 @@ class FeatureSpec:
     def validate(self) -> None:
         """Raise ParameterError naming the first parameter whose value cannot work."""
         if not isinstance(self.sample_rate, (int, np.integer)) or self.sample_rate <= 0:
-            raise ParameterError(f"sample_rate: must be a positive integer (Hz), got {self.sample_rate!r}", parameter='sample_rate')
+            raise ParameterError(f"sample_rate: must be a positive integer (Hz), got {self.sample_rate!r}", parameter='sample_rate', value=self.sample_rate)
         if not isinstance(self.channels, (int, np.integer)) or self.channels <= 0:
-            raise ParameterError(f"channels: must be a positive integer, got {self.channels!r}", parameter='channels')
+            raise ParameterError(f"channels: must be a positive integer, got {self.channels!r}", parameter='channels', value=self.channels)
         if not self.window_seconds > 0:
-            raise ParameterError(f"window_seconds: must be > 0 seconds, got {self.window_seconds!r}", parameter='window_seconds')
+            raise ParameterError(f"window_seconds: must be > 0 seconds, got {self.window_seconds!r}", parameter='window_seconds', value=self.window_seconds)
         if self.window_samples < 2:
             raise ParameterError(f"window_seconds: {self.window_seconds} s at {self.sample_rate} Hz "
                                  "is shorter than two samples", parameter='window_seconds')
         if self.hop_seconds is not None:
             check_hop(self.hop_seconds, self.window_seconds, name="hop_seconds")
         if self.low_freq < 0:
-            raise ParameterError(f"low_freq: must be >= 0 Hz, got {self.low_freq}", parameter='low_freq')
+            raise ParameterError(f"low_freq: must be >= 0 Hz, got {self.low_freq}", parameter='low_freq', value=self.low_freq)
         if self.low_freq >= self.high_freq:
             raise ParameterError(f"low_freq ({self.low_freq:g} Hz) must be below high_freq "
-                                 f"({self.high_freq:g} Hz)")
+                                 f"({self.high_freq:g} Hz)", parameter='low_freq')
         nyquist = self.sample_rate / 2
         if self.high_freq > nyquist:
             raise ParameterError(f"high_freq: {self.high_freq:g} Hz is above the Nyquist frequency "
                                  f"({nyquist:g} Hz) of a {self.sample_rate} Hz sample rate; lower "
                                  "it or raise the sample rate", parameter='high_freq')
         if self.scale not in SCALES:
-            raise ParameterError(f"scale: must be one of {', '.join(SCALES)}, got {self.scale!r}", parameter='scale')
+            raise ParameterError(f"scale: must be one of {', '.join(SCALES)}, got {self.scale!r}", parameter='scale', value=self.scale)
         if self.feature not in FEATURE_TYPES:
             raise ParameterError(f"feature: must be one of {', '.join(FEATURE_TYPES)}, "
-                                 f"got {self.feature!r}", parameter='feature')
+                                 f"got {self.feature!r}", parameter='feature', value=self.feature)
         if self.feature == "spectrum":
             if not isinstance(self.bins, (int, np.integer)) or self.bins < 1:
-                raise ParameterError(f"bins: must be a positive integer, got {self.bins!r}", parameter='bins')
+                raise ParameterError(f"bins: must be a positive integer, got {self.bins!r}", parameter='bins', value=self.bins)
             resolution = self.sample_rate / self.window_samples
             max_bins = int((self.high_freq - self.low_freq) // resolution)
             if self.bins > max_bins:
@@ -111,12 +111,12 @@ class FeatureSpec:
                     "a wider range or a longer window", parameter='bins')
         else:
             if not isinstance(self.mel_bands, (int, np.integer)) or self.mel_bands < 1:
-                raise ParameterError(f"mel_bands: must be a positive integer, got {self.mel_bands!r}", parameter='mel_bands')
+                raise ParameterError(f"mel_bands: must be a positive integer, got {self.mel_bands!r}", parameter='mel_bands', value=self.mel_bands)
             if not 0 < self.frame_seconds <= self.window_seconds:
                 raise ParameterError(f"frame_seconds: must be > 0 and <= the window "
-                                     f"({self.window_seconds:g} s), got {self.frame_seconds!r}", parameter='frame_seconds')
+                                     f"({self.window_seconds:g} s), got {self.frame_seconds!r}", parameter='frame_seconds', value=self.frame_seconds)
             if not 0 < self.frame_hop_seconds:
-                raise ParameterError(f"frame_hop_seconds: must be > 0, got {self.frame_hop_seconds!r}", parameter='frame_hop_seconds')
+                raise ParameterError(f"frame_hop_seconds: must be > 0, got {self.frame_hop_seconds!r}", parameter='frame_hop_seconds', value=self.frame_hop_seconds)
             if self.frame_samples < 16:
                 raise ParameterError(f"frame_seconds: {self.frame_seconds} s is under 16 samples "
                                      f"at {self.sample_rate} Hz", parameter='frame_seconds')
@@ -235,7 +235,8 @@ def _mel_plan(sample_rate: int, n_fft: int, low: float, high: float, bands: int)
         nearest = np.abs(freqs[None, :] - centre[empty]).argmin(axis=1)
         weights[np.flatnonzero(empty), nearest] = 1.0
     weights /= weights.sum(axis=1, keepdims=True)
-    return weights.T.astype(np.float32)
+    out: np.ndarray = weights.T.astype(np.float32)
+    return out
 
 
 # -- computation ---------------------------------------------------------------------------------
@@ -264,10 +265,13 @@ def to_power(features: np.ndarray, scale: str) -> np.ndarray:
 
 def from_power(power: np.ndarray, scale: str) -> np.ndarray:
     """Return float32 features of `scale` for band power densities (per Hz)."""
+    out: np.ndarray
     if scale == "linear":
-        return np.sqrt(power, dtype=np.float32)
-    db = 10.0 * np.log10(np.maximum(power, _POWER_FLOOR))
-    return ((db - LOG_FLOOR_DB) / LOG_RANGE_DB).astype(np.float32)
+        out = np.sqrt(power, dtype=np.float32)
+    else:
+        db = 10.0 * np.log10(np.maximum(power, _POWER_FLOOR))
+        out = ((db - LOG_FLOOR_DB) / LOG_RANGE_DB).astype(np.float32)
+    return out
 
 
 def _check_length(x: np.ndarray, spec: FeatureSpec) -> None:
@@ -275,7 +279,7 @@ def _check_length(x: np.ndarray, spec: FeatureSpec) -> None:
         raise ParameterError(
             f"window: got {x.shape[-1]} samples, the feature spec wants {spec.window_samples} "
             f"({spec.window_seconds:g} s at {spec.sample_rate} Hz); read the audio with "
-            f"window_seconds={spec.window_seconds:g} and sample_rate={spec.sample_rate}", parameter='window')
+            f"window_seconds={spec.window_seconds:g} and sample_rate={spec.sample_rate}", parameter='window', value=x.shape[-1])
 
 
 def spectrum_batch(windows: np.ndarray, spec: FeatureSpec) -> np.ndarray:
@@ -321,12 +325,14 @@ def compute_batch(windows: np.ndarray, spec: FeatureSpec) -> np.ndarray:
 
 def compute(samples: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     """Return the features of one window of int16/float samples (interleaved if multi-channel)."""
-    return compute_batch(np.asarray(samples).reshape(1, -1), spec)[0]
+    out: np.ndarray = compute_batch(np.asarray(samples).reshape(1, -1), spec)[0]
+    return out
 
 
 def spectrum(samples: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     """Return the band spectrum, shape (bins,), of one window."""
-    return spectrum_batch(np.asarray(samples).reshape(1, -1), spec)[0]
+    out: np.ndarray = spectrum_batch(np.asarray(samples).reshape(1, -1), spec)[0]
+    return out
 
 
 def dbfs(samples: np.ndarray) -> float:

@@ -26,7 +26,7 @@ _TIME_RE = re.compile(r"^\s*(?:(?:(\d+):)?(\d+):)?(\d+)(?:\.(\d+))?\s*$")
 def parse_time(value: str | float | int, *, name: str = "time") -> float:
     """Return seconds for `value`: seconds, or "SS", "MM:SS", "HH:MM:SS", each with optional ".fff"."""
     if isinstance(value, bool):
-        raise ParameterError(f"{name}: expected seconds or 'MM:SS', got {value!r}")
+        raise ParameterError(f"{name}: expected seconds or 'MM:SS', got {value!r}", parameter=name, value=value)
     if isinstance(value, (int, float)):
         seconds = float(value)
     elif isinstance(value, str):
@@ -35,19 +35,19 @@ def parse_time(value: str | float | int, *, name: str = "time") -> float:
             raise ParameterError(
                 f"{name}: {value!r} is not a time; use seconds, 'MM:SS' or 'HH:MM:SS', "
                 "optionally with '.fff'"
-            )
+            , parameter=name)
         hours, minutes, secs, frac = match.groups()
         if hours is not None and int(minutes) >= 60:
-            raise ParameterError(f"{name}: {value!r} has {minutes} minutes; minutes must be < 60")
+            raise ParameterError(f"{name}: {value!r} has {minutes} minutes; minutes must be < 60", parameter=name)
         if (minutes is not None) and int(secs) >= 60:
-            raise ParameterError(f"{name}: {value!r} has {secs} seconds; seconds must be < 60")
+            raise ParameterError(f"{name}: {value!r} has {secs} seconds; seconds must be < 60", parameter=name)
         seconds = int(hours or 0) * 3600 + int(minutes or 0) * 60 + int(secs)
         if frac:
             seconds += int(frac) / 10 ** len(frac)
     else:
-        raise ParameterError(f"{name}: expected seconds or 'MM:SS', got {type(value).__name__}")
+        raise ParameterError(f"{name}: expected seconds or 'MM:SS', got {type(value).__name__}", parameter=name, value=type(value).__name__)
     if not math.isfinite(seconds) or seconds < 0:
-        raise ParameterError(f"{name}: {value!r} must be a finite, non-negative time")
+        raise ParameterError(f"{name}: {value!r} must be a finite, non-negative time", parameter=name)
     return seconds
 
 

@@ -211,7 +211,7 @@ class Listener:
         expected = self.window_frames * self.channels
         if audio.size != expected:
             raise ParameterError(f"window: got {audio.size} samples, the model wants {expected} "
-                                 f"({self.window:g} s at {self.sample_rate} Hz x {self.channels})", parameter='window')
+                                 f"({self.window:g} s at {self.sample_rate} Hz x {self.channels})", parameter='window', value=audio.size)
         end = start + self.window
         self._remember(audio, start, end)
         level = dbfs(audio)
@@ -356,7 +356,7 @@ class Monitor:
         self.on_event = on_event
         if not 0 < initial_backoff <= max_backoff:
             raise ParameterError(f"initial_backoff: must be > 0 and <= max_backoff "
-                                 f"({max_backoff:g} s), got {initial_backoff!r}", parameter='initial_backoff')
+                                 f"({max_backoff:g} s), got {initial_backoff!r}", parameter='initial_backoff', value=initial_backoff)
         self.initial_backoff = initial_backoff
         self.max_backoff = max_backoff
         self.flush_timeout = flush_timeout

@@ -23,6 +23,7 @@ from micmon._io import expand_path
 from micmon.dataset import Dataset
 from micmon.errors import DatasetError, ModelError, ParameterError
 from micmon.evaluate import classification_report, holdout_recordings
+from micmon.model.augment import AUGMENT_GAIN_DB
 from micmon.model.networks import MODEL_TYPES, model_type_for
 
 if TYPE_CHECKING:
@@ -61,6 +62,8 @@ class TrainingOptions:
         Weight classes by inverse frequency.
     augment : bool
         cnn only: add a copy of each training window with random gain and background mixed in.
+    augment_gain_db : float >= 0
+        Range of the augmentation's random gain, +/- dB.
     layers : sequence of int
         dense only: hidden layer widths; empty: the README network.
     seed : int
@@ -77,6 +80,7 @@ class TrainingOptions:
     background_label: str = "negative"
     class_weight: str = "balanced"
     augment: bool = True
+    augment_gain_db: float = AUGMENT_GAIN_DB
     layers: tuple[int, ...] = ()
     seed: int = 0
 
@@ -208,7 +212,7 @@ def train(datasets: str | os.PathLike[str] | Sequence[Dataset],
         warnings.append("no windows held out (validation split 0): the report is on training "
                         "windows and says little about new audio")
     return TrainingResult(model=model, report=report, history=history, options=opts,
-                          model_type=kind, datasets=[str(d.name) for d in [*loaded, *held]],
+                          model_type=kind, datasets=[str(d.name) for d in loaded],
                           held_out=[str(d.name) for d in held], class_counts=counts,
                           warnings=warnings)
 
@@ -228,8 +232,9 @@ def _check_labels(counts: dict[str, int], opts: TrainingOptions) -> None:
                            "classifier needs windows of at least two labels")
     unused = [n for n in opts.labels if not counts.get(n)]
     if unused:
-        raise DatasetError(f"training.labels: label(s) {', '.join(unused)} occur in no dataset; "
-                           "remove them from the label list or record and label examples")
+        raise ParameterError(f"labels: label(s) {', '.join(unused)} occur in no dataset; remove "
+                             "them from the label list or record and label examples",
+                             parameter="labels", value=unused)
 
 
 def _fit(data: Dataset, spec: FeatureSpec, labels: list[str], kind: str, opts: TrainingOptions, *,
@@ -247,10 +252,11 @@ def _fit(data: Dataset, spec: FeatureSpec, labels: list[str], kind: str, opts: T
                   spec=spec)
     fit_data = data
     if kind == "cnn" and opts.augment:
-        fit_data = augment_dataset(data, background_labels=[opts.background_label], seed=opts.seed)
+        fit_data = augment_dataset(data, background_labels=[opts.background_label], seed=opts.seed,
+                                   gain_db=opts.augment_gain_db)
     history: dict[str, list[float]] = {}
 
-    class _Epochs(keras.callbacks.Callback):  # type: ignore[misc]
+    class _Epochs(keras.callbacks.Callback):  # type: ignore[misc,name-defined]
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
             logs = {k: float(v) for k, v in (logs or {}).items()}
             for key, value in logs.items():

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -261,8 +262,10 @@ class MonitorConfig(Section):
 
     model: Path | None = Field(None, description="model folder; empty: paths.model_dir")
     hop: PositiveFloat | None = Field(None, description="seconds between window starts; "
-                                      "empty: a quarter of the window")
-    threshold: float = Field(0.5, gt=0.0, le=1.0, description="default score threshold per label")
+                                      "empty: the model's calibrated hop, else a quarter of the "
+                                      "window")
+    threshold: float = Field(0.5, gt=0.0, le=1.0, description="default score threshold per label; "
+                             "set explicitly, it also beats the model's calibrated thresholds")
     thresholds: dict[str, float] = Field(default_factory=dict,
                                          description="per-label thresholds overriding `threshold`")
     targets: list[str] = Field(default_factory=list, description="labels to report; empty: the "
@@ -390,6 +393,20 @@ class ResolvedConfig:
         """Return training.background_label if set explicitly (else the model's own decides)."""
         explicit = self.source("training.background_label") != SOURCE_DEFAULT
         return self.config.training.background_label if explicit else None
+
+    @contextmanager
+    def blame(self, section: str) -> Iterator[None]:
+        """Turn a library ParameterError about `section.<parameter>` into a ConfigError naming
+        where that key was set (file, flag or default)."""
+        try:
+            yield
+        except ParameterError as exc:
+            fields = type(getattr(self.config, section)).model_fields
+            if exc.parameter not in fields:
+                raise
+            key = f"{section}.{exc.parameter}"
+            message = str(exc).removeprefix(f"{exc.parameter}:").strip()
+            raise ConfigError(f"{self.where(key)}: {message}") from None
 
     def items(self) -> Iterator[tuple[str, Any, str]]:
         """Yield (dotted key, value, source) for every leaf setting."""
@@ -629,9 +646,9 @@ def _yaml_value(value: Any) -> str:
 
 def _field_comment(info: Any) -> str:
     text = info.description or ""
-    choices = getattr(info.annotation, "__args__", None)
-    if getattr(info.annotation, "__origin__", None) is Literal and choices:
-        text += f" (one of: {', '.join(map(str, choices))})"
+    choices = _choices(info.annotation)
+    if choices:
+        text += f" (one of: {', '.join(choices)})"
     return text
 
 

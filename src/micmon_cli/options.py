@@ -103,7 +103,7 @@ def _display_name(param: Any) -> str:
     if param.param_type_name == "argument":
         return str(param.metavar or param.name or "").upper()
     longs = [o for o in param.opts if o.startswith("--")]
-    return (longs or param.opts)[0]
+    return str((longs or param.opts)[0])
 
 
 def split_list(value: str) -> list[str]:

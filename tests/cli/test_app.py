@@ -11,6 +11,7 @@ import pytest
 
 from micmon_cli.app import app
 
+
 def _registered() -> dict:
     import typer.main
 

@@ -104,7 +104,7 @@ def test_holdout_recordings_then_calibrate_warns_about_trained_ones(workspace: P
                                                                     tmp_path: Path) -> None:
     data, model = tmp_path / "data", tmp_path / "model"
     code, _, err = run("datagen", str(workspace / "audio"), str(data), "--sample-rate", "16000",
-                       "--high", "7500", "--sample-duration", "1")
+                       "--high", "7500", "--window-seconds", "1")
     assert code == 0, err
     code, _, err = run("train", str(data), str(model), "--epochs", "3",
                        "--holdout-recordings", "1")

@@ -202,15 +202,78 @@ def test_missing_model_says_how_to_fix(tmp_path: Path, positive_wav: Path) -> No
 
 
 def test_settings_come_from_calibration_then_config(tmp_path: Path) -> None:
-    from micmon_cli.commands.monitor import detector_settings
+    from micmon.detect import model_settings
     from micmon_cli.config import load_config
 
     path = tmp_path / "micmon.yaml"
     path.write_text("training:\n  background_label: quiet\nmonitor:\n  k: 2\n  n: 3\n")
     cfg = load_config(path)
     labels = ["quiet", "negative", "cry"]
-    settings = detector_settings(cfg, {}, labels)
+
+    def settings_for(metadata: dict):  # noqa: ANN202 - as the monitor command computes them
+        return model_settings(metadata, labels, overrides=cfg.detector_overrides(),
+                              background_label=cfg.background_label())
+
+    settings = settings_for({})
     assert settings.targets == ("negative", "cry") and (settings.k, settings.n) == (2, 3)
     calibrated = {"detector": {"threshold": 0.8, "k": 1, "n": 1, "m": 5}}
-    settings = detector_settings(cfg, calibrated, labels)
+    settings = settings_for(calibrated)
     assert (settings.threshold, settings.k, settings.n, settings.m) == (0.8, 2, 3, 5)
+
+
+def _calibrated_copy(model_dir: Path, tmp_path: Path, **detector: object) -> Path:
+    import shutil
+
+    from micmon.detect import DetectorSettings
+    from micmon.model import Model
+
+    copy = tmp_path / "calibrated_model"
+    shutil.copytree(model_dir, copy)
+    Model.update_metadata(copy, detector=DetectorSettings(**detector).to_dict())  # type: ignore[arg-type]
+    return copy
+
+
+def test_explicit_threshold_beats_the_calibration(trained_model_dir: Path, positive_wav: Path,
+                                                  tmp_path: Path) -> None:
+    model = _calibrated_copy(trained_model_dir, tmp_path, thresholds={"positive": 0.35}, k=1, n=1)
+    code, _, err = run("monitor", "--model", str(model), "--input", str(positive_wav), "--fast",
+                       "--json")
+    assert code == 0, err
+    assert "positive (threshold 0.35" in " ".join(err.split())
+    code, _, err = run("monitor", "--model", str(model), "--input", str(positive_wav), "--fast",
+                       "--json", "--threshold", "0.9")
+    assert code == 0, err
+    assert "positive (threshold 0.9" in " ".join(err.split())
+
+
+def test_library_monitor_applies_the_stored_calibration(trained_model_dir: Path,
+                                                        tmp_path: Path) -> None:
+    from micmon.model import Model
+    from micmon.monitor import Listener
+
+    model_dir = _calibrated_copy(trained_model_dir, tmp_path, thresholds={"positive": 0.42}, k=2,
+                                 n=3)
+    from micmon.model import Model as _Model
+
+    _Model.update_metadata(model_dir, calibration={"hop_seconds": 0.4})
+    listener = Listener(Model.load(model_dir))
+    assert listener.detector.thresholds == {"positive": 0.42}
+    assert (listener.detector.settings.k, listener.detector.settings.n) == (2, 3)
+    assert listener.hop == 0.4
+
+
+def test_predict_reports_the_events_monitor_raises(trained_model_dir: Path, positive_wav: Path,
+                                                   config: Path) -> None:
+    code, out, err = run("--config", str(config), "monitor", "--model", str(trained_model_dir),
+                         "--input", str(positive_wav), "--fast", "--json")
+    assert code == 0, err
+    raised = [(d["label"], d["start_seconds"], d["end_seconds"])
+              for d in map(json.loads, out.splitlines()) if d["event"] == "end"]
+    code, out, err = run("--config", str(config), "predict", "--model", str(trained_model_dir),
+                         "--json", str(positive_wav))
+    assert code == 0, err
+    rows = [json.loads(line) for line in out.splitlines()]
+    windows = [r for r in rows if r["type"] == "window"]
+    assert windows[1]["start"] - windows[0]["start"] == pytest.approx(0.5)  # monitor.hop
+    reported = [(r["label"], r["start"], r["end"]) for r in rows if r["type"] == "event"]
+    assert raised and reported == raised

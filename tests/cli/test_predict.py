@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
 from helpers import make_recording
+from micmon.labels import parse_time
 
 
 def test_predict_prints_windows_and_a_summary_of_events(invoke, cli_model: Path,
@@ -17,13 +19,18 @@ def test_predict_prints_windows_and_a_summary_of_events(invoke, cli_model: Path,
     result = invoke(["predict", "--model", cli_model, folder / "audio.mp3"])
     assert result.exit_code == 0, result.output
     lines = [ln for ln in result.stdout.splitlines() if " - " in ln]
-    assert len(lines) == 10
+    # Windows every quarter window (0.5 s), as `micmon monitor` listens: 2 s windows over 20 s.
+    assert len(lines) == 37
     assert lines[0].split()[:3] == ["00:00", "-", "00:02"]
+    assert lines[1].split()[:3] == ["00:00.500", "-", "00:02.500"]
     positives = [ln for ln in lines if "positive" in ln]
-    assert 3 <= len(positives) <= 5
+    assert 12 <= len(positives) <= 20
     summary = " ".join(result.stdout.split())
-    assert "1 event in 10 windows" in summary
-    assert "positive │ 00:06 │ 00:14" in summary
+    assert "1 event in 37 windows" in summary
+    event = re.search(r"positive │ (\S+) │ (\S+) │", summary)
+    assert event, summary
+    start, end = (parse_time(t) for t in event.groups())
+    assert abs(start - 6.0) <= 1.0 and abs(end - 14.0) <= 1.0
 
 
 def test_predict_json_is_only_json_lines(invoke, cli_model: Path, isolated: Path) -> None:
@@ -32,9 +39,14 @@ def test_predict_json_is_only_json_lines(invoke, cli_model: Path, isolated: Path
     other = make_recording(isolated / "other", seconds=8.0, events=(), seed=97, labels=False,
                            rate=22050)
     result = invoke(["predict", "--model", cli_model, "--json", "--start", "00:02",
-                     "--duration", "8", folder, other / "audio.mp3"])
+                     "--duration", "8", "--hop", "2", folder, other / "audio.mp3"])
     assert result.exit_code == 0, result.output
-    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    rows = [r for r in lines if r.pop("type") == "window"]
+    events = [r for r in lines if r not in rows]
+    assert all(set(e) == {"file", "label", "start", "end", "reported", "peak", "duration"}
+               for e in events)
+    assert any(e["label"] == "positive" and e["start"] < 8 and e["end"] > 4 for e in events)
     assert [(r["start"], r["end"]) for r in rows[:4]] == [(2.0, 4.0), (4.0, 6.0), (6.0, 8.0),
                                                          (8.0, 10.0)]
     assert len(rows) == 4 + 3  # 8 s from 00:02 of the first file; 6 s of the 8 s second file
@@ -81,6 +93,7 @@ def test_predict_with_overlapping_windows(invoke, cli_model: Path, isolated: Pat
                             rate=22050)
     result = invoke(["-q", "predict", "--model", cli_model, "--json", "--hop", "1", folder])
     assert result.exit_code == 0, result.output
-    starts = [json.loads(line)["start"] for line in result.stdout.splitlines()]
+    starts = [row["start"] for row in map(json.loads, result.stdout.splitlines())
+              if row["type"] == "window"]
     assert starts == [float(s) for s in range(9)]
     assert result.stderr.strip() == ""  # --quiet: no summary either

@@ -22,7 +22,7 @@ class AudioDevice(AudioSource):
                  sample_duration: float | None = None) -> None:
         if not system or not isinstance(system, str):
             raise ParameterError(f"system: expected an ffmpeg input format such as alsa or pulse, "
-                                 f"got {system!r}", parameter='system')
+                                 f"got {system!r}", parameter='system', value=system)
         device = device or DEFAULT_DEVICES.get(system)
         if not device:
             raise ParameterError(f"device: required for audio system {system!r}", parameter='device')

@@ -39,7 +39,7 @@ class AudioFile(AudioSource):
         self.start = parse_time(start, name="start")
         self.duration = None if duration is None else parse_time(duration, name="duration")
         if self.duration is not None and self.duration <= 0:
-            raise ParameterError(f"duration: must be > 0, got {duration!r}", parameter='duration')
+            raise ParameterError(f"duration: must be > 0, got {duration!r}", parameter='duration', value=duration)
         self.labels: Labels | None = Labels.load(labels_file) if labels_file is not None else None
         self.labels_file = None if labels_file is None else str(expand_path(labels_file))
         args = ["-re"] if realtime else []

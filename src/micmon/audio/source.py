@@ -152,9 +152,9 @@ class AudioSource:
         self._closed = False
         self._dropped_closed = 0.0  # dropped_seconds of pipes already closed
         if not isinstance(sample_rate, int) or sample_rate <= 0:
-            raise ParameterError(f"sample_rate: must be a positive integer (Hz), got {sample_rate!r}", parameter='sample_rate')
+            raise ParameterError(f"sample_rate: must be a positive integer (Hz), got {sample_rate!r}", parameter='sample_rate', value=sample_rate)
         if not isinstance(channels, int) or channels <= 0:
-            raise ParameterError(f"channels: must be a positive integer, got {channels!r}", parameter='channels')
+            raise ParameterError(f"channels: must be a positive integer, got {channels!r}", parameter='channels', value=channels)
         if isinstance(window_seconds, bool) or not isinstance(window_seconds, (int, float)) \
                 or not window_seconds > 0:
             raise ParameterError(f"window_seconds: must be > 0 seconds, got {window_seconds!r}",

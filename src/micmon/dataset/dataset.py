@@ -19,7 +19,7 @@ DEFAULT_HIGH_FREQ = 20000.0
 
 def _check_split(validation_split: float) -> float:
     if not 0.0 <= validation_split < 1.0:
-        raise ParameterError(f"validation_split: must be in [0, 1), got {validation_split!r}", parameter='validation_split')
+        raise ParameterError(f"validation_split: must be in [0, 1), got {validation_split!r}", parameter='validation_split', value=validation_split)
     return float(validation_split)
 
 

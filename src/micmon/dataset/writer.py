@@ -54,7 +54,7 @@ class DatasetWriter:
             raise ParameterError(
                 f"{self.path}: window at {sample.start:.3f} s is {sample.duration:g} s at "
                 f"{sample.sample_rate} Hz x {sample.channels} channels, but the dataset holds "
-                f"{spec.window_seconds:g} s at {spec.sample_rate} Hz x {spec.channels}")
+                f"{spec.window_seconds:g} s at {spec.sample_rate} Hz x {spec.channels}", parameter='sample')
         return spec
 
     def add(self, sample: AudioSegment) -> None:

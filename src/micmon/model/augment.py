@@ -42,18 +42,18 @@ def augment(features: np.ndarray, classes: np.ndarray, *, spec: FeatureSpec,
     y = np.asarray(classes)
     if x.shape[1:] != spec.shape:
         raise ParameterError(f"features: expected windows of shape {spec.shape} for this spec, "
-                             f"got {x.shape[1:]}", parameter='features')
+                             f"got {x.shape[1:]}", parameter='features', value=x.shape[1:])
     if len(y) != len(x):
         raise ParameterError(f"classes: {len(y)} classes for {len(x)} windows; pass one per window", parameter='classes')
     if not isinstance(copies, (int, np.integer)) or copies < 0:
-        raise ParameterError(f"copies: must be an integer >= 0, got {copies!r}", parameter='copies')
+        raise ParameterError(f"copies: must be an integer >= 0, got {copies!r}", parameter='copies', value=copies)
     if gain_db < 0:
-        raise ParameterError(f"gain_db: must be >= 0, got {gain_db!r}", parameter='gain_db')
+        raise ParameterError(f"gain_db: must be >= 0, got {gain_db!r}", parameter='gain_db', value=gain_db)
     if not 0.0 <= mix_probability <= 1.0:
-        raise ParameterError(f"mix_probability: must be in [0, 1], got {mix_probability!r}", parameter='mix_probability')
+        raise ParameterError(f"mix_probability: must be in [0, 1], got {mix_probability!r}", parameter='mix_probability', value=mix_probability)
     low_db, high_db = mix_level_db
     if low_db > high_db:
-        raise ParameterError(f"mix_level_db: (low, high) with low <= high, got {mix_level_db!r}", parameter='mix_level_db')
+        raise ParameterError(f"mix_level_db: (low, high) with low <= high, got {mix_level_db!r}", parameter='mix_level_db', value=mix_level_db)
     if copies == 0 or len(x) == 0:
         return x, y
     gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)

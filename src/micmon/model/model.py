@@ -55,7 +55,7 @@ class Model:
         if not labels:
             raise ParameterError("labels: give the label names, e.g. ['negative', 'positive']", parameter='labels')
         if len(set(labels)) != len(labels):
-            raise ParameterError(f"labels: names must be unique, got {list(labels)}", parameter='labels')
+            raise ParameterError(f"labels: names must be unique, got {list(labels)}", parameter='labels', value=list(labels))
         self.labels = [str(x) for x in labels]
         self.spec = spec
         self.low_freq = float(spec.low_freq if spec else low_freq)
@@ -242,7 +242,7 @@ class Model:
             raise ModelError(f"{folder}: no such model folder; train one first (micmon train)")
         meta = read_metadata(folder)
         if backend not in ("auto", "litert", "keras"):
-            raise ParameterError(f"backend: must be auto, litert or keras, got {backend!r}", parameter='backend')
+            raise ParameterError(f"backend: must be auto, litert or keras, got {backend!r}", parameter='backend', value=backend)
         use_litert = backend == "litert" or (backend == "auto" and (folder / TFLITE_FILE).exists())
         if use_litert:
             if not (folder / TFLITE_FILE).exists():

@@ -39,7 +39,7 @@ README_LAYER_FACTORS: tuple[float, ...] = (2.0, 0.75)
 def _check_n_labels(n_labels: int) -> None:
     if not isinstance(n_labels, (int, np.integer)) or n_labels < 2:
         raise ParameterError(f"n_labels: a classifier needs at least 2 labels, got {n_labels!r}; "
-                             "label some windows of another class (e.g. 'negative')", parameter='n_labels')
+                             "label some windows of another class (e.g. 'negative')", parameter='n_labels', value=n_labels)
 
 
 def dense_layers(spec: FeatureSpec, n_labels: int, *,
@@ -74,9 +74,9 @@ def cnn_layers(spec: FeatureSpec, n_labels: int, *, filters: Sequence[int] = CNN
         raise ParameterError(f"feature: the cnn model is built for 'logmel' features, the spec has "
                              f"{spec.feature!r}; use model_type='dense' or feature='logmel'", parameter='feature')
     if not filters or any(int(f) < 1 for f in filters):
-        raise ParameterError(f"filters: expected positive filter counts, got {list(filters)!r}", parameter='filters')
+        raise ParameterError(f"filters: expected positive filter counts, got {list(filters)!r}", parameter='filters', value=list(filters))
     if not 0.0 <= dropout < 1.0:
-        raise ParameterError(f"dropout: must be in [0, 1), got {dropout!r}", parameter='dropout')
+        raise ParameterError(f"dropout: must be in [0, 1), got {dropout!r}", parameter='dropout', value=dropout)
     frames, bands = spec.shape
     smallest = 2 ** len(filters)
     if frames < smallest or bands < smallest:

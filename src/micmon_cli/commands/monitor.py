@@ -186,7 +186,9 @@ def monitor(
         name = f"{c.audio.system}:{c.audio.device}"
     mon = Monitor(loaded, source, settings=settings, actions=actions, hop=window_hop,
                   live=input_file is None, max_backoff=c.monitor.reconnect_max_seconds)
-    targets = ", ".join(mon.listener.detector.targets)
+    detector = mon.listener.detector
+    targets = ", ".join(f"{label} (threshold {detector.thresholds[label]:g})"
+                        for label in detector.targets)
     console.info(f"listening to {name} for {targets} ({spec.window_seconds:g} s windows every "
                  f"{window_hop:g} s, model {model_dir}); Ctrl-C to stop")
     stats = _run(mon, LiveView(mon, name) if interactive else None)

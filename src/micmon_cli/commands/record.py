@@ -73,7 +73,7 @@ def record(
     c = cfg.config
     seconds = parse_time(duration, name="--duration") if duration is not None else None
     if seconds is not None and seconds <= 0:
-        raise ParameterError(f"--duration: must be > 0, got {duration!r}", parameter="--duration")
+        raise ParameterError(f"--duration: must be > 0, got {duration!r}", parameter="--duration", value=duration)
     root = c.paths.audio_dir
     name = name or next_sample_name(root)
     if not NAME_RE.match(name):
@@ -83,7 +83,7 @@ def record(
     target = folder / f"audio.{c.audio.format}"
     if folder.exists() and not force:
         raise ParameterError(f"{folder}: already exists; choose another NAME or use --force "
-                             "to record over it")
+                             "to record over it", parameter="NAME")
     recorder = Recording(target, system=c.audio.system, device=c.audio.device,
                          sample_rate=c.audio.sample_rate, channels=c.audio.channels,
                          duration=seconds, codec_args=CODECS[c.audio.format],

@@ -59,8 +59,9 @@ def train(
     cfg = resolve()
     data_dir = cfg.existing_dir("paths.datasets_dir")
     out = check_destination(cfg.config.paths.model_dir, overwrite=force)
-    options = training_options(cfg.config.training.model_dump())
-    result = train_with_progress(data_dir, options)
+    with cfg.blame("training"):
+        options = training_options(cfg.config.training.model_dump())
+        result = train_with_progress(data_dir, options)
     result.save(out, overwrite=force)
     console.result(f"saved the model to {out}")
     if plot:

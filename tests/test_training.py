@@ -1,0 +1,81 @@
+"""micmon.training: the one training path (CLI, demo and benchmarks), and its report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from micmon.errors import DatasetError, ModelError, ParameterError
+from micmon.evaluate import classification_report
+from micmon.training import TrainingOptions, check_destination, train, training_options
+
+
+def test_classification_report_counts_and_undefined_figures() -> None:
+    report = classification_report(np.array([0, 0, 1, 1, 1]), np.array([0, 1, 1, 1, 1]),
+                                   ["negative", "positive", "other"])
+    assert report["windows"] == 5
+    assert report["accuracy"] == pytest.approx(0.8)
+    assert report["confusion_matrix"] == [[1, 1, 0], [0, 3, 0], [0, 0, 0]]
+    assert report["per_label"]["positive"]["precision"] == pytest.approx(0.75)
+    assert report["per_label"]["negative"]["recall"] == pytest.approx(0.5)
+    assert report["per_label"]["other"]["f1"] is None  # never present, never predicted
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (dict(model_type="rnn"), "model_type: must be one of dense, cnn, got 'rnn'"),
+    (dict(epochs=0), "epochs: must be an integer >= 1, got 0"),
+    (dict(validation_split=1.0), "validation_split: must be in [0, 1), got 1.0"),
+    (dict(class_weight="inverse"), "class_weight: must be one of balanced, none"),
+])
+def test_bad_options_name_the_parameter(options: dict, message: str) -> None:
+    with pytest.raises(ParameterError) as caught:
+        TrainingOptions(**options)
+    assert message in str(caught.value)
+    assert caught.value.parameter == next(iter(options))
+
+
+def test_options_from_the_config_section_ignore_other_keys() -> None:
+    opts = training_options({"epochs": 3, "labels": ["a", "b"], "not_an_option": 1})
+    assert (opts.epochs, opts.labels) == (3, ("a", "b"))
+
+
+def test_destination_with_a_model_needs_overwrite(trained_model_dir: Path) -> None:
+    with pytest.raises(ModelError, match="already holds a model"):
+        check_destination(trained_model_dir)
+    assert check_destination(trained_model_dir, overwrite=True) == trained_model_dir
+
+
+def test_a_single_label_cannot_be_trained(tmp_path: Path) -> None:
+    from micmon.dataset import Dataset
+    from micmon.features import FeatureSpec
+
+    spec = FeatureSpec(sample_rate=16000, window_seconds=1.0, high_freq=8000.0, bins=10)
+    data = Dataset(np.zeros((4, 10), np.float32), np.zeros(4, np.int64), labels=["negative"],
+                   spec=spec, name="only_negative")
+    with pytest.raises(DatasetError, match="at least two labels"):
+        train([data], TrainingOptions(epochs=1))
+
+
+@pytest.mark.slow
+def test_train_holds_out_recordings_reports_and_saves(datasets_dir: Path, tmp_path: Path) -> None:
+    epochs: list[int] = []
+    messages: list[str] = []
+    result = train(datasets_dir, TrainingOptions(epochs=3, holdout_recordings=1,
+                                                 split_by_recording=True, seed=1),
+                   on_epoch=lambda epoch, logs: epochs.append(epoch), on_message=messages.append)
+    assert epochs == [1, 2, 3]
+    assert result.model_type == "dense"  # the datasets hold spectrum features
+    assert len(result.held_out) == 1 and result.held_out[0] not in result.datasets
+    assert any("held out for calibration" in m for m in messages)
+    assert set(result.report) >= {"accuracy", "per_label", "confusion_matrix", "split"}
+    assert result.report["split"] == "recordings"
+    assert len(result.history["loss"]) == 3
+    out = result.save(tmp_path / "model")
+    meta = json.loads((out / "micmon.json").read_text())
+    assert meta["training"]["holdout_recordings"] == result.held_out
+    assert meta["training"]["model_type"] == "dense"
+    assert meta["metrics"]["per_label"] == result.report["per_label"]
+    assert (out / "model.tflite").is_file()
