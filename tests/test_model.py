@@ -249,7 +249,7 @@ def test_wrong_window_format_is_a_clear_model_error(trained_model_dir: Path) -> 
     model = Model.load(trained_model_dir)
     window = AudioSegment(np.zeros(32000, dtype=np.int16), 16000)
     with pytest.raises(ModelError, match=r"window at 0.000 s is 2 s at 16000 Hz x 1 channels; the "
-                                         r"model wants 2 s at 44100 Hz x 1 \(pass sample_duration=2, "
+                                         r"model wants 2 s at 44100 Hz x 1 \(pass window_seconds=2, "
                                          r"sample_rate=44100, channels=1 to the audio source\)"):
         model.predict(window)
     stereo = AudioSegment(np.zeros(2 * 88200, dtype=np.int16), 44100, channels=2)

@@ -369,7 +369,6 @@ class MqttAction(Action):
     def open(self) -> None:
         """Create the client, set the last will, and connect in the background (reconnecting)."""
         import paho.mqtt.client as mqtt
-
         from paho.mqtt.enums import CallbackAPIVersion
 
         client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,

@@ -21,9 +21,10 @@ import numpy as np
 
 from micmon._io import expand_path
 from micmon.dataset import Dataset
-from micmon.errors import DatasetError, ModelError, ParameterError
+from micmon.errors import DatasetError, ParameterError
 from micmon.evaluate import classification_report, holdout_recordings
 from micmon.model.augment import AUGMENT_GAIN_DB
+from micmon.model.model import check_destination
 from micmon.model.networks import MODEL_TYPES, model_type_for
 
 if TYPE_CHECKING:
@@ -143,20 +144,6 @@ class TrainingResult:
         target = expand_path(path)
         self.model.save(target, overwrite=overwrite, metrics={**self.report, "history": self.history})
         return target
-
-
-def check_destination(path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
-    """Return the model folder `path`, or raise ModelError if it holds a model and not `overwrite`."""
-    from micmon.model.model import MODEL_FILES
-
-    target = expand_path(path)
-    if target.exists() and not target.is_dir():
-        raise ModelError(f"{target}: exists and is not a folder; choose another model folder")
-    existing = [n for n in MODEL_FILES if (target / n).exists()]
-    if existing and not overwrite:
-        raise ModelError(f"{target}: already holds a model ({', '.join(existing)}); use --force to "
-                         "replace it, or choose another model folder")
-    return target
 
 
 def load_datasets(source: str | os.PathLike[str] | Sequence[Dataset],
@@ -312,3 +299,7 @@ def plot_training(result: TrainingResult, folder: str | os.PathLike[str]) -> lis
     written.append(save_png(fig, out / PLOT_CONFUSION, dpi=100))
     plt.close(fig)
     return written
+
+
+__all__ = ["PLOT_CONFUSION", "PLOT_CURVES", "TrainingOptions", "TrainingResult", "check_destination",
+           "load_datasets", "plot_training", "train", "training_options"]

@@ -195,13 +195,7 @@ class Model:
     def save(self, path: str | os.PathLike[str], overwrite: bool = False,
              metrics: dict[str, Any] | None = None) -> None:
         """Write model.keras, model.tflite and micmon.json to folder `path`, atomically."""
-        target = expand_path(path)
-        if target.exists() and not target.is_dir():
-            raise ModelError(f"{target}: exists and is not a folder")
-        existing = [n for n in MODEL_FILES if (target / n).exists()]
-        if existing and not overwrite:
-            raise ModelError(f"{target}: already holds a model ({', '.join(existing)}); pass "
-                             "overwrite=True (--force) to replace it")
+        target = check_destination(path, overwrite=overwrite)
         spec = self._require_spec()
         if metrics is not None:
             self.metadata["metrics"] = metrics
@@ -284,6 +278,18 @@ class Model:
         meta.update(entries)
         write_text_atomic(folder / META_FILE, json.dumps(meta, indent=2) + "\n")
         return meta
+
+
+def check_destination(path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+    """Return the model folder `path`, or raise ModelError if it holds a model and not `overwrite`."""
+    target = expand_path(path)
+    if target.exists() and not target.is_dir():
+        raise ModelError(f"{target}: exists and is not a folder; choose another model folder")
+    existing = [n for n in MODEL_FILES if (target / n).exists()]
+    if existing and not overwrite:
+        raise ModelError(f"{target}: already holds a model ({', '.join(existing)}); pass "
+                         "overwrite=True (--force) to replace it, or choose another model folder")
+    return target
 
 
 def read_metadata(folder: str | os.PathLike[str]) -> dict[str, Any]:
