@@ -30,7 +30,7 @@ from pydantic import (
 
 from micmon._io import expand_path
 from micmon.errors import MicmonError, ParameterError
-from micmon.features import FeatureSpec
+from micmon.features import DEFAULT_HIGH_FREQ, DEFAULT_LOW_FREQ, FeatureSpec
 
 CONFIG_ENV = "MICMON_CONFIG"
 CONFIG_NAME = "micmon.yaml"
@@ -98,8 +98,8 @@ class FeaturesConfig(Section):
         "logmel", description="spectrum: averaged bands; logmel: log-mel frames")
     window_seconds: PositiveFloat = Field(2.0, description="window length in seconds (the "
                                           "original micmon's sample_duration, accepted as an alias)")
-    low_freq: NonNegativeFloat = Field(20.0, description="lowest frequency analysed, Hz")
-    high_freq: PositiveFloat = Field(20000.0, description="highest frequency analysed, Hz "
+    low_freq: NonNegativeFloat = Field(DEFAULT_LOW_FREQ, description="lowest frequency analysed, Hz")
+    high_freq: PositiveFloat = Field(DEFAULT_HIGH_FREQ, description="highest frequency analysed, Hz "
                                      "(at most half the sample rate)")
     bins: PositiveInt = Field(100, description="spectrum bands between low_freq and high_freq")
     scale: Literal["log", "linear"] = Field("log", description="log (decibels) or linear")

@@ -7,14 +7,20 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from micmon._plot import pyplot
-from micmon.features import FeatureSpec, Scale, compute, dbfs, to_float_mono
+from micmon.features import (
+    DEFAULT_HIGH_FREQ,
+    DEFAULT_LOW_FREQ,
+    FeatureSpec,
+    Scale,
+    compute,
+    dbfs,
+    to_float_mono,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 #: The original micmon's default upper cutoff; clamped to the Nyquist frequency of the audio.
-DEFAULT_HIGH_FREQ = 20000.0
-DEFAULT_LOW_FREQ = 20.0
 
 
 class AudioSegment:

@@ -11,10 +11,7 @@ import numpy as np
 
 from micmon._io import expand_path
 from micmon.errors import DatasetError, ParameterError
-from micmon.features import FeatureSpec
-
-DEFAULT_LOW_FREQ = 20.0
-DEFAULT_HIGH_FREQ = 20000.0
+from micmon.features import DEFAULT_HIGH_FREQ, DEFAULT_LOW_FREQ, FeatureSpec
 
 
 def _check_split(validation_split: float) -> float:

@@ -12,7 +12,7 @@ import numpy as np
 from micmon._io import atomic_path, expand_path
 from micmon.audio.segment import AudioSegment
 from micmon.errors import DatasetError, ParameterError
-from micmon.features import FeatureSpec, Scale, compute_batch
+from micmon.features import DEFAULT_HIGH_FREQ, DEFAULT_LOW_FREQ, FeatureSpec, Scale, compute_batch
 
 log = logging.getLogger(__name__)
 
@@ -100,8 +100,8 @@ class DatasetWriter:
         # Without a single window the audio format is unknown: store no spec rather than invent
         # one, so the empty file never conflicts with its siblings in Dataset.scan.
         spec = self.spec
-        low = spec.low_freq if spec else self._options["low_freq"] or 20.0
-        high = spec.high_freq if spec else self._options["high_freq"] or 20000.0
+        low = spec.low_freq if spec else self._options["low_freq"] or DEFAULT_LOW_FREQ
+        high = spec.high_freq if spec else self._options["high_freq"] or DEFAULT_HIGH_FREQ
         width = spec.shape if spec else (int(self._options["bins"]),)
         samples = (np.concatenate(self._features) if self._features
                    else np.zeros((0, *width), dtype=np.float32))

@@ -21,7 +21,7 @@ from micmon._io import expand_path, write_text_atomic
 from micmon.audio.segment import AudioSegment
 from micmon.dataset import Dataset
 from micmon.errors import ModelError, ParameterError
-from micmon.features import FeatureSpec, compute_batch
+from micmon.features import DEFAULT_HIGH_FREQ, DEFAULT_LOW_FREQ, FeatureSpec, compute_batch
 from micmon.model.runtime import KerasRunner, LiteRTRunner
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class Model:
     """A sound classifier: Keras layers, label names and the FeatureSpec its inputs come from."""
 
     def __init__(self, layers: Sequence[Any] | None = None, labels: Sequence[str] | None = None,
-                 low_freq: float = 20.0, high_freq: float = 20000.0, *,
+                 low_freq: float = DEFAULT_LOW_FREQ, high_freq: float = DEFAULT_HIGH_FREQ, *,
                  spec: FeatureSpec | None = None, optimizer: Any = "adam",
                  loss: str = "sparse_categorical_crossentropy",
                  metrics: Sequence[str] = ("accuracy",), keras_model: Any = None) -> None:
