@@ -239,3 +239,18 @@ def test_detections_pair_each_event_with_its_report_time() -> None:
     assert found[0].label == "alarm"
     assert found[0].reported == pytest.approx(1.0)  # the end of the first window above
     assert found[0].event.kind == "end"
+
+
+def test_hysteresis_keeps_one_long_sound_one_event() -> None:
+    # A long sound whose score dips to 0.4 twice: below the 0.6 threshold, above 0.5 x 0.6.
+    scores = [0.1, 0.9, 0.8, 0.4, 0.9, 0.4, 0.4, 0.85, 0.9, 0.1, 0.1]
+    rows = np.array([[1 - s, s] for s in scores])
+    times = np.arange(len(scores)) * 1.0
+    flicker = detect(rows, times, ["negative", "alarm"], DetectorSettings(threshold=0.6),
+                     window_seconds=1.0)
+    held = detect(rows, times, ["negative", "alarm"], DetectorSettings(threshold=0.6, hold=0.5),
+                  window_seconds=1.0)
+    assert len(_ends(flicker)) == 3  # start, end, start, end, start, end
+    assert [(e.kind, e.start, e.end) for e in held] == [("start", 1.0, None), ("end", 1.0, 9.0)]
+    with pytest.raises(ParameterError, match=r"hold: must be a share of the threshold in \(0, 1\]"):
+        DetectorSettings(hold=0.0)

@@ -10,7 +10,8 @@ Rules, per target label (each one independent of the others):
   not gated by loudness (``min_dbfs``: quieter windows count as background without being scored).
 - An event *triggers* when at least ``k`` of the last ``n`` windows are above, and at least
   ``cooldown_seconds`` have passed since the previous event of that label ended.
-- It *ends* after ``m`` consecutive windows below.
+- It *ends* after ``m`` consecutive windows below ``hold`` x the threshold (hysteresis: with
+  ``hold < 1`` a score that dips but stays above the lower level keeps the event going).
 - Events shorter than ``min_event_seconds`` are dropped: the ``start`` event is only emitted once
   the event has lasted that long (so with a minimum length the start is reported later).
 
@@ -78,6 +79,10 @@ class DetectorSettings:
         Time from the end of one event to the earliest start of the next of the same label.
     min_dbfs : float or None
         Windows quieter than this (RMS dBFS, <= 0) count as background without being scored.
+    hold : float in (0, 1]
+        Hysteresis: an open event goes on while its score stays at or above ``hold`` times the
+        label's threshold (1: the threshold itself), so one long sound whose score dips is one
+        event rather than start, end, start.
     """
 
     threshold: float = DEFAULT_THRESHOLD
@@ -89,6 +94,7 @@ class DetectorSettings:
     min_event_seconds: float = 0.0
     cooldown_seconds: float = 0.0
     min_dbfs: float | None = None
+    hold: float = 1.0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "thresholds", dict(self.thresholds))
@@ -111,6 +117,10 @@ class DetectorSettings:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ParameterError(f"{name}: must be a number of seconds >= 0, got {value!r}", parameter=name, value=value)
+        if isinstance(self.hold, bool) or not isinstance(self.hold, (int, float)) \
+                or not 0.0 < self.hold <= 1.0:
+            raise ParameterError(f"hold: must be a share of the threshold in (0, 1], e.g. 0.5, got "
+                                 f"{self.hold!r}", parameter="hold", value=self.hold)
         if self.min_dbfs is not None and (not isinstance(self.min_dbfs, (int, float))
                                           or not self.min_dbfs <= 0):
             raise ParameterError(f"min_dbfs: must be a level in dBFS <= 0 (e.g. -50) or None, "
@@ -336,7 +346,8 @@ class Detector:
             above = not quiet and score >= st.threshold
             st.history.append((above, lo, hi, score))
             if st.active:
-                self._continue(label, st, above, score, hi, events)
+                holding = not quiet and score >= st.threshold * self.settings.hold
+                self._continue(label, st, holding, score, hi, events)
             elif above:
                 self._maybe_trigger(label, st, score, events)
         return events

@@ -41,7 +41,7 @@ MAX_CHANNELS = 32
 KEY_ALIASES = {"features.sample_duration": "features.window_seconds"}
 
 #: Keys of the monitor section that configure the detector (`micmon.detect.DetectorSettings`).
-DETECTOR_KEYS = ("threshold", "thresholds", "targets", "k", "n", "m", "min_event_seconds",
+DETECTOR_KEYS = ("threshold", "thresholds", "targets", "k", "n", "m", "hold", "min_event_seconds",
                  "cooldown_seconds", "min_dbfs")
 
 # Value sources, as `micmon config` shows them.
@@ -275,6 +275,8 @@ class MonitorConfig(Section):
     n: PositiveInt | None = Field(None, description="see k (default 1)")
     m: PositiveInt | None = Field(None, description="an event ends after m windows below the "
                                   "threshold (default 1)")
+    hold: float | None = Field(None, gt=0.0, le=1.0, description="hysteresis: an open event goes "
+                               "on while its score stays above hold x the threshold (default 1)")
     min_event_seconds: NonNegativeFloat | None = Field(None, description="shorter events are "
                                                        "dropped (default 0)")
     cooldown_seconds: NonNegativeFloat | None = Field(None, description="seconds from an event's "
