@@ -211,3 +211,13 @@ def test_plots_are_pngs(known_events: Path, tmp_path: Path) -> None:
     assert [p.name for p in paths] == ["rec1.png", "tradeoff.png"]
     for p in paths:
         assert p.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_false_alarm_bounds_say_how_much_audio_vouches_for_a_rate() -> None:
+    from micmon.evaluate import false_alarm_bound, hours_to_vouch
+
+    assert false_alarm_bound(0, 0.5) == pytest.approx(5.99, abs=0.01)  # 0 in 0.5 h: < 6 per hour
+    assert false_alarm_bound(0, 3.0) == pytest.approx(0.9986, abs=0.001)
+    assert false_alarm_bound(2, 2.0) == pytest.approx(3.148, abs=0.01)  # 6.296 / 2
+    assert hours_to_vouch(1.0) == pytest.approx(2.996, abs=0.001)
+    assert false_alarm_bound(0, 0.0) == float("inf")

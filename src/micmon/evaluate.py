@@ -29,7 +29,15 @@ import numpy as np
 
 from micmon._plot import pyplot, save_png
 from micmon.audio import AudioDirectory, AudioFile, probe_duration
-from micmon.detect import Detection, Detector, DetectorSettings, detections, model_hop, model_settings
+from micmon.detect import (
+    BACKGROUND_LABELS,
+    Detection,
+    Detector,
+    DetectorSettings,
+    detections,
+    model_hop,
+    model_settings,
+)
 from micmon.errors import AudioError, ModelError, ParameterError
 from micmon.features import FeatureSpec
 from micmon.labels import LabelSegment
@@ -511,9 +519,21 @@ class Calibration:
                 best.append(p)
         return best
 
+    @property
+    def false_alarm_bound(self) -> float:
+        """False alarms per hour the chosen setting is shown to stay below, at 95 % confidence."""
+        return false_alarm_bound(self.chosen.false_alarms, self.chosen.hours)
+
+    @property
+    def vouched(self) -> bool:
+        """Whether the hours of audio calibrated on show the budget is kept (95 % confidence)."""
+        return self.false_alarm_bound <= self.max_false_alarms_per_hour
+
     def to_dict(self) -> dict[str, Any]:
         """Return what is stored beside the settings in micmon.json (no per-point detail)."""
+        bound = self.false_alarm_bound
         return {"max_false_alarms_per_hour": self.max_false_alarms_per_hour,
+                "false_alarms_per_hour_bound": round(bound, 4) if math.isfinite(bound) else None,
                 "met_budget": self.met_budget, "hop_seconds": self.hop_seconds,
                 "recordings": self.recordings, "hours": round(self.chosen.hours, 4),
                 "event_recall": round(self.chosen.event_recall, 4),
@@ -607,6 +627,67 @@ def _median(values: Sequence[float]) -> float:
 
 def _median_key(p: TradeoffPoint) -> float:
     return math.inf if p.median_delay is None else p.median_delay
+
+
+# -- how far hours of audio vouch for a false-alarm rate -------------------------------------------
+#: Confidence of the upper bounds `false_alarm_bound` reports.
+CONFIDENCE = 0.95
+
+
+def false_alarm_bound(false_alarms: int, hours: float, *, confidence: float = CONFIDENCE) -> float:
+    """Return the false alarms per hour that `false_alarms` in `hours` rule out at `confidence`.
+
+    The exact Poisson upper limit: 0 alarms in 0.5 h only show a rate below 6 per hour at 95 %.
+    """
+    if hours <= 0:
+        return math.inf
+    if not 0.0 < confidence < 1.0:
+        raise ParameterError(f"confidence: must be in (0, 1), got {confidence!r}",
+                             parameter="confidence", value=confidence)
+
+    def cdf(mean: float) -> float:  # P(X <= false_alarms) for a Poisson count of this mean
+        term = total = math.exp(-mean)
+        for k in range(1, false_alarms + 1):
+            term *= mean / k
+            total += term
+        return total
+
+    low, high = float(false_alarms), float(false_alarms) + 10.0 * (math.sqrt(false_alarms) + 3)
+    for _ in range(100):  # bisection for cdf(mean) = 1 - confidence
+        mid = (low + high) / 2
+        low, high = (mid, high) if cdf(mid) > 1 - confidence else (low, mid)
+    return high / hours
+
+
+def hours_to_vouch(max_false_alarms_per_hour: float, *, confidence: float = CONFIDENCE) -> float:
+    """Return the hours of target-free audio without a false alarm that show the rate is below
+    `max_false_alarms_per_hour` at `confidence`."""
+    if max_false_alarms_per_hour <= 0:
+        return math.inf
+    return -math.log(1 - confidence) / max_false_alarms_per_hour
+
+
+def background_folders(audio_dir: str | os.PathLike[str], background: Sequence[str]
+                       ) -> list[AudioDirectory]:
+    """Return the sample folders under `audio_dir` labelled all background (recordings of the room)."""
+    quiet = set(background)
+    return [d for d in AudioDirectory.scan(audio_dir)
+            if d.labels is not None and set(d.labels.names) <= quiet]
+
+
+def calibration_folders(metadata: Mapping[str, Any] | None, audio_dir: str | os.PathLike[str] | None
+                        ) -> list[AudioDirectory]:
+    """Return what `micmon evaluate --calibrate` uses by default: the recordings `train
+    --holdout-recordings` kept out, and the background recordings under `audio_dir`."""
+    training = (metadata or {}).get("training") or {}
+    folders = [AudioDirectory(p) for p in training.get("holdout_sources") or []
+               if Path(p).is_dir()]
+    background = training.get("background_label")
+    if audio_dir is not None and Path(audio_dir).is_dir():
+        labels = [background] if background else list(BACKGROUND_LABELS)
+        seen = {d.path for d in folders}
+        folders += [d for d in background_folders(audio_dir, labels) if d.path not in seen]
+    return folders
 
 
 def save_calibration(model_dir: str | os.PathLike[str], calibration: Calibration) -> None:

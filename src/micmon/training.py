@@ -129,6 +129,7 @@ class TrainingResult:
     datasets: list[str]
     held_out: list[str]
     class_counts: dict[str, int]
+    held_out_sources: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
 
     def metadata(self) -> dict[str, Any]:
@@ -136,7 +137,7 @@ class TrainingResult:
         return {**self.options.to_dict(), "model_type": self.model_type,
                 "augment": self.model_type == "cnn" and self.options.augment,
                 "datasets": self.datasets, "class_counts": self.class_counts,
-                "holdout_recordings": self.held_out}
+                "holdout_recordings": self.held_out, "holdout_sources": self.held_out_sources}
 
     def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
         """Write the model folder (model.keras, model.tflite, micmon.json with the report)."""
@@ -201,6 +202,7 @@ def train(datasets: str | os.PathLike[str] | Sequence[Dataset],
     return TrainingResult(model=model, report=report, history=history, options=opts,
                           model_type=kind, datasets=[str(d.name) for d in loaded],
                           held_out=[str(d.name) for d in held], class_counts=counts,
+                          held_out_sources=[d.source for d in held if d.source],
                           warnings=warnings)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from helpers import make_recording
 from micmon_cli.app import app
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -123,3 +124,45 @@ def test_holdout_recordings_then_calibrate_warns_about_trained_ones(workspace: P
                          "--calibrate", "--json")
     assert code == 0, err
     assert "trained on" not in err
+
+
+@pytest.mark.slow
+def test_calibrate_without_a_folder_uses_held_out_and_background_recordings(
+        workspace: Path, tmp_path: Path) -> None:
+    audio = tmp_path / "audio"
+    shutil.copytree(workspace / "audio", audio)
+    # An hour of the room is what users should record; a minute shows the mechanism.
+    make_recording(audio / "room", seconds=60.0, events=(), seed=42, rate=16000)
+    config = tmp_path / "micmon.yaml"
+    config.write_text(f"paths:\n  audio_dir: {audio}\n  datasets_dir: {tmp_path / 'data'}\n"
+                      f"  model_dir: {tmp_path / 'model'}\naudio:\n  sample_rate: 16000\n"
+                      "features:\n  high_freq: 7500\n  window_seconds: 1\n")
+    assert run("--config", str(config), "datagen")[0] == 0
+    code, _, err = run("--config", str(config), "train", "--epochs", "3", "--holdout-recordings",
+                       "1")
+    assert code == 0, err
+    training = json.loads((tmp_path / "model" / "micmon.json").read_text())["training"]
+    held = training["holdout_sources"]
+    assert len(held) == 1 and Path(held[0]).parent == audio
+
+    code, out, err = run("--config", str(config), "evaluate", "--calibrate", "--json")
+    assert code == 0, err
+    shown = " ".join(err.split())
+    assert "calibrating on 2 recording(s): the ones training held out and the background" in shown
+    report = json.loads(out)
+    assert sorted(Path(r["path"]).name for r in report["recordings"]) == sorted(
+        [Path(held[0]).name, "room"])
+    # A few minutes of audio cannot vouch for 1 false alarm per hour: the user is told.
+    assert "per hour (95 % confidence), not 1; record about 3.0 h of your room" in shown
+    assert report["calibration"]["false_alarms_per_hour_bound"] > 1
+
+
+def test_calibrate_without_anything_to_calibrate_on_says_what_to_do(
+        trained_model_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "audio").mkdir()
+    config = tmp_path / "micmon.yaml"
+    config.write_text(f"paths:\n  audio_dir: {tmp_path / 'audio'}\n")
+    code, _, err = run("--config", str(config), "evaluate", "--model", str(trained_model_dir),
+                       "--calibrate")
+    assert code == 1
+    assert "no recordings to calibrate on" in err and "--holdout-recordings" in err

@@ -27,7 +27,7 @@ class Dataset:
                  low_freq: float = DEFAULT_LOW_FREQ, high_freq: float = DEFAULT_HIGH_FREQ, *,
                  labels: Sequence[str] | None = None, spec: FeatureSpec | None = None,
                  seed: int | None = 0, name: str | None = None,
-                 validation_mask: np.ndarray | None = None) -> None:
+                 validation_mask: np.ndarray | None = None, source: str | None = None) -> None:
         self.samples = np.asarray(samples, dtype=np.float32)
         self.classes = np.asarray(classes, dtype=np.int64).reshape(-1)
         if len(self.samples) != len(self.classes):
@@ -39,6 +39,7 @@ class Dataset:
         self.labels = list(labels) if labels is not None else None
         self.spec = spec
         self.name = name
+        self.source = source  # the sample folder the windows came from, when known
         if self.labels is not None and len(self.classes) and self.classes.max() >= len(self.labels):
             raise DatasetError(f"{name or 'dataset'}: class index {int(self.classes.max())} has no "
                                f"label in {self.labels}")
@@ -108,8 +109,9 @@ class Dataset:
                                    f"label list {labels}")
         else:
             labels = file_labels
+        source = str(fields["source"]) if "source" in fields else ""
         return cls(fields["samples"], classes, validation_split, low, high, labels=labels,
-                   spec=spec, seed=seed, name=path.stem)
+                   spec=spec, seed=seed, name=path.stem, source=source or None)
 
     @staticmethod
     def files(path: str | os.PathLike[str]) -> list[Path]:

@@ -13,7 +13,9 @@ from micmon_cli.commands import FFmpeg, ModelDir, resolve
 from micmon_cli.options import config_argument, config_option
 
 if TYPE_CHECKING:
+    from micmon.audio import AudioDirectory
     from micmon.evaluate import Calibration, EvaluationReport, RecordingScores
+    from micmon_cli.config import ResolvedConfig
 
 def _fmt(value: float | None, spec: str = ".2f", suffix: str = "") -> str:
     return "-" if value is None else f"{value:{spec}}{suffix}"
@@ -88,7 +90,6 @@ def evaluate(
 
     cfg = resolve()
     c = cfg.config
-    root = c.evaluate.audio_dir or c.paths.audio_dir
     model_path = cfg.existing_dir("paths.model_dir")
     model = Model.load(model_path)
     assert model.spec is not None
@@ -96,7 +97,8 @@ def evaluate(
                               overrides=cfg.detector_overrides(),
                               background_label=cfg.background_label())  # as `micmon monitor`
     window_hop = model_hop(model.metadata, model.spec.window_seconds, c.evaluate.hop or c.monitor.hop)
-    scored = _score(root, model, window_hop, c.audio.ffmpeg)
+    scored = _score(_folders(cfg, model.metadata, calibrating=do_calibrate), model, window_hop,
+                    c.audio.ffmpeg)
     calibration = None
     if do_calibrate:
         _warn_if_trained_on(model.metadata, [r.path for r in scored])
@@ -104,9 +106,7 @@ def evaluate(
         calibration = calibrate(scored, max_false_alarms_per_hour=budget, base=settings)
         settings = calibration.settings
         save_calibration(model_path, calibration)
-        if not calibration.met_budget:
-            console.warn(f"no setting keeps false alarms within {budget:g} per hour on these "
-                         "recordings; stored the one with the fewest")
+        _warn_about_budget(calibration)
     report = evaluate_scores(scored, settings)
     plots = plot_report(report, plot, calibration=calibration) if plot is not None else []
     if as_json:
@@ -121,16 +121,54 @@ def evaluate(
     _show(report, calibration, model_path, plots)
 
 
-def _score(root: Path, model: Any, hop: float, ffmpeg_bin: str) -> list[RecordingScores]:
-    """Score every labelled recording under `root`, with a progress bar."""
+def _folders(cfg: ResolvedConfig, metadata: dict[str, Any], *, calibrating: bool
+             ) -> list[AudioDirectory]:
+    """Return the recordings to replay: AUDIO_DIR, else (calibrating) the held-out and
+    background recordings, else paths.audio_dir."""
     from micmon.audio import AudioDirectory
     from micmon.errors import AudioError
-    from micmon.evaluate import score_recording
+    from micmon.evaluate import calibration_folders
 
+    c = cfg.config
+    if calibrating and c.evaluate.audio_dir is None:
+        folders = calibration_folders(metadata, c.paths.audio_dir)
+        if not folders:
+            raise AudioError(f"{c.paths.audio_dir}: no recordings to calibrate on: the model "
+                             "kept none out (micmon train --holdout-recordings N) and no sample "
+                             "folder is labelled all background; record an hour of your room "
+                             "(micmon label room 00:00=negative) or pass AUDIO_DIR")
+        console.info(f"calibrating on {len(folders)} recording(s): the ones training held out "
+                     f"and the background recordings under {c.paths.audio_dir}")
+        return folders
+    root = c.evaluate.audio_dir or c.paths.audio_dir
     folders = AudioDirectory.scan(root)
     if not folders:
         raise AudioError(f"{root}: no labelled sample folders (audio.* + labels.json) at or below "
                          "it; pass AUDIO_DIR or set evaluate.audio_dir")
+    return folders
+
+
+def _warn_about_budget(calibration: Calibration) -> None:
+    """Warn when the budget is not met, or when the audio is too short to vouch for it."""
+    from micmon.evaluate import hours_to_vouch
+
+    budget = calibration.max_false_alarms_per_hour
+    if not calibration.met_budget:
+        console.warn(f"no setting keeps false alarms within {budget:g} per hour on these "
+                     "recordings; stored the one with the fewest")
+    elif not calibration.vouched:
+        hours = calibration.chosen.hours
+        console.warn(f"{calibration.chosen.false_alarms} false alarms in {hours:.2g} h of audio only "
+                     f"show fewer than {calibration.false_alarm_bound:.2g} per hour (95 % "
+                     f"confidence), not {budget:g}; record about {hours_to_vouch(budget):.1f} h of "
+                     "your room without the sound (label it all background) to vouch for it")
+
+
+def _score(folders: list[AudioDirectory], model: Any, hop: float, ffmpeg_bin: str
+           ) -> list[RecordingScores]:
+    """Score every labelled recording, with a progress bar."""
+    from micmon.evaluate import score_recording
+
     scored = []
     with console.progress() as bar:
         task = bar.add_task("scoring", total=len(folders))
