@@ -70,3 +70,31 @@ def test_augment_rejects_wrong_shapes() -> None:
         augment(np.zeros((2, *LOGMEL.shape)), np.array([0]), spec=LOGMEL, background=[0])
 
 
+
+
+def test_band_limit_attenuates_only_bands_above_the_cutoff() -> None:
+    from micmon.features import band_centres
+
+    rng = np.random.default_rng(5)
+    x = compute_batch(beep_windows(4, positive=True, rng=rng), LOGMEL)
+    ax, _ = augment(x, np.ones(4), spec=LOGMEL, background=[0], copies=1, gain_db=0.0,
+                    mix_probability=0.0, band_limit_probability=1.0)
+    centres = band_centres(LOGMEL)
+    low, high = centres < 3500, centres > 8000 * 0.99
+    assert np.allclose(ax[4:][..., low], x[..., low], atol=1e-6)  # below any cutoff: untouched
+    # 40 dB less power is 0.4 log units lower (100 dB per unit on the log scale)
+    assert np.all(ax[4:][..., high] < x[..., high] - 0.3)
+
+
+def test_masks_fill_a_run_of_frames_and_of_bands_with_the_mean() -> None:
+    rng = np.random.default_rng(6)
+    x = compute_batch(beep_windows(8, positive=True, rng=rng), LOGMEL)
+    ax, _ = augment(x, np.ones(8), spec=LOGMEL, background=[0], copies=1, gain_db=0.0,
+                    mix_probability=0.0, mask_probability=1.0, rng=3)
+    frames, bands = LOGMEL.shape
+    most = int(frames * 0.15) * bands + int(bands * 0.15) * frames  # one run of each, at most
+    changed = ~np.isclose(ax[8:], x)
+    assert changed.any()
+    assert all(0 < n <= most for n in changed.reshape(8, -1).sum(axis=1) if n)
+    with pytest.raises(ParameterError, match="mask_probability: must be in"):
+        augment(x, np.ones(8), spec=LOGMEL, background=[0], mask_probability=2.0)

@@ -79,3 +79,35 @@ def test_train_holds_out_recordings_reports_and_saves(datasets_dir: Path, tmp_pa
     assert meta["training"]["model_type"] == "dense"
     assert meta["metrics"]["per_label"] == result.report["per_label"]
     assert (out / "model.tflite").is_file()
+
+
+@pytest.mark.slow
+def test_early_stopping_and_hard_negatives(datasets_dir: Path) -> None:
+    from micmon.dataset import Dataset
+
+    messages: list[str] = []
+    # Held-out windows whose labels contradict the training ones: the better the fit, the worse
+    # the held-out loss, so training stops after `patience` epochs without improvement.
+    data = Dataset.combine(Dataset.scan(datasets_dir))
+    flipped = np.where(data.classes == 0, 1, 0)
+    recordings = [Dataset(data.samples, data.classes, labels=data.labels, spec=data.spec,
+                          name="normal"),
+                  Dataset(data.samples, flipped, labels=data.labels, spec=data.spec,
+                          name="flipped")]
+    stopped = train(recordings, TrainingOptions(epochs=30, patience=2, validation_split=0.5,
+                                                split_by_recording=True))
+    assert len(stopped.history["loss"]) < 10
+    mined = train(datasets_dir, TrainingOptions(epochs=4, hard_negatives=0.2, seed=2),
+                  on_message=messages.append)
+    assert any(m.startswith("hard negatives: ") for m in messages)
+    assert len(mined.history["loss"]) == 4 + 2  # then half as many epochs on the hard negatives
+    assert mined.options.to_dict()["hard_negatives"] == 0.2
+
+
+def test_new_training_options_are_checked() -> None:
+    for options, name in ((dict(augment_mask=1.5), "augment_mask"),
+                          (dict(hard_negatives=1.0), "hard_negatives"),
+                          (dict(patience=-1), "patience"), (dict(augment_copies=0), "augment_copies")):
+        with pytest.raises(ParameterError) as caught:
+            TrainingOptions(**options)
+        assert caught.value.parameter == name

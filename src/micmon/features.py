@@ -240,6 +240,18 @@ def _mel_plan(sample_rate: int, n_fft: int, low: float, high: float, bands: int)
 
 
 # -- computation ---------------------------------------------------------------------------------
+def band_centres(spec: FeatureSpec) -> np.ndarray:
+    """Return the centre frequency in Hz of each band of the features' last axis."""
+    low, high = float(spec.low_freq), float(spec.high_freq)
+    if spec.feature == "logmel":
+        edges = _mel_to_hz(np.linspace(_hz_to_mel(low), _hz_to_mel(high), spec.mel_bands + 2))
+        centres: np.ndarray = edges[1:-1]
+        return centres
+    width = (high - low) / spec.bins
+    out: np.ndarray = low + width * (np.arange(spec.bins) + 0.5)
+    return out
+
+
 def to_float_mono(samples: np.ndarray, channels: int = 1) -> np.ndarray:
     """Return float32 samples in [-1, 1], channels mixed to mono; accepts int16 or float, (..., n[*ch])."""
     x = np.asarray(samples)

@@ -23,9 +23,9 @@ from micmon._io import expand_path
 from micmon.dataset import Dataset
 from micmon.errors import DatasetError, ParameterError
 from micmon.evaluate import classification_report, holdout_recordings
-from micmon.model.augment import AUGMENT_GAIN_DB
+from micmon.model.augment import AUGMENT_GAIN_DB, AUGMENT_MIX_PROBABILITY
 from micmon.model.model import check_destination
-from micmon.model.networks import MODEL_TYPES, model_type_for
+from micmon.model.networks import CNN_FILTERS, MODEL_TYPES, model_type_for
 
 if TYPE_CHECKING:
     from micmon.features import FeatureSpec
@@ -65,6 +65,19 @@ class TrainingOptions:
         cnn only: add a copy of each training window with random gain and background mixed in.
     augment_gain_db : float >= 0
         Range of the augmentation's random gain, +/- dB.
+    augment_copies : int >= 1
+        Augmented copies of each training window.
+    augment_mix_probability, augment_band_limit, augment_mask : float in [0, 1]
+        Share of the copies that get a background window mixed in, lose their upper bands (as an
+        8-16 kHz recording would) and get SpecAugment masks (see `micmon.model.augment`).
+    patience : int >= 0
+        Early stopping: end training once the held-out loss has not improved for this many
+        epochs, keeping the best weights (0: train all `epochs`; needs held-out windows).
+    hard_negatives : float in [0, 1)
+        Hard-negative mining: after training, this share of the background training windows that
+        score highest for another label is added again and training goes on (0: off).
+    filters : sequence of int
+        cnn only: filters per convolution block (its capacity).
     layers : sequence of int
         dense only: hidden layer widths; empty: the README network.
     seed : int
@@ -82,16 +95,37 @@ class TrainingOptions:
     class_weight: str = "balanced"
     augment: bool = True
     augment_gain_db: float = AUGMENT_GAIN_DB
+    augment_copies: int = 1
+    augment_mix_probability: float = AUGMENT_MIX_PROBABILITY
+    augment_band_limit: float = 0.0
+    augment_mask: float = 0.0
+    patience: int = 0
+    hard_negatives: float = 0.0
+    filters: tuple[int, ...] = CNN_FILTERS
     layers: tuple[int, ...] = ()
     seed: int = 0
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "labels", tuple(self.labels))
         object.__setattr__(self, "layers", tuple(int(n) for n in self.layers))
+        object.__setattr__(self, "filters", tuple(int(n) for n in self.filters))
         if self.model_type is not None and self.model_type not in MODEL_TYPES:
             raise ParameterError(f"model_type: must be one of {', '.join(MODEL_TYPES)}, got "
                                  f"{self.model_type!r}", parameter="model_type", value=self.model_type)
-        for name in ("epochs", "batch_size"):
+        for name in ("augment_mix_probability", "augment_band_limit", "augment_mask"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ParameterError(f"{name}: must be in [0, 1], got {value!r}", parameter=name,
+                                     value=value)
+        if not 0.0 <= self.hard_negatives < 1.0:
+            raise ParameterError(f"hard_negatives: must be in [0, 1), got {self.hard_negatives!r}",
+                                 parameter="hard_negatives", value=self.hard_negatives)
+        for name in ("patience",):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+                raise ParameterError(f"{name}: must be an integer >= 0, got {value!r}",
+                                     parameter=name, value=value)
+        for name in ("epochs", "batch_size", "augment_copies"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ParameterError(f"{name}: must be an integer >= 1, got {value!r}",
@@ -108,6 +142,7 @@ class TrainingOptions:
         """Return the options as a JSON-ready dict."""
         data = asdict(self)
         data["labels"], data["layers"] = list(self.labels), list(self.layers)
+        data["filters"] = list(self.filters)
         return data
 
 
@@ -229,34 +264,85 @@ def _check_labels(counts: dict[str, int], opts: TrainingOptions) -> None:
 def _fit(data: Dataset, spec: FeatureSpec, labels: list[str], kind: str, opts: TrainingOptions, *,
          on_epoch: EpochCallback | None, say: Callable[[str], None]
          ) -> tuple[Model, dict[str, list[float]]]:
-    """Build the network of `kind`, fit it on `data`; return the model and its history."""
+    """Build the network of `kind`, fit it on `data` (then on its hard negatives); return the model
+    and its history."""
     from micmon.model import Model
-    from micmon.model.augment import augment_dataset
-    from micmon.model.networks import build_layers
+    from micmon.model.networks import build_layers, cnn_layers
 
     say("loading TensorFlow...")
     keras = _keras()
     keras.utils.set_random_seed(opts.seed)
-    model = Model(build_layers(kind, spec, len(labels), hidden=opts.layers or None), labels,
-                  spec=spec)
-    fit_data = data
-    if kind == "cnn" and opts.augment:
-        fit_data = augment_dataset(data, background_labels=[opts.background_label], seed=opts.seed,
-                                   gain_db=opts.augment_gain_db)
+    layers = (cnn_layers(spec, len(labels), filters=opts.filters) if kind == "cnn"
+              else build_layers(kind, spec, len(labels), hidden=opts.layers or None))
+    model = Model(layers, labels, spec=spec)
     history: dict[str, list[float]] = {}
+    done = [0]  # epochs run so far, across the fits
 
     class _Epochs(keras.callbacks.Callback):  # type: ignore[misc,name-defined]
         def on_epoch_end(self, epoch: int, logs: dict[str, float] | None = None) -> None:
             logs = {k: float(v) for k, v in (logs or {}).items()}
             for key, value in logs.items():
                 history.setdefault(key, []).append(value)
+            done[0] += 1
             if on_epoch is not None:
-                on_epoch(epoch + 1, logs)
+                on_epoch(done[0], logs)
 
-    model.fit(fit_data, epochs=opts.epochs, batch_size=opts.batch_size,
-              class_weight="balanced" if opts.class_weight == "balanced" else None,
-              callbacks=[_Epochs()], validation=len(data.validation_samples) > 0)
+    validation = len(data.validation_samples) > 0
+    callbacks: list[Any] = [_Epochs()]
+    if opts.patience and validation:
+        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=opts.patience,
+                                                       restore_best_weights=True))
+
+    def fit(dataset: Dataset, epochs: int) -> None:
+        model.fit(_augmented(dataset, kind, opts), epochs=epochs, batch_size=opts.batch_size,
+                  class_weight="balanced" if opts.class_weight == "balanced" else None,
+                  callbacks=callbacks, validation=validation)
+
+    fit(data, opts.epochs)
+    if opts.hard_negatives:
+        mined = _with_hard_negatives(model, data, labels, opts)
+        if mined is not None:
+            say(f"hard negatives: {len(mined.train_samples) - len(data.train_samples)} background "
+                "windows that scored highest are trained on again")
+            fit(mined, max(1, opts.epochs // 2))
     return model, history
+
+
+def _augmented(data: Dataset, kind: str, opts: TrainingOptions) -> Dataset:
+    """Return `data` with augmented copies of its training windows (cnn with augment only)."""
+    if kind != "cnn" or not opts.augment:
+        return data
+    from micmon.model.augment import augment_dataset
+
+    result: Dataset = augment_dataset(
+        data, background_labels=[opts.background_label], seed=opts.seed,
+        copies=opts.augment_copies, gain_db=opts.augment_gain_db,
+        mix_probability=opts.augment_mix_probability,
+        band_limit_probability=opts.augment_band_limit, mask_probability=opts.augment_mask)
+    return result
+
+
+def _with_hard_negatives(model: Model, data: Dataset, labels: list[str], opts: TrainingOptions
+                         ) -> Dataset | None:
+    """Return `data` with its highest-scoring background training windows added once more."""
+    if opts.background_label not in labels:
+        return None
+    background = labels.index(opts.background_label)
+    rows = np.flatnonzero(data.train_classes == background)
+    count = int(len(rows) * opts.hard_negatives)
+    if count == 0:
+        return None
+    scores = model.scores(data.train_samples[rows])
+    others = np.delete(scores, background, axis=1).max(axis=1)
+    hardest = rows[np.argsort(others)[::-1][:count]]
+    samples = np.concatenate([data.train_samples, data.train_samples[hardest],
+                              data.validation_samples])
+    classes = np.concatenate([data.train_classes, data.train_classes[hardest],
+                              data.validation_classes])
+    mask = np.zeros(len(samples), dtype=bool)
+    mask[len(data.train_samples) + count:] = True
+    return Dataset(samples, classes, labels=data.labels, spec=data.spec, name=data.name,
+                   low_freq=data.low_freq, high_freq=data.high_freq, validation_mask=mask)
 
 
 def _keras() -> Any:

@@ -22,6 +22,7 @@ from pydantic import (
     ConfigDict,
     Field,
     NonNegativeFloat,
+    NonNegativeInt,
     PositiveFloat,
     PositiveInt,
     ValidationError,
@@ -31,6 +32,7 @@ from pydantic import (
 from micmon._io import expand_path
 from micmon.errors import MicmonError, ParameterError
 from micmon.features import DEFAULT_HIGH_FREQ, DEFAULT_LOW_FREQ, FeatureSpec
+from micmon.training import TrainingOptions
 
 CONFIG_ENV = "MICMON_CONFIG"
 CONFIG_NAME = "micmon.yaml"
@@ -108,34 +110,60 @@ class FeaturesConfig(Section):
     frame_hop_seconds: PositiveFloat = Field(0.010, description="logmel: seconds between frames")
 
 
+_TRAINING = TrainingOptions()  # the library's defaults are the config's
+
+
 class TrainingConfig(Section):
-    """Training: label list, epochs, split, network."""
+    """Training: label list, epochs, split, network, augmentation (`micmon.training.TrainingOptions`)."""
 
     labels: list[str] = Field(default_factory=list,
                               description="label list in class order; empty: every label found "
                                           "in the datasets, sorted")
-    background_label: str = Field("negative", description="the 'nothing happening' label; "
-                                  "predict and monitor report events of the other labels")
-    epochs: PositiveInt = Field(10, description="passes over the training windows")
-    validation_split: float = Field(0.3, ge=0.0, lt=1.0,
+    background_label: str = Field(_TRAINING.background_label, description="the 'nothing "
+                                  "happening' label; predict and monitor report events of the "
+                                  "other labels")
+    epochs: PositiveInt = Field(_TRAINING.epochs, description="passes over the training windows")
+    patience: NonNegativeInt = Field(_TRAINING.patience, description="early stopping: end once "
+                                     "the held-out loss has not improved for this many epochs, "
+                                     "keeping the best weights; 0: train every epoch")
+    validation_split: float = Field(_TRAINING.validation_split, ge=0.0, lt=1.0,
                                     description="share of windows held out for the report")
-    split_by_recording: bool = Field(False, description="hold out whole recordings rather than "
-                                     "random windows (honest on unseen audio; needs several)")
-    batch_size: PositiveInt = Field(32, description="windows per training step")
+    split_by_recording: bool = Field(_TRAINING.split_by_recording, description="hold out whole "
+                                     "recordings rather than random windows (honest on unseen "
+                                     "audio; needs several)")
+    batch_size: PositiveInt = Field(_TRAINING.batch_size, description="windows per training step")
     layers: list[PositiveInt] = Field(default_factory=list,
                                       description="hidden dense layer sizes; empty: the README's "
                                                   "network (2x and 0.75x the bins)")
+    filters: list[PositiveInt] = Field(list(_TRAINING.filters), description="cnn: filters per "
+                                       "convolution block (the network's capacity)")
     model_type: Literal["dense", "cnn"] | None = Field(
         None, description="dense: README network on spectrum; cnn: small 2-D CNN on logmel; "
         "empty: the one built for the datasets' features")
-    augment: bool = Field(True, description="cnn only: add a copy of each training window "
-                          "with random gain and background mixed in")
+    augment: bool = Field(_TRAINING.augment, description="cnn only: add augmented copies of each "
+                          "training window (random gain, background mixed in, and as set below)")
+    augment_copies: PositiveInt = Field(_TRAINING.augment_copies, description="augmented copies "
+                                        "of each training window")
+    augment_gain_db: NonNegativeFloat = Field(_TRAINING.augment_gain_db, description="random "
+                                              "gain of the copies, +/- dB")
+    augment_mix_probability: float = Field(_TRAINING.augment_mix_probability, ge=0.0, le=1.0,
+                                           description="share of copies with a background "
+                                           "window mixed in")
+    augment_band_limit: float = Field(_TRAINING.augment_band_limit, ge=0.0, le=1.0,
+                                      description="share of copies whose upper bands are cut, as "
+                                      "an 8-16 kHz recording or a cheap microphone would")
+    augment_mask: float = Field(_TRAINING.augment_mask, ge=0.0, le=1.0, description="share of "
+                                "copies with SpecAugment time and frequency masks")
+    hard_negatives: float = Field(_TRAINING.hard_negatives, ge=0.0, lt=1.0, description="share of "
+                                  "the background windows that score highest, trained on again "
+                                  "after a first training (0: off)")
     class_weight: Literal["balanced", "none"] = Field(
-        "balanced", description="weight classes by inverse frequency (imbalanced recordings)")
-    seed: int = Field(0, description="random seed for the split and the weights")
-    holdout_recordings: int = Field(0, ge=0, description="whole recordings kept out of training "
-                                    "(named in micmon.json) to calibrate on with `micmon "
-                                    "evaluate --calibrate`")
+        _TRAINING.class_weight, description="weight classes by inverse frequency (imbalanced "
+        "recordings)")
+    seed: int = Field(_TRAINING.seed, description="random seed for the split and the weights")
+    holdout_recordings: int = Field(_TRAINING.holdout_recordings, ge=0, description="whole "
+                                    "recordings kept out of training (named in micmon.json) to "
+                                    "calibrate on with `micmon evaluate --calibrate`")
 
 
 class PredictConfig(Section):

@@ -34,13 +34,14 @@ def train_with_progress(datasets: Any, options: TrainingOptions) -> TrainingResu
     from micmon.training import train as train_model
 
     with console.progress() as bar:
-        task = bar.add_task("training", total=options.epochs)
+        epochs = options.epochs + (max(1, options.epochs // 2) if options.hard_negatives else 0)
+        task = bar.add_task("training", total=epochs)
 
         def on_epoch(epoch: int, logs: dict[str, float]) -> None:
             shown = "  ".join(f"{k} {v:.3f}" for k, v in logs.items())
-            bar.update(task, advance=1, description=f"epoch {epoch}/{options.epochs}  {shown}")
+            bar.update(task, advance=1, description=f"epoch {epoch}/{epochs}  {shown}")
             if not console.interactive():
-                console.info(f"epoch {epoch}/{options.epochs}: {shown}")
+                console.info(f"epoch {epoch}/{epochs}: {shown}")
 
         result = train_model(datasets, options, on_epoch=on_epoch, on_message=console.info)
     for warning in result.warnings:

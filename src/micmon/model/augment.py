@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from micmon.errors import ParameterError
-from micmon.features import FeatureSpec, from_power, to_power
+from micmon.features import FeatureSpec, band_centres, from_power, to_power
 
 #: Default augmentation: random gain range (+/- dB) ...
 AUGMENT_GAIN_DB = 6.0
@@ -21,7 +21,13 @@ AUGMENT_GAIN_DB = 6.0
 AUGMENT_MIX_PROBABILITY = 0.5
 #: ... at this level (dB, background relative to the positive window's own level).
 AUGMENT_MIX_LEVEL_DB: tuple[float, float] = (-15.0, 5.0)
-
+#: Band limiting: the cutoff of a copy is drawn from this range (Hz): the bandwidth of 8-16 kHz
+#: recordings and cheap microphones ...
+BAND_LIMIT_HZ: tuple[float, float] = (3500.0, 8000.0)
+#: ... and the bands above it are attenuated by this much (dB).
+BAND_LIMIT_DB = 40.0
+#: Masks (SpecAugment): each covers up to this share of the frames or bands.
+MASK_SHARE = 0.15
 
 
 def augment(features: np.ndarray, classes: np.ndarray, *, spec: FeatureSpec,
@@ -29,6 +35,7 @@ def augment(features: np.ndarray, classes: np.ndarray, *, spec: FeatureSpec,
             copies: int = 1, gain_db: float = AUGMENT_GAIN_DB,
             mix_probability: float = AUGMENT_MIX_PROBABILITY,
             mix_level_db: tuple[float, float] = AUGMENT_MIX_LEVEL_DB,
+            band_limit_probability: float = 0.0, mask_probability: float = 0.0,
             ) -> tuple[np.ndarray, np.ndarray]:
     """Return the windows plus `copies` augmented copies of each: random gain, background mixing.
 
@@ -36,7 +43,10 @@ def augment(features: np.ndarray, classes: np.ndarray, *, spec: FeatureSpec,
     window (shape (N,)) or one-hot rows (N, labels). Every copy gets a random gain of up to
     +/- `gain_db`; with probability `mix_probability` a copy of a window whose class is not in
     `background` gets a random background window mixed in, `mix_level_db` (low, high) relative
-    to its own level. Labels are unchanged. Returns (features, classes), originals first.
+    to its own level. With `band_limit_probability` a copy loses the bands above a random cutoff
+    (`BAND_LIMIT_HZ`), as a low sample rate or a cheap microphone would; with `mask_probability`
+    it gets a random time mask and frequency mask (SpecAugment), filled with its mean level.
+    Labels are unchanged. Returns (features, classes), originals first.
     """
     x = np.asarray(features)
     y = np.asarray(classes)
@@ -49,6 +59,11 @@ def augment(features: np.ndarray, classes: np.ndarray, *, spec: FeatureSpec,
         raise ParameterError(f"copies: must be an integer >= 0, got {copies!r}", parameter='copies', value=copies)
     if gain_db < 0:
         raise ParameterError(f"gain_db: must be >= 0, got {gain_db!r}", parameter='gain_db', value=gain_db)
+    for name, value in (("band_limit_probability", band_limit_probability),
+                        ("mask_probability", mask_probability)):
+        if not 0.0 <= value <= 1.0:
+            raise ParameterError(f"{name}: must be in [0, 1], got {value!r}", parameter=name,
+                                 value=value)
     if not 0.0 <= mix_probability <= 1.0:
         raise ParameterError(f"mix_probability: must be in [0, 1], got {mix_probability!r}", parameter='mix_probability', value=mix_probability)
     low_db, high_db = mix_level_db
@@ -79,9 +94,39 @@ def augment(features: np.ndarray, classes: np.ndarray, *, spec: FeatureSpec,
                 p[rows] = p[rows] + power[picks] * factor
         gains = 10.0 ** (gen.uniform(-gain_db, gain_db, size=len(x)) / 10.0)
         p *= gains[expand]
+        if band_limit_probability:
+            _band_limit(p, spec, gen.random(len(x)) < band_limit_probability, gen)
+        if mask_probability:
+            _mask(p, gen.random(len(x)) < mask_probability, gen)
         out_x.append(from_power(p, spec.scale))
         out_y.append(y)
     return np.concatenate(out_x), np.concatenate(out_y)
+
+
+def _band_limit(power: np.ndarray, spec: FeatureSpec, rows: np.ndarray,
+                gen: np.random.Generator) -> None:
+    """Attenuate, in place, the bands above a random cutoff of each selected window."""
+    centres = band_centres(spec)
+    for row in np.flatnonzero(rows):
+        cutoff = gen.uniform(*BAND_LIMIT_HZ)
+        power[row, ..., centres > cutoff] *= 10.0 ** (-BAND_LIMIT_DB / 10.0)
+
+
+def _mask(power: np.ndarray, rows: np.ndarray, gen: np.random.Generator) -> None:
+    """Fill, in place, one random run of frames and one of bands of each selected window with its
+    mean power (logmel windows are (frames, bands); spectrum windows only get the band mask)."""
+    for row in np.flatnonzero(rows):
+        window = power[row]
+        mean = window.mean()
+        bands = window.shape[-1]
+        width = int(gen.integers(0, max(1, int(bands * MASK_SHARE)) + 1))
+        start = int(gen.integers(0, bands - width + 1))
+        window[..., start:start + width] = mean
+        if window.ndim == 2:
+            frames = window.shape[0]
+            width = int(gen.integers(0, max(1, int(frames * MASK_SHARE)) + 1))
+            start = int(gen.integers(0, frames - width + 1))
+            window[start:start + width, :] = mean
 
 
 def augment_dataset(dataset: Any, *, background_labels: Sequence[str] = ("negative",),
@@ -89,7 +134,8 @@ def augment_dataset(dataset: Any, *, background_labels: Sequence[str] = ("negati
     """Return a Dataset whose training windows are augmented (see `augment`); validation unchanged.
 
     `background_labels` names the classes mixed into the others (labels not in the dataset are
-    ignored); `options` go to `augment` (gain_db, mix_probability, mix_level_db).
+    ignored); `options` go to `augment` (gain_db, mix_probability, mix_level_db,
+    band_limit_probability, mask_probability).
     """
     from micmon.dataset import Dataset
 
