@@ -15,7 +15,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 #: Names of the PNG files `plot_training` writes into the model folder.
 PLOT_CURVES = "learning_curves.png"
 PLOT_CONFUSION = "confusion_matrix.png"
+ClassWeight = Literal["balanced", "none"]
 CLASS_WEIGHTS: tuple[str, ...] = ("balanced", "none")
 
 EpochCallback = Callable[[int, dict[str, float]], None]
@@ -92,7 +93,7 @@ class TrainingOptions:
     holdout_recordings: int = 0
     labels: tuple[str, ...] = ()
     background_label: str = "negative"
-    class_weight: str = "balanced"
+    class_weight: ClassWeight = "balanced"
     augment: bool = True
     augment_gain_db: float = AUGMENT_GAIN_DB
     augment_copies: int = 1

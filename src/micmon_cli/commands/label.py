@@ -53,6 +53,21 @@ def _timeline(labels: Labels, duration: float, power: np.ndarray) -> list[tuple[
             for seg, level in segment_levels(labels, duration, power)]
 
 
+def _check(cfg: ResolvedConfig, ffmpeg_bin: str) -> None:
+    """Validate every sample folder under audio_dir; list the problems, raise if there are any."""
+    from micmon.errors import LabelsError
+    from micmon.labels import check_folders
+
+    problems = check_folders(cfg.existing_dir("paths.audio_dir"),
+                             known=cfg.config.training.labels, ffmpeg_bin=ffmpeg_bin)
+    if problems:
+        console.result(console.table("problems", ["sample", "problem"],
+                                     ((p.folder, p.problem) for p in problems)))
+        raise LabelsError(f"{len(problems)} problem{'s' if len(problems) > 1 else ''} in "
+                          f"{cfg.config.paths.audio_dir}; fix them and run --check again")
+    console.result(f"all sample folders under {cfg.config.paths.audio_dir} are fine")
+
+
 def label(
     sample: Annotated[str | None, typer.Argument(
         metavar="SAMPLE", help="Sample folder: a path, or a folder name under audio_dir.",
@@ -80,7 +95,6 @@ def label(
     from micmon.errors import AudioError, LabelsError, ParameterError
     from micmon.labels import (
         Labels,
-        check_folders,
         find_labels_file,
         format_time,
         loudness_profile,
@@ -90,14 +104,7 @@ def label(
     cfg = resolve()
     ffmpeg_bin = cfg.config.audio.ffmpeg
     if check:
-        problems = check_folders(cfg.existing_dir("paths.audio_dir"),
-                                 known=cfg.config.training.labels, ffmpeg_bin=ffmpeg_bin)
-        if problems:
-            console.result(console.table("problems", ["sample", "problem"],
-                                         ((p.folder, p.problem) for p in problems)))
-            raise LabelsError(f"{len(problems)} problem{'s' if len(problems) > 1 else ''} in "
-                              f"{cfg.config.paths.audio_dir}; fix them and run --check again")
-        console.result(f"all sample folders under {cfg.config.paths.audio_dir} are fine")
+        _check(cfg, ffmpeg_bin)
         return
     if sample is None:
         raise ParameterError("SAMPLE: name a sample folder, or use --check; e.g. "
