@@ -111,3 +111,19 @@ def test_new_training_options_are_checked() -> None:
         with pytest.raises(ParameterError) as caught:
             TrainingOptions(**options)
         assert caught.value.parameter == name
+
+
+@pytest.mark.slow
+def test_an_ensemble_is_one_model_whose_scores_are_the_members_mean(datasets_dir: Path,
+                                                                     tmp_path: Path) -> None:
+    from micmon.model import Model
+
+    result = train(datasets_dir, TrainingOptions(epochs=2, ensemble=2, seed=3))
+    layer_names = [layer.name for layer in result.model.keras_model.layers]
+    assert "micmon_ensemble" in layer_names
+    out = result.save(tmp_path / "ensemble")
+    served = Model.load(out)  # one .tflite, scored in one call through LiteRT
+    spec = result.model.spec
+    assert spec is not None
+    x = np.random.default_rng(0).random((5, *spec.shape))
+    assert np.allclose(served.scores(x), result.model.scores(x), atol=1e-4)

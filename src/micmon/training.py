@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -79,6 +79,9 @@ class TrainingOptions:
         score highest for another label is added again and training goes on (0: off).
     filters : sequence of int
         cnn only: filters per convolution block (its capacity).
+    ensemble : int >= 1
+        Networks trained with seeds seed, seed+1, ...; their scores are averaged inside the one
+        saved model (and .tflite), so serving stays a single call.
     layers : sequence of int
         dense only: hidden layer widths; empty: the README network.
     seed : int
@@ -103,6 +106,7 @@ class TrainingOptions:
     patience: int = 0
     hard_negatives: float = 0.0
     filters: tuple[int, ...] = CNN_FILTERS
+    ensemble: int = 1
     layers: tuple[int, ...] = ()
     seed: int = 0
 
@@ -126,7 +130,7 @@ class TrainingOptions:
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
                 raise ParameterError(f"{name}: must be an integer >= 0, got {value!r}",
                                      parameter=name, value=value)
-        for name in ("epochs", "batch_size", "augment_copies"):
+        for name in ("epochs", "batch_size", "augment_copies", "ensemble"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ParameterError(f"{name}: must be an integer >= 1, got {value!r}",
@@ -225,7 +229,17 @@ def train(datasets: str | os.PathLike[str] | Sequence[Dataset],
         f"training, {len(data.validation_samples)} held out"
         f"{' by recording' if opts.split_by_recording else ''}; model: {kind}")
 
-    model, history = _fit(data, spec, labels, kind, opts, on_epoch=on_epoch, say=say)
+    members = []
+    history: dict[str, list[float]] = {}
+    for member in range(opts.ensemble):
+        if opts.ensemble > 1:
+            say(f"ensemble: network {member + 1} of {opts.ensemble}")
+        member_opts = replace(opts, seed=opts.seed + member)
+        net, member_history = _fit(data, spec, labels, kind, member_opts, on_epoch=on_epoch,
+                                   say=say)
+        members.append(net)
+        history = history or member_history
+    model = members[0] if len(members) == 1 else _average(members, labels, spec)
     held_out = len(data.validation_samples) > 0
     x, y = ((data.validation_samples, data.validation_classes) if held_out
             else (data.samples, data.classes))
@@ -307,6 +321,19 @@ def _fit(data: Dataset, spec: FeatureSpec, labels: list[str], kind: str, opts: T
                 "windows that scored highest are trained on again")
             fit(mined, max(1, opts.epochs // 2))
     return model, history
+
+
+def _average(members: list[Model], labels: list[str], spec: FeatureSpec) -> Model:
+    """Return one model whose scores are the mean of the members' (one network, one .tflite)."""
+    from micmon.model import Model
+
+    keras = _keras()
+    inputs = keras.Input(shape=spec.shape)
+    outputs = keras.layers.Average(name="micmon_ensemble")(
+        [m.keras_model(inputs, training=False) for m in members])
+    combined = keras.Model(inputs, outputs)
+    combined.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return Model(labels=labels, spec=spec, keras_model=combined)
 
 
 def _augmented(data: Dataset, kind: str, opts: TrainingOptions) -> Dataset:

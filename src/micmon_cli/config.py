@@ -137,6 +137,9 @@ class TrainingConfig(Section):
                                                   "network (2x and 0.75x the bins)")
     filters: list[PositiveInt] = Field(list(_TRAINING.filters), description="cnn: filters per "
                                        "convolution block (the network's capacity)")
+    ensemble: PositiveInt = Field(_TRAINING.ensemble, description="networks trained with seeds "
+                                  "seed, seed+1, ...; their scores are averaged inside the one "
+                                  "saved model")
     model_type: Literal["dense", "cnn"] | None = Field(
         None, description="dense: README network on spectrum; cnn: small 2-D CNN on logmel; "
         "empty: the one built for the datasets' features")
