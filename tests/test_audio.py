@@ -284,6 +284,20 @@ def test_scan_finds_sample_folders_recursively(tmp_path: Path) -> None:
     assert AudioDirectory.scan(tmp_path / "empty") == []
 
 
+def test_scan_follows_symlinked_sample_folders_once(tmp_path: Path) -> None:
+    elsewhere = tmp_path / "elsewhere" / "room"
+    elsewhere.mkdir(parents=True)
+    (elsewhere / "audio.wav").write_bytes(b"")
+    (elsewhere / "labels.json").write_text(json.dumps(LABELS))
+    audio = tmp_path / "audio"
+    audio.mkdir()
+    (audio / "room").symlink_to(elsewhere)
+    (audio / "loop").symlink_to(audio)  # a cycle is walked once, not forever
+    found = AudioDirectory.scan(audio)
+    assert [d.name for d in found] == ["room"]
+    assert found[0].path == str(audio / "room")
+
+
 def test_scan_and_directory_errors(tmp_path: Path) -> None:
     with pytest.raises(AudioError, match=f"{tmp_path / 'missing'}: no such folder"):
         AudioDirectory.scan(tmp_path / "missing")
