@@ -311,3 +311,36 @@ def test_parameter_error_carries_the_value() -> None:
     with pytest.raises(ParameterError) as caught:
         FeatureSpec(bins=0)
     assert (caught.value.parameter, caught.value.value) == ("bins", 0)
+
+
+@pytest.mark.parametrize("hop_seconds", [0.25, 0.5, 0.30375, 1.0])
+@pytest.mark.parametrize("batch", [1, 3, 16])
+def test_window_features_reuse_frames_and_equal_per_window_features(hop_seconds: float,
+                                                                    batch: int) -> None:
+    from micmon.features import WindowFeatures
+
+    spec = FeatureSpec(sample_rate=16000, window_seconds=1.0, high_freq=8000.0, feature="logmel")
+    rng = np.random.default_rng(7)
+    audio = (rng.standard_normal(16000 * 6) * 3000).astype(np.int16)
+    hop = int(hop_seconds * 16000)
+    starts = np.arange(0, len(audio) - spec.window_samples + 1, hop)
+    windows = np.stack([audio[s:s + spec.window_samples] for s in starts])
+    stream = WindowFeatures(spec)
+    parts = [stream.compute(windows[i:i + batch], starts[i:i + batch])
+             for i in range(0, len(starts), batch)]
+    assert np.allclose(np.concatenate(parts), compute_batch(windows, spec), atol=1e-5)
+    shared = hop % spec.frame_hop_samples == 0
+    distinct = len(np.unique(starts[:, None] + np.arange(spec.frames) * spec.frame_hop_samples))
+    if shared:  # each frame position transformed once
+        assert stream.computed == distinct
+    else:  # windows off the frame grid share nothing, and are still right
+        assert stream.computed == len(starts) * spec.frames
+
+
+def test_window_features_of_spectrum_specs_are_per_window() -> None:
+    from micmon.features import WindowFeatures
+
+    spec = FeatureSpec(sample_rate=16000, window_seconds=1.0, high_freq=8000.0, bins=20)
+    windows = (np.random.default_rng(1).standard_normal((3, 16000)) * 1000).astype(np.int16)
+    assert np.allclose(WindowFeatures(spec).compute(windows, [0, 4000, 8000]),
+                       compute_batch(windows, spec))

@@ -39,7 +39,7 @@ from micmon.detect import (
     model_settings,
 )
 from micmon.errors import AudioError, ModelError, ParameterError
-from micmon.features import FeatureSpec
+from micmon.features import FeatureSpec, WindowFeatures, score_windows
 from micmon.labels import LabelSegment
 
 #: Windows scored per call to the model.
@@ -151,9 +151,11 @@ def score_recording(recording: str | os.PathLike[str] | AudioDirectory, model: S
     chunks: list[np.ndarray] = []
     batch: list[np.ndarray] = []
 
+    features = WindowFeatures(spec)  # overlapping windows share their frames
+
     def flush() -> None:
         if batch:
-            scores = np.asarray(model.predict_proba(np.stack(batch)), dtype=np.float32)
+            scores = score_windows(model, np.stack(batch), times[-len(batch):], features)
             chunks.append(scores)
             if on_scores is not None:
                 on_scores(np.asarray(times[-len(batch):], dtype=np.float64), scores)

@@ -14,6 +14,7 @@ original's semantics); ``scale="log"`` maps decibels onto roughly [0, 1].
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from functools import lru_cache
 from typing import Any, Literal
@@ -316,12 +317,91 @@ def logmel_batch(windows: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     _check_length(x, spec)
     frames = np.lib.stride_tricks.sliding_window_view(x, spec.frame_samples, axis=-1)
     frames = frames[..., : spec.frames * spec.frame_hop_samples: spec.frame_hop_samples, :]
+    return logmel_frames(frames, spec)
+
+
+def logmel_frames(frames: np.ndarray, spec: FeatureSpec) -> np.ndarray:
+    """Return the log-mel features of frames of mono float samples, shape (..., frame_samples)."""
     win, norm = _window(spec.frame_samples)
     fft = np.fft.rfft(frames * win, n=spec.n_fft, axis=-1)
     power = (fft.real**2 + fft.imag**2).astype(np.float32) * np.float32(norm / spec.sample_rate)
     mel = _mel_plan(spec.sample_rate, spec.n_fft, float(spec.low_freq), float(spec.high_freq),
                     int(spec.mel_bands))
     return from_power(power @ mel, spec.scale)
+
+
+class WindowFeatures:
+    """Features of the windows of one stream, each log-mel frame computed once.
+
+    Overlapping windows (a hop shorter than the window) share most of their frames; `compute`
+    takes each window's start as a sample index in the stream, reuses every frame it has already
+    computed at that position and computes only the new ones. The result equals `compute_batch`
+    of the same windows (to float tolerance) however the windows are batched. Spectrum features
+    cover the whole window in one transform, so they are computed window by window. Memory is
+    bounded: frames before the earliest window of the latest call are dropped.
+    """
+
+    def __init__(self, spec: FeatureSpec) -> None:
+        self.spec = spec
+        self._offsets = np.arange(spec.frames, dtype=np.int64) * spec.frame_hop_samples
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every frame (call when a new stream starts)."""
+        self._keys = np.zeros(0, dtype=np.int64)
+        self._rows = np.zeros((0, self.spec.mel_bands), dtype=np.float32)
+        self.computed = 0  # frames transformed so far (for benchmarks)
+
+    def compute(self, windows: np.ndarray, starts: np.ndarray | list[int]) -> np.ndarray:
+        """Return features (N, *spec.shape) of windows (N, samples*channels) starting at `starts`."""
+        spec = self.spec
+        windows = np.asarray(windows)
+        if windows.ndim != 2:
+            raise ParameterError(f"windows: expected a 2-D array (windows, samples), got shape "
+                                 f"{windows.shape}", parameter="windows", value=windows.shape)
+        first = np.asarray(starts, dtype=np.int64).reshape(-1)
+        if len(first) != len(windows):
+            raise ParameterError(f"starts: {len(first)} starts for {len(windows)} windows",
+                                 parameter="starts", value=len(first))
+        if spec.feature != "logmel" or len(windows) == 0:
+            return compute_batch(windows, spec)
+        x = to_float_mono(windows, spec.channels)
+        _check_length(x, spec)
+        keys = first[:, None] + self._offsets[None, :]  # stream sample of every frame
+        unique, where, inverse = np.unique(keys, return_index=True, return_inverse=True)
+        known = np.searchsorted(self._keys, unique)
+        known = np.minimum(known, max(len(self._keys) - 1, 0))
+        cached = (len(self._keys) > 0) & (self._keys[known] == unique) if len(self._keys) else \
+            np.zeros(len(unique), dtype=bool)
+        rows = np.empty((len(unique), spec.mel_bands), dtype=np.float32)
+        if cached.any():
+            rows[cached] = self._rows[known[cached]]
+        missing = np.flatnonzero(~cached)
+        if missing.size:
+            window_index, frame_index = np.divmod(where[missing], spec.frames)
+            starts_in_window = self._offsets[frame_index]
+            gather = starts_in_window[:, None] + np.arange(spec.frame_samples)[None, :]
+            rows[missing] = logmel_frames(x[window_index[:, None], gather], spec)
+            self.computed += int(missing.size)
+        keep = unique >= first.max()  # frames later windows can still share
+        self._keys, self._rows = unique[keep], rows[keep]
+        out: np.ndarray = rows[inverse.reshape(keys.shape)]
+        return out
+
+
+def score_windows(model: Any, windows: np.ndarray, starts: Sequence[float],
+                  features: WindowFeatures | None = None) -> np.ndarray:
+    """Return a model's scores (N, labels) for int16 windows (N, samples*channels).
+
+    With `features` (and a model that scores feature arrays, as `Model.scores` does), each window's
+    features come from it, frames shared with earlier windows reused; `starts` are the windows'
+    stream times in seconds. Other models are asked through ``predict_proba``.
+    """
+    if features is None or not hasattr(model, "scores"):
+        return np.asarray(model.predict_proba(windows), dtype=np.float32)
+    rate = features.spec.sample_rate
+    first = np.rint(np.asarray(starts, dtype=np.float64) * rate).astype(np.int64)
+    return np.asarray(model.scores(features.compute(windows, first)), dtype=np.float32)
 
 
 def compute_batch(windows: np.ndarray, spec: FeatureSpec) -> np.ndarray:

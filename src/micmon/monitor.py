@@ -34,7 +34,7 @@ from micmon.actions import Action, Actions, ClipAudio
 from micmon.audio.source import AudioSource
 from micmon.detect import Detector, DetectorSettings, Event, model_hop, model_settings
 from micmon.errors import AudioError, ParameterError
-from micmon.features import dbfs
+from micmon.features import WindowFeatures, dbfs, score_windows
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +168,7 @@ class Listener:
         self.channels = int(spec.channels)
         self.detector = Detector(list(model.labels), settings, window_seconds=self.window,
                                  hop_seconds=self.hop, origin=origin)
+        self._features = WindowFeatures(spec)  # overlapping windows share their frames
         self.clip_seconds = float(clip_seconds)
         self.pre_roll = float(pre_roll)
         self.post_roll = float(post_roll)
@@ -192,6 +193,7 @@ class Listener:
     def reset(self, *, origin: datetime | None = None) -> None:
         """Forget all state (history, open events, carried audio)."""
         self.detector.reset(origin=origin)
+        self._features.reset()
         self._last_window_end = None
         self._pending = np.zeros(0, dtype=np.int16)
         self._pending_start = self._feed_time = 0.0
@@ -219,7 +221,7 @@ class Listener:
         if gated:
             row = None
         else:
-            row = np.asarray(self.model.predict_proba(audio.reshape(1, -1)))[0]
+            row = score_windows(self.model, audio.reshape(1, -1), [start], self._features)[0]
         events = self.detector.update(row, time=start, level_dbfs=level)
         scores = dict(self.detector.last_scores)
         result = WindowResult(start=start, end=end, level_dbfs=level, scores=scores, gated=gated,
