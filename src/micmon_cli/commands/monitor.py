@@ -177,6 +177,9 @@ def monitor(
     json_lines: Annotated[bool, typer.Option(
         "--json", help="Print only JSON lines, one per event, on stdout.")] = False,
     ffmpeg: FFmpeg = None,
+    web: Annotated[str | None, typer.Option(  # issue 12
+        "--web", help="Serve the web page on [HOST:]PORT, e.g. 8080 [config: monitor.web].",
+        show_default=False)] = None,
 ) -> None:
     """Listen with a trained model and report when its sounds start and stop.
 
@@ -198,7 +201,7 @@ def monitor(
                   Flag("monitor.hop", hop, "--hop"), Flag("monitor.threshold", threshold,
                                                           "--threshold"),
                   Flag("monitor.min_dbfs", min_dbfs, "--min-dbfs"),
-                  Flag("audio.ffmpeg", ffmpeg, "--ffmpeg"))
+                  Flag("audio.ffmpeg", ffmpeg, "--ffmpeg"), Flag("monitor.web", web, "--web"))
     c = cfg.config
     model_dir = c.monitor.model or c.paths.model_dir
     loaded = Model.load(model_dir)
@@ -206,7 +209,22 @@ def monitor(
     assert spec is not None  # Model.load always reads one from micmon.json
     settings = detector_settings(cfg, loaded.metadata, list(loaded.labels))
     window_hop = choose_hop(cfg, loaded.metadata, spec.window_seconds)
-    actions = build_actions(cfg, list(loaded.labels))
+    # -- issue 12: MQTT reports the targets only; the history; the web page (checked and bound
+    # before anything starts) --
+    from micmon.detect import Detector
+    from micmon.history import HistoryAction
+    from micmon.web import WebServer
+    from micmon_cli.commands.events import clip_folder, open_history
+
+    watched = Detector(loaded.labels, settings, window_seconds=spec.window_seconds).targets
+    actions = build_actions(cfg, list(watched))
+    store = open_history(cfg, create=True) if c.history.enabled else None
+    if store is not None:
+        actions.append(HistoryAction(store, model=str(model_dir)))
+    server = (WebServer(c.monitor.web, store=store, clip_folder=clip_folder(cfg),
+                        token=c.monitor.web_token, model=str(model_dir))
+              if c.monitor.web is not None else None)
+    # -- end issue 12 --
     interactive = console.interactive() and not json_lines
     if json_lines or not interactive:
         actions.insert(0, PrintAction(json_lines=json_lines))
@@ -223,6 +241,8 @@ def monitor(
     targets = ", ".join(mon.listener.detector.targets)
     console.info(f"listening to {name} for {targets} ({spec.window_seconds:g} s windows every "
                  f"{window_hop:g} s, model {model_dir}); Ctrl-C to stop")
+    if server is not None:  # issue 12
+        console.info(f"web page at {server.start(mon).url}")
     restore = install_signal_handlers(mon)
     view = LiveView(mon, name) if interactive else None
     try:
@@ -234,6 +254,8 @@ def monitor(
             stats = mon.run()
     finally:
         restore()
+        if server is not None:  # issue 12
+            server.stop()
     console.info(f"stopped after {console.fmt_seconds(stats.audio_seconds)} of audio: "
                  f"{stats.windows} windows, {stats.events} events, "
                  f"{stats.reconnects} reconnects")
