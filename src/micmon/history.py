@@ -259,9 +259,10 @@ class EventStore:
         start = _epoch(event, event.start)
         end = None if event.kind == "start" or event.end is None else _epoch(event, event.end)
         clip_bytes = 0
-        if event.clip:
+        clip = os.path.abspath(event.clip) if event.clip else None  # readable from any folder
+        if clip:
             try:
-                clip_bytes = os.path.getsize(event.clip)
+                clip_bytes = os.path.getsize(clip)
             except OSError:
                 clip_bytes = 0
         with self._errors():
@@ -274,7 +275,7 @@ class EventStore:
                 " clip = coalesce(excluded.clip, clip), clip_bytes = excluded.clip_bytes"
                 " WHERE excluded.end IS NOT NULL",
                 (key, event.label, start, end, float(event.confidence), float(event.peak),
-                 float(event.mean), int(event.windows), event.clip, clip_bytes, model))
+                 float(event.mean), int(event.windows), clip, clip_bytes, model))
             row = conn.execute("SELECT id FROM events WHERE key = ?", (key,)).fetchone()
         self.version += 1
         return int(row[0])

@@ -92,10 +92,11 @@ class LiveStatus:
             cutoff = time.time() - self.series_seconds
             while self._series and self._series[0][0] < cutoff:
                 self._series.popleft()
+            # Silence is measured in stream time, so a replayed file behaves as the live input.
             if level <= DIGITAL_SILENCE_DBFS:
                 if self._silent_since is None:
-                    self._silent_since = now
-                silent = now - self._silent_since >= self.silence_seconds
+                    self._silent_since = result.start
+                silent = result.end - self._silent_since >= self.silence_seconds
             else:
                 self._silent_since = None
                 silent = False

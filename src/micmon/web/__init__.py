@@ -124,12 +124,12 @@ class WebServer:
     def __init__(self, bind: str | int | Bind, *, store: EventStore | None = None,
                  clip_folder: str | os.PathLike[str] | None = None, token: str | None = None,
                  model: str | None = None) -> None:
-        import importlib.util
-
-        for module in ("starlette", "uvicorn"):
-            if importlib.util.find_spec(module) is None:
-                raise WebError(f"the web page needs the web extra ({module} is missing): "
-                               f"{INSTALL_HINT}")
+        try:
+            import starlette  # noqa: F401
+            import uvicorn  # noqa: F401
+        except ImportError as exc:
+            raise WebError(f"the web page needs the web extra ({exc.name} is missing): "
+                           f"{INSTALL_HINT}") from None
         self.monitor: Any = None
         self.store = store
         self.clip_folder = None if clip_folder is None else expand_path(clip_folder)

@@ -124,9 +124,18 @@ def create_app(server: WebServer) -> Any:
     def history_version() -> int:
         return store.version if store is not None else 0
 
+    def counters() -> dict[str, Any]:
+        stats = monitor.stats
+        return {"windows": stats.windows - stats.gated, "gated": stats.gated,
+                "events": stats.events, "reconnects": stats.reconnects,
+                "audio_seconds": round(stats.audio_seconds, 3),
+                "dropped_seconds": round(monitor.dropped_seconds, 3),
+                "last_error": stats.last_error}
+
     def live_payload() -> dict[str, Any]:
         snap = monitor.status.snapshot()
         snap["history_version"] = history_version()
+        snap["stats"] = counters()
         return snap
 
     async def index(request: Request) -> Response:
@@ -134,7 +143,6 @@ def create_app(server: WebServer) -> Any:
                             headers={"Cache-Control": "no-cache"})
 
     async def status(request: Request) -> Response:
-        stats = monitor.stats
         detector = monitor.listener.detector
         return JSONResponse({
             **live_payload(), "labels": list(detector.labels), "targets": list(detector.targets),
@@ -142,10 +150,6 @@ def create_app(server: WebServer) -> Any:
             "hop_seconds": monitor.hop, "window_seconds": monitor.listener.window,
             "history": store is not None,
             "history_labels": await asyncio.to_thread(store.labels) if store is not None else [],
-            "stats": {"windows": stats.windows, "gated": stats.gated, "events": stats.events,
-                      "reconnects": stats.reconnects, "audio_seconds": round(stats.audio_seconds, 3),
-                      "dropped_seconds": round(monitor.dropped_seconds, 3),
-                      "last_error": stats.last_error},
             "series": monitor.status.series(),
             "live_interval": LIVE_INTERVAL,
         })

@@ -2,7 +2,7 @@
 "use strict";
 
 const SERIES_SECONDS = 60;
-const LEVEL_FLOOR = -90;
+const LEVEL_FLOOR = -80;
 const state = { labels: [], thresholds: {}, series: { time: [], level: [], scores: {} },
                 historyVersion: -1, playing: null };
 
@@ -42,7 +42,7 @@ function sizeCanvas(canvas) {
   return [ctx, width, height];
 }
 
-function drawSeries(canvas, times, values, lo, hi, { threshold = null, colour } = {}) {
+function drawSeries(canvas, times, values, lo, hi, { threshold = null, colour, ticks = false } = {}) {
   const [ctx, w, h] = sizeCanvas(canvas);
   const css = getComputedStyle(document.documentElement);
   ctx.clearRect(0, 0, w, h);
@@ -50,6 +50,11 @@ function drawSeries(canvas, times, values, lo, hi, { threshold = null, colour } 
   ctx.lineWidth = 1;
   for (let i = 1; i < 4; i++) {
     ctx.beginPath(); ctx.moveTo(0, (h * i) / 4); ctx.lineTo(w, (h * i) / 4); ctx.stroke();
+  }
+  if (ticks) {
+    ctx.fillStyle = css.getPropertyValue("--muted");
+    ctx.font = "10px system-ui, sans-serif";
+    for (let i = 1; i < 4; i++) ctx.fillText(`${Math.round(hi - ((hi - lo) * i) / 4)}`, 2, (h * i) / 4 - 2);
   }
   const now = Date.now() / 1000;
   const x = (t) => w - ((now - t) / SERIES_SECONDS) * w;
@@ -86,7 +91,7 @@ function trimSeries() {
 
 function redraw() {
   const s = state.series;
-  drawSeries($("#level-chart"), s.time, s.level, LEVEL_FLOOR, 0);
+  drawSeries($("#level-chart"), s.time, s.level, LEVEL_FLOOR, 0, { ticks: true });
   for (const label of state.labels) {
     const canvas = document.getElementById(`chart-${label}`);
     if (canvas) drawSeries(canvas, s.time, s.scores[label] || [], 0, 1,
@@ -133,6 +138,10 @@ function applyLive(data) {
   }
   trimSeries();
   redraw();
+  if (data.stats) {
+    const st = data.stats;
+    $("#stats").textContent = `${st.windows} windows scored, ${st.events} events, ${st.reconnects} capture restarts`;
+  }
   if (data.history_version !== state.historyVersion) {
     state.historyVersion = data.history_version;
     loadEvents();
@@ -175,8 +184,10 @@ async function loadEvents() {
               el("td", {}, fmtDuration(e.duration)), el("td", {}, e.peak.toFixed(2)));
     const cell = el("td");
     if (e.clip_url) {
-      const button = el("button", { type: "button", class: "play", "data-clip": e.clip_url,
+      const playing = state.playing === e.clip_url && !$("#player").paused;
+      const button = el("button", { type: "button", class: playing ? "play playing" : "play", "data-clip": e.clip_url,
                                     "aria-label": `play the clip of ${e.label} at ${fmtTime(e.start)}` }, "▶");
+      if (playing) button.textContent = "❚❚";
       button.addEventListener("click", () => play(button));
       cell.append(button);
     }
@@ -206,15 +217,14 @@ async function init() {
   state.labels = data.targets;
   state.thresholds = data.thresholds;
   state.series = { time: data.series.time, level: data.series.level_dbfs, scores: data.series.scores };
-  $("#model").textContent = data.model ? `model ${data.model}` : "";
+  $("#model").textContent = data.model ? `model ${data.model.split("/").filter(Boolean).pop()}` : "";
+  $("#model").title = data.model || "";
   const select = $("#filter-label");
   for (const label of [...new Set([...data.targets, ...data.history_labels])]) {
     select.append(el("option", { value: label }, label));
   }
   buildLabels();
   applyLive(data);
-  const stats = data.stats;
-  $("#stats").textContent = `${stats.windows} windows, ${stats.events} events, ${stats.reconnects} capture restarts`;
   $("#filter-label").addEventListener("change", loadEvents);
   $("#filter-day").addEventListener("change", loadEvents);
   $("#filter-clear").addEventListener("click", () => { $("#filter-label").value = ""; $("#filter-day").value = ""; loadEvents(); });
