@@ -127,7 +127,8 @@ def create_app(server: WebServer) -> Any:
     def counters() -> dict[str, Any]:
         stats = monitor.stats
         return {"windows": stats.windows - stats.gated, "gated": stats.gated,
-                "events": stats.events, "reconnects": stats.reconnects,
+                "detections": sum(monitor.status.events_by_label.values()),
+                "reconnects": stats.reconnects,
                 "audio_seconds": round(stats.audio_seconds, 3),
                 "dropped_seconds": round(monitor.dropped_seconds, 3),
                 "last_error": stats.last_error}

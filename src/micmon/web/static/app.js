@@ -140,7 +140,7 @@ function applyLive(data) {
   redraw();
   if (data.stats) {
     const st = data.stats;
-    $("#stats").textContent = `${st.windows} windows scored, ${st.events} events, ${st.reconnects} capture restarts`;
+    $("#stats").textContent = `${st.windows} windows scored, ${st.detections} detections, ${st.reconnects} capture restarts`;
   }
   if (data.history_version !== state.historyVersion) {
     state.historyVersion = data.history_version;
