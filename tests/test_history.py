@@ -120,6 +120,17 @@ def test_history_action_records_and_prunes(tmp_path: Path) -> None:
     assert [Path(e.clip or "").name for e in store.query()] == ["c2.mp3"]
 
 
+def test_a_sound_left_open_by_a_killed_run_is_marked_interrupted(tmp_path: Path) -> None:
+    store = EventStore(tmp_path / "events.sqlite3")
+    begin, _ = _pair("cry", 5.0)
+    store.record(begin)
+    action = HistoryAction(EventStore(tmp_path / "events.sqlite3"))  # the next run
+    action.open()
+    (row,) = store.query()
+    assert row.interrupted and row.duration == 0.0 and row.to_dict()["interrupted"] is True
+    assert store.end_unfinished() == 0
+
+
 def test_readers_and_a_writer_on_other_threads(tmp_path: Path) -> None:
     store = EventStore(tmp_path / "events.sqlite3")
     errors: list[BaseException] = []

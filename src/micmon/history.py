@@ -55,16 +55,17 @@ CREATE TABLE IF NOT EXISTS events (
     windows INTEGER NOT NULL,
     clip TEXT,
     clip_bytes INTEGER NOT NULL DEFAULT 0,
-    model TEXT
+    model TEXT,
+    interrupted INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS events_start ON events (start);
 CREATE INDEX IF NOT EXISTS events_label_start ON events (label, start);
 """
 _COLUMNS = ("id", "key", "label", "start", "end", "confidence", "peak", "mean", "windows", "clip",
-            "clip_bytes", "model")
+            "clip_bytes", "model", "interrupted")
 #: Columns of the CSV export, in order.
 CSV_COLUMNS = ("id", "label", "start", "end", "duration", "confidence", "peak", "mean", "windows",
-               "clip", "model")
+               "clip", "model", "interrupted")
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -124,7 +125,11 @@ def parse_when(text: str | float | datetime | date | None, *, name: str = "since
 
 @dataclass(frozen=True)
 class StoredEvent:
-    """One sound in the history; times are Unix seconds (``end`` None while it goes on)."""
+    """One sound in the history; times are Unix seconds (``end`` None while it goes on).
+
+    ``interrupted`` marks a sound whose end was never seen (micmon was killed while it went on);
+    its ``end`` is then its start.
+    """
 
     id: int
     key: str
@@ -138,6 +143,7 @@ class StoredEvent:
     clip: str | None
     clip_bytes: int
     model: str | None
+    interrupted: bool = False
 
     @property
     def duration(self) -> float | None:
@@ -162,7 +168,7 @@ class StoredEvent:
                 "duration": None if duration is None else round(duration, 3),
                 "confidence": round(self.confidence, 4), "peak": round(self.peak, 4),
                 "mean": round(self.mean, 4), "windows": self.windows, "clip": self.clip,
-                "model": self.model}
+                "model": self.model, "interrupted": bool(self.interrupted)}
 
 
 class EventStore:
@@ -279,6 +285,15 @@ class EventStore:
             row = conn.execute("SELECT id FROM events WHERE key = ?", (key,)).fetchone()
         self.version += 1
         return int(row[0])
+
+    def end_unfinished(self) -> int:
+        """Mark sounds left without an end by an earlier run as interrupted; return how many."""
+        with self._errors():
+            count = self._conn().execute("UPDATE events SET end = start, interrupted = 1 WHERE "
+                                         "end IS NULL").rowcount
+        if count:
+            self.version += 1
+        return int(count)
 
     def prune(self, *, now: float | None = None) -> int:
         """Apply retention (age, then total clip size); return how many rows were removed."""
@@ -401,7 +416,8 @@ class HistoryAction(Action):
         self.name = f"history {store.path}"
 
     def open(self) -> None:
-        """Apply retention once at start."""
+        """Close what an earlier run left open, and apply retention once at start."""
+        self.store.end_unfinished()
         self.store.prune()
 
     def handle(self, event: Event, audio: ClipAudio | None = None) -> Event:

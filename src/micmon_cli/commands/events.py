@@ -11,7 +11,7 @@ from micmon_cli import console
 from micmon_cli.commands import Force, resolve
 
 if TYPE_CHECKING:
-    from micmon.history import EventStore
+    from micmon.history import EventStore, StoredEvent
     from micmon_cli.config import ResolvedConfig
 
 BYTES_PER_MB = 1_000_000
@@ -38,6 +38,12 @@ def open_history(cfg: ResolvedConfig, *, create: bool) -> EventStore:
     folder = h.folder or clips
     return EventStore(folder / HISTORY_FILE, clip_folder=clips, max_age_days=h.max_age_days,
                       max_clip_bytes=int(h.max_clip_mb * BYTES_PER_MB), create=create)
+
+
+def _duration(row: StoredEvent) -> str:
+    if row.interrupted:
+        return "interrupted"
+    return "going on" if row.duration is None else f"{row.duration:.1f} s"
 
 
 def events(
@@ -88,5 +94,5 @@ def events(
         return
     console.result(console.table(None, ["start", "label", "duration", "peak", "mean", "clip"], [
         (row.start_time[:19].replace("T", " "), row.label,
-         "going on" if row.duration is None else f"{row.duration:.1f} s", f"{row.peak:.2f}",
+         _duration(row), f"{row.peak:.2f}",
          f"{row.mean:.2f}", Path(row.clip).name if row.clip else "-") for row in rows]))

@@ -181,7 +181,8 @@ async function loadEvents() {
   for (const e of data.events) {
     const tr = el("tr", { "data-key": e.key });
     tr.append(el("td", {}, fmtTime(e.start)), el("td", {}, e.label),
-              el("td", {}, fmtDuration(e.duration)), el("td", {}, e.peak.toFixed(2)));
+              el("td", {}, e.interrupted ? "interrupted" : fmtDuration(e.duration)),
+              el("td", {}, e.peak.toFixed(2)));
     const cell = el("td");
     if (e.clip_url) {
       const playing = state.playing === e.clip_url && !$("#player").paused;
