@@ -73,9 +73,10 @@ class Served:
         self.url = f"http://127.0.0.1:{server.port}"
 
 
-@pytest.fixture
-def served(model, recording: Path, tmp_path: Path) -> Iterator[Served]:  # noqa: ANN001
-    clips = tmp_path / "clips"
+@pytest.fixture(scope="module")
+def served(model, recording: Path,  # noqa: ANN001
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    clips = tmp_path_factory.mktemp("served") / "clips"
     store = EventStore(clips / "events.sqlite3", clip_folder=clips)
     server = WebServer("127.0.0.1:0", store=store, clip_folder=clips, model="tiny")
     monitor = Monitor(model, file_source(recording, spec=model.spec, hop=HOP, realtime=False),
@@ -140,6 +141,8 @@ def test_page_and_its_assets_are_served_locally(served: Served) -> None:
     "/clips/",
     "/clips/link.mp3",
     "/clips/../clips/../outside.mp3",
+    "/clips/a%00.mp3",
+    "/clips/%252e%252e/outside.mp3",
 ])
 def test_clips_refuses_anything_outside_the_clip_folder(served: Served, path: str) -> None:
     secret = served.clips.parent / "outside.mp3"

@@ -189,7 +189,7 @@ def create_app(server: WebServer) -> Any:
         root = clips.resolve()
         try:
             path = (root / name).resolve()
-        except (OSError, RuntimeError):
+        except (OSError, RuntimeError, ValueError):  # loops, NUL bytes
             return PlainTextResponse("refused\n", status_code=403)
         if not path.is_relative_to(root) or path == root or path.suffix.lower() not in CLIP_TYPES:
             return PlainTextResponse("refused: only clips inside the clip folder\n",
