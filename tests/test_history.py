@@ -163,6 +163,8 @@ def test_csv_export_is_atomic_and_refuses_to_overwrite(tmp_path: Path) -> None:
     write_csv([], out, force=True)
     assert len(out.read_text().splitlines()) == 1
     assert [p.name for p in tmp_path.iterdir() if p.suffix == ".csv"] == ["events.csv"]
+    with pytest.raises(ParameterError, match="is a folder; give a file name such as events.csv"):
+        write_csv([], tmp_path, force=True)
 
 
 def test_parse_when_forms() -> None:

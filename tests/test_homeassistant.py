@@ -115,6 +115,28 @@ def test_availability_follows_the_capture(broker: MosquittoBroker, trained_model
         assert payloads[-1] == "offline"  # stopped
 
 
+def test_availability_and_level_follow_the_audio_status(broker: MosquittoBroker) -> None:
+    action = MqttAction(broker.url, labels=["positive"], node_id="den")
+    action.open()
+    try:
+        assert action.wait_connected(10)
+        with Subscriber(broker, "micmon/den/availability", "micmon/den/level") as sub:
+            sub.wait_for(lambda m: m.payload == "online")  # retained: no status yet counts as up
+            action.audio_status(True, -31.0)
+            action.audio_status(True, -12.5)  # within MQTT_LEVEL_INTERVAL: not published yet
+            action.audio_status(False, None)  # down, or digital silence
+            sub.wait_for(lambda m: m.payload == "offline")
+            action.audio_status(True, -20.0)
+            sub.wait_for(lambda m: m.topic.endswith("availability") and m.payload == "online",
+                         count=3)  # retained, first status, back after the offline
+            payloads = [m.payload for m in sub.messages if m.topic.endswith("availability")]
+            assert payloads == ["online", "online", "offline", "online"]
+            levels = [m.payload for m in sub.messages if m.topic.endswith("/level")]
+            assert levels == ["-31.0"]
+    finally:
+        action.close()
+
+
 def test_stale_entities_of_this_node_are_cleared(broker: MosquittoBroker) -> None:
     import paho.mqtt.client as mqtt
 

@@ -388,10 +388,10 @@ def write_csv(events: Sequence[StoredEvent], path: str | os.PathLike[str], *,
               force: bool = False) -> Path:
     """Write `events` as CSV (columns `CSV_COLUMNS`) atomically; refuse to overwrite without force."""
     target = expand_path(path)
-    if target.exists() and not force:
-        raise ParameterError(f"{target}: already exists; use --force to overwrite it")
     if target.is_dir():
         raise ParameterError(f"{target}: is a folder; give a file name such as events.csv")
+    if target.exists() and not force:
+        raise ParameterError(f"{target}: already exists; use --force to overwrite it")
     try:
         with atomic_path(target, suffix=".csv") as tmp:
             with open(tmp, "w", newline="", encoding="utf-8") as handle:
