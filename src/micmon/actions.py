@@ -432,7 +432,7 @@ class MqttAction(Action):
 
     def _is_stale(self, topic: str, payload: bytes) -> bool:
         """Whether a retained discovery config is this node's but no longer announced."""
-        if not payload or topic in self.discovery_entities():
+        if not payload:
             return False
         parts = topic.split("/")
         prefix = self.discovery_prefix.split("/")
@@ -441,6 +441,8 @@ class MqttAction(Action):
             if not rest[1].startswith(f"{self.node_id}_"):
                 return False
         elif len(rest) != 4 or rest[1] != self.node_id:
+            return False
+        if topic in self.discovery_entities():
             return False
         try:
             unique_id = str(json.loads(payload).get("unique_id", ""))
