@@ -140,12 +140,16 @@ def test_availability_and_level_follow_the_audio_status(broker: MosquittoBroker)
 def test_stale_entities_of_this_node_are_cleared(broker: MosquittoBroker) -> None:
     import paho.mqtt.client as mqtt
 
+    def config(node: str, label: str) -> dict:
+        return {"unique_id": f"micmon_{node}_{label}", "device": {"identifiers": [f"micmon_{node}"]}}
+
     stale = {  # the model had a "cry" label, and an older micmon used the flat layout
-        "homeassistant/binary_sensor/nursery/cry/config": {"unique_id": "micmon_nursery_cry"},
-        "homeassistant/binary_sensor/nursery_bark/config": {"unique_id": "micmon_nursery_bark"},
+        "homeassistant/binary_sensor/nursery/cry/config": config("nursery", "cry"),
+        "homeassistant/binary_sensor/nursery_bark/config": config("nursery", "bark"),
     }
     foreign = {
-        "homeassistant/binary_sensor/hall/cry/config": {"unique_id": "micmon_hall_cry"},
+        "homeassistant/binary_sensor/hall/cry/config": config("hall", "cry"),
+        "homeassistant/binary_sensor/nursery_2_cry/config": config("nursery_2", "cry"),
         "homeassistant/binary_sensor/nursery_lamp/config": {"unique_id": "zigbee_lamp"},
     }
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2)

@@ -444,11 +444,11 @@ class MqttAction(Action):
             return False
         if topic in self.discovery_entities():
             return False
-        try:
-            unique_id = str(json.loads(payload).get("unique_id", ""))
-        except (ValueError, AttributeError):
+        try:  # ours: announced for this node's device (node ids may prefix one another)
+            identifiers = json.loads(payload)["device"]["identifiers"]
+        except (ValueError, KeyError, TypeError):
             return False
-        return unique_id.startswith(f"micmon_{self.node_id}_")
+        return isinstance(identifiers, list) and f"micmon_{self.node_id}" in identifiers
 
     def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
         if message.retain and self._is_stale(message.topic, message.payload):
