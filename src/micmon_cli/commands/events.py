@@ -56,8 +56,8 @@ def events(
     label: Annotated[list[str] | None, typer.Option(
         "--label", "-l", help="Only this label (repeat for several).", show_default=False)] = None,
     limit: Annotated[int | None, typer.Option(
-        "--limit", "-n", help="At most this many events, the newest [default: 100; all with "
-        "--export].", show_default=False, min=1)] = None,
+        "--limit", "-n", help="At most this many events, the newest (default: 100; all with "
+        "--export).", show_default=False, min=1)] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON lines, one per event.")
                        ] = False,
     export: Annotated[Path | None, typer.Option(

@@ -178,7 +178,7 @@ def monitor(
         "--json", help="Print only JSON lines, one per event, on stdout.")] = False,
     ffmpeg: FFmpeg = None,
     web: Annotated[str | None, typer.Option(  # issue 12
-        "--web", help="Serve the web page on [HOST:]PORT, e.g. 8080 [config: monitor.web].",
+        "--web", help="Serve the web page on HOST:PORT or PORT, e.g. 8080 (config: monitor.web).",
         show_default=False)] = None,
 ) -> None:
     """Listen with a trained model and report when its sounds start and stop.
