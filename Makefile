@@ -2,7 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-SYSTEM_PACKAGES := ffmpeg pulseaudio pulseaudio-utils mosquitto mosquitto-clients python3-venv python3-pip
+SYSTEM_PACKAGES := ffmpeg pulseaudio pulseaudio-utils mosquitto mosquitto-clients python3-venv python3-pip \
+	chromium chromium-driver
 BENCH_PACKAGES := sound-theme-freedesktop asterisk-core-sounds-en-wav
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
@@ -21,7 +22,7 @@ system:
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,web]'
 	touch $@
 
 venv: $(BIN)/.installed

@@ -184,7 +184,7 @@ def test_mqtt_events_state_discovery_and_availability(broker: MosquittoBroker) -
         assert action.wait_connected(10)
         sub.wait_for(lambda m: m.topic == "micmon/nursery/availability" and m.payload == "online")
         (config,) = sub.wait_for(
-            lambda m: m.topic == "homeassistant/binary_sensor/nursery_positive/config")
+            lambda m: m.topic == "homeassistant/binary_sensor/nursery/positive/config")
         data = json.loads(config.payload)
         assert data["state_topic"] == "micmon/nursery/positive/state"
         assert data["availability_topic"] == "micmon/nursery/availability"

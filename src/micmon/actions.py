@@ -58,6 +58,11 @@ MQTT_MAX_RECONNECT_DELAY = 30
 #: QoS 1 messages paho keeps while the broker is away; further events are dropped with a warning.
 MQTT_MAX_QUEUED = 1000
 MQTT_KEEPALIVE = 30
+#: Seconds between two publications of the input level at most.
+MQTT_LEVEL_INTERVAL = 5.0
+#: Object ids of the Home Assistant event entity and level sensor (labels use their own name).
+MQTT_DETECTION_ID = "detection"
+MQTT_LEVEL_ID = "input_level"
 CLIP_FORMATS = ("mp3", "wav")
 _TOPIC_SAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
@@ -99,6 +104,9 @@ class Action:
 
     def close(self) -> None:
         """Release resources; called once after the last event."""
+
+    def audio_status(self, healthy: bool, level_dbfs: float | None) -> None:
+        """Hear whether audio flows and its level, after each window (listening thread: never block)."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name})"
@@ -273,33 +281,53 @@ def _topic_part(text: str) -> str:
     return _TOPIC_SAFE.sub("_", text).strip("_") or "x"
 
 
+def default_node_id() -> str:
+    """Return this machine's host name (first part, lower case) as an MQTT/Home Assistant id."""
+    import socket
+
+    return _topic_part(socket.gethostname().split(".")[0].lower()) or "micmon"
+
+
 class MqttAction(Action):
     """Publish events to an MQTT broker (paho-mqtt 2.x), with retained state and HA discovery.
 
-    Topics under ``topic`` (default ``micmon/<node_id>``): ``<topic>/event`` gets every event
-    (QoS 1); ``<topic>/<label>/state`` holds ``ON``/``OFF`` (retained); ``<topic>/availability``
-    holds ``online``/``offline`` (retained, ``offline`` is also the last will). With
-    ``discovery`` on, a Home Assistant binary sensor per label is announced under
-    ``<discovery_prefix>/binary_sensor/<node_id>_<label>/config``. paho reconnects by itself
-    (1 s to 30 s apart); QoS 1 messages published meanwhile are delivered after reconnecting.
+    ``labels`` are the labels reported: pass the detector's targets, not the background label.
+    Topics under ``topic`` (default ``micmon/<node_id>``, ``node_id`` defaulting to the host
+    name): ``<topic>/event`` gets every event (QoS 1); ``<topic>/<label>/state`` holds
+    ``ON``/``OFF`` (retained); ``<topic>/detection`` gets ``{"event_type": label, ...}`` at each
+    start; ``<topic>/level`` the input level in dBFS (the loudest window, every
+    `MQTT_LEVEL_INTERVAL` seconds at most); ``<topic>/availability`` holds ``online``/``offline``
+    (retained): offline while the audio is down or digital silence (see `audio_status`), when
+    micmon stops, and as the broker's last will.
+
+    With ``discovery`` on, Home Assistant entities are announced (retained) under
+    ``<discovery_prefix>/<component>/<node_id>/<object_id>/config`` as its MQTT discovery
+    describes: a ``binary_sensor`` per label, an ``event`` entity whose event types are the
+    labels, and a ``sensor`` for the input level, each with the device, ``origin`` and
+    availability. Discovery entries of this node that are no longer announced (the model's labels
+    changed) are cleared, and so are those of the older ``binary_sensor/<node_id>_<label>``
+    layout. With ``clip_base_url`` (the web page), event payloads carry a ``clip_url``.
+    paho reconnects by itself (1 s to 30 s apart); QoS 1 messages published meanwhile are
+    delivered after reconnecting.
     """
 
     name = "mqtt"
     retry = False  # paho keeps QoS 1 messages across reconnects; a retry would duplicate them
 
     def __init__(self, broker: str, *, labels: Sequence[str], topic: str | None = None,
-                 node_id: str = "micmon", username: str | None = None,
+                 node_id: str | None = None, username: str | None = None,
                  password: str | None = None, tls: bool | None = None,
                  ca_certs: str | os.PathLike[str] | None = None, tls_insecure: bool = False,
                  client_id: str | None = None, discovery: bool = True,
                  discovery_prefix: str = "homeassistant", qos: int = 1,
-                 keepalive: int = MQTT_KEEPALIVE, device_class: str = "sound") -> None:
+                 keepalive: int = MQTT_KEEPALIVE, device_class: str = "sound",
+                 clip_base_url: str | None = None) -> None:
         self.address = parse_broker_url(broker)
         if not labels:
             raise ParameterError("labels: the MQTT action needs the labels it reports", parameter='labels')
         if qos not in (0, 1, 2):
             raise ParameterError(f"qos: must be 0, 1 or 2, got {qos!r}", parameter='qos', value=qos)
-        self.node_id = _topic_part(node_id)
+        self.node_id = _topic_part(node_id if node_id else default_node_id())
         self.topic = (topic or f"micmon/{self.node_id}").rstrip("/")
         if not self.topic or any(c in self.topic for c in "#+"):
             raise ParameterError(f"topic: must be a plain MQTT topic without # or +, got {topic!r}", parameter='topic', value=topic)
@@ -320,6 +348,11 @@ class MqttAction(Action):
         self.name = f"mqtt {self.address.host}:{self.address.port}"
         self._client: Any = None
         self._states = dict.fromkeys(self.labels, "OFF")
+        self.clip_base_url = clip_base_url.rstrip("/") if clip_base_url else None
+        self._available: bool | None = None  # None: no audio status yet (counts as online)
+        self._level_max: float | None = None
+        self._level_at = 0.0
+        self._status_lock = threading.Lock()
         self._connected = threading.Event()
         self._was_connected = False
         self._failing = False  # a failure streak was logged; log again only after a success
@@ -340,30 +373,97 @@ class MqttAction(Action):
         """Retained ON/OFF topic of `label`."""
         return f"{self.topic}/{_topic_part(label)}/state"
 
-    def discovery_topic(self, label: str) -> str:
-        """Home Assistant discovery config topic of `label`'s binary sensor."""
-        return (f"{self.discovery_prefix}/binary_sensor/{self.node_id}_{_topic_part(label)}"
+    @property
+    def detection_topic(self) -> str:
+        """Topic of the Home Assistant event entity (a JSON payload with event_type per start)."""
+        return f"{self.topic}/detection"
+
+    @property
+    def level_topic(self) -> str:
+        """Topic of the input level sensor (dBFS)."""
+        return f"{self.topic}/level"
+
+    def discovery_topic(self, label: str, component: str = "binary_sensor") -> str:
+        """Home Assistant discovery config topic of an entity (`label`: its object id)."""
+        return (f"{self.discovery_prefix}/{component}/{self.node_id}/{_topic_part(label)}"
                 "/config")
 
-    def discovery_config(self, label: str) -> dict[str, Any]:
-        """Home Assistant MQTT discovery payload for `label`'s binary sensor."""
+    def _common(self, object_id: str) -> dict[str, Any]:
+        """Keys every entity shares; a label never starts with "_", so "_x" ids cannot collide."""
         from micmon import __version__
 
         return {
-            "name": label,
-            "unique_id": f"micmon_{self.node_id}_{_topic_part(label)}",
-            "state_topic": self.state_topic(label),
-            "payload_on": "ON",
-            "payload_off": "OFF",
+            "unique_id": f"micmon_{self.node_id}_{object_id}",
             "availability_topic": self.availability_topic,
             "payload_available": "online",
             "payload_not_available": "offline",
-            "device_class": self.device_class,
-            "json_attributes_topic": f"{self.topic}/{_topic_part(label)}/attributes",
             "device": {"identifiers": [f"micmon_{self.node_id}"], "name": f"micmon {self.node_id}",
                        "manufacturer": "micmon", "model": "micmon monitor",
                        "sw_version": __version__},
+            "origin": {"name": "micmon", "sw_version": __version__},
         }
+
+    def discovery_config(self, label: str) -> dict[str, Any]:
+        """Home Assistant MQTT discovery payload for `label`'s binary sensor."""
+        return {
+            "name": label,
+            **self._common(_topic_part(label)),
+            "state_topic": self.state_topic(label),
+            "payload_on": "ON",
+            "payload_off": "OFF",
+            "device_class": self.device_class,
+            "json_attributes_topic": f"{self.topic}/{_topic_part(label)}/attributes",
+        }
+
+    def discovery_entities(self) -> dict[str, dict[str, Any]]:
+        """Return every discovery config topic announced, with its payload."""
+        entities = {self.discovery_topic(label): self.discovery_config(label)
+                    for label in self.labels}
+        entities[self.discovery_topic(MQTT_DETECTION_ID, "event")] = {
+            "name": "Detection", **self._common(f"_{MQTT_DETECTION_ID}"),
+            "state_topic": self.detection_topic, "event_types": list(self.labels),
+            "icon": "mdi:waveform"}
+        entities[self.discovery_topic(MQTT_LEVEL_ID, "sensor")] = {
+            "name": "Input level", **self._common(f"_{MQTT_LEVEL_ID}"),
+            "state_topic": self.level_topic, "unit_of_measurement": "dBFS",
+            "state_class": "measurement", "suggested_display_precision": 1,
+            "entity_category": "diagnostic", "icon": "mdi:microphone"}
+        return entities
+
+    def _is_stale(self, topic: str, payload: bytes) -> bool:
+        """Whether a retained discovery config is this node's but no longer announced."""
+        if not payload:
+            return False
+        parts = topic.split("/")
+        prefix = self.discovery_prefix.split("/")
+        rest = parts[len(prefix):]
+        if len(rest) == 3 and rest[0] == "binary_sensor":  # the older <node_id>_<label> layout
+            if not rest[1].startswith(f"{self.node_id}_"):
+                return False
+        elif len(rest) != 4 or rest[1] != self.node_id:
+            return False
+        if topic in self.discovery_entities():
+            return False
+        try:  # ours: announced for this node's device (node ids may prefix one another)
+            identifiers = json.loads(payload)["device"]["identifiers"]
+        except (ValueError, KeyError, TypeError):
+            return False
+        return isinstance(identifiers, list) and f"micmon_{self.node_id}" in identifiers
+
+    def _on_message(self, client: Any, userdata: Any, message: Any) -> None:
+        if message.retain and self._is_stale(message.topic, message.payload):
+            log.info("%s: removing the stale Home Assistant entity %s", self.name, message.topic)
+            client.publish(message.topic, b"", qos=1, retain=True)
+
+    def _payload(self, event: Event) -> dict[str, Any]:
+        data = event.to_dict()
+        if self.clip_base_url:
+            from urllib.parse import quote
+
+            from micmon.history import event_key
+
+            data["clip_url"] = f"{self.clip_base_url}/events/{quote(event_key(event))}/clip"
+        return data
 
     # lifecycle
     def open(self) -> None:
@@ -384,6 +484,7 @@ class MqttAction(Action):
         client.on_connect = self._on_connect
         client.on_connect_fail = self._on_connect_fail
         client.on_disconnect = self._on_disconnect
+        client.on_message = self._on_message
         self._client = client
         client.connect_async(self.address.host, self.address.port, keepalive=self.keepalive)
         client.loop_start()
@@ -400,11 +501,17 @@ class MqttAction(Action):
         log.info("%s: %s", self.name, "reconnected" if self._was_connected else "connected")
         self._was_connected = True
         self._connected.set()
-        client.publish(self.availability_topic, "online", qos=1, retain=True)
+        with self._status_lock:
+            online = self._available is not False
+        client.publish(self.availability_topic, "online" if online else "offline", qos=1,
+                       retain=True)
+        if self.discovery:
+            prefix = self.discovery_prefix
+            client.subscribe([(f"{prefix}/+/{self.node_id}/+/config", 1),
+                              (f"{prefix}/binary_sensor/+/config", 1)])
+            for topic, config in self.discovery_entities().items():
+                client.publish(topic, json.dumps(config), qos=1, retain=True)
         for label in self.labels:
-            if self.discovery:
-                config = json.dumps(self.discovery_config(label))
-                client.publish(self.discovery_topic(label), config, qos=1, retain=True)
             client.publish(self.state_topic(label), self._states[label], qos=1, retain=True)
 
     def _on_connect_fail(self, client: Any, userdata: Any) -> None:
@@ -453,10 +560,15 @@ class MqttAction(Action):
         client = self._client
         state = "ON" if event.kind == "start" else "OFF"
         self._states[event.label] = state
-        infos = [client.publish(self.event_topic, event.to_json(), qos=self.qos),
+        payload = json.dumps(self._payload(event), separators=(",", ":"))
+        infos = [client.publish(self.event_topic, payload, qos=self.qos),
                  client.publish(self.state_topic(event.label), state, qos=self.qos, retain=True),
                  client.publish(f"{self.topic}/{_topic_part(event.label)}/attributes",
-                                event.to_json(), qos=self.qos, retain=True)]
+                                payload, qos=self.qos, retain=True)]
+        if event.kind == "start" and event.label in self.labels:
+            fired = {"event_type": event.label, **self._payload(event)}
+            infos.append(client.publish(self.detection_topic,
+                                        json.dumps(fired, separators=(",", ":")), qos=self.qos))
         codes = {info.rc for info in infos}
         if mqtt.MQTT_ERR_QUEUE_SIZE in codes:
             raise ActionError(f"{self.name}: {MQTT_MAX_QUEUED} messages waiting for the broker; "
@@ -465,6 +577,30 @@ class MqttAction(Action):
             log.warning("%s: broker not connected; the %s of %s is queued until it is back",
                         self.name, event.kind, event.label)
         return event
+
+    def audio_status(self, healthy: bool, level_dbfs: float | None) -> None:
+        """Publish availability when audio starts or stops flowing, and the level now and then."""
+        now = time.monotonic()
+        with self._status_lock:
+            changed = healthy != self._available
+            self._available = healthy
+            if healthy and level_dbfs is not None:
+                self._level_max = (level_dbfs if self._level_max is None
+                                   else max(self._level_max, level_dbfs))
+            level = None
+            if self._level_max is not None and now - self._level_at >= MQTT_LEVEL_INTERVAL:
+                level, self._level_max, self._level_at = self._level_max, None, now
+        client = self._client
+        if client is None or not self._connected.is_set():
+            return  # on_connect publishes the availability of the moment
+        if changed:
+            log.info("%s: audio %s; availability %s", self.name,
+                     "flows" if healthy else "is down or silent",
+                     "online" if healthy else "offline")
+            client.publish(self.availability_topic, "online" if healthy else "offline", qos=1,
+                           retain=True)
+        if level is not None:
+            client.publish(self.level_topic, f"{level:.1f}", qos=0)
 
     def close(self) -> None:
         """Publish offline, give queued messages a moment to leave, and disconnect."""

@@ -35,6 +35,7 @@ from micmon.audio.source import AudioSource
 from micmon.detect import Detector, DetectorSettings, Event, model_hop, model_settings
 from micmon.errors import AudioError, ParameterError
 from micmon.features import WindowFeatures, dbfs, score_windows
+from micmon.status import SILENCE_SECONDS, LiveStatus
 
 log = logging.getLogger(__name__)
 
@@ -333,6 +334,11 @@ class Monitor:
         (and raise AudioError if ffmpeg fails).
     on_window, on_event : callable, optional
         Called on the listening thread with each `WindowResult` / `Event` (keep them quick).
+    silence_seconds : float > 0
+        Seconds of digital silence after which the audio counts as not flowing (`status`).
+
+    ``status`` (a `LiveStatus`) holds the audio health, the last minute of levels and scores and
+    the events by label; each action's ``audio_status`` hears of every window and health change.
     """
 
     def __init__(self, model: Any, source: SourceFactory, *,
@@ -342,7 +348,8 @@ class Monitor:
                  on_event: Callable[[Event], None] | None = None,
                  initial_backoff: float = INITIAL_BACKOFF, max_backoff: float = MAX_BACKOFF,
                  flush_timeout: float = FLUSH_TIMEOUT,
-                 stall_seconds: float = STALL_SECONDS) -> None:
+                 stall_seconds: float = STALL_SECONDS,
+                 silence_seconds: float = SILENCE_SECONDS) -> None:
         if isinstance(actions, Actions):
             self.actions = actions
         else:
@@ -371,6 +378,21 @@ class Monitor:
         self._lock = threading.Lock()
         self._t0 = 0.0
         self.event_delays: deque[float] = deque(maxlen=10_000)
+        if not silence_seconds > 0:
+            raise ParameterError(f"silence_seconds: must be > 0, got {silence_seconds!r}")
+        self.status = LiveStatus(self.listener.detector.targets, silence_seconds=silence_seconds)
+        self.status.add_listener(self._audio_status)
+
+    def _audio_status(self, healthy: bool, level_dbfs: float | None) -> None:
+        for action in self.actions.actions:
+            action.audio_status(healthy, level_dbfs)
+
+    @property
+    def dropped_seconds(self) -> float:
+        """Seconds of audio dropped so far, the current capture included."""
+        with self._lock:
+            source = self._source
+        return self.stats.dropped_seconds + (source.dropped_seconds if source is not None else 0.0)
 
     @property
     def hop(self) -> float:
@@ -412,6 +434,7 @@ class Monitor:
                 finally:
                     self._close_source()
                     self.stats.connected = False
+                    self.status.capture(False)
                 if not self.live or self._stop.is_set():
                     break
                 # The device went away: end what was going on, then reconnect.
@@ -448,7 +471,6 @@ class Monitor:
             got_audio = self._consume(source, offset)
         finally:
             watching.set()
-        self.stats.dropped_seconds += source.dropped_seconds
         return got_audio
 
     def _watchdog(self, source: AudioSource, done: threading.Event) -> None:
@@ -483,6 +505,7 @@ class Monitor:
         self.stats.windows += 1
         self.stats.gated += int(result.gated)
         self.stats.audio_seconds = result.end
+        self.status.window(result)
         if self.on_window is not None:
             self.on_window(result)
         if events:
@@ -494,6 +517,7 @@ class Monitor:
         for event, audio in events:
             self.stats.events += 1
             self.stats.recent.append(event)
+            self.status.event(event)
             if self.on_event is not None:
                 try:
                     self.on_event(event)
@@ -503,9 +527,12 @@ class Monitor:
 
     def _close_source(self) -> None:
         with self._lock:
-            source, self._source = self._source, None
+            source = self._source
         if source is not None:
             source.close()
+            with self._lock:  # counted once: dropped_seconds reads both under this lock
+                self._source = None
+                self.stats.dropped_seconds += source.dropped_seconds
 
 
 def install_signal_handlers(monitor: Monitor) -> Callable[[], None]:

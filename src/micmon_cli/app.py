@@ -93,6 +93,7 @@ add_command("datagen")
 add_command("train")
 add_command("predict")
 add_command("monitor")
+add_command("events")
 add_command("evaluate")
 add_command("config")
 

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -34,7 +34,11 @@ from micmon.errors import MicmonError, ParameterError
 from micmon.features import DEFAULT_HIGH_FREQ, DEFAULT_LOW_FREQ, FeatureSpec
 from micmon.training import TrainingOptions
 
+if TYPE_CHECKING:
+    from micmon.history import EventStore
+
 CONFIG_ENV = "MICMON_CONFIG"
+BYTES_PER_MB = 1_000_000
 CONFIG_NAME = "micmon.yaml"
 #: Largest channel count ffmpeg capture is asked for.
 MAX_CHANNELS = 32
@@ -223,13 +227,15 @@ class MqttActionConfig(_ActionConfig):
     broker: str = Field("mqtt://localhost:1883", description="mqtt://[user:pass@]host[:port], "
                         "mqtts:// for TLS")
     topic: str | None = Field(None, description="base topic; empty: micmon/<node_id>")
-    node_id: str = Field("micmon", description="this monitor's name in topics and Home Assistant")
+    node_id: str | None = Field(None, description="this monitor's name in topics and Home "
+                                "Assistant; empty: the host name")
     username: str | None = Field(None, description="broker user (or in the URL)")
     password: str | None = Field(None, description="broker password (or in the URL)")
     tls: bool | None = Field(None, description="use TLS; empty: only for mqtts://")
     ca_certs: Path | None = Field(None, description="CA bundle for TLS; empty: the system's")
     tls_insecure: bool = Field(False, description="skip the TLS host name check")
-    discovery: bool = Field(True, description="announce a Home Assistant binary sensor per label")
+    discovery: bool = Field(True, description="announce Home Assistant entities: a binary "
+                            "sensor per target label, a detection event, the input level")
     discovery_prefix: str = Field("homeassistant", description="Home Assistant discovery prefix")
     client_id: str | None = Field(None, description="MQTT client id; empty: micmon-<node_id>-<pid>")
 
@@ -318,6 +324,12 @@ class MonitorConfig(Section):
                                                  "attempts to reopen a lost audio device")
     actions: list[MonitorAction] = Field(default_factory=list, description="what to do on "
                                          "events: command, webhook, mqtt, clip (any number)")
+    # -- web page (issue 12) --
+    web: str | int | None = Field(None, description="serve the web page on [HOST:]PORT, e.g. "
+                                  "8080 or 0.0.0.0:8080 (needs micmon[web]); empty: no page")
+    web_token: str | None = Field(None, description="token the web page asks for; required "
+                                  "when web listens on an address other machines can reach")
+    # -- end web page --
 
     @field_validator("thresholds")
     @classmethod
@@ -325,6 +337,26 @@ class MonitorConfig(Section):
         for label, score in value.items():
             _score(f"thresholds.{label}", score)
         return value
+
+
+# -- event history (issue 12) --
+class HistoryConfig(Section):
+    """The event history `micmon monitor` writes and `micmon events` reads (one SQLite file)."""
+
+    enabled: bool = Field(True, description="record every event `monitor` raises")
+    folder: Path | None = Field(None, description="folder of events.sqlite3; empty: the clip "
+                                "action's folder, else ~/micmon-clips")
+    max_age_days: NonNegativeFloat = Field(90.0, description="events older than this are "
+                                           "removed with their clips (0: kept forever)")
+    max_clip_mb: NonNegativeFloat = Field(1000.0, description="clips kept add up to at most "
+                                          "this many MB; the oldest events and clips go first "
+                                          "(0: no limit)")
+
+    @field_validator("folder", mode="before")
+    @classmethod
+    def _expand_paths(cls, value: Any) -> Any:
+        return _expand(value)
+# -- end event history --
 
 
 class EvaluateConfig(Section):
@@ -353,6 +385,7 @@ class Config(Section):
     predict: PredictConfig = Field(default_factory=lambda: PredictConfig.model_validate({}))
     monitor: MonitorConfig = Field(default_factory=lambda: MonitorConfig.model_validate({}))
     evaluate: EvaluateConfig = Field(default_factory=lambda: EvaluateConfig.model_validate({}))
+    history: HistoryConfig = Field(default_factory=lambda: HistoryConfig.model_validate({}))
 
     def feature_spec(self, **changes: Any) -> FeatureSpec:
         """Return the FeatureSpec these settings describe (raises ParameterError)."""
@@ -440,6 +473,26 @@ class ResolvedConfig:
             key = f"{section}.{exc.parameter}"
             message = str(exc).removeprefix(f"{exc.parameter}:").strip()
             raise ConfigError(f"{self.where(key)}: {message}") from None
+
+    def clip_folder(self) -> Path:
+        """Return the folder of the first clip action (relative to the config file), else the
+        clip action's default folder."""
+        base = self.file.parent if self.file is not None else Path.cwd()
+        for spec in self.config.monitor.actions:
+            if isinstance(spec, ClipActionConfig):
+                return spec.folder if spec.folder.is_absolute() else base / spec.folder
+        return expand_path(ClipActionConfig.model_fields["folder"].default)
+
+    def history_store(self, *, create: bool) -> EventStore:
+        """Open the event history at history.folder (default: next to the clips), with its
+        retention settings."""
+        from micmon.history import HISTORY_FILE, EventStore
+
+        h = self.config.history
+        clips = self.clip_folder()
+        folder = h.folder or clips
+        return EventStore(folder / HISTORY_FILE, clip_folder=clips, max_age_days=h.max_age_days,
+                          max_clip_bytes=int(h.max_clip_mb * BYTES_PER_MB), create=create)
 
     def items(self) -> Iterator[tuple[str, Any, str]]:
         """Yield (dotted key, value, source) for every leaf setting."""
@@ -718,6 +771,7 @@ def render_example() -> str:
 
 __all__ = [
     "AudioConfig", "Config", "ConfigError", "EvaluateConfig", "FeaturesConfig", "Flag",
+    "HistoryConfig",
     "MonitorConfig", "PathsConfig", "PredictConfig", "ResolvedConfig", "Section",
     "TrainingConfig", "config_search_path", "find_config_file", "get_key", "load_config",
     "render_example",

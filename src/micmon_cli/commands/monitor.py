@@ -15,8 +15,9 @@ from micmon_cli.options import config_option
 
 if TYPE_CHECKING:
     from micmon.actions import Action
-    from micmon.detect import Event
+    from micmon.detect import DetectorSettings, Event
     from micmon.monitor import Monitor, MonitorStats, WindowResult
+    from micmon.web import WebServer
     from micmon_cli.config import ResolvedConfig
 
 #: Refreshes per second of the live view.
@@ -146,6 +147,8 @@ def monitor(
     json_lines: Annotated[bool, typer.Option(
         "--json", help="Print only JSON lines, one per event, on stdout.",
         rich_help_panel=OUTPUT)] = False,
+    web: Annotated[str | None, config_option("monitor.web", "--web",
+                                             rich_help_panel=OUTPUT)] = None,
 ) -> None:
     """Listen with a trained model and report when its sounds start and stop.
 
@@ -172,7 +175,7 @@ def monitor(
                               overrides=cfg.detector_overrides(),
                               background_label=cfg.background_label())
     window_hop = model_hop(loaded.metadata, spec.window_seconds, c.monitor.hop)
-    actions = build_actions(cfg, list(loaded.labels))
+    actions, server = _outputs(cfg, loaded, settings, str(model_dir))
     interactive = console.interactive() and not json_lines
     if json_lines or not interactive:
         actions.insert(0, PrintAction(json_lines=json_lines))
@@ -191,10 +194,39 @@ def monitor(
                         for label in detector.targets)
     console.info(f"listening to {name} for {targets} ({spec.window_seconds:g} s windows every "
                  f"{window_hop:g} s, model {model_dir}); Ctrl-C to stop")
-    stats = _run(mon, LiveView(mon, name) if interactive else None)
+    if server is not None:
+        console.info(f"web page at {server.start(mon).url}")
+    try:
+        stats = _run(mon, LiveView(mon, name) if interactive else None)
+    finally:
+        if server is not None:
+            server.stop()
     console.info(f"stopped after {console.fmt_seconds(stats.audio_seconds)} of audio: "
                  f"{stats.windows} windows, {stats.events} events, "
                  f"{stats.reconnects} reconnects")
+
+
+def _outputs(cfg: ResolvedConfig, model: Any, settings: DetectorSettings, model_dir: str
+             ) -> tuple[list[Action], WebServer | None]:
+    """Return the configured actions (plus the event history) and the web server, if any; the
+    web address is checked and bound now, before anything starts."""
+    from micmon.detect import Detector
+    from micmon.history import HistoryAction
+
+    c = cfg.config
+    assert model.spec is not None
+    watched = Detector(model.labels, settings, window_seconds=model.spec.window_seconds).targets
+    actions = build_actions(cfg, list(watched))  # MQTT announces the watched labels only
+    store = cfg.history_store(create=True) if c.history.enabled else None
+    if store is not None:
+        actions.append(HistoryAction(store, model=model_dir))
+    server = None
+    if c.monitor.web is not None:
+        from micmon.web import WebServer
+
+        server = WebServer(c.monitor.web, store=store, clip_folder=cfg.clip_folder(),
+                           token=c.monitor.web_token, model=model_dir)
+    return actions, server
 
 
 def _run(mon: Monitor, view: LiveView | None) -> MonitorStats:
