@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -271,3 +272,28 @@ def test_pipx_install_of_the_wheel(dist: Path, venv_env: dict[str, str], trained
                 env=env).stdout.splitlines()
     assert [json.loads(r)["label"] for r in rows][1:3] == ["positive", "positive"]
     shutil.rmtree(tmp_path / "pipx", ignore_errors=True)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(sys.version_info >= (3, 12) or platform.machine() not in ("x86_64", "aarch64"),
+                    reason="tflite-runtime has wheels for Python <= 3.11 only")
+def test_wheel_on_tflite_runtime_with_numpy_1(dist: Path, venv_env: dict[str, str],
+                                              trained_model_dir: Path, tmp_path: Path) -> None:
+    """What 32-bit Raspberry Pi OS gets (tflite-runtime, numpy<2), tried where those wheels exist."""
+    venv = tmp_path / "venv"
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    _run([PYTHON, "-m", "venv", venv], env=env)
+    _run([venv / "bin" / "pip", "install", _wheel(dist), "tflite-runtime", "numpy<2"], env=env)
+    _run([venv / "bin" / "pip", "uninstall", "--yes", "ai-edge-litert"], env=env)
+    version = _run([venv / "bin" / "micmon", "--version"], env=venv_env).stdout.splitlines()
+    assert version[1].startswith("runtime: tflite_runtime "), version
+    numpy_version = _run([venv / "bin" / "python", "-c", "import numpy; print(numpy.__version__)"],
+                         env=venv_env).stdout
+    assert numpy_version.startswith("1."), numpy_version
+    audio = make_recording(tmp_path / "unseen", seconds=SECONDS, events=(EVENT,), seed=99,
+                           labels=False) / "audio.mp3"
+    text = _run([venv / "bin" / "micmon", "-v", "predict", "--model", trained_model_dir, audio],
+                env=venv_env)
+    assert "scoring with tflite_runtime" in " ".join(text.stderr.split())
+    assert "1 event in 10 windows" in " ".join(text.stdout.split())
+    shutil.rmtree(venv, ignore_errors=True)
