@@ -73,7 +73,7 @@ app = typer.Typer(
 def version_lines() -> list[str]:
     """Return what `micmon --version` prints: the version, the LiteRT runtime, training support."""
     import platform
-    from importlib.metadata import PackageNotFoundError, version
+    from importlib.metadata import packages_distributions, version
 
     from micmon._deps import install_command
     from micmon.model.runtime import runtime
@@ -83,10 +83,12 @@ def version_lines() -> list[str]:
         scoring = f"{rt.name} {rt.version}"
     except MicmonError as exc:
         scoring = f"none ({exc})"
-    try:
-        training = f"tensorflow {version('tensorflow')}"
-    except PackageNotFoundError:
-        training = f"not installed ({install_command('train')})"
+    # Without importing it (seconds): which installed distribution provides the tensorflow module
+    # (tensorflow, tensorflow-cpu, ...).
+    providers = packages_distributions().get("tensorflow", [])
+    dist = "tensorflow" if "tensorflow" in providers else next(iter(providers), None)
+    training = (f"{dist} {version(dist)}" if dist
+                else f"not installed ({install_command('train')})")
     return [f"micmon {micmon_cli.__version__}", f"runtime: {scoring}", f"training: {training}",
             f"python: {platform.python_version()} ({platform.system()} {platform.machine()})"]
 

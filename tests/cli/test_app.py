@@ -116,10 +116,10 @@ def _probe(args: list[str]) -> dict:
     return json.loads(proc.stderr.strip().splitlines()[-1])
 
 
-def test_help_predict_and_label_do_not_import_tensorflow(cli_model: Path, cli_audio: Path
+def test_help_version_predict_and_label_do_not_import_tensorflow(cli_model: Path, cli_audio: Path
                                                          ) -> None:
     sample = cli_audio / "sample_1"
-    for args in (["--help"], ["predict", "--model", str(cli_model), str(sample)],
+    for args in (["--help"], ["--version"], ["predict", "--model", str(cli_model), str(sample)],
                  ["label", str(sample)]):
         seen = _probe(args)
         assert seen["code"] in (0, None), (args, seen)
