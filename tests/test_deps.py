@@ -36,7 +36,10 @@ def test_install_command() -> None:
 def test_require_keras_returns_keras() -> None:
     import keras
 
+    import micmon.model
+
     assert require_keras() is keras
+    assert micmon.model.require_keras is require_keras  # what the CLI's train command calls
 
 
 def test_require_keras_without_tensorflow(no_tensorflow: None) -> None:
