@@ -102,6 +102,23 @@ def test_extras() -> None:
     assert {"pytest", "ruff", "mypy", "build", "twine", "pipx"} <= {r.name for r in dev}
 
 
+#: The Pi guide's install commands; the slow tests below run them (with this venv's python3).
+GUIDE_COMMANDS = (
+    "python3 -m build",
+    "python3 -m venv /opt/micmon/.venv",
+    "/opt/micmon/.venv/bin/pip install micmon-*.whl",
+    "/opt/micmon/.venv/bin/micmon --version",
+    "pipx install micmon-*.whl",
+)
+
+
+def test_the_pi_guide_installs_the_way_these_tests_do() -> None:
+    guide = (REPO / "docs" / "raspberry-pi.md").read_text()
+    for command in GUIDE_COMMANDS:
+        assert command in guide, command
+    assert "--no-deps" not in guide  # no hand-copied dependency list to drift
+
+
 # -- the built package ---------------------------------------------------------------------------
 def _run(args: list[str | Path], *, env: dict[str, str] | None = None, cwd: Path | None = None,
          timeout: float = 900, check: bool = True) -> subprocess.CompletedProcess[str]:
