@@ -39,6 +39,8 @@ monitor:
 """
 #: The test recording: background with beeping (the positive sound) from 6 s to 14 s.
 SECONDS, EVENT = 20.0, (6.0, 14.0)
+#: Windows predict scores in it: 2 s windows every 0.5 s (a quarter window, the default hop).
+WINDOWS = int((SECONDS - 2.0) / 0.5) + 1
 
 
 def _pyproject() -> dict:
@@ -221,23 +223,26 @@ def test_wheel_without_extras_predicts_and_monitors(wheel_venv: Path, venv_env: 
 
     text = _run([micmon_bin, *predict], env=venv_env).stdout
     windows = [line for line in text.splitlines() if " - " in line]
-    assert len(windows) == SECONDS / 2  # one line per 2 s window
+    assert len(windows) == WINDOWS  # one line per window, a window every hop
     assert windows[0].split()[:3] == ["00:00", "-", "00:02"]
-    assert 3 <= sum("positive" in line for line in windows) <= 5
-    summary = " ".join(text.split())
-    assert "1 event in 10 windows" in summary and "positive │ 00:06 │ 00:14" in summary
+    assert 8 <= sum("positive" in line for line in windows) <= 22
+    assert f"1 event in {WINDOWS} windows" in " ".join(text.split())
 
-    # Scores from the wheel's LiteRT runtime equal those of this checkout.
+    # Windows, scores and events from the wheel's LiteRT runtime equal those of this checkout.
     rows = [json.loads(line) for line in
             _run([micmon_bin, *predict, "--json"], env=venv_env).stdout.splitlines()]
     here = CliRunner().invoke(app, [str(a) for a in [*predict, "--json"]],
                               env={"MICMON_CONFIG": venv_env["MICMON_CONFIG"]})
     assert here.exit_code == 0, here.output
     expected = [json.loads(line) for line in here.stdout.splitlines()]
-    assert [r["label"] for r in rows] == [r["label"] for r in expected]
+    assert [(r["type"], r["label"]) for r in rows] == [(r["type"], r["label"]) for r in expected]
     for got, want in zip(rows, expected, strict=True):
-        for label, score in want["scores"].items():
+        for label, score in want.get("scores", {}).items():
             assert got["scores"][label] == pytest.approx(score, abs=1e-4)
+    (event,) = [r for r in rows if r["type"] == "event"]
+    assert event["label"] == "positive"
+    assert EVENT[0] - 1.5 <= event["start"] <= EVENT[0] + 1.5, event
+    assert EVENT[1] - 1.0 <= event["end"] <= EVENT[1] + 2.5, event
 
     config = tmp_path / "micmon.yaml"
     config.write_text(MONITOR_CONFIG)
@@ -266,7 +271,7 @@ def test_wheel_without_extras_prepares_data_and_train_says_what_to_install(
                  check=False)
     assert train.returncode == 1, train.stderr
     errors = [line for line in train.stderr.splitlines() if line.strip()]
-    assert errors[-1] == ("error: micmon train needs TensorFlow (Keras), which is not "
+    assert errors[-1] == ("error: training needs TensorFlow (Keras), which is not "
                           "installed: pip install 'micmon[train]'"), train.stderr
     assert "Traceback" not in train.stderr
     assert not (tmp_path / "model").exists()
@@ -285,9 +290,9 @@ def test_pipx_install_of_the_wheel(dist: Path, venv_env: dict[str, str], trained
     assert "training: not installed (pip install 'micmon[train]')" in version, version
     audio = make_recording(tmp_path / "short", seconds=8.0, events=((2.0, 6.0),), seed=5,
                            labels=False) / "audio.mp3"
-    rows = _run([micmon_bin, "predict", "--model", trained_model_dir, audio, "--json"],
-                env=env).stdout.splitlines()
-    assert [json.loads(r)["label"] for r in rows][1:3] == ["positive", "positive"]
+    rows = [json.loads(r) for r in _run([micmon_bin, "predict", "--model", trained_model_dir,
+                                         audio, "--json"], env=env).stdout.splitlines()]
+    assert [(r["type"], r["label"]) for r in rows if r["type"] == "event"] == [("event", "positive")]
     shutil.rmtree(tmp_path / "pipx", ignore_errors=True)
 
 
@@ -312,5 +317,5 @@ def test_wheel_on_tflite_runtime_with_numpy_1(dist: Path, venv_env: dict[str, st
     text = _run([venv / "bin" / "micmon", "-v", "predict", "--model", trained_model_dir, audio],
                 env=venv_env)
     assert "scoring with tflite_runtime" in " ".join(text.stderr.split())
-    assert "1 event in 10 windows" in " ".join(text.stdout.split())
+    assert f"1 event in {WINDOWS} windows" in " ".join(text.stdout.split())
     shutil.rmtree(venv, ignore_errors=True)

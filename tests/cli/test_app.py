@@ -50,7 +50,7 @@ def test_train_without_tensorflow_is_one_line(invoke, assert_error, cli_data: Pa
         monkeypatch.setitem(sys.modules, name, None)  # as on a Pi with the base install
     result = invoke(["train", cli_data, "model-out", "--epochs", "1"],
                     env={"MICMON_CONFIG": str(empty_config)})
-    assert_error(result, "micmon train needs TensorFlow", "pip install 'micmon[train]'")
+    assert_error(result, "training needs TensorFlow", "pip install 'micmon[train]'")
     assert not Path("model-out").exists()
 
 
