@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from types import ModuleType
+from typing import Any
 
 from micmon.errors import MissingDependencyError
 
@@ -35,7 +35,7 @@ def missing_dependency(exc: ImportError, *, purpose: str | None = None) -> Missi
                                   f"{install_command(extra)}", package=top, extra=extra)
 
 
-def require_keras(purpose: str = "training") -> ModuleType:
+def require_keras(purpose: str = "training") -> Any:
     """Import and return Keras, or raise MissingDependencyError naming pip install 'micmon[train]'."""
     try:
         import keras
