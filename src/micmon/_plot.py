@@ -6,16 +6,16 @@ import os
 from pathlib import Path
 from typing import Any
 
+from micmon._deps import missing_dependency
 from micmon._io import atomic_path
-from micmon.errors import MicmonError
 
 
 def pyplot(*, headless: bool = False) -> Any:
-    """Return matplotlib.pyplot (on the file-only Agg backend if `headless`), or a MicmonError."""
+    """Return matplotlib.pyplot (Agg backend if `headless`); MissingDependencyError without it."""
     try:
         import matplotlib
-    except ImportError:  # pragma: no cover - depends on the install
-        raise MicmonError("plotting needs matplotlib: pip install 'micmon[plot]'") from None
+    except ImportError as exc:
+        raise (missing_dependency(exc, purpose="plotting") or exc) from None
     if headless:
         matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt

@@ -36,3 +36,12 @@ class DatasetError(MicmonError):
 
 class ModelError(MicmonError):
     """A model folder is missing, malformed, or would be overwritten."""
+
+
+class MissingDependencyError(MicmonError, ImportError):
+    """An optional dependency is not installed; the message names the pip command that adds it."""
+
+    def __init__(self, message: str, *, package: str, extra: str | None = None) -> None:
+        super().__init__(message)
+        self.package = package
+        self.extra = extra

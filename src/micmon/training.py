@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
+from micmon._deps import require_keras
 from micmon._io import expand_path
 from micmon.dataset import Dataset
 from micmon.errors import DatasetError, ParameterError
@@ -376,9 +377,7 @@ def _with_hard_negatives(model: Model, data: Dataset, labels: list[str], opts: T
 def _keras() -> Any:
     """Import Keras quietly (TensorFlow's C++ banner off unless TF_CPP_MIN_LOG_LEVEL is set)."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import keras
-
-    return keras
+    return require_keras("training")
 
 
 def plot_training(result: TrainingResult, folder: str | os.PathLike[str]) -> list[Path]:

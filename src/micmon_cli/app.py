@@ -5,12 +5,13 @@ from __future__ import annotations
 import importlib
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from typer.core import TyperGroup
 
 import micmon_cli
+from micmon._deps import missing_dependency
 from micmon.errors import MicmonError
 from micmon_cli import console
 from micmon_cli.options import MicmonCommand
@@ -35,13 +36,26 @@ class MicmonGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except MicmonError as exc:
-            if console.state.verbose:
-                console.err.print_exception(show_locals=False)
-            console.error(str(exc))
-            raise typer.Exit(EXIT_ERROR) from None
+            _fail(exc)
+        except ImportError as exc:
+            # A command that imports an optional dependency itself (keras, matplotlib) still gets
+            # the library's one-line "pip install 'micmon[extra]'" message.
+            command = ctx.invoked_subcommand
+            missing = missing_dependency(exc, purpose=f"micmon {command}" if command else None)
+            if missing is None:
+                raise
+            _fail(missing)
         except KeyboardInterrupt:
             console.error("interrupted")
             raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+def _fail(exc: MicmonError) -> NoReturn:
+    """Print `exc` as one red line (with the traceback under --verbose) and exit with 1."""
+    if console.state.verbose:
+        console.err.print_exception(show_locals=False)
+    console.error(str(exc))
+    raise typer.Exit(EXIT_ERROR) from None
 
 
 app = typer.Typer(
@@ -56,9 +70,33 @@ app = typer.Typer(
 )
 
 
+def version_lines() -> list[str]:
+    """Return what `micmon --version` prints: the version, the LiteRT runtime, training support."""
+    import platform
+    from importlib.metadata import packages_distributions, version
+
+    from micmon._deps import install_command
+    from micmon.model.runtime import runtime
+
+    try:
+        rt = runtime()
+        scoring = f"{rt.name} {rt.version}"
+    except MicmonError as exc:
+        scoring = f"none ({exc})"
+    # Without importing it (seconds): which installed distribution provides the tensorflow module
+    # (tensorflow, tensorflow-cpu, ...).
+    providers = packages_distributions().get("tensorflow", [])
+    dist = "tensorflow" if "tensorflow" in providers else next(iter(providers), None)
+    training = (f"{dist} {version(dist)}" if dist
+                else f"not installed ({install_command('train')})")
+    return [f"micmon {micmon_cli.__version__}", f"runtime: {scoring}", f"training: {training}",
+            f"python: {platform.python_version()} ({platform.system()} {platform.machine()})"]
+
+
 def _version(value: bool) -> None:
     if value:
-        typer.echo(f"micmon {micmon_cli.__version__}")
+        for line in version_lines():
+            typer.echo(line)
         raise typer.Exit()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -22,10 +23,35 @@ def _registered() -> dict:
 COMMANDS = sorted(_registered())
 
 
-def test_version(invoke) -> None:
+def test_version_names_the_litert_runtime(invoke) -> None:
+    from micmon import __version__
+    from micmon.model.runtime import runtime
+
     result = invoke(["--version"])
     assert result.exit_code == 0
-    assert result.stdout.startswith("micmon ")
+    lines = result.stdout.splitlines()
+    assert lines[0] == f"micmon {__version__}"
+    assert f"runtime: {runtime().name} {runtime().version}" in lines
+    assert any(line.startswith("training: tensorflow ") for line in lines)
+
+
+def test_verbose_says_which_runtime_scores(invoke, cli_model: Path, cli_audio: Path) -> None:
+    from micmon.model.runtime import runtime_name
+
+    result = invoke(["-v", "predict", "--model", cli_model, cli_audio / "sample_1"])
+    assert result.exit_code == 0, result.output
+    assert f"scoring with {runtime_name()}" in " ".join(result.stderr.split())
+
+
+def test_train_without_tensorflow_is_one_line(invoke, assert_error, cli_data: Path,
+                                              empty_config: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("keras", "tensorflow"):
+        monkeypatch.setitem(sys.modules, name, None)  # as on a Pi with the base install
+    result = invoke(["train", cli_data, "model-out", "--epochs", "1"],
+                    env={"MICMON_CONFIG": str(empty_config)})
+    assert_error(result, "training needs TensorFlow", "pip install 'micmon[train]'")
+    assert not Path("model-out").exists()
 
 
 def test_help_lists_every_command(invoke) -> None:
@@ -82,17 +108,18 @@ print(json.dumps({"code": code, "tf": "tensorflow" in sys.modules,
 
 
 def _probe(args: list[str]) -> dict:
-    env = {"MICMON_NO_LIVE": "1", "PATH": __import__("os").environ["PATH"],
-           "HOME": str(Path.cwd())}
+    env = {"MICMON_NO_LIVE": "1", "PATH": os.environ["PATH"], "HOME": str(Path.cwd())}
+    if "PYTHONPATH" in os.environ:  # test this checkout, not the installed one
+        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
     proc = subprocess.run([sys.executable, "-c", _PROBE, *args], capture_output=True, text=True,
                           env=env, timeout=120)
     return json.loads(proc.stderr.strip().splitlines()[-1])
 
 
-def test_help_predict_and_label_do_not_import_tensorflow(cli_model: Path, cli_audio: Path
+def test_help_version_predict_and_label_do_not_import_tensorflow(cli_model: Path, cli_audio: Path
                                                          ) -> None:
     sample = cli_audio / "sample_1"
-    for args in (["--help"], ["predict", "--model", str(cli_model), str(sample)],
+    for args in (["--help"], ["--version"], ["predict", "--model", str(cli_model), str(sample)],
                  ["label", str(sample)]):
         seen = _probe(args)
         assert seen["code"] in (0, None), (args, seen)

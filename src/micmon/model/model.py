@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from micmon import __version__
+from micmon._deps import require_keras
 from micmon._io import expand_path, write_text_atomic
 from micmon.audio.segment import AudioSegment
 from micmon.dataset import Dataset
@@ -110,6 +111,7 @@ class Model:
             class_weight: str | dict[int, float] | None = "balanced", verbose: int = 0,
             callbacks: Sequence[Any] | None = None, validation: bool = False, **kwargs: Any) -> Any:
         """Train on the dataset's training windows and return the Keras History."""
+        require_keras("Model.fit")
         if self._keras is None:
             raise ModelError("this model was loaded from model.tflite and cannot be trained; "
                              "load a folder with model.keras or build a new Model")
@@ -250,8 +252,7 @@ class Model:
             if not (folder / KERAS_FILE).exists():
                 raise ModelError(f"{folder}: no {KERAS_FILE} or {TFLITE_FILE}; the model folder "
                                  "is incomplete, train it again")
-            import keras
-
+            keras = require_keras(f"loading {folder / KERAS_FILE}")
             try:
                 keras_model = keras.models.load_model(folder / KERAS_FILE)
             except (ValueError, OSError) as exc:
@@ -312,7 +313,7 @@ def read_metadata(folder: str | os.PathLike[str]) -> dict[str, Any]:
 
 def _build(layers: list[Any], **compile_args: Any) -> Any:
     """Return a compiled Sequential of `layers`, standardising the inputs right after the Input."""
-    import keras
+    keras = require_keras("building a Model")
 
     if layers and isinstance(layers[0], keras.KerasTensor):
         # Feature-wise standardisation, adapted on the first training data: band levels share a

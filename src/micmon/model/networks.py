@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from micmon._deps import require_keras
 from micmon.errors import ParameterError
 from micmon.features import FeatureSpec
 
@@ -49,8 +50,7 @@ def dense_layers(spec: FeatureSpec, n_labels: int, *,
     Multi-dimensional inputs (logmel) are flattened first.
     """
     _check_n_labels(n_labels)
-    from keras import layers
-
+    layers = require_keras("dense_layers").layers
     width = int(np.prod(spec.shape))
     sizes = list(hidden) if hidden else [max(1, int(f * width)) for f in README_LAYER_FACTORS]
     out: list[Any] = [layers.Input(shape=spec.shape)]
@@ -83,7 +83,7 @@ def cnn_layers(spec: FeatureSpec, n_labels: int, *, filters: Sequence[int] = CNN
         raise ParameterError(f"mel_bands/window: the cnn needs at least {smallest} frames and mel "
                              f"bands, the spec gives {frames} frames x {bands} bands; use a longer "
                              "window, a shorter frame hop or more mel bands", parameter='mel_bands/window')
-    from keras import layers
+    layers = require_keras("cnn_layers").layers
 
     out: list[Any] = [layers.Input(shape=spec.shape), layers.Reshape((frames, bands, 1))]
     for n in filters:
@@ -122,6 +122,5 @@ def model_type_for(spec: FeatureSpec) -> str:
 
 def count_params(layers: list[Any]) -> int:
     """Return the number of trainable and non-trainable parameters of a layer list."""
-    import keras
-
+    keras = require_keras("count_params")
     return int(keras.Sequential(layers).count_params())
