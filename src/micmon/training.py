@@ -209,6 +209,8 @@ def train(datasets: str | os.PathLike[str] | Sequence[Dataset],
     """
     opts = options or TrainingOptions()
     say = on_message or (lambda text: None)
+    say("loading TensorFlow...")
+    _keras()  # without TensorFlow (a Raspberry Pi install), say so before any work
     loaded = load_datasets(datasets, opts)
     held: list[Dataset] = []
     if opts.holdout_recordings:
@@ -285,7 +287,6 @@ def _fit(data: Dataset, spec: FeatureSpec, labels: list[str], kind: str, opts: T
     from micmon.model import Model
     from micmon.model.networks import build_layers, cnn_layers
 
-    say("loading TensorFlow...")
     keras = _keras()
     keras.utils.set_random_seed(opts.seed)
     layers = (cnn_layers(spec, len(labels), filters=opts.filters) if kind == "cnn"
