@@ -100,7 +100,8 @@ def test_extras() -> None:
     assert [Requirement(r).name for r in extras["train"]] == ["tensorflow"]
     assert [Requirement(r).name for r in extras["plot"]] == ["matplotlib"]
     dev = [Requirement(r) for r in extras["dev"]]
-    assert any(r.name == "micmon" and r.extras == {"train", "plot"} for r in dev)
+    assert any(r.name == "micmon" and r.extras == {"train", "plot", "web"} for r in dev)
+    assert [Requirement(r).name for r in extras["web"]] == ["starlette", "uvicorn"]
     assert {"pytest", "ruff", "mypy", "build", "twine", "pipx"} <= {r.name for r in dev}
 
 
