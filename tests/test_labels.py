@@ -239,3 +239,38 @@ def test_save_failure_leaves_no_temporary_file(tmp_path: Path) -> None:
         Labels({"00:00": "new"}).save(target)
     assert target.is_dir()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["labels.json"]
+
+
+def test_a_short_sound_names_the_window_that_holds_it_when_background_is_known() -> None:
+    labels = Labels({"00:00": "negative", "00:03.2": "bark", "00:03.8": "negative",
+                     "00:10": "cry", "00:11": "negative"})
+    # Majority alone: a 0.6 s bark never names a 2 s window.
+    assert labels.label_for(2.0, 4.0) == "negative"
+    assert labels.label_for(2.0, 4.0, background=["negative"]) == "bark"
+    # A window holding less than half of the bark, and less than half a window of it: background.
+    assert labels.label_for(3.7, 5.7, background=["negative"]) == "negative"
+    # The 1 s cry straddles two windows; each holds half of it.
+    assert labels.label_for(8.5, 10.5, background=["negative"]) == "cry"
+    assert labels.label_for(10.5, 12.5, background=["negative"]) == "cry"
+    # Long stretches keep the majority rule.
+    assert labels.label_for(11.0, 13.0, background=["negative"]) == "negative"
+
+
+def test_datagen_labels_short_sounds(tmp_path) -> None:  # noqa: ANN001
+    import json
+
+    from helpers import make_recording
+    from micmon.audio import AudioDirectory
+    from micmon.dataset import Dataset
+    from micmon.dataset.generate import process_folder
+    from micmon.features import FeatureSpec
+
+    folder = make_recording(tmp_path / "rec", seconds=12.0, events=((3.2, 3.8),), rate=16000)
+    assert json.loads((folder / "labels.json").read_text())  # 0.6 s of beeps
+    spec = FeatureSpec(sample_rate=16000, window_seconds=2.0, high_freq=8000.0)
+    majority = process_folder(AudioDirectory(folder), tmp_path / "a.npz", spec)
+    held = process_folder(AudioDirectory(folder), tmp_path / "b.npz", spec,
+                          background_labels=["negative"])
+    assert majority.counts.get("positive", 0) == 0
+    assert held.counts["positive"] == 1
+    assert Dataset.load(tmp_path / "b.npz").class_counts()["positive"] == 1

@@ -165,11 +165,18 @@ class Labels:
         i = bisect.bisect_right(self._starts, t + 1e-9) - 1
         return self._labels[i] if i >= 0 else None
 
-    def label_for(self, start: float, end: float) -> str | None:
-        """Return the label covering most of [start, end), or None if most of it is unlabelled."""
+    def label_for(self, start: float, end: float, *,
+                  background: Iterable[str] | None = None) -> str | None:
+        """Return the label covering most of [start, end), or None if most of it is unlabelled.
+
+        With `background` (the "nothing happening" labels), a sound shorter than the window still
+        names it: another label wins when the window holds at least half of that labelled
+        stretch, or when it covers at least half the window (the one covering most, if several).
+        """
         if end <= start:
             return self.label_at(start)
         cover: dict[str, float] = {}
+        held: dict[str, float] = {}  # the largest share of one of the label's stretches held
         # Only the keys from the one in force at `start` to the last before `end` matter.
         first = max(bisect.bisect_right(self._starts, start + 1e-9) - 1, 0)
         last = bisect.bisect_left(self._starts, end)
@@ -179,8 +186,17 @@ class Labels:
             if hi > lo:
                 label = self._labels[i]
                 cover[label] = cover.get(label, 0.0) + (hi - lo)
+                length = (self._starts[i + 1] - self._starts[i]) if i + 1 < len(self._starts) \
+                    else math.inf
+                held[label] = max(held.get(label, 0.0), (hi - lo) / length)
         if not cover:
             return None
+        if background is not None:
+            quiet = set(background)
+            sounds = [label for label in cover if label not in quiet and
+                      (held[label] >= 0.5 or cover[label] >= 0.5 * (end - start))]
+            if sounds:
+                return max(sounds, key=lambda label: cover[label])
         unlabelled = (end - start) - sum(cover.values())
         # Ties go to the earliest label in the window, so the rule is deterministic.
         best = max(cover.items(), key=lambda kv: kv[1])

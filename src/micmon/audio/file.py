@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
+from functools import partial
 
 from micmon._io import expand_path
 from micmon.audio.directory import AudioDirectory
@@ -15,7 +17,9 @@ class AudioFile(AudioSource):
     """Windows of an audio file (any format ffmpeg reads), each labelled from labels.json if given.
 
     ``window_seconds`` is the window length; ``sample_duration``, the original README's name for
-    it, is accepted as an alias.
+    it, is accepted as an alias. A window takes the label covering most of it; with
+    ``background_labels``, a shorter sound held mostly inside a window names it instead
+    (`Labels.label_for`).
     """
 
     def __init__(self, audio_file: str | os.PathLike[str] | AudioDirectory,
@@ -23,7 +27,8 @@ class AudioFile(AudioSource):
                  start: str | float = 0, duration: str | float | None = None,
                  window_seconds: float = 2, sample_rate: int = 44100, channels: int = 1, *,
                  hop: float | None = None, realtime: bool = False,
-                 ffmpeg_bin: str = "ffmpeg", sample_duration: float | None = None) -> None:
+                 ffmpeg_bin: str = "ffmpeg", sample_duration: float | None = None,
+                 background_labels: Sequence[str] | None = None) -> None:
         if isinstance(audio_file, AudioDirectory):
             directory = audio_file
             path = directory.audio_file
@@ -51,4 +56,5 @@ class AudioFile(AudioSource):
         super().__init__(args, window_seconds=window_length(window_seconds, sample_duration), sample_rate=sample_rate,
                          channels=channels, hop=hop, ffmpeg_bin=ffmpeg_bin, live=False, name=path,
                          start_offset=self.start,
-                         labeller=self.labels.label_for if self.labels is not None else None)
+                         labeller=None if self.labels is None else
+                         partial(self.labels.label_for, background=background_labels))

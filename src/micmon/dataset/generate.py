@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,13 +68,18 @@ def plan(audio_dir: str | os.PathLike[str], datasets_dir: str | os.PathLike[str]
 
 def process_folder(directory: AudioDirectory, output: Path, spec: FeatureSpec, *,
                    ffmpeg_bin: str = "ffmpeg", overwrite: bool = False,
+                   background_labels: Sequence[str] | None = None,
                    on_seconds: Callable[[float], None] | None = None) -> FolderResult:
-    """Write the windows of one sample folder to `output` (atomically); return the counts."""
+    """Write the windows of one sample folder to `output` (atomically); return the counts.
+
+    With `background_labels`, a sound shorter than the window still labels the window holding
+    most of it (see `Labels.label_for`).
+    """
     result = FolderResult(folder=directory.path, output=output)
     try:
         with AudioFile(directory, window_seconds=spec.window_seconds,
                        sample_rate=spec.sample_rate, channels=spec.channels,
-                       ffmpeg_bin=ffmpeg_bin) as reader, \
+                       ffmpeg_bin=ffmpeg_bin, background_labels=background_labels) as reader, \
                 DatasetWriter(output, spec=spec, overwrite=overwrite,
                               source=directory.path) as writer:
             for window in reader:
@@ -92,7 +97,8 @@ def process_folder(directory: AudioDirectory, output: Path, spec: FeatureSpec, *
 
 
 def generate(work: Plan, spec: FeatureSpec, *, ffmpeg_bin: str = "ffmpeg", jobs: int = 1,
-             overwrite: bool = False, on_seconds: Callable[[float], None] | None = None,
+             overwrite: bool = False, background_labels: Sequence[str] | None = None,
+             on_seconds: Callable[[float], None] | None = None,
              on_folder: Callable[[FolderResult], None] | None = None) -> list[FolderResult]:
     """Write the dataset of every planned sample folder, `jobs` folders at a time."""
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
@@ -108,7 +114,8 @@ def generate(work: Plan, spec: FeatureSpec, *, ffmpeg_bin: str = "ffmpeg", jobs:
 
     def one(i: int) -> FolderResult:
         result = process_folder(work.folders[i], work.outputs[i], spec, ffmpeg_bin=ffmpeg_bin,
-                                overwrite=overwrite, on_seconds=counted)
+                                overwrite=overwrite, background_labels=background_labels,
+                                on_seconds=counted)
         if on_folder is not None:
             on_folder(result)
         return result

@@ -87,5 +87,6 @@ def datagen(
                                    f"{console.fmt_seconds(work.seconds)} audio")
 
         results = generate(work, spec, ffmpeg_bin=c.audio.ffmpeg, jobs=jobs, overwrite=force,
+                           background_labels=[c.training.background_label],
                            on_seconds=on_seconds, on_folder=lambda _: bar.advance(task))
     _report(results, root)

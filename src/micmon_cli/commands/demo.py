@@ -48,7 +48,8 @@ def demo(
 
     console.info("[bold]2/4[/bold] micmon datagen")
     work = plan(c.paths.audio_dir, c.paths.datasets_dir, overwrite=True, ffmpeg_bin=c.audio.ffmpeg)
-    generate(work, c.feature_spec(), ffmpeg_bin=c.audio.ffmpeg, jobs=2, overwrite=True)
+    generate(work, c.feature_spec(), ffmpeg_bin=c.audio.ffmpeg, jobs=2, overwrite=True,
+             background_labels=[c.training.background_label])
     console.info("[bold]3/4[/bold] micmon train")
     result = train_with_progress(c.paths.datasets_dir, training_options(c.training.model_dump()))
     result.save(c.paths.model_dir, overwrite=True)
