@@ -44,6 +44,8 @@ from pathlib import Path
 import numpy as np
 
 RATE = 48000
+#: Bump when the generation code changes in a way the parameters do not show.
+CORPUS_VERSION = 1
 OUT_ROOT = Path(__file__).resolve().parent / "out" / "hard"
 
 WESNOTH = Path("/usr/share/games/wesnoth/1.16/data/core/sounds")
@@ -292,8 +294,9 @@ class Params:
     gain_db: tuple[float, float] = (-12.0, 4.0)
 
     def digest(self) -> str:
-        """A short hash of the parameters, the task definitions and this file."""
-        blob = json.dumps(asdict(self), sort_keys=True) + Path(__file__).read_text()
+        """A short hash of the parameters, the sources and CORPUS_VERSION (names the folder)."""
+        blob = json.dumps([asdict(self), CORPUS_VERSION, repr(TASKS), VOICES, TEXTS, RATE, FORMATS,
+                           RATES, CODEC_ARGS], sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
@@ -665,7 +668,7 @@ def main(argv: list[str] | None = None) -> None:
     args = p.parse_args(argv)
     params = Params(seed=args.seed)
     if args.small:
-        params = Params(seed=args.seed, event_minutes=1.0, train_recordings=2, test_recordings=4,
+        params = Params(seed=args.seed, event_minutes=1.0, train_recordings=3, test_recordings=4,
                         room_train_minutes=4.0, room_test_minutes=4.0, room_piece_minutes=2.0)
     out = corpus(params, root=args.root, force=args.force)
     print(out)
