@@ -329,9 +329,10 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     results_path = args.out / "results.json"
     results: dict[str, Any] = json.loads(results_path.read_text()) if results_path.exists() else {}
+    # seeds outermost: an interrupted run still has every task for the first seeds
     for variant in [v for v in args.variants.split(",") if v]:
-        for task in [t for t in args.tasks.split(",") if t]:
-            for seed in [int(s) for s in args.seeds.split(",") if s]:
+        for seed in [int(s) for s in args.seeds.split(",") if s]:
+            for task in [t for t in args.tasks.split(",") if t]:
                 key = f"{variant}/{task}/{seed}"
                 if args.reuse and key in results and "error" not in results[key]:
                     continue

@@ -62,18 +62,18 @@ ETR = Path("/usr/share/games/etr/sounds")
 
 #: Debian packages the corpus reads (all in Debian main), with their sound licences.
 HARD_PACKAGES: dict[str, str] = {
-    "wesnoth-1.16-data": "GPL-2+ (sounds: GPL-2+ / CC-BY-SA, see its copyright file)",
-    "lomiri-sounds": "CC0-1.0 / CC-BY-3.0 / CC-BY-SA-3.0 (per file)",
+    "wesnoth-1.16-data": "GPL-2+",
+    "lomiri-sounds": "CC-BY-SA-3.0 (Rhodes.ogg and most notifications), CC-BY-3.0 / CC-BY-4.0",
     "yaru-theme-sound": "CC-BY-SA-4.0",
     "deepin-sound-theme": "GPL-3+",
     "sound-icons": "GPL-2+",
     "psi-plus-sounds": "GPL-2+",
-    "eiskaltdcpp-sounds": "GPL-3+",
-    "pingus-data": "GPL-3+",
-    "frozen-bubble-data": "GPL-2+",
+    "eiskaltdcpp-sounds": "GPL-2+ / GPL-3+",
+    "pingus-data": "GPL-2",
+    "frozen-bubble-data": "GPL-2",
     "extremetuxracer-data": "GPL-2+",
     "espeak-ng": "GPL-3+ (speech synthesiser)",
-    "flite": "BSD-like (speech synthesiser)",
+    "flite": "BSD-style (CMU; speech synthesiser and its voices)",
 }
 #: Packages whose sounds must never be used (the maintainers' held-out benchmark and the easy one).
 FORBIDDEN_PACKAGES = ("oxygen-sounds", "tuxpaint-data", "gcompris-qt-data", "asterisk-core-sounds-es",
