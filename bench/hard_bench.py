@@ -167,6 +167,12 @@ def score(folders: Sequence[Path], model: Any, hop: float) -> list[Any]:
     return [score_recording(f, model, hop=hop) for f in folders]
 
 
+def snr_bucket(snr_db: float) -> str:
+    """Name the target-to-speech ratio range an event falls in."""
+    edges = [(-5.0, "<-5"), (0.0, "-5..0"), (5.0, "0..5")]
+    return next((name for edge, name in edges if snr_db < edge), ">=5")
+
+
 def macro_f1(metrics: Any, targets: Sequence[str]) -> float:
     """Mean window F1 over the target labels."""
     per = metrics.per_label()
@@ -213,6 +219,7 @@ def run(corpus: Path, task: str, seed: int, variant: str, out: Path) -> dict[str
     row["score_seconds"] = round(time.perf_counter() - t0, 1)
     forms = {r["path"]: r for r in manifest["tasks"][task]["test"]}
     by_format: dict[str, list[int]] = {}
+    by_snr: dict[str, list[int]] = {}
     by_rate: dict[str, list[int]] = {}
     room_fa = room_hours = 0.0
     for rec in report.recordings:
@@ -227,6 +234,13 @@ def run(corpus: Path, task: str, seed: int, variant: str, out: Path) -> dict[str
             table.setdefault(key, [0, 0])
             table[key][0] += m.found
             table[key][1] += m.runs
+        for ev in form["events"]:
+            hit = any(d.label == ev["label"] and d.start < ev["end"] and ev["start"] < d.end
+                      for d in rec.detections)
+            bucket = snr_bucket(ev["snr_db"])
+            by_snr.setdefault(bucket, [0, 0])
+            by_snr[bucket][0] += int(hit)
+            by_snr[bucket][1] += 1
     overall = report.overall
     targets = list(report.targets)
     row.update({
@@ -237,6 +251,7 @@ def run(corpus: Path, task: str, seed: int, variant: str, out: Path) -> dict[str
         "false_alarms_per_hour_all": round(overall.false_alarms / overall.hours, 3),
         "recall_by_format": {k: round(f / n, 4) for k, (f, n) in sorted(by_format.items()) if n},
         "recall_by_rate": {k: round(f / n, 4) for k, (f, n) in sorted(by_rate.items()) if n},
+        "recall_by_snr": {k: round(f / n, 4) for k, (f, n) in sorted(by_snr.items()) if n},
         "window_macro_f1": round(macro_f1(overall, targets), 4),
         "median_delay": overall.median_delay,
     })
