@@ -53,6 +53,8 @@ HOP_FRACTION = 0.5
 DEFAULTS: dict[str, Any] = {
     "model_type": "cnn", "epochs": 10, "batch_size": 32, "validation_split": 0.3,
     "class_weight": "balanced", "augment": True, "holdout_recordings": 2, "holdout_room": 1,
+    # seconds between training windows; None: one window after the other, as `micmon datagen`
+    "datagen_hop": None,
     "spec": {"sample_rate": 44100, "window_seconds": 2.0, "low_freq": 20.0, "high_freq": 20000.0,
              "feature": "logmel", "scale": "log", "mel_bands": 40, "frame_seconds": 0.025,
              "frame_hop_seconds": 0.010},
@@ -62,6 +64,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
     "epochs-40": {"epochs": 40},
     "16k": {"spec": {"sample_rate": 16000, "high_freq": 8000.0}},
+    "overlap-0.5": {"datagen_hop": 0.5},
 }
 
 
@@ -91,17 +94,19 @@ def spec_key(spec: Any) -> str:
     return hashlib.sha256(spec.to_json().encode()).hexdigest()[:10]
 
 
-def datagen(folder: Path, spec: Any, cache: Path, labels: Sequence[str]) -> Any:
+def datagen(folder: Path, spec: Any, cache: Path, labels: Sequence[str],
+            hop: float | None = None) -> Any:
     """Return the Dataset of one sample folder, written once as `micmon datagen` would."""
     from micmon.audio import AudioDirectory, AudioFile
     from micmon.dataset import Dataset, DatasetWriter
 
-    path = cache / spec_key(spec) / ("__".join(folder.parts[-3:]) + ".npz")
+    key = spec_key(spec) + ("" if hop is None else f"-hop{hop:g}")
+    path = cache / key / ("__".join(folder.parts[-3:]) + ".npz")
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         directory = AudioDirectory(folder)
         with AudioFile(directory, sample_duration=spec.window_seconds, sample_rate=spec.sample_rate,
-                       channels=spec.channels) as reader, \
+                       channels=spec.channels, hop=hop) as reader, \
                 DatasetWriter(path, spec=spec, overwrite=True, source=str(folder)) as writer:
             for window in reader:
                 writer += window
@@ -197,7 +202,10 @@ def run(corpus: Path, task: str, seed: int, variant: str, out: Path) -> dict[str
                            "calibrated_on": [str(p.relative_to(corpus))
                                              for p in held_events + held_room]}
     t0 = time.perf_counter()
-    datasets = [datagen(f, spec, out / "data", labels) for f in fit_events + fit_room]
+    datasets = [datagen(f, spec, out / "data", labels, opts["datagen_hop"])
+                for f in fit_events + fit_room]
+    row["class_windows"] = {name: int(sum(np.sum(d.classes == i) for d in datasets))
+                            for i, name in enumerate(labels)}
     row["datagen_seconds"] = round(time.perf_counter() - t0, 1)
     model_dir = out / "models" / variant / task / f"seed{seed}"
     log(f"{task} seed {seed} {variant}: training on {len(datasets)} recordings")
