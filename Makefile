@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 SYSTEM_PACKAGES := ffmpeg pulseaudio pulseaudio-utils mosquitto mosquitto-clients python3-venv python3-pip \
 	chromium chromium-driver
-BENCH_PACKAGES := sound-theme-freedesktop asterisk-core-sounds-en-wav
+BENCH_PACKAGES := sound-theme-freedesktop asterisk-core-sounds-en-wav \
+	wesnoth-1.16-data lomiri-sounds yaru-theme-sound deepin-sound-theme sound-icons psi-plus-sounds \
+	eiskaltdcpp-sounds pingus-data frozen-bubble-data extremetuxracer-data espeak-ng flite
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT := DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get
 

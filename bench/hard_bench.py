@@ -1,0 +1,377 @@
+"""Train, calibrate and test micmon on the hard corpus (bench/hard_corpus.py, issue 8); not run in CI.
+
+For each task and training seed, as a user would:
+
+1. datagen: every training-side sample folder (the task's event recordings and the shared room
+   recordings) -> `AudioFile` windows -> `DatasetWriter` (.npz, cached per feature spec);
+2. hold out whole recordings for calibration (`holdout_recordings` event recordings and
+   `holdout_room` room recordings), train on the rest (`train_model`);
+3. calibrate the detector (`micmon.evaluate.calibrate`, budget 1 false alarm per hour) on the
+   held-out training-side recordings only;
+4. score the test side (event recordings + 2 h of room audio without any target) through LiteRT
+   with `score_recording`, detect with the calibrated settings and measure.
+
+Figures per task: event recall, false alarms per hour on the target-free test hours, recall per
+format and per sample rate, window macro F1 over the target classes (the multi-class task), and the
+calibration chosen. Over seeds: mean and worst. Results go to OUT/results.json (updated as runs
+finish) and OUT/table.md.
+
+Example: python bench/hard_bench.py --tasks horn --seeds 0          # one task, one seed
+         python bench/hard_bench.py                                 # every task, seeds 0 1 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# Two cores shared by several people: keep TensorFlow to two threads.
+os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "2")
+os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import hard_corpus  # noqa: E402
+
+OUT = Path(__file__).resolve().parent / "out" / "hard_bench"
+BACKGROUND = "negative"
+MAX_FALSE_ALARMS_PER_HOUR = 1.0
+#: Hop between scored windows as a share of the window (monitor: 0.25; half halves scoring time).
+HOP_FRACTION = 0.5
+
+#: What `micmon train` does with no flags (src/micmon_cli/config.py defaults), plus the
+#: held-out recordings the documented workflow uses (`--holdout-recordings 2`).
+DEFAULTS: dict[str, Any] = {
+    "model_type": "cnn", "epochs": 10, "batch_size": 32, "validation_split": 0.3,
+    "class_weight": "balanced", "augment": True, "holdout_recordings": 2, "holdout_room": 1,
+    # seconds between training windows; None: one window after the other, as `micmon datagen`
+    "datagen_hop": None,
+    "spec": {"sample_rate": 44100, "window_seconds": 2.0, "low_freq": 20.0, "high_freq": 20000.0,
+             "feature": "logmel", "scale": "log", "mel_bands": 40, "frame_seconds": 0.025,
+             "frame_hop_seconds": 0.010},
+}
+#: Variant name -> options that differ from DEFAULTS (add rows here to compare settings).
+VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "epochs-40": {"epochs": 40},
+    "16k": {"spec": {"sample_rate": 16000, "high_freq": 8000.0}},
+    "overlap-0.5": {"datagen_hop": 0.5},
+}
+
+
+def log(message: str) -> None:
+    """Print a progress line on stderr."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def options(variant: str) -> dict[str, Any]:
+    """Return the full options of a variant (DEFAULTS updated by its entry; spec merged)."""
+    extra = VARIANTS[variant]
+    merged = {**DEFAULTS, **extra}
+    merged["spec"] = {**DEFAULTS["spec"], **extra.get("spec", {})}
+    return merged
+
+
+def feature_spec(opts: dict[str, Any]) -> Any:
+    """Return the FeatureSpec of a variant."""
+    from micmon.features import FeatureSpec
+
+    return FeatureSpec(**opts["spec"])
+
+
+# -- datagen --------------------------------------------------------------------------------------
+def spec_key(spec: Any) -> str:
+    """A short hash of a feature spec (names the dataset cache)."""
+    return hashlib.sha256(spec.to_json().encode()).hexdigest()[:10]
+
+
+def datagen(folder: Path, spec: Any, cache: Path, labels: Sequence[str],
+            hop: float | None = None) -> Any:
+    """Return the Dataset of one sample folder, written once as `micmon datagen` would."""
+    from micmon.audio import AudioDirectory, AudioFile
+    from micmon.dataset import Dataset, DatasetWriter
+
+    key = spec_key(spec) + ("" if hop is None else f"-hop{hop:g}")
+    path = cache / key / ("__".join(folder.parts[-3:]) + ".npz")
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        directory = AudioDirectory(folder)
+        with AudioFile(directory, sample_duration=spec.window_seconds, sample_rate=spec.sample_rate,
+                       channels=spec.channels, hop=hop) as reader, \
+                DatasetWriter(path, spec=spec, overwrite=True, source=str(folder)) as writer:
+            for window in reader:
+                writer += window
+    data = Dataset.load(path, labels=list(labels))
+    data.name = str(folder)
+    return data
+
+
+# -- training -------------------------------------------------------------------------------------
+def train_model(datasets: Sequence[Any], seed: int, model_dir: Path, **variant: Any) -> dict[str, Any]:
+    """Train on `datasets` as `micmon train` does, save to `model_dir`; return a training report.
+
+    TODO(issue 8): switch to `micmon.training.train(datasets, TrainingOptions(...))` when that
+    library function lands; it returns `.model` and `.report`, and is what `micmon train` calls,
+    so the benchmark then trains exactly what the CLI trains. Until then this mirrors
+    src/micmon_cli/commands/train.py (combine, seed, build layers, augment, fit, save).
+    """
+    import keras
+
+    from micmon.dataset import Dataset
+    from micmon.model import Model
+    from micmon.model.cnn import augment_dataset, cnn_layers, dense_layers
+
+    started = time.perf_counter()
+    labels = list(datasets[0].labels)
+    spec = next(d.spec for d in datasets if d.spec is not None)
+    data = Dataset.combine(list(datasets), variant["validation_split"], seed=seed)
+    keras.utils.set_random_seed(seed)
+    kind = variant["model_type"]
+    layers = dense_layers(spec, len(labels)) if kind == "dense" else cnn_layers(spec, len(labels))
+    model = Model(layers, labels, spec=spec)
+    fit_data = data
+    if kind == "cnn" and variant["augment"]:
+        fit_data = augment_dataset(data, background_labels=(BACKGROUND,), copies=1, seed=seed)
+    model.fit(fit_data, epochs=variant["epochs"], batch_size=variant["batch_size"],
+              class_weight="balanced" if variant["class_weight"] == "balanced" else None)
+    loss, accuracy = model.evaluate(data)
+    seconds = time.perf_counter() - started
+    report = {"train_windows": int(len(fit_data.train_samples)), "validation_accuracy": accuracy,
+              "validation_loss": loss, "train_seconds": round(seconds, 1),
+              "params": int(model.keras_model.count_params())}
+    model.save(model_dir, overwrite=True, metrics=report)
+    return report
+
+
+# -- one run --------------------------------------------------------------------------------------
+def sample_folders(root: Path) -> list[Path]:
+    """Return the sample folders (with labels.json) directly below `root`, sorted."""
+    return sorted(p.parent for p in root.glob("*/labels.json"))
+
+
+def pick(items: Sequence[Path], count: int, seed: int) -> tuple[list[Path], list[Path]]:
+    """Split `items` into (kept, held out) with `count` held out, as `micmon train` chooses."""
+    from micmon.evaluate import holdout_recordings
+
+    return holdout_recordings(list(items), count, seed=seed)
+
+
+def score(folders: Sequence[Path], model: Any, hop: float) -> list[Any]:
+    """Score every folder through the model (LiteRT) as `monitor` would."""
+    from micmon.evaluate import score_recording
+
+    return [score_recording(f, model, hop=hop) for f in folders]
+
+
+def snr_bucket(snr_db: float) -> str:
+    """Name the target-to-speech ratio range an event falls in."""
+    edges = [(-5.0, "<-5"), (0.0, "-5..0"), (5.0, "0..5")]
+    return next((name for edge, name in edges if snr_db < edge), ">=5")
+
+
+def macro_f1(metrics: Any, targets: Sequence[str]) -> float:
+    """Mean window F1 over the target labels."""
+    per = metrics.per_label()
+    return float(np.mean([per[t]["f1"] or 0.0 for t in targets]))
+
+
+def run(corpus: Path, task: str, seed: int, variant: str, out: Path) -> dict[str, Any]:
+    """Train, calibrate and test one (task, seed, variant); return its figures."""
+    from micmon.evaluate import calibrate, evaluate_scores
+    from micmon.model import Model
+
+    opts = options(variant)
+    spec = feature_spec(opts)
+    manifest = json.loads((corpus / "manifest.json").read_text())
+    labels = [*manifest["tasks"][task]["labels"], BACKGROUND]
+    events_train = sample_folders(corpus / task / "train")
+    room_train = sample_folders(corpus / "room" / "train")
+    fit_events, held_events = pick(events_train, opts["holdout_recordings"], seed)
+    fit_room, held_room = pick(room_train, opts["holdout_room"], seed)
+    row: dict[str, Any] = {"task": task, "seed": seed, "variant": variant,
+                           "fitted": [str(p.relative_to(corpus)) for p in fit_events + fit_room],
+                           "calibrated_on": [str(p.relative_to(corpus))
+                                             for p in held_events + held_room]}
+    t0 = time.perf_counter()
+    datasets = [datagen(f, spec, out / "data", labels, opts["datagen_hop"])
+                for f in fit_events + fit_room]
+    row["class_windows"] = {name: int(sum(np.sum(d.classes == i) for d in datasets))
+                            for i, name in enumerate(labels)}
+    row["datagen_seconds"] = round(time.perf_counter() - t0, 1)
+    model_dir = out / "models" / variant / task / f"seed{seed}"
+    log(f"{task} seed {seed} {variant}: training on {len(datasets)} recordings")
+    row.update(train_model(datasets, seed, model_dir, **opts))
+    model = Model.load(model_dir)
+    hop = spec.window_seconds * HOP_FRACTION
+    t0 = time.perf_counter()
+    log(f"{task} seed {seed} {variant}: calibrating on {len(held_events) + len(held_room)} held-out "
+        f"recordings ({row['train_seconds']} s training)")
+    calibration = calibrate(score(held_events + held_room, model, hop),
+                            max_false_alarms_per_hour=MAX_FALSE_ALARMS_PER_HOUR)
+    row["calibration"] = {k: v for k, v in calibration.to_dict().items() if k != "tradeoff"}
+    row["detector"] = calibration.settings.to_dict()
+    log(f"{task} seed {seed} {variant}: testing")
+    test_events = sample_folders(corpus / task / "test")
+    room_test = sample_folders(corpus / "room" / "test")
+    scored = score(test_events + room_test, model, hop)
+    report = evaluate_scores(scored, calibration.settings)
+    row["score_seconds"] = round(time.perf_counter() - t0, 1)
+    forms = {r["path"]: r for r in manifest["tasks"][task]["test"]}
+    by_format: dict[str, list[int]] = {}
+    by_snr: dict[str, list[int]] = {}
+    by_rate: dict[str, list[int]] = {}
+    room_fa = room_hours = 0.0
+    for rec in report.recordings:
+        rel = str(Path(rec.scores.path).resolve().relative_to(corpus.resolve()))
+        m = rec.metrics
+        if rel.startswith("room/"):
+            room_fa += m.false_alarms
+            room_hours += m.hours
+            continue
+        form = forms[rel]
+        for key, table in ((form["format"], by_format), (str(form["rate"]), by_rate)):
+            table.setdefault(key, [0, 0])
+            table[key][0] += m.found
+            table[key][1] += m.runs
+        for ev in form["events"]:
+            hit = any(d.label == ev["label"] and d.start < ev["end"] and ev["start"] < d.end
+                      for d in rec.detections)
+            bucket = snr_bucket(ev["snr_db"])
+            by_snr.setdefault(bucket, [0, 0])
+            by_snr[bucket][0] += int(hit)
+            by_snr[bucket][1] += 1
+    overall = report.overall
+    targets = list(report.targets)
+    row.update({
+        "events": overall.runs, "found": overall.found,
+        "event_recall": round(overall.found / overall.runs, 4) if overall.runs else None,
+        "false_alarms_room": int(room_fa), "room_hours": round(room_hours, 3),
+        "false_alarms_per_hour_room": round(room_fa / room_hours, 3) if room_hours else None,
+        "false_alarms_per_hour_all": round(overall.false_alarms / overall.hours, 3),
+        "recall_by_format": {k: round(f / n, 4) for k, (f, n) in sorted(by_format.items()) if n},
+        "recall_by_rate": {k: round(f / n, 4) for k, (f, n) in sorted(by_rate.items()) if n},
+        "recall_by_snr": {k: round(f / n, 4) for k, (f, n) in sorted(by_snr.items()) if n},
+        "window_macro_f1": round(macro_f1(overall, targets), 4),
+        "median_delay": overall.median_delay,
+    })
+    if len(targets) > 1:
+        per_class = {}
+        for label in targets:
+            runs = found = 0
+            for rec in report.recordings:
+                for run_ in rec.scores.runs:
+                    if run_.label != label:
+                        continue
+                    runs += 1
+                    found += any(d.label == label and d.start < run_.end and run_.start < d.end
+                                 for d in rec.detections)
+            per_class[label] = round(found / runs, 4) if runs else None
+        row["recall_by_class"] = per_class
+    fmt_values = list(row["recall_by_format"].values())
+    row["format_spread"] = round(max(fmt_values) - min(fmt_values), 4) if fmt_values else None
+    log(f"{task} seed {seed} {variant}: recall {row['event_recall']} ({overall.found}/{overall.runs}), "
+        f"{row['false_alarms_per_hour_room']} false alarms/h on {room_hours:.1f} h room audio, "
+        f"macro F1 {row['window_macro_f1']}")
+    return row
+
+
+# -- tables ---------------------------------------------------------------------------------------
+def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return one line per (variant, task): mean and worst over seeds."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        if "error" not in r:
+            groups.setdefault((r["variant"], r["task"]), []).append(r)
+    out = []
+    for (variant, task), rs in groups.items():
+        def vals(key: str, rs: list[dict[str, Any]] = rs) -> list[float]:
+            return [float(r[key]) for r in rs if r.get(key) is not None]
+
+        recall, fa = vals("event_recall"), vals("false_alarms_per_hour_room")
+        spread, f1 = vals("format_spread"), vals("window_macro_f1")
+        fmt_min = [min(r["recall_by_format"].values()) for r in rs if r.get("recall_by_format")]
+        out.append({
+            "variant": variant, "task": task, "seeds": len(rs),
+            "recall_mean": np.mean(recall), "recall_worst": min(recall),
+            "fa_mean": np.mean(fa), "fa_worst": max(fa),
+            "format_min_worst": min(fmt_min) if fmt_min else None,
+            "format_spread_worst": max(spread) if spread else None,
+            "macro_f1_mean": np.mean(f1), "macro_f1_worst": min(f1),
+            "train_seconds_mean": np.mean(vals("train_seconds")),
+            "room_hours": rs[0].get("room_hours"),
+            "events": rs[0].get("events"),
+        })
+    return out
+
+
+COLUMNS = [("variant", "variant"), ("task", "task"), ("seeds", "seeds"), ("events", "test events"),
+           ("recall_mean", "recall mean"), ("recall_worst", "recall worst"),
+           ("fa_mean", "FA/h mean"), ("fa_worst", "FA/h worst"), ("room_hours", "target-free h"),
+           ("format_min_worst", "worst format recall"), ("format_spread_worst", "format spread worst"),
+           ("macro_f1_mean", "window macro F1 mean"), ("macro_f1_worst", "macro F1 worst"),
+           ("train_seconds_mean", "train s")]
+
+
+def table(lines: list[dict[str, Any]]) -> str:
+    """Return the aggregate as a Markdown table."""
+    out = ["| " + " | ".join(t for _, t in COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+    for line in lines:
+        cells = []
+        for key, _ in COLUMNS:
+            v = line.get(key)
+            cells.append("-" if v is None else f"{v:.3g}" if isinstance(v, (float, np.floating))
+                         else str(v))
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Build (or reuse) the corpus, run the requested tasks x seeds x variants, print the table."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--corpus", type=Path, default=None, help="corpus folder (default: build/reuse)")
+    p.add_argument("--out", type=Path, default=OUT)
+    p.add_argument("--tasks", default=",".join(hard_corpus.TASKS))
+    p.add_argument("--seeds", default="0,1,2")
+    p.add_argument("--variants", default="default", help=f"comma-separated, of {', '.join(VARIANTS)}")
+    p.add_argument("--reuse", action="store_true", help="skip runs already in results.json")
+    p.add_argument("--epochs", type=int, default=None, help="override every variant's epochs")
+    args = p.parse_args(argv)
+    corpus = args.corpus or hard_corpus.corpus(log=log)
+    if args.epochs:
+        for extra in VARIANTS.values():
+            extra["epochs"] = args.epochs
+    args.out.mkdir(parents=True, exist_ok=True)
+    results_path = args.out / "results.json"
+    results: dict[str, Any] = json.loads(results_path.read_text()) if results_path.exists() else {}
+    # seeds outermost: an interrupted run still has every task for the first seeds
+    for variant in [v for v in args.variants.split(",") if v]:
+        for seed in [int(s) for s in args.seeds.split(",") if s]:
+            for task in [t for t in args.tasks.split(",") if t]:
+                key = f"{variant}/{task}/{seed}"
+                if args.reuse and key in results and "error" not in results[key]:
+                    continue
+                started = time.perf_counter()
+                try:
+                    results[key] = run(corpus, task, seed, variant, args.out)
+                except Exception as exc:  # noqa: BLE001 - one failing run must not stop the others
+                    log(f"{key}: FAILED: {exc!r}")
+                    results[key] = {"variant": variant, "task": task, "seed": seed, "error": repr(exc)}
+                results[key]["wall_seconds"] = round(time.perf_counter() - started, 1)
+                results[key]["corpus"] = corpus.name
+                results_path.write_text(json.dumps(results, indent=1, default=float) + "\n")
+    text = table(aggregate(list(results.values())))
+    (args.out / "table.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
