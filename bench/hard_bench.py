@@ -65,6 +65,15 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "epochs-40": {"epochs": 40},
     "16k": {"spec": {"sample_rate": 16000, "high_freq": 8000.0}},
     "overlap-0.5": {"datagen_hop": 0.5},
+    # the candidate defaults of issue 8, all together: 16 kHz front end, longer training with
+    # early stopping on the held-out recordings, band-limit and SpecAugment copies, hard negatives
+    "candidate": {"spec": {"sample_rate": 16000, "high_freq": 8000.0}, "epochs": 30,
+                  "patience": 5, "split_by_recording": True, "augment_copies": 2,
+                  "augment_band_limit": 0.5, "augment_mask": 0.5, "hard_negatives": 0.1},
+    "candidate-ens3": {"spec": {"sample_rate": 16000, "high_freq": 8000.0}, "epochs": 30,
+                       "patience": 5, "split_by_recording": True, "augment_copies": 2,
+                       "augment_band_limit": 0.5, "augment_mask": 0.5, "hard_negatives": 0.1,
+                       "ensemble": 3},
 }
 
 
@@ -100,13 +109,14 @@ def datagen(folder: Path, spec: Any, cache: Path, labels: Sequence[str],
     from micmon.audio import AudioDirectory, AudioFile
     from micmon.dataset import Dataset, DatasetWriter
 
-    key = spec_key(spec) + ("" if hop is None else f"-hop{hop:g}")
+    key = spec_key(spec) + ("" if hop is None else f"-hop{hop:g}") + "-held"
     path = cache / key / ("__".join(folder.parts[-3:]) + ".npz")
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         directory = AudioDirectory(folder)
-        with AudioFile(directory, sample_duration=spec.window_seconds, sample_rate=spec.sample_rate,
-                       channels=spec.channels, hop=hop) as reader, \
+        with AudioFile(directory, window_seconds=spec.window_seconds, sample_rate=spec.sample_rate,
+                       channels=spec.channels, hop=hop,
+                       background_labels=[BACKGROUND]) as reader, \
                 DatasetWriter(path, spec=spec, overwrite=True, source=str(folder)) as writer:
             for window in reader:
                 writer += window
@@ -117,39 +127,23 @@ def datagen(folder: Path, spec: Any, cache: Path, labels: Sequence[str],
 
 # -- training -------------------------------------------------------------------------------------
 def train_model(datasets: Sequence[Any], seed: int, model_dir: Path, **variant: Any) -> dict[str, Any]:
-    """Train on `datasets` as `micmon train` does, save to `model_dir`; return a training report.
+    """Train on `datasets` with `micmon.training.train` (what `micmon train` runs), save to
+    `model_dir`; return a training report."""
+    from dataclasses import fields
 
-    TODO(issue 8): switch to `micmon.training.train(datasets, TrainingOptions(...))` when that
-    library function lands; it returns `.model` and `.report`, and is what `micmon train` calls,
-    so the benchmark then trains exactly what the CLI trains. Until then this mirrors
-    src/micmon_cli/commands/train.py (combine, seed, build layers, augment, fit, save).
-    """
-    import keras
-
-    from micmon.dataset import Dataset
-    from micmon.model import Model
-    from micmon.model.cnn import augment_dataset, cnn_layers, dense_layers
+    from micmon.training import TrainingOptions, train
 
     started = time.perf_counter()
-    labels = list(datasets[0].labels)
-    spec = next(d.spec for d in datasets if d.spec is not None)
-    data = Dataset.combine(list(datasets), variant["validation_split"], seed=seed)
-    keras.utils.set_random_seed(seed)
-    kind = variant["model_type"]
-    layers = dense_layers(spec, len(labels)) if kind == "dense" else cnn_layers(spec, len(labels))
-    model = Model(layers, labels, spec=spec)
-    fit_data = data
-    if kind == "cnn" and variant["augment"]:
-        fit_data = augment_dataset(data, background_labels=(BACKGROUND,), copies=1, seed=seed)
-    model.fit(fit_data, epochs=variant["epochs"], batch_size=variant["batch_size"],
-              class_weight="balanced" if variant["class_weight"] == "balanced" else None)
-    loss, accuracy = model.evaluate(data)
+    known = {f.name for f in fields(TrainingOptions)} - {"holdout_recordings", "seed"}
+    options = TrainingOptions(seed=seed, background_label=BACKGROUND,
+                              **{k: v for k, v in variant.items() if k in known})
+    result = train(list(datasets), options)
     seconds = time.perf_counter() - started
-    report = {"train_windows": int(len(fit_data.train_samples)), "validation_accuracy": accuracy,
-              "validation_loss": loss, "train_seconds": round(seconds, 1),
-              "params": int(model.keras_model.count_params())}
-    model.save(model_dir, overwrite=True, metrics=report)
-    return report
+    result.save(model_dir, overwrite=True)
+    return {"train_windows": int(sum(result.class_counts.values())),
+            "validation_accuracy": result.report["accuracy"], "epochs_run":
+            len(result.history.get("loss", [])), "train_seconds": round(seconds, 1),
+            "params": int(result.model.keras_model.count_params())}
 
 
 # -- one run --------------------------------------------------------------------------------------
