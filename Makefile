@@ -31,6 +31,7 @@ venv: $(BIN)/.installed
 
 lint: venv
 	$(BIN)/ruff check src tests examples $(wildcard bench)
+	$(BIN)/ruff format --check src tests examples $(wildcard bench)
 	$(BIN)/mypy src
 
 test: system venv lint
