@@ -90,7 +90,7 @@ def _measure(audio: str, broker: str, clips: str, hop: float, share_frames: bool
                       actions=[mqtt, ClipAction(clips, format="mp3", pre_roll=5.0)], live=False,
                       on_window=on_window, on_event=on_event)
     if not share_frames:  # the comparison: every window's features computed from scratch
-        monitor.listener._features = None  # type: ignore[assignment]
+        monitor.listener._features = None
     samples: list[tuple[float, float]] = []
     done = threading.Event()
 

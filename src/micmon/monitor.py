@@ -169,7 +169,8 @@ class Listener:
         self.channels = int(spec.channels)
         self.detector = Detector(list(model.labels), settings, window_seconds=self.window,
                                  hop_seconds=self.hop, origin=origin)
-        self._features = WindowFeatures(spec)  # overlapping windows share their frames
+        # Overlapping windows share their frames; None computes each window from scratch.
+        self._features: WindowFeatures | None = WindowFeatures(spec)
         self.clip_seconds = float(clip_seconds)
         self.pre_roll = float(pre_roll)
         self.post_roll = float(post_roll)
@@ -194,7 +195,8 @@ class Listener:
     def reset(self, *, origin: datetime | None = None) -> None:
         """Forget all state (history, open events, carried audio)."""
         self.detector.reset(origin=origin)
-        self._features.reset()
+        if self._features is not None:
+            self._features.reset()
         self._last_window_end = None
         self._pending = np.zeros(0, dtype=np.int16)
         self._pending_start = self._feed_time = 0.0
