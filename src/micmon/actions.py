@@ -20,6 +20,7 @@ import os
 import queue
 import re
 import shutil
+import signal
 import ssl
 import subprocess
 import sys
@@ -63,7 +64,12 @@ _TOPIC_SAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 
 class ActionError(MicmonError):
-    """An action failed (it is logged and retried; listening goes on)."""
+    """An action failed (it is logged, retried when `retryable`; listening goes on)."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        #: False when running the action again would give the same answer (or do harm).
+        self.retryable = retryable
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,9 @@ class Action:
 
     def close(self) -> None:
         """Release resources; called once after the last event."""
+
+    def status(self, status: Mapping[str, Any]) -> None:
+        """Hear about the monitor's state (e.g. ``{"silent": True}``); must be quick and not raise."""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name})"
@@ -141,6 +150,11 @@ class CommandAction(Action):
 
     ``MICMON_EVENT`` (start/end), ``MICMON_LABEL``, ``MICMON_CONFIDENCE``, ``MICMON_CLIP`` (path or
     empty), ``MICMON_TIME`` (ISO 8601). Event data is never put on the command line.
+
+    The program runs in its own session (process group): on a timeout the whole group is killed,
+    so the children of a shell script do not outlive it. Only a failure to start the program
+    (fork or exec failing) is retried; a non-zero exit status is the program's answer and a
+    timeout would most likely time out again, so neither runs the command a second time.
     """
 
     name = "command"
@@ -172,18 +186,37 @@ class CommandAction(Action):
                "MICMON_CONFIDENCE": f"{event.confidence:.4f}", "MICMON_CLIP": event.clip or "",
                "MICMON_TIME": event.to_dict()["time"]}
         try:
-            proc = subprocess.run(self.argv, input=event.to_json() + "\n", env=env, cwd=self.cwd,
-                                  capture_output=True, text=True, timeout=self.timeout,
-                                  check=False)
-        except subprocess.TimeoutExpired:
-            raise ActionError(f"{self.argv[0]}: still running after {self.timeout:g} s; "
-                              "killed") from None
+            proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, env=env, cwd=self.cwd, text=True,
+                                    start_new_session=True)
         except OSError as exc:
             raise ActionError(f"{self.argv[0]}: cannot run it ({exc.strerror})") from None
+        try:
+            _out, err = proc.communicate(event.to_json() + "\n", timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            raise ActionError(f"{self.argv[0]}: still running after {self.timeout:g} s; killed it "
+                              "and its children", retryable=False) from None
+        finally:
+            if proc.returncode is None:  # interrupted some other way: leave nothing behind
+                _kill_group(proc)
         if proc.returncode != 0:
-            last = (proc.stderr or "").strip().splitlines()[-1:] or [""]
-            raise ActionError(f"{self.argv[0]}: exit code {proc.returncode} {last[0]}".rstrip())
+            last = (err or "").strip().splitlines()[-1:] or [""]
+            raise ActionError(f"{self.argv[0]}: exit code {proc.returncode} {last[0]}".rstrip(),
+                              retryable=False)
         return event
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    """Kill `proc`'s whole process group (it leads its own session) and reap it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.communicate(timeout=5.0)
+    except (subprocess.TimeoutExpired, ValueError, OSError):  # pragma: no cover - a stuck pipe
+        proc.kill()
 
 
 def _check_kinds(events: Sequence[str]) -> tuple[str, ...]:
@@ -320,6 +353,7 @@ class MqttAction(Action):
         self.name = f"mqtt {self.address.host}:{self.address.port}"
         self._client: Any = None
         self._states = dict.fromkeys(self.labels, "OFF")
+        self._status: dict[str, Any] = {"silent": False}
         self._connected = threading.Event()
         self._was_connected = False
         self._failing = False  # a failure streak was logged; log again only after a success
@@ -339,6 +373,16 @@ class MqttAction(Action):
     def state_topic(self, label: str) -> str:
         """Retained ON/OFF topic of `label`."""
         return f"{self.topic}/{_topic_part(label)}/state"
+
+    @property
+    def status_topic(self) -> str:
+        """Retained JSON of the monitor's status (``silent``, ``silent_seconds``)."""
+        return f"{self.topic}/status"
+
+    @property
+    def silent_topic(self) -> str:
+        """Retained ON/OFF: ON while the input is digital silence (muted or unplugged microphone)."""
+        return f"{self.topic}/silent/state"
 
     def discovery_topic(self, label: str) -> str:
         """Home Assistant discovery config topic of `label`'s binary sensor."""
@@ -364,6 +408,24 @@ class MqttAction(Action):
                        "manufacturer": "micmon", "model": "micmon monitor",
                        "sw_version": __version__},
         }
+
+    def silent_discovery(self) -> tuple[str, dict[str, Any]]:
+        """Home Assistant discovery topic and payload of the "input silent" problem sensor."""
+        config = {**self.discovery_config("input silent"), "unique_id": f"micmon_{self.node_id}_silent",
+                  "state_topic": self.silent_topic, "device_class": "problem",
+                  "json_attributes_topic": self.status_topic}
+        return (f"{self.discovery_prefix}/binary_sensor/{self.node_id}_silent/config", config)
+
+    def status(self, status: Mapping[str, Any]) -> None:
+        """Publish the monitor's status (retained), e.g. that the input has gone silent."""
+        self._status = {**self._status, **status}
+        if self._client is not None:
+            self._publish_status(self._client)
+
+    def _publish_status(self, client: Any) -> None:
+        client.publish(self.status_topic, json.dumps(self._status), qos=1, retain=True)
+        client.publish(self.silent_topic, "ON" if self._status.get("silent") else "OFF", qos=1,
+                       retain=True)
 
     # lifecycle
     def open(self) -> None:
@@ -405,6 +467,10 @@ class MqttAction(Action):
                 config = json.dumps(self.discovery_config(label))
                 client.publish(self.discovery_topic(label), config, qos=1, retain=True)
             client.publish(self.state_topic(label), self._states[label], qos=1, retain=True)
+        if self.discovery:
+            topic, silent_config = self.silent_discovery()
+            client.publish(topic, json.dumps(silent_config), qos=1, retain=True)
+        self._publish_status(client)
 
     def _on_connect_fail(self, client: Any, userdata: Any) -> None:
         if self._failing or self._closing:
@@ -624,7 +690,8 @@ class ActionRunner:
                 result = self.action.handle(event, audio)
             except Exception as exc:
                 self.failures += 1
-                last = attempt == self.retries or self._past_deadline(delay)
+                last = (attempt == self.retries or self._past_deadline(delay)
+                        or not getattr(exc, "retryable", True))
                 then = "; giving up" if last else f"; retrying in {delay:g} s"
                 log.warning("%s: %s of %s failed (%s)%s", self.action.name, event.kind,
                             event.label, exc, then)
@@ -711,6 +778,14 @@ class Actions:
     def _fan_out(self, event: Event) -> None:
         for runner in self._runners:
             runner.submit(event)
+
+    def status(self, status: Mapping[str, Any]) -> None:
+        """Tell every action about the monitor's state (e.g. the input went silent)."""
+        for action in self.actions:
+            try:
+                action.status(status)
+            except Exception as exc:  # a status report must never stop listening
+                log.warning("%s: cannot report the status (%s)", action.name, exc)
 
     def close(self, timeout: float = 10.0) -> bool:
         """Flush and stop every action within about `timeout` seconds; True if all finished."""
