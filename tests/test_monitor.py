@@ -306,3 +306,54 @@ def test_clip_audio_is_the_exact_stream_slice_with_pre_roll(chunk: int) -> None:
     b = int(round((end.end or 0) * rate))
     assert clip.start == pytest.approx(end.start - 3.0)
     np.testing.assert_array_equal(clip.samples, stream[a:b])
+
+
+class _SureScorer:
+    """A model that scores every window as the positive sound with 0.99, silence included."""
+
+    def __init__(self, model) -> None:  # noqa: ANN001
+        self.labels, self.spec = model.labels, model.spec
+
+    def predict_proba(self, samples) -> np.ndarray:  # noqa: ANN001
+        row = [0.99 if label == "positive" else 0.01 for label in self.labels]
+        return np.tile(np.asarray(row), (len(samples), 1))
+
+
+class _StatusRecorder(PrintAction):
+    def __init__(self) -> None:
+        super().__init__(stream=io.StringIO())
+        self.statuses: list[dict] = []
+
+    def status(self, status) -> None:  # noqa: ANN001
+        self.statuses.append(dict(status))
+
+
+def test_muted_microphone_raises_no_event_and_is_reported_once(
+        model, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:  # noqa: ANN001
+    silent = tmp_path / "muted.wav"
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
+                    f"anullsrc=r={model.spec.sample_rate}:cl=mono", "-t", "12", str(silent)],
+                   check=True)
+    recorder = _StatusRecorder()
+    with caplog.at_level(logging.WARNING, logger="micmon"):
+        monitor, events = _replay(_SureScorer(model), silent, actions=Actions([recorder]),
+                                  silence_warn_seconds=4.0)
+    assert events == [] and monitor.stats.events == 0
+    assert monitor.stats.silent and monitor.stats.silent_seconds >= 10
+    assert monitor.stats.silent_windows == monitor.stats.windows == monitor.stats.gated
+    assert caplog.text.count("digital silence") == 1 and "muted" in caplog.text
+    assert recorder.statuses[0]["silent"] is True and len(recorder.statuses) == 1
+    # Sound after the silence clears the flag (and says so once).
+    with caplog.at_level(logging.WARNING, logger="micmon"):
+        monitor._track_silence(WindowResult(20.0, 22.0, -30.0, {}, False, ()))
+    assert not monitor.stats.silent and monitor.stats.silent_seconds == 0
+    assert recorder.statuses[-1] == {"silent": False, "silent_seconds": 0.0}
+
+
+def test_device_that_never_opens_is_an_error_with_a_hint(model) -> None:  # noqa: ANN001
+    monitor = Monitor(model, device_source("alsa", "hw:97,0", spec=model.spec, hop=HOP),
+                      settings=SETTINGS, hop=HOP, initial_backoff=0.1)
+    started = time.monotonic()
+    with pytest.raises(AudioError, match=r"alsa:hw:97,0: .*arecord -l.*pactl list sources short"):
+        monitor.run()
+    assert time.monotonic() - started < 15 and monitor.stats.reconnects == 0

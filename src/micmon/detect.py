@@ -8,6 +8,9 @@ Rules, per target label (each one independent of the others):
 
 - A window is *above* when its score for the label is >= the label's threshold and the window is
   not gated by loudness (``min_dbfs``: quieter windows count as background without being scored).
+  Digital silence and near-silence (RMS below ``silence_dbfs``, `SILENCE_DBFS` = -90 dBFS by
+  default) are always background: a muted or unplugged microphone never starts an event, whatever
+  the model makes of an all-zero window. Set ``silence_dbfs=None`` to score silence too.
 - An event *triggers* when at least ``k`` of the last ``n`` windows are above, and at least
   ``cooldown_seconds`` have passed since the previous event of that label ended.
 - It *ends* after ``m`` consecutive windows below.
@@ -50,6 +53,9 @@ EventKind = Literal["start", "end"]
 DEFAULT_THRESHOLD = 0.5
 #: Labels meaning "nothing happening", not watched unless targets or thresholds name them.
 BACKGROUND_LABELS: tuple[str, ...] = ("negative", "background", "silence", "none", "other")
+#: Windows quieter than this (RMS dBFS) are digital silence or near-silence: background, never scored.
+#: 16-bit audio's own quantisation noise sits near -101 dBFS; any real room is far above -90.
+SILENCE_DBFS = -90.0
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,9 @@ class DetectorSettings:
         Time from the end of one event to the earliest start of the next of the same label.
     min_dbfs : float or None
         Windows quieter than this (RMS dBFS, <= 0) count as background without being scored.
+    silence_dbfs : float or None
+        The silence floor (RMS dBFS, <= 0; default `SILENCE_DBFS`): quieter windows are digital
+        silence, always background. None scores them like any other window.
     """
 
     threshold: float = DEFAULT_THRESHOLD
@@ -86,6 +95,7 @@ class DetectorSettings:
     min_event_seconds: float = 0.0
     cooldown_seconds: float = 0.0
     min_dbfs: float | None = None
+    silence_dbfs: float | None = SILENCE_DBFS
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "thresholds", dict(self.thresholds))
@@ -108,10 +118,12 @@ class DetectorSettings:
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ParameterError(f"{name}: must be a number of seconds >= 0, got {value!r}")
-        if self.min_dbfs is not None and (not isinstance(self.min_dbfs, (int, float))
-                                          or not self.min_dbfs <= 0):
-            raise ParameterError(f"min_dbfs: must be a level in dBFS <= 0 (e.g. -50) or None, "
-                                 f"got {self.min_dbfs!r}")
+        for name in ("min_dbfs", "silence_dbfs"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not value <= 0):
+                raise ParameterError(f"{name}: must be a level in dBFS <= 0 (e.g. -50) or None, "
+                                     f"got {value!r}")
 
     def with_(self, **changes: Any) -> DetectorSettings:
         """Return a copy with some settings changed (validated)."""
@@ -300,9 +312,16 @@ class Detector:
                 for label, st in self._states.items() if st.started}
 
     def gated(self, level_dbfs: float | None) -> bool:
-        """Return True when a window at this level is too quiet to score (the loudness gate)."""
-        gate = self.settings.min_dbfs
-        return gate is not None and level_dbfs is not None and level_dbfs < gate
+        """Return True when a window at this level is too quiet to score (silence or the loudness gate)."""
+        if level_dbfs is None:
+            return False
+        return self.silent(level_dbfs) or (self.settings.min_dbfs is not None
+                                           and level_dbfs < self.settings.min_dbfs)
+
+    def silent(self, level_dbfs: float | None) -> bool:
+        """Return True when a window at this level is below the silence floor (``silence_dbfs``)."""
+        floor = self.settings.silence_dbfs
+        return floor is not None and level_dbfs is not None and level_dbfs < floor
 
     # -- feeding ------------------------------------------------------------------------------
     def update(self, scores: Sequence[float] | np.ndarray | None, *, time: float,
@@ -319,7 +338,8 @@ class Detector:
         quiet = self.gated(level_dbfs)
         if scores is None:
             if not quiet:
-                raise ParameterError("scores: None is only allowed for a window below min_dbfs")
+                raise ParameterError("scores: None is only allowed for a window below min_dbfs "
+                                     "or silence_dbfs")
             row = None
         else:
             row = np.asarray(scores, dtype=np.float64).reshape(-1)

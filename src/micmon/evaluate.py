@@ -211,7 +211,7 @@ def detect_recording(rec: RecordingScores, settings: DetectorSettings) -> list[D
                 out.append(Detection(event.label, event.start, float(event.end or event.start),
                                      reported.pop(event.label, now), event.peak))
 
-    gate = settings.min_dbfs is not None
+    gate = settings.min_dbfs is not None or settings.silence_dbfs is not None
     for t, row, level in zip(rec.times, rec.scores, rec.levels, strict=True):
         quiet = gate and detector.gated(float(level))
         events = detector.update(None if quiet else row, time=float(t),

@@ -31,8 +31,9 @@ from typing import Any, Protocol
 import numpy as np
 
 from micmon.actions import Action, Actions, ClipAudio
+from micmon.audio.device import DEVICE_HINT
 from micmon.audio.source import AudioSource
-from micmon.detect import Detector, DetectorSettings, Event
+from micmon.detect import SILENCE_DBFS, Detector, DetectorSettings, Event
 from micmon.errors import AudioError, ParameterError
 from micmon.features import dbfs
 
@@ -51,6 +52,9 @@ STALL_SECONDS = 10.0
 RECENT_EVENTS = 10
 #: Seconds given to the actions to flush when stopping.
 FLUSH_TIMEOUT = 10.0
+#: Input that stays below the silence floor (DetectorSettings.silence_dbfs) this long is reported
+#: once as silent: a muted, unplugged or misconfigured microphone.
+SILENCE_WARN_SECONDS = 30.0
 
 
 class Scorer(Protocol):
@@ -88,6 +92,12 @@ class MonitorStats:
     scoring_seconds: float = 0.0
     connected: bool = False
     last_error: str | None = None
+    #: Windows below the silence floor (digital silence); never scored, never an event.
+    silent_windows: int = 0
+    #: Seconds the input has been below the silence floor without a break (0 when it is not).
+    silent_seconds: float = 0.0
+    #: True once the input has been silent for `Monitor.silence_warn_seconds` (and still is).
+    silent: bool = False
     recent: deque[Event] = field(default_factory=lambda: deque(maxlen=RECENT_EVENTS))
 
 
@@ -338,8 +348,12 @@ class Monitor:
     hop : float, optional
         Seconds between window starts (default: a quarter of the window).
     live : bool
-        True for a device: reconnect forever when ffmpeg exits. False for a file: stop at its end
-        (and raise AudioError if ffmpeg fails).
+        True for a device: reconnect with backoff when ffmpeg exits after audio came through once
+        (a device that never delivered audio is an AudioError with a hint). False for a file:
+        stop at its end (and raise AudioError if ffmpeg fails).
+    silence_warn_seconds : float > 0
+        Input below the silence floor this long is logged once as a warning, shown in
+        ``stats.silent`` and reported to the actions (`Actions.status`, MQTT ``<topic>/status``).
     on_window, on_event : callable, optional
         Called on the listening thread with each `WindowResult` / `Event` (keep them quick).
     """
@@ -351,7 +365,8 @@ class Monitor:
                  on_event: Callable[[Event], None] | None = None,
                  initial_backoff: float = INITIAL_BACKOFF, max_backoff: float = MAX_BACKOFF,
                  flush_timeout: float = FLUSH_TIMEOUT,
-                 stall_seconds: float = STALL_SECONDS) -> None:
+                 stall_seconds: float = STALL_SECONDS,
+                 silence_warn_seconds: float = SILENCE_WARN_SECONDS) -> None:
         if isinstance(actions, Actions):
             self.actions = actions
         else:
@@ -371,6 +386,12 @@ class Monitor:
         self.initial_backoff = initial_backoff
         self.max_backoff = max_backoff
         self.flush_timeout = flush_timeout
+        if not silence_warn_seconds > 0:
+            raise ParameterError(f"silence_warn_seconds: must be > 0, got {silence_warn_seconds!r}")
+        self.silence_warn_seconds = float(silence_warn_seconds)
+        self._silent_since: float | None = None
+        self._source_name = "the audio input"
+        self._heard = False  # some audio came through since run() started
         # A hung capture (ffmpeg alive, no audio) counts as a lost device.
         self.stall_seconds = max(float(stall_seconds), 3 * self.listener.window)
         self._last_window_at = 0.0
@@ -407,6 +428,7 @@ class Monitor:
         self.listener.reset(origin=origin)
         backoff = self.initial_backoff
         offset = 0.0
+        self._heard = False
         try:
             while not self._stop.is_set():
                 connected_at = time.monotonic()
@@ -415,6 +437,9 @@ class Monitor:
                 except AudioError as exc:
                     if not self.live:
                         raise
+                    if not self._heard and not self._stop.is_set():
+                        # Never opened: a wrong device name, not a device that went away.
+                        raise AudioError(f"{exc}; {DEVICE_HINT}") from None
                     self.stats.last_error = str(exc)
                     log.warning("%s", exc)
                     got_audio = False
@@ -423,6 +448,9 @@ class Monitor:
                     self.stats.connected = False
                 if not self.live or self._stop.is_set():
                     break
+                if not self._heard:
+                    raise AudioError(f"{self._source_name}: delivered no audio before it stopped; "
+                                     f"{DEVICE_HINT}")
                 # The device went away: end what was going on, then reconnect.
                 self._dispatch(self.listener.finish())
                 if got_audio and time.monotonic() - connected_at >= STABLE_SECONDS:
@@ -442,6 +470,7 @@ class Monitor:
 
     def _listen(self, offset: float) -> bool:
         source = self.source_factory(offset)
+        self._source_name = source.name
         with self._lock:
             if self._stop.is_set():
                 return False
@@ -476,7 +505,7 @@ class Monitor:
             if self._stop.is_set():
                 break
             if not got_audio:
-                got_audio = True
+                got_audio = self._heard = True
                 self.stats.connected = True
                 if self.stats.reconnects:
                     log.warning("audio input is back (%s)", source.name)
@@ -492,12 +521,36 @@ class Monitor:
         self.stats.windows += 1
         self.stats.gated += int(result.gated)
         self.stats.audio_seconds = result.end
+        self._track_silence(result)
         if self.on_window is not None:
             self.on_window(result)
         if events:
             now = time.monotonic() - self._t0
             self.event_delays.extend(now - result.end for _ in events)
             self._dispatch(events)
+
+    def _track_silence(self, result: WindowResult) -> None:
+        floor = self.listener.detector.settings.silence_dbfs
+        floor = SILENCE_DBFS if floor is None else floor
+        stats = self.stats
+        if result.level_dbfs < floor:
+            stats.silent_windows += 1
+            if self._silent_since is None:
+                self._silent_since = result.start
+            stats.silent_seconds = result.end - self._silent_since
+            if not stats.silent and stats.silent_seconds >= self.silence_warn_seconds:
+                stats.silent = True
+                log.warning("the input has been digital silence for %.0f s (below %g dBFS): is the "
+                            "microphone muted, unplugged or the wrong device? No event can start "
+                            "while it is silent", stats.silent_seconds, floor)
+                self.actions.status({"silent": True, "silent_seconds": round(stats.silent_seconds, 1)})
+            return
+        self._silent_since = None
+        stats.silent_seconds = 0.0
+        if stats.silent:
+            stats.silent = False
+            log.warning("the input is no longer silent")
+            self.actions.status({"silent": False, "silent_seconds": 0.0})
 
     def _dispatch(self, events: list[tuple[Event, ClipAudio | None]]) -> None:
         for event, audio in events:
