@@ -29,3 +29,11 @@ class DatasetError(MicmonError):
 
 class ModelError(MicmonError):
     """A model folder is missing, malformed, or would be overwritten."""
+
+
+class OutputError(MicmonError):
+    """An output file or folder cannot be written; `path` names it."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path

@@ -103,9 +103,16 @@ class Labels:
         """Read and validate a labels.json file."""
         path = expand_path(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            # utf-8-sig: Windows editors start the file with a byte order mark.
+            text = path.read_text(encoding="utf-8-sig")
         except FileNotFoundError:
             raise LabelsError(f"{path}: no such labels file") from None
+        except UnicodeDecodeError as exc:
+            raise LabelsError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
+                              f"offset {exc.start}); save it as UTF-8") from None
+        except IsADirectoryError:
+            raise LabelsError(f"{path}: is a folder, not a labels file; remove or rename it"
+                              ) from None
         except OSError as exc:
             raise LabelsError(f"{path}: cannot read it ({exc.strerror})") from None
         try:

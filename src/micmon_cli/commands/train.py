@@ -146,7 +146,7 @@ def train(
 
     from micmon.dataset import Dataset
     from micmon.errors import DatasetError, ModelError
-    from micmon.model.model import MODEL_FILES
+    from micmon.model.model import MODEL_FILES, Model
     from micmon_cli.config import SOURCE_DEFAULT, Flag
 
     cfg = resolve(
@@ -170,6 +170,7 @@ def train(
     if existing and not force:
         raise ModelError(f"{out}: already holds a model ({', '.join(existing)}); use --force to "
                          "replace it, or choose another MODEL_DIR")
+    Model.check_target(out, overwrite=force)  # a bad MODEL_DIR fails now, not after the last epoch
 
     datasets = Dataset.scan(data_dir, labels=t.labels or None, seed=t.seed)
     calibration_set: list[str] = []
@@ -213,7 +214,6 @@ def train(
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     import keras
 
-    from micmon.model import Model
     from micmon.model.cnn import cnn_layers, dense_layers
 
     keras.utils.set_random_seed(t.seed)
