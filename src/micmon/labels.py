@@ -188,10 +188,18 @@ class Labels:
         return best[0] if best[1] >= unlabelled else None
 
     def segments(self, duration: float | None = None) -> list[LabelSegment]:
-        """Return the labelled stretches, the last one ending at `duration` when given."""
+        """Return the labelled stretches; with `duration`, clipped to it (labels past it left out).
+
+        Labels at or after the end of the recording are listed by `past`, never returned as
+        stretches of negative length.
+        """
         out = []
         for i, (start, label) in enumerate(zip(self._starts, self._labels, strict=True)):
             end = self._starts[i + 1] if i + 1 < len(self._starts) else duration
+            if duration is not None:
+                if start >= duration:
+                    break
+                end = min(end if end is not None else duration, duration)
             out.append(LabelSegment(start, end, label))
         return out
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import importlib
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 from typer.core import TyperGroup
 
 import micmon_cli
+from micmon._io import describe_os_error
 from micmon.errors import MicmonError
 from micmon_cli import console
 
@@ -19,18 +20,27 @@ EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 
 
+def _fail(message: str) -> NoReturn:
+    """Print `message` as one red line (after the traceback with --verbose) and exit 1."""
+    if console.state.verbose:
+        console.err.print_exception(show_locals=False)
+    console.error(message)
+    raise typer.Exit(EXIT_ERROR) from None
+
+
 class MicmonGroup(TyperGroup):
-    """The one place where a MicmonError becomes a red line and exit code 1."""
+    """The one place where a MicmonError or an OSError becomes a red line and exit code 1."""
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
-        """Run the subcommand, turning MicmonError into one red line (traceback with --verbose)."""
+        """Run the subcommand, turning MicmonError/OSError into one red line (traceback with --verbose)."""
         try:
             return super().invoke(ctx)
         except MicmonError as exc:
-            if console.state.verbose:
-                console.err.print_exception(show_locals=False)
-            console.error(str(exc))
-            raise typer.Exit(EXIT_ERROR) from None
+            _fail(str(exc))
+        except OSError as exc:
+            # The file system said no (a folder where a file goes, read-only, disk full, no
+            # permission): name the path and the fix, like a MicmonError.
+            _fail(describe_os_error(exc))
         except KeyboardInterrupt:
             console.error("interrupted")
             raise typer.Exit(EXIT_INTERRUPTED) from None

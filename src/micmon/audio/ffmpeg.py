@@ -13,7 +13,18 @@ INSTALL_HINT = "install it (e.g. `sudo apt-get install ffmpeg`) or pass its path
 
 def find_executable(name: str = "ffmpeg") -> str:
     """Return the full path of the ffmpeg-family executable `name`, or raise FFmpegNotFoundError."""
-    found = shutil.which(os.path.expanduser(name))
+    path = os.path.expanduser(name)
+    if os.sep in path:  # a path, not a name to look up on PATH: say what is wrong with it
+        if not os.path.exists(path):
+            raise FFmpegNotFoundError(f"{name}: no such file; {INSTALL_HINT}")
+        if os.path.isdir(path):
+            raise FFmpegNotFoundError(f"{name}: is a folder, not the {os.path.basename(path)} "
+                                      f"program; {INSTALL_HINT}")
+        if not os.access(path, os.X_OK):
+            raise FFmpegNotFoundError(f"{name}: is not executable; `chmod +x {name}` or "
+                                      f"{INSTALL_HINT}")
+        return os.path.abspath(path)
+    found = shutil.which(path)
     if found is None:
         raise FFmpegNotFoundError(f"{name}: not found on PATH; {INSTALL_HINT}")
     return found
