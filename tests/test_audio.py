@@ -578,7 +578,7 @@ def test_a_failing_device_is_an_audio_error() -> None:
 # -- errors -----------------------------------------------------------------------------------------------
 def test_missing_ffmpeg_binary(tones_dir: Path) -> None:
     reader = AudioFile(tones_dir / "audio.wav", ffmpeg_bin="/nonexistent/ffmpeg")
-    with pytest.raises(FFmpegNotFoundError, match=r"/nonexistent/ffmpeg: no such file; install it"):
+    with pytest.raises(FFmpegNotFoundError, match=r"/nonexistent/ffmpeg: does not exist; install it"):
         list(reader)
 
 
@@ -717,6 +717,6 @@ def test_player_plays_windows_through_ffplay() -> None:
 
 
 def test_player_without_ffplay() -> None:
-    with pytest.raises(FFmpegNotFoundError, match=r"/nonexistent/ffplay: no such file"):
+    with pytest.raises(FFmpegNotFoundError, match=r"/nonexistent/ffplay: does not exist"):
         with AudioPlayer("/nonexistent/ffplay"):
             pass

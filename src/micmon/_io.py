@@ -150,6 +150,29 @@ def write_text_atomic(target: str | os.PathLike[str], text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+@contextlib.contextmanager
+def removed_if_failed(folder: str | os.PathLike[str]) -> Iterator[Path]:
+    """Yield `folder`; if the block fails, remove the folders it newly created that are still empty.
+
+    A failed `record` must not leave an empty sample folder that blocks the retry.
+    """
+    folder = Path(folder)
+    missing: list[Path] = []
+    probe = folder
+    while not probe.exists() and probe != probe.parent:
+        missing.append(probe)
+        probe = probe.parent
+    try:
+        yield folder
+    except BaseException:
+        for path in missing:  # deepest first
+            try:
+                path.rmdir()
+            except OSError:  # not empty (something was saved) or already gone
+                break
+        raise
+
+
 def make_staging_dir(target: str | os.PathLike[str]) -> Path:
     """Create and return a hidden temporary folder beside `target`, for `replace_dir`."""
     target = Path(target)

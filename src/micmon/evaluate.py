@@ -30,9 +30,9 @@ import numpy as np
 from micmon._plot import pyplot, save_png
 from micmon.audio import AudioDirectory, AudioFile, probe_duration
 from micmon.detect import Detector, DetectorSettings, Event
-from micmon.errors import AudioError, ModelError, ParameterError
+from micmon.errors import AudioError, LabelsError, ModelError, ParameterError
 from micmon.features import FeatureSpec
-from micmon.labels import LabelSegment
+from micmon.labels import Labels, LabelSegment
 
 #: Windows scored per call to the model.
 SCORE_BATCH = 256
@@ -121,6 +121,7 @@ def score_recording(recording: str | os.PathLike[str] | AudioDirectory, model: S
     spec = model.spec
     if spec is None:
         raise ModelError("the model has no feature spec; train it (or load a saved one) first")
+    check_labels_known(labels, model.labels, where=directory.labels_file or directory.path)
     hop = spec.hop if hop is None else float(hop)
     if not 0 < hop <= spec.window_seconds:
         raise ParameterError(f"hop: must be > 0 and <= the model's window "
@@ -160,6 +161,20 @@ def score_recording(recording: str | os.PathLike[str] | AudioDirectory, model: S
         times=np.asarray(times, dtype=np.float64), scores=np.concatenate(chunks),
         levels=np.asarray(levels, dtype=np.float64), truth=truth,
         runs=label_runs(labels.segments(duration), duration))
+
+
+def check_labels_known(labels: Labels, model_labels: Sequence[str], *, where: str) -> None:
+    """Raise LabelsError when a recording uses labels the model was not trained on.
+
+    Windows of an unknown label have no right answer: every detection in them would be counted
+    as a false alarm (and calibration would tune on that), so the report would be wrong.
+    """
+    unknown = [name for name in labels.names if name not in model_labels]
+    if unknown:
+        raise LabelsError(f"{where}: label(s) {', '.join(map(repr, unknown))} unknown to the model "
+                          f"(it knows {', '.join(model_labels)}); their windows would count as "
+                          "false alarms. Relabel them with the model's labels, or evaluate a model "
+                          "trained on them")
 
 
 def score_directory(audio_dir: str | os.PathLike[str], model: Scorer, *, hop: float | None = None,

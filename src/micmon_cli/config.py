@@ -504,13 +504,10 @@ def load_config(path: str | os.PathLike[str] | None = None,
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        errors = exc.errors()
-        first = errors[0]
-        key = ".".join(str(p) for p in first["loc"])
-        more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" \
-            if len(errors) > 1 else ""
-        raise ConfigError(f"{_error_origin(key, sources, file)}: {_describe(first)}{more}"
-                          ) from None
+        # Every problem, not the first one and a count: one fix-and-retry round, not several.
+        problems = [f"{_error_origin('.'.join(str(p) for p in err['loc']), sources, file)}: "
+                    f"{_describe(err)}" for err in exc.errors()]
+        raise ConfigError("; ".join(problems)) from None
     resolved = ResolvedConfig(config=config, file=file, sources=sources)
     if base is not None:
         _rebase_relative_paths(resolved, base)

@@ -16,7 +16,7 @@ def find_executable(name: str = "ffmpeg") -> str:
     path = os.path.expanduser(name)
     if os.sep in path:  # a path, not a name to look up on PATH: say what is wrong with it
         if not os.path.exists(path):
-            raise FFmpegNotFoundError(f"{name}: no such file; {INSTALL_HINT}")
+            raise FFmpegNotFoundError(f"{name}: does not exist; {INSTALL_HINT}")
         if os.path.isdir(path):
             raise FFmpegNotFoundError(f"{name}: is a folder, not the {os.path.basename(path)} "
                                       f"program; {INSTALL_HINT}")

@@ -53,15 +53,15 @@ def process_folder(directory: AudioDirectory, output: Path, spec: FeatureSpec, *
     """Write the windows of one sample folder to `output` (atomically); return the counts."""
     from micmon.audio import AudioFile
     from micmon.dataset import DatasetWriter
-    from micmon.errors import MicmonError
+    from micmon.errors import DatasetError, MicmonError
 
     result = FolderResult(folder=directory.path, output=output)
     try:
         with AudioFile(directory, sample_duration=spec.window_seconds,
                        sample_rate=spec.sample_rate, channels=spec.channels,
                        ffmpeg_bin=ffmpeg_bin) as reader, \
-                DatasetWriter(output, spec=spec, overwrite=overwrite,
-                              source=directory.path) as writer:
+                DatasetWriter(output, spec=spec, overwrite=overwrite, source=directory.path,
+                              write_empty=False) as writer:
             for window in reader:
                 writer += window
                 result.seconds += window.duration
@@ -69,6 +69,10 @@ def process_folder(directory: AudioDirectory, output: Path, spec: FeatureSpec, *
                     on_seconds(window.duration)
             result.counts = writer.label_counts
             result.skipped = writer.skipped
+        if not writer.written:  # an empty dataset would only confuse train
+            raise DatasetError(f"no labelled {spec.window_seconds:g} s window (the recording is "
+                               "shorter than one window, or its labels cover none of it); no "
+                               "dataset written")
     except MicmonError as exc:
         text = str(exc)
         # Name the sample folder unless the library's message already does.
@@ -83,7 +87,9 @@ def run_datagen(audio_dir: Path | None, datasets_dir: Path | None, *, low: float
     """Generate the datasets (shared by `micmon datagen` and `micmon-datagen`)."""
     from concurrent.futures import ThreadPoolExecutor
 
+    from micmon._io import check_writable_dir
     from micmon.audio import AudioDirectory, probe_duration
+    from micmon.batch import Batch
     from micmon.errors import AudioError, DatasetError, ParameterError
     from micmon_cli.config import Flag
 
@@ -108,8 +114,16 @@ def run_datagen(audio_dir: Path | None, datasets_dir: Path | None, *, low: float
     if existing and not force:
         more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
         raise DatasetError(f"{existing[0]}{more}: already exist; use --force to regenerate")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    durations = [probe_duration(d.audio_file, ffmpeg_bin=c.audio.ffmpeg) for d in folders]
+    check_writable_dir(out_dir, what="datasets folder")
+    # A bad sample folder is reported and the others are still processed; exit 1 at the end.
+    batch = Batch(what="sample folder", on_error=console.error, total=len(folders))
+    durations = []
+    for d in list(folders):
+        with batch.item(d.path):
+            durations.append(probe_duration(d.audio_file, ffmpeg_bin=c.audio.ffmpeg))
+        if d.path in batch.failed:
+            outputs.pop(folders.index(d))
+            folders.remove(d)
     console.info(f"{len(folders)} sample folders, {console.fmt_seconds(sum(durations))} of audio "
                  f"-> {out_dir}")
     console.debug(f"features: {spec.to_json()}")
@@ -126,19 +140,24 @@ def run_datagen(audio_dir: Path | None, datasets_dir: Path | None, *, low: float
                 bar.update(task, audio=f"{console.fmt_seconds(done[0])}/"
                                        f"{console.fmt_seconds(total)} audio")
 
-        def work(i: int) -> FolderResult:
-            result = process_folder(folders[i], outputs[i], spec, ffmpeg_bin=c.audio.ffmpeg,
-                                    overwrite=force, on_seconds=on_seconds)
+        def work(i: int) -> FolderResult | None:
+            result = None
+            with batch.item(folders[i].path):
+                result = process_folder(folders[i], outputs[i], spec, ffmpeg_bin=c.audio.ffmpeg,
+                                        overwrite=force, on_seconds=on_seconds)
+                result.seconds = durations[i]  # the recording's length, not its whole windows'
             bar.advance(task)
             return result
 
         workers = min(jobs, len(folders), os.cpu_count() or 1) if jobs > 1 else 1
         if workers == 1:
-            results = [work(i) for i in range(len(folders))]
+            finished = [work(i) for i in range(len(folders))]
         else:
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                results = list(pool.map(work, range(len(folders))))
+            with ThreadPoolExecutor(max_workers=max(workers, 1)) as pool:
+                finished = list(pool.map(work, range(len(folders))))
+    results = [r for r in finished if r is not None]
     _report(results, root)
+    batch.finish()
     return results
 
 

@@ -93,6 +93,7 @@ def evaluate(
     Example: micmon evaluate ~/datasets/holdout --calibrate --max-false-alarms-per-hour 1
     """
     from micmon.audio import AudioDirectory
+    from micmon.batch import Batch
     from micmon.errors import AudioError
     from micmon.evaluate import (
         calibrate,
@@ -125,13 +126,18 @@ def evaluate(
         raise AudioError(f"{root}: no labelled sample folders (audio.* + labels.json) at or below "
                          "it; pass AUDIO_DIR or set evaluate.audio_dir")
     scored = []
+    # A bad recording is reported and the others are still scored; exit 1 at the end.
+    batch = Batch(what="recording", on_error=console.error, total=len(folders))
     with console.progress() as bar:
         task = bar.add_task("scoring", total=len(folders))
         for folder in folders:
             bar.update(task, description=f"scoring {folder.name}")
-            scored.append(score_recording(folder, model, hop=window_hop,
-                                          ffmpeg_bin=c.audio.ffmpeg))
+            with batch.item(folder.path):
+                scored.append(score_recording(folder, model, hop=window_hop,
+                                              ffmpeg_bin=c.audio.ffmpeg))
             bar.advance(task)
+    if not scored or (batch.failed and do_calibrate):
+        batch.finish()  # nothing to report on; never calibrate on part of the recordings
 
     calibration = None
     if do_calibrate:
@@ -160,6 +166,7 @@ def evaluate(
         if plots:
             data["plots"] = [str(p) for p in plots]
         typer.echo(json.dumps(data, indent=2))
+        batch.finish()
         return
     console.result(_recording_table(report))
     console.result(_label_table(report))
@@ -172,3 +179,4 @@ def evaluate(
         console.result(f"saved the calibrated detector settings to {model_path / 'micmon.json'}")
     for path in plots:
         console.info(f"wrote {path}")
+    batch.finish()

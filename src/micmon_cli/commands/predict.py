@@ -143,6 +143,9 @@ def predict(
 
     Example: micmon predict --model ~/sound/model kitchen.mp3 --start 1:00 --duration 10:00
     """
+    from micmon.audio.check import check_input
+    from micmon.batch import Batch
+    from micmon.errors import AudioError
     from micmon.labels import format_time, parse_time
     from micmon.model import Model
     from micmon_cli.config import Flag
@@ -153,42 +156,54 @@ def predict(
     c = cfg.config
     offset = parse_time(start, name="--start") if start is not None else 0.0
     length = parse_time(duration, name="--duration") if duration is not None else None
-    paths = [_input_file(f) for f in files]
     model = Model.load(cfg.existing_dir("paths.model_dir"))
     background = model.metadata.get("training", {}).get("background_label") \
         if cfg.source("training.background_label") == "default" else None
     background = background or c.training.background_label
     console.debug(f"model: {model.labels}, backend {model.backend}, {model.spec}")
 
-    for path in paths:
-        windows: list[Window] = []
-        if not as_json:
-            console.result(f"[bold]{path}[/bold]")
-        styled = console.out.is_terminal and not as_json
-        for w in score_file(model, path, start=offset, duration=length, hop=hop,
-                            batch_size=c.predict.batch_size, ffmpeg_bin=c.audio.ffmpeg):
-            windows.append(w)
+    # A bad file is reported and the others are still scored; the exit code says so at the end.
+    batch = Batch(on_error=console.error, total=len(files))
+    for name in files:
+        with batch.item(name):
+            path = _input_file(name)
+            checked = check_input(path, model.spec, start=offset, duration=length, hop=hop,
+                                  ffmpeg_bin=c.audio.ffmpeg)
+            for warning in checked.warnings:
+                console.warn(warning)
+            if checked.problem is not None:
+                raise AudioError(checked.problem)
+            windows: list[Window] = []
+            if not as_json:
+                console.result(f"[bold]{path}[/bold]")
+            styled = console.out.is_terminal and not as_json
+            for w in score_file(model, path, start=offset, duration=length, hop=hop,
+                                batch_size=c.predict.batch_size, ffmpeg_bin=c.audio.ffmpeg):
+                windows.append(w)
+                if as_json:
+                    line = w.to_json()
+                else:
+                    line = (f"  {format_time(w.start):>9} - {format_time(w.end):<9}  "
+                            f"{w.label:<12} {w.confidence:.2f}")
+                if styled:
+                    console.out.print(line, style="dim" if w.label == background else "bold",
+                                      markup=False, highlight=False)
+                else:
+                    # Plain writes: a Rich print costs ~1 ms, as much as scoring the window.
+                    console.out.file.write(line + "\n")
+            events = find_events(windows, background=background,
+                                 min_confidence=c.predict.min_confidence)
+            rows = [(e.label, format_time(e.start), format_time(e.end),
+                     f"{e.end - e.start:.1f}", f"{e.peak:.2f}") for e in events]
+            summary = console.table(f"{Path(path).name}: {len(events)} event"
+                                    f"{'' if len(events) == 1 else 's'} in {len(windows)} windows",
+                                    ["label", "start", "end", "seconds", "peak"], rows,
+                                    numeric=("seconds", "peak"))
             if as_json:
-                line = w.to_json()
+                if not console.state.quiet:
+                    console.err.print(summary)
             else:
-                line = (f"  {format_time(w.start):>9} - {format_time(w.end):<9}  "
-                        f"{w.label:<12} {w.confidence:.2f}")
-            if styled:
-                console.out.print(line, style="dim" if w.label == background else "bold",
-                                  markup=False, highlight=False)
-            else:
-                # Plain writes: a Rich print costs ~1 ms, as much as scoring the window.
-                console.out.file.write(line + "\n")
-        events = find_events(windows, background=background,
-                             min_confidence=c.predict.min_confidence)
-        rows = [(e.label, format_time(e.start), format_time(e.end),
-                 f"{e.end - e.start:.1f}", f"{e.peak:.2f}") for e in events]
-        summary = console.table(f"{Path(path).name}: {len(events)} event"
-                                f"{'' if len(events) == 1 else 's'} in {len(windows)} windows",
-                                ["label", "start", "end", "seconds", "peak"], rows,
-                                numeric=("seconds", "peak"))
-        if as_json:
-            if not console.state.quiet:
-                console.err.print(summary)
-        else:
-            console.result(summary)
+                console.result(summary)
+            if not windows:
+                raise AudioError(f"{path}: no whole window to score; nothing was classified")
+    batch.finish()
