@@ -458,3 +458,12 @@ def test_mqtt_reports_a_silent_input(broker: MosquittoBroker) -> None:
         (status,) = sub.wait_for(lambda m: m.topic == "micmon/mute/status" and "true" in m.payload)
         assert json.loads(status.payload) == {"silent": True, "silent_seconds": 31.0}
         action.close()
+
+
+def test_unwritable_clip_folder_is_a_start_up_error(tmp_path: Path) -> None:
+    from micmon.errors import OutputError
+
+    blocker = tmp_path / "clips"
+    blocker.write_text("a file where the clip folder should be")
+    with pytest.raises(OutputError, match=f"{blocker}: is a file, not a folder; choose another clip folder"):
+        ClipAction(blocker / "today")

@@ -36,7 +36,7 @@ from urllib.parse import unquote, urlsplit
 
 import numpy as np
 
-from micmon._io import atomic_path, expand_path
+from micmon._io import atomic_path, check_writable_dir, describe_os_error, expand_path
 from micmon.detect import Event
 from micmon.errors import MicmonError, ParameterError
 
@@ -571,7 +571,8 @@ class ClipAction(Action):
                 raise ParameterError(f"{key}: must be between 0 and 600 seconds, got {value!r}")
         if not max_seconds > 0:
             raise ParameterError(f"max_seconds: must be > 0, got {max_seconds!r}")
-        self.folder = expand_path(folder)
+        # Checked now: an unwritable clip folder is a start-up error, not a failure per event.
+        self.folder = check_writable_dir(folder, what="clip folder")
         self.format = format
         self.pre_roll = float(pre_roll)
         self.post_roll = float(post_roll)
@@ -610,8 +611,11 @@ class ClipAction(Action):
         try:
             with atomic_path(path, suffix=f".{self.format}") as tmp:
                 segment.export(tmp, format=self.format, **options).close()
+        except OSError as exc:  # a full or read-only disk: trying again at once would not help
+            raise ActionError(f"cannot save the clip: {describe_os_error(exc, default_path=str(path))}",
+                              retryable=False) from None
         except Exception as exc:
-            raise ActionError(f"{path}: cannot save the clip ({exc})") from None
+            raise ActionError(f"{path}: cannot save the clip ({exc})", retryable=False) from None
         log.info("saved clip %s (%.1f s)", path, audio.duration)
         return event.with_clip(str(path))
 
