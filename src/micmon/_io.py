@@ -19,7 +19,7 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-from micmon.errors import OutputError
+from micmon.errors import EncodingError, OutputError
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,20 @@ _RENAME_EXCHANGE = 2
 def expand_path(path: str | os.PathLike[str]) -> Path:
     """Return `path` with `~` and environment variables expanded."""
     return Path(os.path.expandvars(os.path.expanduser(os.fspath(path))))
+
+
+def read_text(path: str | os.PathLike[str]) -> str:
+    """Read a UTF-8 text file (a leading byte order mark is fine); raise EncodingError if not UTF-8.
+
+    OSErrors (missing, a folder, no permission) are raised as they are.
+    """
+    data = Path(path).read_bytes()
+    try:
+        # utf-8-sig: Windows editors start the file with a byte order mark.
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise EncodingError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
+                            f"{exc.start}); save it as UTF-8", path=os.fspath(path)) from None
 
 
 def is_hidden(path: str | os.PathLike[str]) -> bool:

@@ -31,6 +31,14 @@ class ModelError(MicmonError):
     """A model folder is missing, malformed, or would be overwritten."""
 
 
+class EncodingError(MicmonError, ValueError):
+    """A text file (labels.json, micmon.yaml) is not UTF-8; `path` names it."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
 class OutputError(MicmonError):
     """An output file or folder cannot be written; `path` names it."""
 

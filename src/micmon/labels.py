@@ -11,8 +11,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from micmon._io import expand_path, write_text_atomic
-from micmon.errors import LabelsError, ParameterError
+from micmon._io import expand_path, read_text, write_text_atomic
+from micmon.errors import EncodingError, LabelsError, ParameterError
 
 _TIME_RE = re.compile(r"^\s*(?:(?:(\d+):)?(\d+):)?(\d+)(?:\.(\d+))?\s*$")
 
@@ -103,13 +103,11 @@ class Labels:
         """Read and validate a labels.json file."""
         path = expand_path(path)
         try:
-            # utf-8-sig: Windows editors start the file with a byte order mark.
-            text = path.read_text(encoding="utf-8-sig")
+            text = read_text(path)
         except FileNotFoundError:
             raise LabelsError(f"{path}: no such labels file") from None
-        except UnicodeDecodeError as exc:
-            raise LabelsError(f"{path}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at "
-                              f"offset {exc.start}); save it as UTF-8") from None
+        except EncodingError as exc:
+            raise LabelsError(str(exc)) from None
         except IsADirectoryError:
             raise LabelsError(f"{path}: is a folder, not a labels file; remove or rename it"
                               ) from None
@@ -230,6 +228,8 @@ def load_labels(path: str | os.PathLike[str]) -> Labels:
 
 
 def find_labels_file(folder: str | os.PathLike[str]) -> Path | None:
-    """Return `folder`/labels.json if it exists."""
+    """Return `folder`/labels.json if it exists; raise LabelsError if that name is not a file."""
     candidate = expand_path(folder) / "labels.json"
+    if candidate.exists() and not candidate.is_file():
+        raise LabelsError(f"{candidate}: is a folder, not a labels file; remove or rename it")
     return candidate if candidate.is_file() else None

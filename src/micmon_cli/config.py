@@ -27,7 +27,7 @@ from pydantic import (
     field_validator,
 )
 
-from micmon._io import expand_path
+from micmon._io import expand_path, read_text
 from micmon.errors import MicmonError, ParameterError
 from micmon.features import FeatureSpec
 
@@ -417,7 +417,7 @@ def find_config_file(explicit: str | os.PathLike[str] | None = None) -> Path | N
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path)  # UTF-8 or a clear EncodingError naming the file; a BOM is fine
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read it ({exc.strerror})") from None
     try:

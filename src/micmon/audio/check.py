@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from micmon.audio.ffmpeg import sibling_tool
-from micmon.errors import AudioError
+from micmon.errors import AudioError, ParameterError
 
 #: A file whose sample rate is below this share of the model's lacks most of the model's band.
 LOW_RATE_FRACTION = 0.5
@@ -84,6 +84,8 @@ def check_input(path: str | os.PathLike[str], spec: Any, *, start: float = 0.0,
     `start`/`duration` are the part of the file that will be scored. Raises AudioError when the
     file is missing, empty or holds no audio stream.
     """
+    if hop is not None and not hop > 0:
+        raise ParameterError(f"hop: must be > 0 seconds, got {hop!r}")
     info = probe_audio(path, ffmpeg_bin=ffmpeg_bin)
     warnings: list[str] = []
     if info.sample_rate and info.sample_rate < spec.sample_rate * LOW_RATE_FRACTION:

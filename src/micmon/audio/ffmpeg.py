@@ -49,6 +49,8 @@ def probe_duration(path: str | os.PathLike[str], *, ffmpeg_bin: str = "ffmpeg") 
     ffprobe = sibling_tool(ffmpeg_bin, "ffprobe")
     if not os.path.isfile(path):
         raise AudioError(f"{path}: no such audio file")
+    if os.path.getsize(path) == 0:
+        raise AudioError(f"{path}: the file is empty (0 bytes); record it again or remove it")
     result = subprocess.run(
         [ffprobe, "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
          os.fspath(path)],
