@@ -357,3 +357,16 @@ def test_device_that_never_opens_is_an_error_with_a_hint(model) -> None:  # noqa
     with pytest.raises(AudioError, match=r"alsa:hw:97,0: .*arecord -l.*pactl list sources short"):
         monitor.run()
     assert time.monotonic() - started < 15 and monitor.stats.reconnects == 0
+
+
+def test_fast_replay_reports_no_event_in_the_future(model, recording: Path) -> None:  # noqa: ANN001
+    from datetime import datetime, timezone
+
+    os.utime(recording, (time.time() - 3600, time.time() - 3600))  # recorded an hour ago
+    _, events = _replay(model, recording)
+    now = datetime.now(timezone.utc)
+    assert events
+    times = [datetime.fromisoformat(e.to_dict()["time"]) for e in events]
+    assert all(t <= now for t in times), [e.to_dict()["time"] for e in events]
+    # Stream time 0 is when the recording started: an hour ago, minus its 20 s.
+    assert abs((now - events[0].origin).total_seconds() - 3620) < 60

@@ -320,8 +320,13 @@ def device_source(system: str, device: str | None, *, spec: Any, hop: float,
 
 def file_source(path: str | os.PathLike[str], *, spec: Any, hop: float, realtime: bool = True,
                 ffmpeg_bin: str = "ffmpeg") -> SourceFactory:
-    """Return a factory of `AudioFile` sources replaying `path` (in real time by default)."""
-    from micmon.audio import AudioFile
+    """Return a factory of `AudioFile` sources replaying `path` (in real time by default).
+
+    Replayed faster than real time, the file's own clock is used for event times: stream time 0
+    is the file's last modification minus its duration (when a recording was made), not now, so
+    no event is reported in the future.
+    """
+    from micmon.audio import AudioFile, probe_duration
 
     def make(offset: float) -> AudioSource:
         return AudioFile(path, sample_duration=spec.window_seconds, sample_rate=spec.sample_rate,
@@ -329,6 +334,11 @@ def file_source(path: str | os.PathLike[str], *, spec: Any, hop: float, realtime
                          ffmpeg_bin=ffmpeg_bin)
 
     make(0.0)
+    if not realtime:
+        seconds = probe_duration(path, ffmpeg_bin=ffmpeg_bin)
+        ended = os.path.getmtime(path)
+        start = ended - (seconds if seconds == seconds else 0.0)
+        make.origin = datetime.fromtimestamp(start, timezone.utc).astimezone()  # type: ignore[attr-defined]
     return make
 
 
@@ -424,7 +434,8 @@ class Monitor:
     def run(self) -> MonitorStats:
         """Listen until stop() (or, for a file, its end); return the run's counters."""
         self._t0 = time.monotonic()
-        origin = datetime.now(timezone.utc).astimezone()
+        # A file replayed fast brings its own clock (see file_source); live audio happens now.
+        origin = getattr(self.source_factory, "origin", None) or datetime.now(timezone.utc).astimezone()
         self.listener.reset(origin=origin)
         backoff = self.initial_backoff
         offset = 0.0
