@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -94,15 +95,23 @@ def test_killed_writer_leaves_a_temp_that_scans_skip_and_the_next_run_removes(tm
 def test_temps_of_live_processes_and_foreign_hidden_files_are_kept(tmp_path: Path) -> None:
     mine = temp_sibling(tmp_path / "a.npz")
     mine.write_text("in progress")
-    dead = tmp_path / f".b.npz.{_dead_pid()}.abcd{TEMP_MARKER}.npz"
+    host = temp_sibling(tmp_path / "x").name.split("@")[1].split(".")[0]
+    dead = tmp_path / f".b.npz.{_dead_pid()}@{host}.abcd{TEMP_MARKER}.npz"
     dead.write_text("left behind")
-    stale_dir = tmp_path / f".model.{_dead_pid()}.abcd{TEMP_MARKER}"
+    # Another host's temp (a shared network folder): its process cannot be checked from here.
+    foreign = tmp_path / f".c.npz.{_dead_pid()}@otherpi.abcd{TEMP_MARKER}.npz"
+    foreign.write_text("being written elsewhere")
+    abandoned = tmp_path / f".d.npz.{_dead_pid()}@otherpi.abcd{TEMP_MARKER}.npz"
+    abandoned.write_text("written elsewhere two days ago")
+    os.utime(abandoned, (time.time() - 2 * 86400, time.time() - 2 * 86400))
+    stale_dir = tmp_path / f".model.{_dead_pid()}@{host}.abcd{TEMP_MARKER}"
     stale_dir.mkdir()
     (stale_dir / "model.tflite").write_text("half")
     editor = tmp_path / ".labels.json.swp"
     editor.write_text("vim")
-    assert sorted(p.name for p in remove_stale_temps(tmp_path)) == sorted([dead.name, stale_dir.name])
-    assert mine.exists() and editor.exists()
+    assert sorted(p.name for p in remove_stale_temps(tmp_path)) == sorted(
+        [dead.name, stale_dir.name, abandoned.name])
+    assert mine.exists() and editor.exists() and foreign.exists()
 
 
 def test_model_folder_is_replaced_as_a_whole_with_umask_permissions(
@@ -118,7 +127,8 @@ def test_model_folder_is_replaced_as_a_whole_with_umask_permissions(
     (out / "notes.txt").write_text("mine")
     before = out.stat().st_ino
     # A killed earlier save left its hidden staging folder: the next save removes it.
-    stale = tmp_path / "models" / f".sound.{_dead_pid()}.beef{TEMP_MARKER}"
+    host = temp_sibling(out).name.split("@")[1].split(".")[0]
+    stale = tmp_path / "models" / f".sound.{_dead_pid()}@{host}.beef{TEMP_MARKER}"
     stale.mkdir()
     (stale / "model.tflite").write_bytes(b"half")
     with pytest.raises(ModelError, match="already holds a model.*--force"):

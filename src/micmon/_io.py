@@ -1,10 +1,11 @@
 """Small file helpers shared by the library: atomic writes, temporary names, path checks.
 
 Every temporary file or folder micmon makes sits beside its target under a hidden name that
-carries the writer's process id and `TEMP_MARKER` (``.data.npz.4711.k2j1.micmon-tmp.npz``):
+carries the writer's process id, host and `TEMP_MARKER` (``.data.npz.4711@pi.k2j1.micmon-tmp.npz``):
 scans skip hidden names, and the next writer into the same folder removes those whose process is
-gone (a killed `datagen` or `train`). Outputs get the permissions the umask gives, as a plain
-``open()`` would, not the 0600/0700 of `tempfile`.
+gone (a killed `datagen` or `train`). Temporary files of another host (a shared network folder)
+are only removed once they are a day old: their process cannot be checked from here. Outputs
+get the permissions the umask gives, as a plain ``open()`` would, not the 0600/0700 of `tempfile`.
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ import ctypes
 import errno
 import logging
 import os
+import re
 import secrets
 import shutil
+import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +29,9 @@ log = logging.getLogger(__name__)
 
 #: Part of the name of every temporary file or folder micmon creates.
 TEMP_MARKER = ".micmon-tmp"
+#: Age after which a temporary file of another host is taken as abandoned.
+FOREIGN_TEMP_SECONDS = 24 * 3600
+_HOST = re.sub(r"[^A-Za-z0-9-]+", "-", socket.gethostname())[:32] or "host"
 _AT_FDCWD = -100
 _RENAME_EXCHANGE = 2
 
@@ -63,15 +70,17 @@ def temp_sibling(target: str | os.PathLike[str], *, suffix: str = "") -> Path:
     """Return a fresh temporary name beside `target` (not created)."""
     target = Path(target)
     token = secrets.token_hex(4)
-    return target.with_name(f".{target.name}.{os.getpid()}.{token}{TEMP_MARKER}{suffix}")
+    return target.with_name(f".{target.name}.{os.getpid()}@{_HOST}.{token}{TEMP_MARKER}{suffix}")
 
 
-def _owner_pid(name: str) -> int | None:
+def _owner(name: str) -> tuple[int, str] | None:
+    """Return (pid, host) from a temporary name, or None if it is not one of ours."""
     head = name.split(TEMP_MARKER, 1)[0]
     parts = head.rsplit(".", 2)
-    if len(parts) < 3 or not parts[1].isdigit():
+    if len(parts) < 3:
         return None
-    return int(parts[1])
+    pid, _, host = parts[1].partition("@")
+    return (int(pid), host) if pid.isdigit() and host else None
 
 
 def _alive(pid: int) -> bool:
@@ -96,9 +105,20 @@ def remove_stale_temps(folder: str | os.PathLike[str]) -> list[Path]:
     for entry in entries:
         if not is_temp(entry.name):
             continue
-        pid = _owner_pid(entry.name)
-        if pid is None or _alive(pid):
+        owner = _owner(entry.name)
+        if owner is None:
             continue
+        pid, host = owner
+        if host == _HOST:
+            if _alive(pid):
+                continue
+        else:
+            try:
+                age = time.time() - entry.stat(follow_symlinks=False).st_mtime
+            except OSError:
+                continue
+            if age < FOREIGN_TEMP_SECONDS:
+                continue
         try:
             if entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(entry.path)

@@ -187,7 +187,10 @@ def stale_temp(rel_dir: str) -> Setup:
         proc = subprocess.Popen([sys.executable, "-c", "pass"])
         proc.wait()
         (root / rel_dir).mkdir(parents=True, exist_ok=True)
-        (root / rel_dir / f".s9.npz.{proc.pid}.dead{TEMP_MARKER}.npz").write_bytes(b"")
+        from micmon._io import temp_sibling
+
+        host = temp_sibling(root / "x").name.split("@")[1].split(".")[0]
+        (root / rel_dir / f".s9.npz.{proc.pid}@{host}.dead{TEMP_MARKER}.npz").write_bytes(b"")
     return setup
 
 
