@@ -395,3 +395,73 @@ def test_bad_action_parameters(tmp_path: Path) -> None:
         MqttAction("mqtt://localhost", labels=["a"], topic="micmon/#")
     with pytest.raises(ParameterError, match="at most one clip"):
         Actions([ClipAction(tmp_path), ClipAction(tmp_path)])
+
+
+def test_command_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
+    pidfile = tmp_path / "child.pid"
+    script = f"sleep 60 & echo $! > {pidfile}; wait"
+    with pytest.raises(ActionError, match="killed it and its children"):
+        CommandAction(["sh", "-c", script], timeout=0.5).handle(_event())
+    child = int(pidfile.read_text())
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
+        state = Path(f"/proc/{child}/stat").read_text().split()[2] if Path(
+            f"/proc/{child}/stat").exists() else "X"
+        if state == "Z":
+            break
+        time.sleep(0.05)
+    alive = Path(f"/proc/{child}/stat").exists() and \
+        Path(f"/proc/{child}/stat").read_text().split()[2] != "Z"
+    assert not alive, "the command's child outlived the timeout"
+
+
+def test_failing_command_runs_once_per_event(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    calls = tmp_path / "calls"
+    script = f"echo run >> {calls}; echo broken >&2; exit 2"
+    with caplog.at_level(logging.WARNING):
+        actions = Actions([CommandAction(["sh", "-c", script])], retries=3, retry_delay=0.01)
+        actions.submit(_event())
+        assert actions.close(timeout=10)
+    assert calls.read_text().splitlines() == ["run"]
+    assert "exit code 2 broken" in caplog.text and "giving up" in caplog.text
+
+
+def test_a_retryable_failure_is_still_retried() -> None:
+    class Flaky(Action):
+        name = "flaky"
+        calls = 0
+
+        def handle(self, event: Event, audio: ClipAudio | None = None) -> Event:
+            self.calls += 1
+            if self.calls < 3:
+                raise ActionError("cannot start (Resource temporarily unavailable)")
+            return event
+
+    flaky = Flaky()
+    runner = ActionRunner(flaky, retries=3, retry_delay=0.01)
+    runner.submit(_event())
+    assert runner.close(timeout=5)
+    assert flaky.calls == 3 and runner.handled == 1
+
+
+@pytest.mark.mqtt
+def test_mqtt_availability_follows_a_silent_input(broker: MosquittoBroker) -> None:
+    with Subscriber(broker, "micmon/#") as sub:
+        action = MqttAction(broker.url, labels=["positive"], node_id="mute")
+        action.open()
+        assert action.wait_connected(10)
+        sub.wait_for(lambda m: m.topic == "micmon/mute/availability" and m.payload == "online")
+        action.audio_status(False, None)  # the monitor's status: digital silence (or down)
+        sub.wait_for(lambda m: m.topic == "micmon/mute/availability" and m.payload == "offline")
+        action.audio_status(True, -30.0)
+        sub.wait_for(lambda m: m.topic == "micmon/mute/availability" and m.payload == "online")
+        action.close()
+
+
+def test_unwritable_clip_folder_is_a_start_up_error(tmp_path: Path) -> None:
+    from micmon.errors import OutputError
+
+    blocker = tmp_path / "clips"
+    blocker.write_text("a file where the clip folder should be")
+    with pytest.raises(OutputError, match=f"{blocker}: is a file, not a folder; choose another clip folder"):
+        ClipAction(blocker / "today")

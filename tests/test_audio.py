@@ -592,8 +592,21 @@ def test_a_failing_device_is_an_audio_error() -> None:
 # -- errors -----------------------------------------------------------------------------------------------
 def test_missing_ffmpeg_binary(tones_dir: Path) -> None:
     reader = AudioFile(tones_dir / "audio.wav", ffmpeg_bin="/nonexistent/ffmpeg")
-    with pytest.raises(FFmpegNotFoundError, match=r"/nonexistent/ffmpeg: not found on PATH; install it"):
+    with pytest.raises(FFmpegNotFoundError, match=r"/nonexistent/ffmpeg: does not exist; install it"):
         list(reader)
+
+
+def test_bad_ffmpeg_paths_say_what_is_wrong(tmp_path: Path) -> None:
+    from micmon.audio.ffmpeg import find_executable
+
+    script = tmp_path / "ffmpeg"
+    script.write_text("#!/bin/sh\n")
+    with pytest.raises(FFmpegNotFoundError, match=f"{script}: is not executable; `chmod"):
+        find_executable(str(script))
+    with pytest.raises(FFmpegNotFoundError, match=f"{tmp_path}: is a folder"):
+        find_executable(str(tmp_path))
+    script.chmod(0o755)
+    assert find_executable(str(script)) == str(script)
 
 
 def test_ffmpeg_not_on_path(tones_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -718,6 +731,6 @@ def test_player_plays_windows_through_ffplay() -> None:
 
 
 def test_player_without_ffplay() -> None:
-    with pytest.raises(FFmpegNotFoundError, match=r"/nonexistent/ffplay: not found on PATH"):
+    with pytest.raises(FFmpegNotFoundError, match=r"/nonexistent/ffplay: does not exist"):
         with AudioPlayer("/nonexistent/ffplay"):
             pass

@@ -254,3 +254,17 @@ def test_hysteresis_keeps_one_long_sound_one_event() -> None:
     assert [(e.kind, e.start, e.end) for e in held] == [("start", 1.0, None), ("end", 1.0, 9.0)]
     with pytest.raises(ParameterError, match=r"hold: must be a share of the threshold in \(0, 1\]"):
         DetectorSettings(hold=0.0)
+def test_digital_silence_and_near_silence_never_start_an_event() -> None:
+    from micmon.detect import SILENCE_DBFS
+
+    # A model that is sure of "positive" on a muted microphone: silence is still background.
+    sure = [0.99] * 6
+    assert _run(sure, levels=[float("-inf")] * 6) == []
+    assert _run(sure, levels=[SILENCE_DBFS - 5] * 6) == []
+    assert len(_run(sure, levels=[SILENCE_DBFS + 5] * 6)) == 2  # quiet but real sound: scored
+    # The floor is a setting, on by default; None scores silence like any window.
+    assert DetectorSettings().silence_dbfs == SILENCE_DBFS
+    assert len(_run(sure, DetectorSettings(silence_dbfs=None), levels=[float("-inf")] * 6)) == 2
+    with pytest.raises(ParameterError, match="silence_dbfs: must be a level in dBFS <= 0"):
+        DetectorSettings(silence_dbfs=3.0)
+    assert DetectorSettings.from_dict(DetectorSettings().to_dict()) == DetectorSettings()

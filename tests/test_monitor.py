@@ -306,3 +306,71 @@ def test_clip_audio_is_the_exact_stream_slice_with_pre_roll(chunk: int) -> None:
     b = int(round((end.end or 0) * rate))
     assert clip.start == pytest.approx(end.start - 3.0)
     np.testing.assert_array_equal(clip.samples, stream[a:b])
+
+
+class _SureScorer:
+    """A model that scores every window as the positive sound with 0.99, silence included."""
+
+    def __init__(self, model) -> None:  # noqa: ANN001
+        self.labels, self.spec = model.labels, model.spec
+
+    def predict_proba(self, samples) -> np.ndarray:  # noqa: ANN001
+        row = [0.99 if label == "positive" else 0.01 for label in self.labels]
+        return np.tile(np.asarray(row), (len(samples), 1))
+
+
+class _StatusRecorder(PrintAction):
+    def __init__(self) -> None:
+        super().__init__(stream=io.StringIO())
+        self.health: list[bool] = []
+
+    def audio_status(self, healthy: bool, level_dbfs: float | None) -> None:
+        if not self.health or self.health[-1] != healthy:
+            self.health.append(healthy)
+
+
+def test_muted_microphone_raises_no_event_and_is_reported_once(
+        model, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:  # noqa: ANN001
+    silent = tmp_path / "muted.wav"
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
+                    f"anullsrc=r={model.spec.sample_rate}:cl=mono", "-t", "12", str(silent)],
+                   check=True)
+    recorder = _StatusRecorder()
+    with caplog.at_level(logging.WARNING, logger="micmon"):
+        monitor, events = _replay(_SureScorer(model), silent, actions=Actions([recorder]),
+                                  silence_seconds=4.0)
+    assert events == [] and monitor.stats.events == 0
+    assert monitor.stats.silent and monitor.stats.silent_seconds >= 10
+    assert monitor.stats.silent_windows == monitor.stats.windows == monitor.stats.gated
+    assert caplog.text.count("digital silence") == 1 and "muted" in caplog.text
+    assert recorder.health == [True, False]  # audio flowed, then counted as not flowing
+    assert monitor.status.health == "silent"
+    # Sound after the silence clears the flag (and says so once).
+    sound = WindowResult(20.0, 22.0, -30.0, {}, False, ())
+    with caplog.at_level(logging.WARNING, logger="micmon"):
+        monitor.status.window(sound)
+        monitor._track_silence(sound)
+    assert not monitor.stats.silent and monitor.stats.silent_seconds == 0
+    assert "no longer silent" in caplog.text and monitor.status.health == "ok"
+
+
+def test_device_that_never_opens_is_an_error_with_a_hint(model) -> None:  # noqa: ANN001
+    monitor = Monitor(model, device_source("alsa", "hw:97,0", spec=model.spec, hop=HOP),
+                      settings=SETTINGS, hop=HOP, initial_backoff=0.1)
+    started = time.monotonic()
+    with pytest.raises(AudioError, match=r"alsa:hw:97,0: .*arecord -l.*pactl list sources short"):
+        monitor.run()
+    assert time.monotonic() - started < 15 and monitor.stats.reconnects == 0
+
+
+def test_fast_replay_reports_no_event_in_the_future(model, recording: Path) -> None:  # noqa: ANN001
+    from datetime import datetime, timezone
+
+    os.utime(recording, (time.time() - 3600, time.time() - 3600))  # recorded an hour ago
+    _, events = _replay(model, recording)
+    now = datetime.now(timezone.utc)
+    assert events
+    times = [datetime.fromisoformat(e.to_dict()["time"]) for e in events]
+    assert all(t <= now for t in times), [e.to_dict()["time"] for e in events]
+    # Stream time 0 is when the recording started: an hour ago, minus its 20 s.
+    assert abs((now - events[0].origin).total_seconds() - 3620) < 60

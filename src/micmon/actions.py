@@ -20,6 +20,7 @@ import os
 import queue
 import re
 import shutil
+import signal
 import ssl
 import subprocess
 import sys
@@ -35,7 +36,7 @@ from urllib.parse import unquote, urlsplit
 
 import numpy as np
 
-from micmon._io import atomic_path, expand_path
+from micmon._io import atomic_path, check_writable_dir, describe_os_error, expand_path
 from micmon.detect import Event
 from micmon.errors import MicmonError, ParameterError
 
@@ -68,7 +69,12 @@ _TOPIC_SAFE = re.compile(r"[^A-Za-z0-9_-]+")
 
 
 class ActionError(MicmonError):
-    """An action failed (it is logged and retried; listening goes on)."""
+    """An action failed (it is logged, retried when `retryable`; listening goes on)."""
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        #: False when running the action again would give the same answer (or do harm).
+        self.retryable = retryable
 
 
 @dataclass(frozen=True)
@@ -149,6 +155,11 @@ class CommandAction(Action):
 
     ``MICMON_EVENT`` (start/end), ``MICMON_LABEL``, ``MICMON_CONFIDENCE``, ``MICMON_CLIP`` (path or
     empty), ``MICMON_TIME`` (ISO 8601). Event data is never put on the command line.
+
+    The program runs in its own session (process group): on a timeout the whole group is killed,
+    so the children of a shell script do not outlive it. Only a failure to start the program
+    (fork or exec failing) is retried; a non-zero exit status is the program's answer and a
+    timeout would most likely time out again, so neither runs the command a second time.
     """
 
     name = "command"
@@ -180,18 +191,37 @@ class CommandAction(Action):
                "MICMON_CONFIDENCE": f"{event.confidence:.4f}", "MICMON_CLIP": event.clip or "",
                "MICMON_TIME": event.to_dict()["time"]}
         try:
-            proc = subprocess.run(self.argv, input=event.to_json() + "\n", env=env, cwd=self.cwd,
-                                  capture_output=True, text=True, timeout=self.timeout,
-                                  check=False)
-        except subprocess.TimeoutExpired:
-            raise ActionError(f"{self.argv[0]}: still running after {self.timeout:g} s; "
-                              "killed") from None
+            proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, env=env, cwd=self.cwd, text=True,
+                                    start_new_session=True)
         except OSError as exc:
             raise ActionError(f"{self.argv[0]}: cannot run it ({exc.strerror})") from None
+        try:
+            _out, err = proc.communicate(event.to_json() + "\n", timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            _kill_group(proc)
+            raise ActionError(f"{self.argv[0]}: still running after {self.timeout:g} s; killed it "
+                              "and its children", retryable=False) from None
+        finally:
+            if proc.returncode is None:  # interrupted some other way: leave nothing behind
+                _kill_group(proc)
         if proc.returncode != 0:
-            last = (proc.stderr or "").strip().splitlines()[-1:] or [""]
-            raise ActionError(f"{self.argv[0]}: exit code {proc.returncode} {last[0]}".rstrip())
+            last = (err or "").strip().splitlines()[-1:] or [""]
+            raise ActionError(f"{self.argv[0]}: exit code {proc.returncode} {last[0]}".rstrip(),
+                              retryable=False)
         return event
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    """Kill `proc`'s whole process group (it leads its own session) and reap it."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        proc.communicate(timeout=5.0)
+    except (subprocess.TimeoutExpired, ValueError, OSError):  # pragma: no cover - a stuck pipe
+        proc.kill()
 
 
 def _check_kinds(events: Sequence[str]) -> tuple[str, ...]:
@@ -641,8 +671,10 @@ class ClipAction(Action):
             if not isinstance(value, (int, float)) or not 0 <= value <= 600:
                 raise ParameterError(f"{key}: must be between 0 and 600 seconds, got {value!r}", parameter=key, value=value)
         if not max_seconds > 0:
-            raise ParameterError(f"max_seconds: must be > 0, got {max_seconds!r}", parameter='max_seconds', value=max_seconds)
-        self.folder = expand_path(folder)
+            raise ParameterError(f"max_seconds: must be > 0, got {max_seconds!r}",
+                                 parameter="max_seconds", value=max_seconds)
+        # Checked now: an unwritable clip folder is a start-up error, not a failure per event.
+        self.folder = check_writable_dir(folder, what="clip folder")
         self.format = format
         self.pre_roll = float(pre_roll)
         self.post_roll = float(post_roll)
@@ -681,8 +713,11 @@ class ClipAction(Action):
         try:
             with atomic_path(path, suffix=f".{self.format}") as tmp:
                 segment.export(tmp, format=self.format, **options).close()
+        except OSError as exc:  # a full or read-only disk: trying again at once would not help
+            raise ActionError(f"cannot save the clip: {describe_os_error(exc, default_path=str(path))}",
+                              retryable=False) from None
         except Exception as exc:
-            raise ActionError(f"{path}: cannot save the clip ({exc})") from None
+            raise ActionError(f"{path}: cannot save the clip ({exc})", retryable=False) from None
         log.info("saved clip %s (%.1f s)", path, audio.duration)
         return event.with_clip(str(path))
 
@@ -761,7 +796,8 @@ class ActionRunner:
                 result = self.action.handle(event, audio)
             except Exception as exc:
                 self.failures += 1
-                last = attempt == self.retries or self._past_deadline(delay)
+                last = (attempt == self.retries or self._past_deadline(delay)
+                        or not getattr(exc, "retryable", True))
                 then = "; giving up" if last else f"; retrying in {delay:g} s"
                 log.warning("%s: %s of %s failed (%s)%s", self.action.name, event.kind,
                             event.label, exc, then)

@@ -8,6 +8,9 @@ Rules, per target label (each one independent of the others):
 
 - A window is *above* when its score for the label is >= the label's threshold and the window is
   not gated by loudness (``min_dbfs``: quieter windows count as background without being scored).
+  Digital silence and near-silence (RMS below ``silence_dbfs``, `SILENCE_DBFS` = -90 dBFS by
+  default) are always background: a muted or unplugged microphone never starts an event, whatever
+  the model makes of an all-zero window. Set ``silence_dbfs=None`` to score silence too.
 - An event *triggers* when at least ``k`` of the last ``n`` windows are above, and at least
   ``cooldown_seconds`` have passed since the previous event of that label ended.
 - It *ends* after ``m`` consecutive windows below ``hold`` x the threshold (hysteresis: with
@@ -54,6 +57,9 @@ DEFAULT_THRESHOLD = 0.5
 DEFAULT_HOP_FRACTION = 0.25
 #: Labels meaning "nothing happening", not watched unless targets or thresholds name them.
 BACKGROUND_LABELS: tuple[str, ...] = ("negative", "background", "silence", "none", "other")
+#: Windows quieter than this (RMS dBFS) are digital silence or near-silence: background, never scored.
+#: 16-bit audio's own quantisation noise sits near -101 dBFS; any real room is far above -90.
+SILENCE_DBFS = -90.0
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,9 @@ class DetectorSettings:
         Hysteresis: an open event goes on while its score stays at or above ``hold`` times the
         label's threshold (1: the threshold itself), so one long sound whose score dips is one
         event rather than start, end, start.
+    silence_dbfs : float or None
+        The silence floor (RMS dBFS, <= 0; default `SILENCE_DBFS`): quieter windows are digital
+        silence, always background. None scores them like any other window.
     """
 
     threshold: float = DEFAULT_THRESHOLD
@@ -95,6 +104,7 @@ class DetectorSettings:
     cooldown_seconds: float = 0.0
     min_dbfs: float | None = None
     hold: float = 1.0
+    silence_dbfs: float | None = SILENCE_DBFS
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "thresholds", dict(self.thresholds))
@@ -116,15 +126,18 @@ class DetectorSettings:
         for name in ("min_event_seconds", "cooldown_seconds"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ParameterError(f"{name}: must be a number of seconds >= 0, got {value!r}", parameter=name, value=value)
+                raise ParameterError(f"{name}: must be a number of seconds >= 0, got {value!r}",
+                                     parameter=name, value=value)
         if isinstance(self.hold, bool) or not isinstance(self.hold, (int, float)) \
                 or not 0.0 < self.hold <= 1.0:
             raise ParameterError(f"hold: must be a share of the threshold in (0, 1], e.g. 0.5, got "
                                  f"{self.hold!r}", parameter="hold", value=self.hold)
-        if self.min_dbfs is not None and (not isinstance(self.min_dbfs, (int, float))
-                                          or not self.min_dbfs <= 0):
-            raise ParameterError(f"min_dbfs: must be a level in dBFS <= 0 (e.g. -50) or None, "
-                                 f"got {self.min_dbfs!r}", parameter='min_dbfs', value=self.min_dbfs)
+        for name in ("min_dbfs", "silence_dbfs"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
+                                      or not value <= 0):
+                raise ParameterError(f"{name}: must be a level in dBFS <= 0 (e.g. -50) or None, "
+                                     f"got {value!r}", parameter=name, value=value)
 
     def with_(self, **changes: Any) -> DetectorSettings:
         """Return a copy with some settings changed (validated)."""
@@ -311,9 +324,16 @@ class Detector:
                 for label, st in self._states.items() if st.started}
 
     def gated(self, level_dbfs: float | None) -> bool:
-        """Return True when a window at this level is too quiet to score (the loudness gate)."""
-        gate = self.settings.min_dbfs
-        return gate is not None and level_dbfs is not None and level_dbfs < gate
+        """Return True when a window at this level is too quiet to score (silence or the loudness gate)."""
+        if level_dbfs is None:
+            return False
+        return self.silent(level_dbfs) or (self.settings.min_dbfs is not None
+                                           and level_dbfs < self.settings.min_dbfs)
+
+    def silent(self, level_dbfs: float | None) -> bool:
+        """Return True when a window at this level is below the silence floor (``silence_dbfs``)."""
+        floor = self.settings.silence_dbfs
+        return floor is not None and level_dbfs is not None and level_dbfs < floor
 
     # -- feeding ------------------------------------------------------------------------------
     def update(self, scores: Sequence[float] | np.ndarray | None, *, time: float,
@@ -330,7 +350,8 @@ class Detector:
         quiet = self.gated(level_dbfs)
         if scores is None:
             if not quiet:
-                raise ParameterError("scores: None is only allowed for a window below min_dbfs", parameter='scores')
+                raise ParameterError("scores: None is only allowed for a window below min_dbfs "
+                                     "or silence_dbfs", parameter="scores")
             row = None
         else:
             row = np.asarray(scores, dtype=np.float64).reshape(-1)
@@ -526,7 +547,9 @@ def model_settings(metadata: Mapping[str, Any] | None, labels: Sequence[str], *,
         except (ParameterError, TypeError) as exc:
             raise ModelError(f"micmon.json: 'detector' settings are invalid ({exc}); run "
                              "`micmon evaluate --calibrate` again") from None
-    explicit = {k: v for k, v in (overrides or {}).items() if v is not None}
+    # None means "not given", except for the levels, where it switches the gate off.
+    explicit = {k: v for k, v in (overrides or {}).items()
+                if v is not None or k in ("min_dbfs", "silence_dbfs")}
     if "targets" in explicit:
         explicit["targets"] = tuple(explicit["targets"])
     if "threshold" in explicit and "thresholds" not in explicit and settings.thresholds:

@@ -45,3 +45,17 @@ class MissingDependencyError(MicmonError, ImportError):
         super().__init__(message)
         self.package = package
         self.extra = extra
+class EncodingError(MicmonError, ValueError):
+    """A text file (labels.json, micmon.yaml) is not UTF-8; `path` names it."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
+class OutputError(MicmonError):
+    """An output file or folder cannot be written; `path` names it."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path

@@ -38,9 +38,9 @@ from micmon.detect import (
     model_hop,
     model_settings,
 )
-from micmon.errors import AudioError, ModelError, ParameterError
+from micmon.errors import AudioError, LabelsError, ModelError, ParameterError
 from micmon.features import FeatureSpec, WindowFeatures, score_windows
-from micmon.labels import LabelSegment
+from micmon.labels import Labels, LabelSegment
 
 #: Windows scored per call to the model.
 SCORE_BATCH = 256
@@ -140,6 +140,8 @@ def score_recording(recording: str | os.PathLike[str] | AudioDirectory, model: S
     spec = model.spec
     if spec is None:
         raise ModelError("the model has no feature spec; train it (or load a saved one) first")
+    if labels is not None and directory is not None:
+        check_labels_known(labels, model.labels, where=directory.labels_file or directory.path)
     hop = model_hop(getattr(model, "metadata", None), spec.window_seconds, hop)
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ParameterError(f"batch_size: must be a positive integer, got {batch_size!r}",
@@ -188,6 +190,20 @@ def score_recording(recording: str | os.PathLike[str] | AudioDirectory, model: S
         duration=length, times=np.asarray(times, dtype=np.float64),
         scores=np.concatenate(chunks), levels=np.asarray(levels, dtype=np.float64), truth=truth,
         runs=label_runs(labels.segments(length), length) if labels is not None else [])
+
+
+def check_labels_known(labels: Labels, model_labels: Sequence[str], *, where: str) -> None:
+    """Raise LabelsError when a recording uses labels the model was not trained on.
+
+    Windows of an unknown label have no right answer: every detection in them would be counted
+    as a false alarm (and calibration would tune on that), so the report would be wrong.
+    """
+    unknown = [name for name in labels.names if name not in model_labels]
+    if unknown:
+        raise LabelsError(f"{where}: label(s) {', '.join(map(repr, unknown))} unknown to the model "
+                          f"(it knows {', '.join(model_labels)}); their windows would count as "
+                          "false alarms. Relabel them with the model's labels, or evaluate a model "
+                          "trained on them")
 
 
 def score_directory(audio_dir: str | os.PathLike[str], model: Scorer, *, hop: float | None = None,

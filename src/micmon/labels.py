@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from micmon._io import expand_path, write_text_atomic
-from micmon.errors import LabelsError, MicmonError, ParameterError
+from micmon._io import expand_path, read_text, write_text_atomic
+from micmon.errors import EncodingError, LabelsError, MicmonError, ParameterError
 
 _TIME_RE = re.compile(r"^\s*(?:(?:(\d+):)?(\d+):)?(\d+)(?:\.(\d+))?\s*$")
 
@@ -109,9 +109,14 @@ class Labels:
         """Read and validate a labels.json file."""
         path = expand_path(path)
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_text(path)
         except FileNotFoundError:
             raise LabelsError(f"{path}: no such labels file") from None
+        except EncodingError as exc:
+            raise LabelsError(str(exc)) from None
+        except IsADirectoryError:
+            raise LabelsError(f"{path}: is a folder, not a labels file; remove or rename it"
+                              ) from None
         except OSError as exc:
             raise LabelsError(f"{path}: cannot read it ({exc.strerror})") from None
         try:
@@ -203,10 +208,18 @@ class Labels:
         return best[0] if best[1] >= unlabelled else None
 
     def segments(self, duration: float | None = None) -> list[LabelSegment]:
-        """Return the labelled stretches, the last one ending at `duration` when given."""
+        """Return the labelled stretches; with `duration`, clipped to it (labels past it left out).
+
+        Labels at or after the end of the recording are listed by `past`, never returned as
+        stretches of negative length.
+        """
         out = []
         for i, (start, label) in enumerate(zip(self._starts, self._labels, strict=True)):
             end = self._starts[i + 1] if i + 1 < len(self._starts) else duration
+            if duration is not None:
+                if start >= duration:
+                    break
+                end = min(end if end is not None else duration, duration)
             out.append(LabelSegment(start, end, label))
         return out
 
@@ -237,8 +250,10 @@ def load_labels(path: str | os.PathLike[str]) -> Labels:
 
 
 def find_labels_file(folder: str | os.PathLike[str]) -> Path | None:
-    """Return `folder`/labels.json if it exists."""
+    """Return `folder`/labels.json if it exists; raise LabelsError if that name is not a file."""
     candidate = expand_path(folder) / "labels.json"
+    if candidate.exists() and not candidate.is_file():
+        raise LabelsError(f"{candidate}: is a folder, not a labels file; remove or rename it")
     return candidate if candidate.is_file() else None
 
 

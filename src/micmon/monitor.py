@@ -31,11 +31,12 @@ from typing import Any
 import numpy as np
 
 from micmon.actions import Action, Actions, ClipAudio
+from micmon.audio.device import DEVICE_HINT
 from micmon.audio.source import AudioSource
-from micmon.detect import Detector, DetectorSettings, Event, model_hop, model_settings
+from micmon.detect import SILENCE_DBFS, Detector, DetectorSettings, Event, model_hop, model_settings
 from micmon.errors import AudioError, ParameterError
 from micmon.features import WindowFeatures, dbfs, score_windows
-from micmon.status import SILENCE_SECONDS, LiveStatus
+from micmon.status import SILENCE_SECONDS, SILENT, LiveStatus
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +51,9 @@ STALL_SECONDS = 10.0
 RECENT_EVENTS = 10
 #: Seconds given to the actions to flush when stopping.
 FLUSH_TIMEOUT = 10.0
+#: Input that stays below the silence floor (DetectorSettings.silence_dbfs) this long is reported
+#: once as silent: a muted, unplugged or misconfigured microphone.
+SILENCE_WARN_SECONDS = 30.0
 
 
 @dataclass(frozen=True)
@@ -77,6 +81,12 @@ class MonitorStats:
     scoring_seconds: float = 0.0
     connected: bool = False
     last_error: str | None = None
+    #: Windows below the silence floor (digital silence); never scored, never an event.
+    silent_windows: int = 0
+    #: Seconds the input has been below the silence floor without a break (0 when it is not).
+    silent_seconds: float = 0.0
+    #: True once the input has been silent for `Monitor.silence_warn_seconds` (and still is).
+    silent: bool = False
     recent: deque[Event] = field(default_factory=lambda: deque(maxlen=RECENT_EVENTS))
 
 
@@ -303,8 +313,13 @@ def device_source(system: str, device: str | None, *, spec: Any, hop: float,
 
 def file_source(path: str | os.PathLike[str], *, spec: Any, hop: float, realtime: bool = True,
                 ffmpeg_bin: str = "ffmpeg") -> SourceFactory:
-    """Return a factory of `AudioFile` sources replaying `path` (in real time by default)."""
-    from micmon.audio import AudioFile
+    """Return a factory of `AudioFile` sources replaying `path` (in real time by default).
+
+    Replayed faster than real time, the file's own clock is used for event times: stream time 0
+    is the file's last modification minus its duration (when a recording was made), not now, so
+    no event is reported in the future.
+    """
+    from micmon.audio import AudioFile, probe_duration
 
     def make(offset: float) -> AudioSource:
         return AudioFile(path, window_seconds=spec.window_seconds, sample_rate=spec.sample_rate,
@@ -312,6 +327,11 @@ def file_source(path: str | os.PathLike[str], *, spec: Any, hop: float, realtime
                          ffmpeg_bin=ffmpeg_bin)
 
     make(0.0)
+    if not realtime:
+        seconds = probe_duration(path, ffmpeg_bin=ffmpeg_bin)
+        ended = os.path.getmtime(path)
+        start = ended - (seconds if seconds == seconds else 0.0)
+        make.origin = datetime.fromtimestamp(start, timezone.utc).astimezone()  # type: ignore[attr-defined]
     return make
 
 
@@ -332,12 +352,15 @@ class Monitor:
         Seconds between window starts (default: the model's calibrated hop, else a quarter of
         the window).
     live : bool
-        True for a device: reconnect forever when ffmpeg exits. False for a file: stop at its end
-        (and raise AudioError if ffmpeg fails).
+        True for a device: reconnect with backoff when ffmpeg exits after audio came through once
+        (a device that never delivered audio is an AudioError with a hint). False for a file:
+        stop at its end (and raise AudioError if ffmpeg fails).
     on_window, on_event : callable, optional
         Called on the listening thread with each `WindowResult` / `Event` (keep them quick).
     silence_seconds : float > 0
-        Seconds of digital silence after which the audio counts as not flowing (`status`).
+        Input below the detector's silence floor (``silence_dbfs``) this long is digital silence:
+        logged once as a warning, shown in ``stats.silent`` and in `status`, where it makes the
+        audio count as not flowing (MQTT availability goes offline, /healthz answers 503).
 
     ``status`` (a `LiveStatus`) holds the audio health, the last minute of levels and scores and
     the events by label; each action's ``audio_status`` hears of every window and health change.
@@ -371,6 +394,8 @@ class Monitor:
         self.initial_backoff = initial_backoff
         self.max_backoff = max_backoff
         self.flush_timeout = flush_timeout
+        self._source_name = "the audio input"
+        self._heard = False  # some audio came through since run() started
         # A hung capture (ffmpeg alive, no audio) counts as a lost device.
         self.stall_seconds = max(float(stall_seconds), 3 * self.listener.window)
         self._last_window_at = 0.0
@@ -382,7 +407,9 @@ class Monitor:
         self.event_delays: deque[float] = deque(maxlen=10_000)
         if not silence_seconds > 0:
             raise ParameterError(f"silence_seconds: must be > 0, got {silence_seconds!r}")
-        self.status = LiveStatus(self.listener.detector.targets, silence_seconds=silence_seconds)
+        floor = self.listener.detector.settings.silence_dbfs
+        self.status = LiveStatus(self.listener.detector.targets, silence_seconds=silence_seconds,
+                                 silence_dbfs=SILENCE_DBFS if floor is None else floor)
         self.status.add_listener(self._audio_status)
 
     def _audio_status(self, healthy: bool, level_dbfs: float | None) -> None:
@@ -418,10 +445,12 @@ class Monitor:
     def run(self) -> MonitorStats:
         """Listen until stop() (or, for a file, its end); return the run's counters."""
         self._t0 = time.monotonic()
-        origin = datetime.now(timezone.utc).astimezone()
+        # A file replayed fast brings its own clock (see file_source); live audio happens now.
+        origin = getattr(self.source_factory, "origin", None) or datetime.now(timezone.utc).astimezone()
         self.listener.reset(origin=origin)
         backoff = self.initial_backoff
         offset = 0.0
+        self._heard = False
         try:
             while not self._stop.is_set():
                 connected_at = time.monotonic()
@@ -430,6 +459,9 @@ class Monitor:
                 except AudioError as exc:
                     if not self.live:
                         raise
+                    if not self._heard and not self._stop.is_set():
+                        # Never opened: a wrong device name, not a device that went away.
+                        raise AudioError(f"{exc}; {DEVICE_HINT}") from None
                     self.stats.last_error = str(exc)
                     log.warning("%s", exc)
                     got_audio = False
@@ -439,6 +471,9 @@ class Monitor:
                     self.status.capture(False)
                 if not self.live or self._stop.is_set():
                     break
+                if not self._heard:
+                    raise AudioError(f"{self._source_name}: delivered no audio before it stopped; "
+                                     f"{DEVICE_HINT}")
                 # The device went away: end what was going on, then reconnect.
                 self._dispatch(self.listener.finish())
                 if got_audio and time.monotonic() - connected_at >= STABLE_SECONDS:
@@ -458,6 +493,7 @@ class Monitor:
 
     def _listen(self, offset: float) -> bool:
         source = self.source_factory(offset)
+        self._source_name = source.name
         with self._lock:
             if self._stop.is_set():
                 return False
@@ -491,7 +527,7 @@ class Monitor:
             if self._stop.is_set():
                 break
             if not got_audio:
-                got_audio = True
+                got_audio = self._heard = True
                 self.stats.connected = True
                 if self.stats.reconnects:
                     log.warning("audio input is back (%s)", source.name)
@@ -508,12 +544,27 @@ class Monitor:
         self.stats.gated += int(result.gated)
         self.stats.audio_seconds = result.end
         self.status.window(result)
+        self._track_silence(result)
         if self.on_window is not None:
             self.on_window(result)
         if events:
             now = time.monotonic() - self._t0
             self.event_delays.extend(now - result.end for _ in events)
             self._dispatch(events)
+
+    def _track_silence(self, result: WindowResult) -> None:
+        """Count silent windows, and say once when the input turns digital silence (and back)."""
+        stats = self.stats
+        stats.silent_windows += int(result.level_dbfs < self.status.silence_dbfs)
+        stats.silent_seconds = self.status.silent_seconds
+        silent = self.status.health == SILENT
+        if silent and not stats.silent:
+            log.warning("the input has been digital silence for %.0f s (below %g dBFS): is the "
+                        "microphone muted, unplugged or the wrong device? No event can start "
+                        "while it is silent", stats.silent_seconds, self.status.silence_dbfs)
+        elif stats.silent and not silent:
+            log.warning("the input is no longer silent")
+        stats.silent = silent
 
     def _dispatch(self, events: list[tuple[Event, ClipAudio | None]]) -> None:
         for event, audio in events:

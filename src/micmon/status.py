@@ -4,8 +4,8 @@
 and down) and read from any other thread (the web page, MQTT availability). It keeps the last
 ``series_seconds`` of levels and scores in a bounded deque. The audio is *healthy* while windows
 arrive and are not digital silence; it is *down* while the capture is being reopened and
-*silent* once every window for ``silence_seconds`` was at most `DIGITAL_SILENCE_DBFS` (a muted
-or unplugged input that still delivers zeros).
+*silent* once every window for ``silence_seconds`` was below the silence floor (the detector's
+``silence_dbfs``: a muted or unplugged input that still delivers zeros).
 
 `prometheus_text` renders a monitor's counters in the Prometheus text exposition format.
 """
@@ -19,13 +19,12 @@ from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+from micmon.detect import SILENCE_DBFS
+
 if TYPE_CHECKING:
     from micmon.detect import Event
     from micmon.monitor import Monitor, WindowResult
 
-#: RMS level at or below which a window counts as digital silence: one least significant bit of
-#: 16-bit audio is -90.3 dBFS RMS, so below this most samples are exactly zero.
-DIGITAL_SILENCE_DBFS = -96.0
 #: Seconds of digital silence before the audio counts as not flowing.
 SILENCE_SECONDS = 10.0
 #: Seconds of level and score history kept for displays.
@@ -53,11 +52,15 @@ class LiveStatus:
         Seconds of level and score history kept.
     silence_seconds : float > 0
         Seconds of digital silence after which the audio counts as not flowing.
+    silence_dbfs : float <= 0
+        The silence floor: quieter windows are digital silence (`micmon.detect.SILENCE_DBFS`).
     """
 
     def __init__(self, targets: Sequence[str], *, series_seconds: float = SERIES_SECONDS,
-                 silence_seconds: float = SILENCE_SECONDS) -> None:
+                 silence_seconds: float = SILENCE_SECONDS,
+                 silence_dbfs: float = SILENCE_DBFS) -> None:
         self.targets = tuple(targets)
+        self.silence_dbfs = float(silence_dbfs)
         self.series_seconds = float(series_seconds)
         self.silence_seconds = float(silence_seconds)
         self._lock = threading.Lock()
@@ -66,6 +69,7 @@ class LiveStatus:
         self._health = STARTING
         self._capturing = False
         self._silent_since: float | None = None
+        self._silent_for = 0.0
         self._last_window: float | None = None  # monotonic
         self._level: float | None = None
         self._scores: dict[str, float] = {}
@@ -93,12 +97,14 @@ class LiveStatus:
             while self._series and self._series[0][0] < cutoff:
                 self._series.popleft()
             # Silence is measured in stream time, so a replayed file behaves as the live input.
-            if level <= DIGITAL_SILENCE_DBFS:
+            if level < self.silence_dbfs:
                 if self._silent_since is None:
                     self._silent_since = result.start
-                silent = result.end - self._silent_since >= self.silence_seconds
+                self._silent_for = result.end - self._silent_since
+                silent = self._silent_for >= self.silence_seconds
             else:
                 self._silent_since = None
+                self._silent_for = 0.0
                 silent = False
             health = SILENT if silent else OK
         self._set_health(health, self._level)
@@ -109,6 +115,7 @@ class LiveStatus:
             self._capturing = up
             if not up:
                 self._silent_since = None
+                self._silent_for = 0.0
                 self._level = None
         if not up:
             self._set_health(DOWN, None)
@@ -140,6 +147,12 @@ class LiveStatus:
         """starting, ok, down or silent."""
         with self._lock:
             return self._health
+
+    @property
+    def silent_seconds(self) -> float:
+        """Seconds (of stream time) the input has been below the silence floor without a break."""
+        with self._lock:
+            return self._silent_for
 
     @property
     def healthy(self) -> bool:

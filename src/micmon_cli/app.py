@@ -12,6 +12,7 @@ from typer.core import TyperGroup
 
 import micmon_cli
 from micmon._deps import missing_dependency
+from micmon._io import describe_os_error
 from micmon.errors import MicmonError
 from micmon_cli import console
 from micmon_cli.options import MicmonCommand
@@ -21,8 +22,16 @@ EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
 
 
+def _fail(error: MicmonError | str) -> NoReturn:
+    """Print `error` as one red line (after the traceback with --verbose) and exit 1."""
+    if console.state.verbose:
+        console.err.print_exception(show_locals=False)
+    console.error(str(error))
+    raise typer.Exit(EXIT_ERROR) from None
+
+
 class MicmonGroup(TyperGroup):
-    """The one place where a MicmonError becomes a red line and exit code 1."""
+    """The one place where a MicmonError or an OSError becomes a red line and exit code 1."""
 
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # type: ignore[override]
         """Parse the global options; flags show no value placeholder in the help."""
@@ -32,7 +41,7 @@ class MicmonGroup(TyperGroup):
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]
-        """Run the subcommand, turning MicmonError into one red line (traceback with --verbose)."""
+        """Run the subcommand, turning MicmonError/OSError into one red line (traceback with --verbose)."""
         try:
             return super().invoke(ctx)
         except MicmonError as exc:
@@ -45,17 +54,13 @@ class MicmonGroup(TyperGroup):
             if missing is None:
                 raise
             _fail(missing)
+        except OSError as exc:
+            # The file system said no (a folder where a file goes, read-only, disk full, no
+            # permission): name the path and the fix, like a MicmonError.
+            _fail(describe_os_error(exc))
         except KeyboardInterrupt:
             console.error("interrupted")
             raise typer.Exit(EXIT_INTERRUPTED) from None
-
-
-def _fail(exc: MicmonError) -> NoReturn:
-    """Print `exc` as one red line (with the traceback under --verbose) and exit with 1."""
-    if console.state.verbose:
-        console.err.print_exception(show_locals=False)
-    console.error(str(exc))
-    raise typer.Exit(EXIT_ERROR) from None
 
 
 app = typer.Typer(

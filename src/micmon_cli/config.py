@@ -29,8 +29,9 @@ from pydantic import (
     field_validator,
 )
 
-from micmon._io import expand_path
+from micmon._io import expand_path, read_text
 from micmon.errors import MicmonError, ParameterError
+from micmon.detect import SILENCE_DBFS
 from micmon.features import DEFAULT_HIGH_FREQ, DEFAULT_LOW_FREQ, FeatureSpec
 from micmon.training import TrainingOptions
 
@@ -48,7 +49,7 @@ KEY_ALIASES = {"features.sample_duration": "features.window_seconds"}
 
 #: Keys of the monitor section that configure the detector (`micmon.detect.DetectorSettings`).
 DETECTOR_KEYS = ("threshold", "thresholds", "targets", "k", "n", "m", "hold", "min_event_seconds",
-                 "cooldown_seconds", "min_dbfs")
+                 "cooldown_seconds", "min_dbfs", "silence_dbfs")
 
 # Value sources, as `micmon config` shows them.
 SOURCE_DEFAULT = "default"
@@ -320,6 +321,9 @@ class MonitorConfig(Section):
                                                       "end to the next of its label (default 0)")
     min_dbfs: float | None = Field(None, le=0.0, description="windows quieter than this count as "
                                    "background without being scored")
+    silence_dbfs: float | None = Field(SILENCE_DBFS, le=0.0, description="the silence floor: "
+                                       "quieter windows are digital silence (a muted or unplugged "
+                                       "microphone), never an event, and reported")
     reconnect_max_seconds: PositiveFloat = Field(30.0, description="longest wait between "
                                                  "attempts to reopen a lost audio device")
     actions: list[MonitorAction] = Field(default_factory=list, description="what to do on "
@@ -538,7 +542,7 @@ def find_config_file(explicit: str | os.PathLike[str] | None = None) -> Path | N
 
 def _read_yaml(path: Path) -> dict[str, Any]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = read_text(path)  # UTF-8 or a clear EncodingError naming the file; a BOM is fine
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read it ({exc.strerror})") from None
     try:
@@ -625,13 +629,10 @@ def load_config(path: str | os.PathLike[str] | None = None,
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        errors = exc.errors()
-        first = errors[0]
-        key = ".".join(str(p) for p in first["loc"])
-        more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" \
-            if len(errors) > 1 else ""
-        raise ConfigError(f"{_error_origin(key, sources, file)}: {_describe(first)}{more}"
-                          ) from None
+        # Every problem, not the first one and a count: one fix-and-retry round, not several.
+        problems = [f"{_error_origin('.'.join(str(p) for p in err['loc']), sources, file)}: "
+                    f"{_describe(err)}" for err in exc.errors()]
+        raise ConfigError("; ".join(problems)) from None
     resolved = ResolvedConfig(config=config, file=file, sources=sources)
     if base is not None:
         _rebase_relative_paths(resolved, base)

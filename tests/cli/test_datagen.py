@@ -86,7 +86,7 @@ def test_datagen_errors(invoke, assert_error, cli_audio: Path, isolated: Path) -
     (isolated / "empty").mkdir()
     assert_error(invoke(["datagen", "empty", "out"]), "no sample folders", "micmon record")
     assert_error(invoke(["datagen", cli_audio, "out", "--ffmpeg", "/opt/none/ffmpeg"]),
-                 "/opt/none/ffmpeg", "not found")
+                 "/opt/none/ffmpeg", "does not exist")
     broken = isolated / "broken"
     shutil.copytree(cli_audio / "sample_1", broken / "sample_1")
     (broken / "sample_1" / "audio.mp3").write_bytes(b"this is not audio" * 100)

@@ -85,7 +85,7 @@ def test_predict_errors(invoke, assert_error, cli_model: Path, isolated: Path) -
     (partial / "micmon.json").unlink()
     assert_error(invoke(["predict", "--model", partial, audio]), "micmon.json is missing")
     assert_error(invoke(["predict", "--model", cli_model, audio, "--ffmpeg", "/no/ffmpeg"]),
-                 "/no/ffmpeg", "not found")
+                 "/no/ffmpeg", "does not exist")
 
 
 def test_predict_with_overlapping_windows(invoke, cli_model: Path, isolated: Path) -> None:

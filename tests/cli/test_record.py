@@ -56,7 +56,7 @@ def test_record_names_the_next_free_sample_and_refuses_existing_names(invoke, as
 def test_record_errors(invoke, assert_error) -> None:
     base = ["record", "--audio-dir", "audio", "--duration", "1"]
     assert_error(invoke([*base, "--system", "lavfi", "--device", SINE, "--ffmpeg",
-                         "/no/such/ffmpeg"]), "/no/such/ffmpeg", "not found", "install")
+                         "/no/such/ffmpeg"]), "/no/such/ffmpeg", "does not exist", "install")
     line = assert_error(invoke([*base, "--system", "lavfi", "--device", "nosuchsource=x"]),
                         "lavfi:nosuchsource=x", "recording failed")
     assert "--device" in line

@@ -7,6 +7,10 @@ from micmon.errors import ParameterError
 
 #: Device used when none is given, per audio system.
 DEFAULT_DEVICES = {"alsa": "default", "pulse": "default"}
+#: What to do when a capture device does not open.
+DEVICE_HINT = ("check the device name: `arecord -l` lists ALSA cards (use plughw:CARD,DEVICE), "
+               "`pactl list sources short` lists PulseAudio sources; pass it as --device "
+               "(config: audio.device)")
 
 
 class AudioDevice(AudioSource):

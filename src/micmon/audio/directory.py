@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from micmon._io import expand_path
-from micmon.errors import AudioError
+from micmon.errors import AudioError, LabelsError
 from micmon.labels import Labels
 
 #: Audio file extensions recognised in a sample folder, in order of preference.
@@ -39,6 +39,8 @@ class AudioDirectory:
                              f"{{{','.join(AUDIO_EXTENSIONS)}}}")
         self.audio_file = str(found)
         labels = expand_path(labels_file) if labels_file is not None else folder / LABELS_FILE
+        if labels.exists() and not labels.is_file():
+            raise LabelsError(f"{labels}: is a folder, not a labels file; remove or rename it")
         self.labels_file: str | None = str(labels) if labels.is_file() else None
         self._labels: Labels | None = None
 
@@ -79,7 +81,7 @@ class AudioDirectory:
             here = Path(folder)
             if find_audio_file(here) is None:
                 continue
-            if require_labels and not (here / LABELS_FILE).is_file():
+            if require_labels and not (here / LABELS_FILE).exists():
                 continue
             found.append(cls(here))
         return sorted(found, key=lambda d: d.path)

@@ -13,7 +13,18 @@ INSTALL_HINT = "install it (e.g. `sudo apt-get install ffmpeg`) or pass its path
 
 def find_executable(name: str = "ffmpeg") -> str:
     """Return the full path of the ffmpeg-family executable `name`, or raise FFmpegNotFoundError."""
-    found = shutil.which(os.path.expanduser(name))
+    path = os.path.expanduser(name)
+    if os.sep in path:  # a path, not a name to look up on PATH: say what is wrong with it
+        if not os.path.exists(path):
+            raise FFmpegNotFoundError(f"{name}: does not exist; {INSTALL_HINT}")
+        if os.path.isdir(path):
+            raise FFmpegNotFoundError(f"{name}: is a folder, not the {os.path.basename(path)} "
+                                      f"program; {INSTALL_HINT}")
+        if not os.access(path, os.X_OK):
+            raise FFmpegNotFoundError(f"{name}: is not executable; `chmod +x {name}` or "
+                                      f"{INSTALL_HINT}")
+        return os.path.abspath(path)
+    found = shutil.which(path)
     if found is None:
         raise FFmpegNotFoundError(f"{name}: not found on PATH; {INSTALL_HINT}")
     return found
@@ -38,6 +49,8 @@ def probe_duration(path: str | os.PathLike[str], *, ffmpeg_bin: str = "ffmpeg") 
     ffprobe = sibling_tool(ffmpeg_bin, "ffprobe")
     if not os.path.isfile(path):
         raise AudioError(f"{path}: no such audio file")
+    if os.path.getsize(path) == 0:
+        raise AudioError(f"{path}: the file is empty (0 bytes); record it again or remove it")
     result = subprocess.run(
         [ffprobe, "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
          os.fspath(path)],

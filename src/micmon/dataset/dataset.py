@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from micmon._io import expand_path
+from micmon._io import expand_path, is_hidden
 from micmon.errors import DatasetError, ParameterError
 from micmon.features import DEFAULT_HIGH_FREQ, DEFAULT_LOW_FREQ, FeatureSpec
 
@@ -119,7 +119,8 @@ class Dataset:
         root = expand_path(path)
         if not root.is_dir():
             raise DatasetError(f"{root}: no such datasets folder")
-        found = sorted(root.glob("*.npz"))
+        # Hidden names are temporary files (an interrupted datagen) or editor leftovers.
+        found = sorted(p for p in root.glob("*.npz") if not is_hidden(p) and p.is_file())
         if not found:
             raise DatasetError(f"{root}: no .npz datasets; generate them first (micmon datagen)")
         return found

@@ -6,11 +6,13 @@ import os
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from micmon._io import expand_path
+from micmon._io import check_writable_dir, expand_path
 from micmon.audio import AudioDirectory, AudioFile, probe_duration
+from micmon.batch import Batch
 from micmon.dataset.writer import DatasetWriter
 from micmon.errors import AudioError, DatasetError, MicmonError, ParameterError
 from micmon.features import FeatureSpec
@@ -49,8 +51,11 @@ def dataset_name(folder: Path, root: Path) -> str:
 
 
 def plan(audio_dir: str | os.PathLike[str], datasets_dir: str | os.PathLike[str], *,
-         overwrite: bool = False, ffmpeg_bin: str = "ffmpeg") -> Plan:
-    """Find the sample folders and name their outputs; refuse to overwrite without `overwrite`."""
+         overwrite: bool = False, ffmpeg_bin: str = "ffmpeg", batch: Batch | None = None) -> Plan:
+    """Find the sample folders and name their outputs; refuse to overwrite without `overwrite`.
+
+    With `batch`, a folder whose audio cannot be read is reported there and left out.
+    """
     root = expand_path(audio_dir)
     folders = AudioDirectory.scan(root)
     if not folders:
@@ -62,8 +67,15 @@ def plan(audio_dir: str | os.PathLike[str], datasets_dir: str | os.PathLike[str]
     if existing and not overwrite:
         more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
         raise DatasetError(f"{existing[0]}{more}: already exist; use --force to regenerate")
-    durations = [probe_duration(d.audio_file, ffmpeg_bin=ffmpeg_bin) for d in folders]
-    return Plan(root, folders, outputs, durations)
+    check_writable_dir(out_dir, what="datasets folder")
+    kept: list[tuple[AudioDirectory, Path, float]] = []
+    for folder, output in zip(folders, outputs, strict=True):
+        if batch is None:
+            kept.append((folder, output, probe_duration(folder.audio_file, ffmpeg_bin=ffmpeg_bin)))
+            continue
+        with batch.item(folder.path):
+            kept.append((folder, output, probe_duration(folder.audio_file, ffmpeg_bin=ffmpeg_bin)))
+    return Plan(root, [k[0] for k in kept], [k[1] for k in kept], [k[2] for k in kept])
 
 
 def process_folder(directory: AudioDirectory, output: Path, spec: FeatureSpec, *,
@@ -80,8 +92,8 @@ def process_folder(directory: AudioDirectory, output: Path, spec: FeatureSpec, *
         with AudioFile(directory, window_seconds=spec.window_seconds,
                        sample_rate=spec.sample_rate, channels=spec.channels,
                        ffmpeg_bin=ffmpeg_bin, background_labels=background_labels) as reader, \
-                DatasetWriter(output, spec=spec, overwrite=overwrite,
-                              source=directory.path) as writer:
+                DatasetWriter(output, spec=spec, overwrite=overwrite, source=directory.path,
+                              write_empty=False) as writer:
             for window in reader:
                 writer += window
                 result.seconds += window.duration
@@ -89,6 +101,10 @@ def process_folder(directory: AudioDirectory, output: Path, spec: FeatureSpec, *
                     on_seconds(window.duration)
             result.counts = writer.label_counts
             result.skipped = writer.skipped
+        if not writer.written:  # an empty dataset would only confuse train
+            raise DatasetError(f"no labelled {spec.window_seconds:g} s window (the recording is "
+                               "shorter than one window, or its labels cover none of it); no "
+                               "dataset written")
     except MicmonError as exc:
         text = str(exc)
         # Name the sample folder unless the library's message already does.
@@ -98,13 +114,16 @@ def process_folder(directory: AudioDirectory, output: Path, spec: FeatureSpec, *
 
 def generate(work: Plan, spec: FeatureSpec, *, ffmpeg_bin: str = "ffmpeg", jobs: int = 1,
              overwrite: bool = False, background_labels: Sequence[str] | None = None,
-             on_seconds: Callable[[float], None] | None = None,
-             on_folder: Callable[[FolderResult], None] | None = None) -> list[FolderResult]:
-    """Write the dataset of every planned sample folder, `jobs` folders at a time."""
+             batch: Batch | None = None, on_seconds: Callable[[float], None] | None = None,
+             on_folder: Callable[[FolderResult | None], None] | None = None
+             ) -> list[FolderResult]:
+    """Write the dataset of every planned sample folder, `jobs` folders at a time.
+
+    With `batch`, a folder that fails is reported there and the others go on (call
+    `batch.finish()` after); without, the first failure is raised.
+    """
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ParameterError(f"jobs: must be at least 1, got {jobs!r}", parameter="jobs", value=jobs)
-    if work.outputs:
-        work.outputs[0].parent.mkdir(parents=True, exist_ok=True)
     lock = threading.Lock()
 
     def counted(seconds: float) -> None:
@@ -112,16 +131,21 @@ def generate(work: Plan, spec: FeatureSpec, *, ffmpeg_bin: str = "ffmpeg", jobs:
             with lock:
                 on_seconds(seconds)
 
-    def one(i: int) -> FolderResult:
-        result = process_folder(work.folders[i], work.outputs[i], spec, ffmpeg_bin=ffmpeg_bin,
-                                overwrite=overwrite, background_labels=background_labels,
-                                on_seconds=counted)
+    def one(i: int) -> FolderResult | None:
+        result = None
+        with batch.item(work.folders[i].path) if batch is not None else nullcontext():
+            result = process_folder(work.folders[i], work.outputs[i], spec, ffmpeg_bin=ffmpeg_bin,
+                                    overwrite=overwrite, background_labels=background_labels,
+                                    on_seconds=counted)
+            result.seconds = work.durations[i]  # the recording's length, not its whole windows'
         if on_folder is not None:
             on_folder(result)
         return result
 
     workers = min(jobs, len(work.folders), os.cpu_count() or 1)
     if workers <= 1:
-        return [one(i) for i in range(len(work.folders))]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(one, range(len(work.folders))))
+        results = [one(i) for i in range(len(work.folders))]
+    else:
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            results = list(pool.map(one, range(len(work.folders))))
+    return [r for r in results if r is not None]

@@ -26,7 +26,8 @@ class DatasetWriter:
     def __init__(self, path: str | os.PathLike[str], low_freq: float | None = None,
                  high_freq: float | None = None, bins: int = 100, *, scale: Scale = "log",
                  spec: FeatureSpec | None = None, overwrite: bool = False,
-                 source: str | None = None, **spec_options: Any) -> None:
+                 source: str | None = None, write_empty: bool = True,
+                 **spec_options: Any) -> None:
         target = expand_path(path)
         if target.suffix != ".npz":
             target = target.with_name(target.name + ".npz")
@@ -43,6 +44,10 @@ class DatasetWriter:
         self._starts: list[float] = []
         self.skipped = 0
         self._closed = False
+        #: With write_empty=False, a writer that collected no labelled window writes no file.
+        self.write_empty = write_empty
+        #: Whether close() wrote the file.
+        self.written = False
 
     # -- collecting ---------------------------------------------------------------------------
     def _spec_for(self, sample: AudioSegment) -> FeatureSpec:
@@ -97,6 +102,9 @@ class DatasetWriter:
             return
         self._closed = True
         self._flush()
+        if not self._names and not self.write_empty:
+            log.info("%s: no labelled window; not written", self.path)
+            return
         # Without a single window the audio format is unknown: store no spec rather than invent
         # one, so the empty file never conflicts with its siblings in Dataset.scan.
         spec = self.spec
@@ -119,6 +127,7 @@ class DatasetWriter:
         with atomic_path(self.path, suffix=".npz") as tmp:
             with open(tmp, "wb") as fh:
                 np.savez_compressed(fh, **arrays)
+        self.written = True
 
     def __enter__(self) -> DatasetWriter:
         return self

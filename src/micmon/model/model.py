@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,15 @@ import numpy as np
 
 from micmon import __version__
 from micmon._deps import require_keras
-from micmon._io import expand_path, write_text_atomic
+from micmon._io import (
+    check_writable_dir,
+    expand_path,
+    is_temp,
+    link_or_copy,
+    make_staging_dir,
+    replace_dir,
+    write_text_atomic,
+)
 from micmon.audio.segment import AudioSegment
 from micmon.dataset import Dataset
 from micmon.errors import ModelError, ParameterError
@@ -35,6 +42,19 @@ FORMAT_VERSION = 1
 #: Default windows per gradient step; small, because one recording holds few windows.
 DEFAULT_BATCH_SIZE = 16
 NORMALIZATION_LAYER = "micmon_standardize"
+
+
+def _carry_over(old: Path, new: Path) -> None:
+    """Link the files of model folder `old` that are not model files (plots, notes) into `new`."""
+    for entry in old.iterdir():
+        if entry.name in MODEL_FILES or is_temp(entry.name) or (new / entry.name).exists():
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.copytree(entry, new / entry.name, symlinks=True, copy_function=link_or_copy)
+        elif entry.is_symlink():
+            os.symlink(os.readlink(entry), new / entry.name)
+        else:
+            link_or_copy(entry, new / entry.name)
 
 
 def balanced_class_weights(classes: np.ndarray, n_labels: int) -> dict[int, float]:
@@ -196,8 +216,15 @@ class Model:
     # -- saving and loading ---------------------------------------------------------------------
     def save(self, path: str | os.PathLike[str], overwrite: bool = False,
              metrics: dict[str, Any] | None = None) -> None:
-        """Write model.keras, model.tflite and micmon.json to folder `path`, atomically."""
+        """Write model.keras, model.tflite and micmon.json to folder `path`, replacing it as a whole.
+
+        The files are written to a hidden folder beside `path` that then takes its place in one
+        step (other files of an existing model folder are carried over), so a reader sees the
+        old model or the new one, never a mix. The folder gets the umask's permissions.
+        """
         target = check_destination(path, overwrite=overwrite)
+        if target.is_symlink():
+            target = target.resolve()
         spec = self._require_spec()
         if metrics is not None:
             self.metadata["metrics"] = metrics
@@ -205,8 +232,7 @@ class Model:
                 "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
                 "labels": self.labels, "spec": spec.to_dict(), "low_freq": spec.low_freq,
                 "high_freq": spec.high_freq, "input_shape": list(spec.shape)}
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+        staging = make_staging_dir(target)
         try:
             if self._keras is not None:
                 self._keras.save(staging / KERAS_FILE)
@@ -218,14 +244,9 @@ class Model:
                         shutil.copy2(source / name, staging / name)
             meta.pop("_path", None)
             (staging / META_FILE).write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-            if not target.exists():
-                os.replace(staging, target)
-            else:
-                for name in MODEL_FILES:  # micmon.json last: it marks a complete model
-                    if (staging / name).exists():
-                        os.replace(staging / name, target / name)
-                    elif (target / name).exists():
-                        (target / name).unlink()
+            if target.is_dir():
+                _carry_over(target, staging)
+            replace_dir(staging, target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
@@ -282,7 +303,11 @@ class Model:
 
 
 def check_destination(path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
-    """Return the model folder `path`, or raise ModelError if it holds a model and not `overwrite`."""
+    """Return the model folder `path` if a model can be saved there (its parent writable, no
+    model in it unless `overwrite`); raise ModelError or OutputError otherwise.
+
+    Call it before training: a bad model folder then fails in a second, not after the last epoch.
+    """
     target = expand_path(path)
     if target.exists() and not target.is_dir():
         raise ModelError(f"{target}: exists and is not a folder; choose another model folder")
@@ -290,6 +315,7 @@ def check_destination(path: str | os.PathLike[str], *, overwrite: bool = False) 
     if existing and not overwrite:
         raise ModelError(f"{target}: already holds a model ({', '.join(existing)}); pass "
                          "overwrite=True (--force) to replace it, or choose another model folder")
+    check_writable_dir(target.parent, what="model folder's parent")
     return target
 
 

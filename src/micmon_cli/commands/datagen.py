@@ -67,13 +67,17 @@ def datagen(
 
     Example: micmon datagen --low 250 --high 7500 --bins 100 ~/sound/audio ~/sound/data
     """
+    from micmon.batch import Batch
     from micmon.dataset.generate import generate, plan
 
     cfg = resolve()
     c = cfg.config
     root = cfg.existing_dir("paths.audio_dir")
     spec = c.feature_spec()
-    work = plan(root, c.paths.datasets_dir, overwrite=force, ffmpeg_bin=c.audio.ffmpeg)
+    # A bad sample folder is reported and the others are still processed; exit 1 at the end.
+    batch = Batch(what="sample folder", on_error=console.error)
+    work = plan(root, c.paths.datasets_dir, overwrite=force, ffmpeg_bin=c.audio.ffmpeg,
+                batch=batch)
     console.info(f"{len(work.folders)} sample folders, {console.fmt_seconds(work.seconds)} of "
                  f"audio -> {c.paths.datasets_dir}")
     console.debug(f"features: {spec.to_json()}")
@@ -87,6 +91,7 @@ def datagen(
                                    f"{console.fmt_seconds(work.seconds)} audio")
 
         results = generate(work, spec, ffmpeg_bin=c.audio.ffmpeg, jobs=jobs, overwrite=force,
-                           background_labels=[c.training.background_label],
+                           background_labels=[c.training.background_label], batch=batch,
                            on_seconds=on_seconds, on_folder=lambda _: bar.advance(task))
     _report(results, root)
+    batch.finish()

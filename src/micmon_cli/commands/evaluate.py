@@ -14,6 +14,7 @@ from micmon_cli.options import config_argument, config_option
 
 if TYPE_CHECKING:
     from micmon.audio import AudioDirectory
+    from micmon.batch import Batch
     from micmon.evaluate import Calibration, EvaluationReport, RecordingScores
     from micmon_cli.config import ResolvedConfig
 
@@ -97,8 +98,8 @@ def evaluate(
                               overrides=cfg.detector_overrides(),
                               background_label=cfg.background_label())  # as `micmon monitor`
     window_hop = model_hop(model.metadata, model.spec.window_seconds, c.evaluate.hop or c.monitor.hop)
-    scored = _score(_folders(cfg, model.metadata, calibrating=do_calibrate), model, window_hop,
-                    c.audio.ffmpeg)
+    folders = _folders(cfg, model.metadata, calibrating=do_calibrate)
+    scored, batch = _score(folders, model, window_hop, c.audio.ffmpeg, calibrating=do_calibrate)
     calibration = None
     if do_calibrate:
         _warn_if_trained_on(model.metadata, [r.path for r in scored])
@@ -117,8 +118,9 @@ def evaluate(
         if plots:
             data["plots"] = [str(p) for p in plots]
         typer.echo(json.dumps(data, indent=2))
-        return
-    _show(report, calibration, model_path, plots)
+    else:
+        _show(report, calibration, model_path, plots)
+    batch.finish()  # exit 1 if a recording could not be scored (it was reported)
 
 
 def _folders(cfg: ResolvedConfig, metadata: dict[str, Any], *, calibrating: bool
@@ -164,19 +166,25 @@ def _warn_about_budget(calibration: Calibration) -> None:
                      "your room without the sound (label it all background) to vouch for it")
 
 
-def _score(folders: list[AudioDirectory], model: Any, hop: float, ffmpeg_bin: str
-           ) -> list[RecordingScores]:
-    """Score every labelled recording, with a progress bar."""
+def _score(folders: list[AudioDirectory], model: Any, hop: float, ffmpeg_bin: str, *,
+           calibrating: bool) -> tuple[list[RecordingScores], Batch]:
+    """Score every labelled recording, with a progress bar; a bad one is reported and the others
+    go on (the command fails at the end), but calibration needs every recording."""
+    from micmon.batch import Batch
     from micmon.evaluate import score_recording
 
+    batch = Batch(what="recording", on_error=console.error, total=len(folders))
     scored = []
     with console.progress() as bar:
         task = bar.add_task("scoring", total=len(folders))
         for folder in folders:
             bar.update(task, description=f"scoring {folder.name}")
-            scored.append(score_recording(folder, model, hop=hop, ffmpeg_bin=ffmpeg_bin))
+            with batch.item(folder.path):
+                scored.append(score_recording(folder, model, hop=hop, ffmpeg_bin=ffmpeg_bin))
             bar.advance(task)
-    return scored
+    if not scored or (batch.failed and calibrating):
+        batch.finish()
+    return scored, batch
 
 
 def _warn_if_trained_on(metadata: dict[str, Any], paths: list[str]) -> None:

@@ -147,3 +147,6 @@ def label(
         f"{folder.name}: {format_time(duration)}",
         ["start", "end", "label", "seconds", "dBFS"], _timeline(labels, duration, power),
         numeric=("seconds", "dBFS")))
+    for past_end in labels.past(duration):  # left out of the timeline, but not silently
+        console.warn(f"{labels_path}: the label at {format_time(past_end)} is past the end of the "
+                     f"recording ({format_time(duration)}) and labels nothing; remove it")

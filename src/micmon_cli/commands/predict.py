@@ -91,8 +91,11 @@ def predict(
 
     Example: micmon predict --model ~/sound/model kitchen.mp3 --start 1:00 --duration 10:00
     """
+    from micmon.audio.check import check_input
     from micmon.audio.directory import audio_input
+    from micmon.batch import Batch
     from micmon.detect import detections, model_hop, model_settings
+    from micmon.errors import AudioError
     from micmon.evaluate import score_recording
     from micmon.labels import parse_time
     from micmon.model import Model
@@ -101,7 +104,6 @@ def predict(
     c = cfg.config
     offset = parse_time(start, name="--start") if start is not None else 0.0
     length = parse_time(duration, name="--duration") if duration is not None else None
-    paths = [audio_input(f) for f in files]
     model = Model.load(cfg.existing_dir("paths.model_dir"))
     assert model.spec is not None
     window = model.spec.window_seconds
@@ -110,15 +112,26 @@ def predict(
                               background_label=cfg.background_label())
     window_hop = model_hop(model.metadata, window, c.monitor.hop)
     background = cfg.background_label() or ""
-    for path in paths:
-        if not as_json:
-            console.result(f"[bold]{path}[/bold]")
-        scored = score_recording(
-            path, model, hop=window_hop, start=offset, duration=length, require_labels=False,
-            batch_size=c.predict.batch_size, ffmpeg_bin=c.audio.ffmpeg,
-            on_scores=partial(_window_lines, path, labels, window=window, as_json=as_json,
-                              background=background))
-        found = detections(scored.scores, scored.times, labels, settings,
-                           window_seconds=scored.window_seconds, hop_seconds=scored.hop_seconds,
-                           levels_dbfs=scored.levels)
-        _events(path, found, len(scored.times), as_json=as_json)
+    # A bad file is reported and the others are still scored; exit 1 at the end.
+    batch = Batch(on_error=console.error, total=len(files))
+    for name in files:
+        with batch.item(name):
+            path = audio_input(name)
+            checked = check_input(path, model.spec, start=offset, duration=length, hop=window_hop,
+                                  ffmpeg_bin=c.audio.ffmpeg)
+            for warning in checked.warnings:
+                console.warn(warning)
+            if checked.problem:
+                raise AudioError(checked.problem)
+            if not as_json:
+                console.result(f"[bold]{path}[/bold]")
+            scored = score_recording(
+                path, model, hop=window_hop, start=offset, duration=length, require_labels=False,
+                batch_size=c.predict.batch_size, ffmpeg_bin=c.audio.ffmpeg,
+                on_scores=partial(_window_lines, path, labels, window=window, as_json=as_json,
+                                  background=background))
+            found = detections(scored.scores, scored.times, labels, settings,
+                               window_seconds=scored.window_seconds,
+                               hop_seconds=scored.hop_seconds, levels_dbfs=scored.levels)
+            _events(path, found, len(scored.times), as_json=as_json)
+    batch.finish()

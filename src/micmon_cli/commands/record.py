@@ -64,6 +64,7 @@ def record(
 
     Example: micmon record baby_cry_1 --device plughw:1,0 --duration 10:00
     """
+    from micmon._io import removed_if_failed
     from micmon.audio.directory import AUDIO_EXTENSIONS
     from micmon.audio.recorder import CODECS, NAME_RE, SILENT_DBFS, Recording, next_sample_name
     from micmon.errors import ParameterError
@@ -92,7 +93,8 @@ def record(
                  + ("" if seconds else " (Ctrl-C to stop)"))
     tick = _meter() if console.interactive() else None
     try:
-        recorder.run(tick)
+        with removed_if_failed(folder):  # a failed recording leaves no empty sample folder
+            recorder.run(tick)
     finally:
         if tick is not None:
             tick.live.stop()  # type: ignore[attr-defined]
