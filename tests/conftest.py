@@ -47,11 +47,16 @@ def trained_model_dir(datasets_dir: Path, tmp_path_factory: pytest.TempPathFacto
     keras.utils.set_random_seed(0)
     data = Dataset.combine(Dataset.scan(datasets_dir), validation_split=0.25)
     bins = data.samples.shape[1]
-    model = Model([keras.layers.Input(shape=(bins,)),
-                   keras.layers.Dense(2 * bins, activation="relu"),
-                   keras.layers.Dense(int(0.75 * bins), activation="relu"),
-                   keras.layers.Dense(2, activation="softmax")],
-                  labels=data.labels, spec=data.spec)
+    model = Model(
+        [
+            keras.layers.Input(shape=(bins,)),
+            keras.layers.Dense(2 * bins, activation="relu"),
+            keras.layers.Dense(int(0.75 * bins), activation="relu"),
+            keras.layers.Dense(2, activation="softmax"),
+        ],
+        labels=data.labels,
+        spec=data.spec,
+    )
     model.fit(data, epochs=15)
     loss, accuracy = model.evaluate(data)
     out = tmp_path_factory.mktemp("model") / "sound-detect"

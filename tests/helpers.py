@@ -27,8 +27,7 @@ def stop_process(proc: subprocess.Popen[bytes] | None, timeout: float = 5.0) -> 
 
 def run_ffmpeg(*args: str) -> None:
     """Run ffmpeg quietly, raising on failure."""
-    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args],
-                   check=True)
+    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args], check=True)
 
 
 def encode(path: str | os.PathLike[str], samples: np.ndarray, rate: int, channels: int = 1) -> Path:
@@ -39,20 +38,32 @@ def encode(path: str | os.PathLike[str], samples: np.ndarray, rate: int, channel
     args = ["-f", "s16le", "-ar", str(rate), "-ac", str(channels), "-i", "pipe:0"]
     if path.suffix == ".mp3":
         args += ["-b:a", "128k"]
-    proc = subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args,
-                           str(path)], input=pcm.tobytes(), check=False, capture_output=True)
+    proc = subprocess.run(
+        ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", *args, str(path)],
+        input=pcm.tobytes(),
+        check=False,
+        capture_output=True,
+    )
     if proc.returncode:
         raise RuntimeError(proc.stderr.decode())
     return path
 
 
-def make_tone(path: str | os.PathLike[str], freq: float, seconds: float, rate: int = 44100,
-              channels: int = 1) -> Path:
+def make_tone(
+    path: str | os.PathLike[str], freq: float, seconds: float, rate: int = 44100, channels: int = 1
+) -> Path:
     """Write a sine tone with ffmpeg's lavfi source."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    run_ffmpeg("-f", "lavfi", "-i", f"sine=frequency={freq}:duration={seconds}:sample_rate={rate}",
-               "-ac", str(channels), str(path))
+    run_ffmpeg(
+        "-f",
+        "lavfi",
+        "-i",
+        f"sine=frequency={freq}:duration={seconds}:sample_rate={rate}",
+        "-ac",
+        str(channels),
+        str(path),
+    )
     return path
 
 
@@ -71,10 +82,18 @@ def beeps(seconds: float, rate: int, freq: float = BEEP_HZ, level: float = 0.4) 
     return (level * np.sin(2 * np.pi * freq * t) * gate).astype(np.float32)
 
 
-def make_recording(folder: str | os.PathLike[str], *, seconds: float = 40.0,
-                   events: Sequence[tuple[float, float]] = ((10.0, 20.0),), rate: int = 44100,
-                   fmt: str = "mp3", seed: int = 0, labels: bool = True,
-                   positive: str = "positive", negative: str = "negative") -> Path:
+def make_recording(
+    folder: str | os.PathLike[str],
+    *,
+    seconds: float = 40.0,
+    events: Sequence[tuple[float, float]] = ((10.0, 20.0),),
+    rate: int = 44100,
+    fmt: str = "mp3",
+    seed: int = 0,
+    labels: bool = True,
+    positive: str = "positive",
+    negative: str = "negative",
+) -> Path:
     """Write folder/audio.<fmt> (background with beeping events) and its labels.json; return the folder."""
     folder = Path(folder)
     rng = np.random.default_rng(seed)
@@ -99,19 +118,32 @@ def _mmss(seconds: float) -> str:
     return text + (f".{int(round(frac * 1000)):03d}" if frac else "")
 
 
-def make_workspace(root: str | os.PathLike[str], *, recordings: int = 4, seconds: float = 40.0,
-                   rate: int = 44100, fmt: str = "mp3") -> Path:
+def make_workspace(
+    root: str | os.PathLike[str],
+    *,
+    recordings: int = 4,
+    seconds: float = 40.0,
+    rate: int = 44100,
+    fmt: str = "mp3",
+) -> Path:
     """Write `recordings` sample folders under root/audio, with events at varying times."""
     root = Path(root)
     for i in range(recordings):
         start = 6.0 + 4.0 * i
-        make_recording(root / "audio" / f"sample_{i + 1}", seconds=seconds, rate=rate, fmt=fmt,
-                       events=((start, start + 12.0),), seed=i)
+        make_recording(
+            root / "audio" / f"sample_{i + 1}",
+            seconds=seconds,
+            rate=rate,
+            fmt=fmt,
+            events=((start, start + 12.0),),
+            seed=i,
+        )
     return root / "audio"
 
 
-def beep_windows(n: int, *, positive: bool, rng: np.random.Generator, rate: int = 16000,
-                 freq: float = 3000.0) -> np.ndarray:
+def beep_windows(
+    n: int, *, positive: bool, rng: np.random.Generator, rate: int = 16000, freq: float = 3000.0
+) -> np.ndarray:
     """Return n int16 one-second windows: noise + hum, with 3 kHz beeps when positive."""
     t = np.arange(rate) / rate
     out = []

@@ -39,8 +39,9 @@ def free_port() -> int:
 class MosquittoBroker:
     """Run `mosquitto -c <generated config>` on 127.0.0.1:<port>; restartable on the same port."""
 
-    def __init__(self, port: int | None = None, *, password: tuple[str, str] | None = None,
-                 tls: bool = False) -> None:
+    def __init__(
+        self, port: int | None = None, *, password: tuple[str, str] | None = None, tls: bool = False
+    ) -> None:
         self.port = port or free_port()
         self.password = password
         self.tls = tls
@@ -60,10 +61,28 @@ class MosquittoBroker:
     def _make_certificate(self) -> None:
         if self.ca_file.exists():
             return
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                        "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                        "-keyout", str(self.dir / "key.pem"), "-out", str(self.ca_file)],
-                       check=True, capture_output=True)
+        subprocess.run(
+            [
+                "openssl",
+                "req",
+                "-x509",
+                "-newkey",
+                "rsa:2048",
+                "-nodes",
+                "-days",
+                "1",
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=IP:127.0.0.1",
+                "-keyout",
+                str(self.dir / "key.pem"),
+                "-out",
+                str(self.ca_file),
+            ],
+            check=True,
+            capture_output=True,
+        )
 
     def _config(self) -> Path:
         lines = [f"listener {self.port} 127.0.0.1", "persistence false"]
@@ -74,8 +93,7 @@ class MosquittoBroker:
             user, pw = self.password
             pwfile = self.dir / "passwd"
             pwfile.write_text("")
-            subprocess.run(["mosquitto_passwd", "-b", str(pwfile), user, pw], check=True,
-                           capture_output=True)
+            subprocess.run(["mosquitto_passwd", "-b", str(pwfile), user, pw], check=True, capture_output=True)
             pwfile.chmod(0o600)
             lines += ["allow_anonymous false", f"password_file {pwfile}"]
         else:
@@ -93,8 +111,9 @@ class MosquittoBroker:
         if exe is None:
             raise RuntimeError("mosquitto is not installed")
         self.log = open(self.dir / "mosquitto.log", "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([exe, "-c", str(self._config())], stdout=self.log,
-                                     stderr=self.log, stdin=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            [exe, "-c", str(self._config())], stdout=self.log, stderr=self.log, stdin=subprocess.DEVNULL
+        )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -118,8 +137,9 @@ class MosquittoBroker:
     def __enter__(self) -> MosquittoBroker:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
@@ -136,8 +156,7 @@ class Message:
 class Subscriber:
     """A paho client collecting every message on `topics` in a list (thread-safe waits)."""
 
-    def __init__(self, broker: MosquittoBroker, *topics: str,
-                 auth: tuple[str, str] | None = None) -> None:
+    def __init__(self, broker: MosquittoBroker, *topics: str, auth: tuple[str, str] | None = None) -> None:
         import paho.mqtt.client as mqtt
 
         self.messages: list[Message] = []
@@ -161,8 +180,9 @@ class Subscriber:
             self.messages.append(Message(msg.topic, msg.payload.decode(), bool(msg.retain)))
             self._cond.notify_all()
 
-    def wait_for(self, predicate: Callable[[Message], bool], timeout: float = 10.0,
-                 count: int = 1) -> list[Message]:
+    def wait_for(
+        self, predicate: Callable[[Message], bool], timeout: float = 10.0, count: int = 1
+    ) -> list[Message]:
         """Wait until `count` messages match; return them (AssertionError on timeout)."""
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -172,8 +192,10 @@ class Subscriber:
                     return found
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise AssertionError(f"no {count} matching messages in {timeout} s; got "
-                                         f"{[(m.topic, m.payload) for m in self.messages]}")
+                    raise AssertionError(
+                        f"no {count} matching messages in {timeout} s; got "
+                        f"{[(m.topic, m.payload) for m in self.messages]}"
+                    )
                 self._cond.wait(left)
 
     def __enter__(self) -> Subscriber:

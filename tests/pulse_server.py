@@ -56,9 +56,13 @@ class PulseServer:
     def env(self) -> dict[str, str]:
         """os.environ plus what clients need to reach this server (and only it)."""
         assert self.dir is not None
-        return {**os.environ, "PULSE_SERVER": f"unix:{self.socket}",
-                "PULSE_RUNTIME_PATH": str(self.dir), "PULSE_STATE_PATH": str(self.dir),
-                "PULSE_COOKIE": str(self.dir / "cookie")}
+        return {
+            **os.environ,
+            "PULSE_SERVER": f"unix:{self.socket}",
+            "PULSE_RUNTIME_PATH": str(self.dir),
+            "PULSE_STATE_PATH": str(self.dir),
+            "PULSE_COOKIE": str(self.dir / "cookie"),
+        }
 
     def start(self) -> PulseServer:
         """Start the daemon and wait until it answers; raise PulseUnavailable if it cannot."""
@@ -71,23 +75,44 @@ class PulseServer:
             f"load-module module-native-protocol-unix socket={self.socket} auth-anonymous=1\n"
             f"load-module module-null-sink sink_name={self.sink} rate={self.rate}\n"
             f"set-default-sink {self.sink}\n"
-            f"set-default-source {self.monitor}\n")
-        env = {**os.environ, "HOME": str(self.dir), "XDG_RUNTIME_DIR": str(self.dir),
-               "XDG_CONFIG_HOME": str(self.dir), "PULSE_RUNTIME_PATH": str(self.dir),
-               "PULSE_STATE_PATH": str(self.dir)}
+            f"set-default-source {self.monitor}\n"
+        )
+        env = {
+            **os.environ,
+            "HOME": str(self.dir),
+            "XDG_RUNTIME_DIR": str(self.dir),
+            "XDG_CONFIG_HOME": str(self.dir),
+            "PULSE_RUNTIME_PATH": str(self.dir),
+            "PULSE_STATE_PATH": str(self.dir),
+        }
         env.pop("PULSE_SERVER", None)
         self.log = open(self.dir / "pulseaudio.log", "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [exe, "-n", "--daemonize=no", "--exit-idle-time=-1", "--use-pid-file=no",
-             "--disallow-exit", "--disable-shm", "--no-cpu-limit", "--log-target=stderr",
-             "-F", str(script)],
-            env=env, stdin=subprocess.DEVNULL, stdout=self.log, stderr=self.log)
+            [
+                exe,
+                "-n",
+                "--daemonize=no",
+                "--exit-idle-time=-1",
+                "--use-pid-file=no",
+                "--disallow-exit",
+                "--disable-shm",
+                "--no-cpu-limit",
+                "--log-target=stderr",
+                "-F",
+                str(script),
+            ],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=self.log,
+            stderr=self.log,
+        )
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 break
-            ok = subprocess.run(["pactl", "list", "short", "sinks"], env=self.env,
-                                capture_output=True, text=True, check=False)
+            ok = subprocess.run(
+                ["pactl", "list", "short", "sinks"], env=self.env, capture_output=True, text=True, check=False
+            )
             if ok.returncode == 0 and self.sink in ok.stdout:
                 return self
             time.sleep(0.1)
@@ -111,6 +136,7 @@ class PulseServer:
     def __enter__(self) -> PulseServer:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()

@@ -39,12 +39,22 @@ ORIGIN = datetime(2026, 5, 6, 7, 8, 9, tzinfo=timezone.utc)
 RATE = 8000
 
 
-def _event(kind: str = "start", label: str = "positive", start: float = 10.0,
-           end: float | None = None) -> Event:
+def _event(
+    kind: str = "start", label: str = "positive", start: float = 10.0, end: float | None = None
+) -> Event:
     if kind == "end" and end is None:
         end = start + 4.0
-    return Event(kind=kind, label=label, start=start, end=end, confidence=0.91,  # type: ignore[arg-type]
-                 peak=0.97, mean=0.9, windows=5, origin=ORIGIN)
+    return Event(
+        kind=kind,
+        label=label,
+        start=start,
+        end=end,
+        confidence=0.91,  # type: ignore[arg-type]
+        peak=0.97,
+        mean=0.9,
+        windows=5,
+        origin=ORIGIN,
+    )
 
 
 # -- print ---------------------------------------------------------------------------------------
@@ -91,8 +101,9 @@ def test_command_gets_environment_and_stdin_without_a_shell(tmp_path: Path) -> N
 
 def test_command_failure_and_timeout_raise(tmp_path: Path) -> None:
     with pytest.raises(ActionError, match="exit code 3 oops"):
-        CommandAction([sys.executable, "-c", "import sys; sys.stderr.write('oops'); sys.exit(3)"]
-                      ).handle(_event())
+        CommandAction([sys.executable, "-c", "import sys; sys.stderr.write('oops'); sys.exit(3)"]).handle(
+            _event()
+        )
     started = time.monotonic()
     with pytest.raises(ActionError, match="still running after 0.3 s"):
         CommandAction(["sleep", "5"], timeout=0.3).handle(_event())
@@ -146,8 +157,9 @@ def test_webhook_posts_json(webhook_server: tuple[str, type[_Hook]]) -> None:
     assert handler.received[0]["type"] == "application/json"
 
 
-def test_webhook_errors_are_retried_by_the_runner(webhook_server: tuple[str, type[_Hook]],
-                                                  caplog: pytest.LogCaptureFixture) -> None:
+def test_webhook_errors_are_retried_by_the_runner(
+    webhook_server: tuple[str, type[_Hook]], caplog: pytest.LogCaptureFixture
+) -> None:
     url, handler = webhook_server
     handler.fail_first = 2
     runner = ActionRunner(WebhookAction(url, timeout=2), retries=3, retry_delay=0.05)
@@ -157,12 +169,12 @@ def test_webhook_errors_are_retried_by_the_runner(webhook_server: tuple[str, typ
     assert runner.failures == 2 and "HTTP 503" in caplog.text
 
 
-def test_webhook_unreachable_gives_up_after_bounded_retries(caplog: pytest.LogCaptureFixture
-                                                            ) -> None:
+def test_webhook_unreachable_gives_up_after_bounded_retries(caplog: pytest.LogCaptureFixture) -> None:
     from mqtt_broker import free_port
 
-    runner = ActionRunner(WebhookAction(f"http://127.0.0.1:{free_port()}/x", timeout=1),
-                          retries=2, retry_delay=0.01)
+    runner = ActionRunner(
+        WebhookAction(f"http://127.0.0.1:{free_port()}/x", timeout=1), retries=2, retry_delay=0.01
+    )
     with caplog.at_level(logging.WARNING):
         runner.submit(_event())
         assert runner.close(timeout=5)
@@ -183,8 +195,7 @@ def test_mqtt_events_state_discovery_and_availability(broker: MosquittoBroker) -
         action.open()
         assert action.wait_connected(10)
         sub.wait_for(lambda m: m.topic == "micmon/nursery/availability" and m.payload == "online")
-        (config,) = sub.wait_for(
-            lambda m: m.topic == "homeassistant/binary_sensor/nursery/positive/config")
+        (config,) = sub.wait_for(lambda m: m.topic == "homeassistant/binary_sensor/nursery/positive/config")
         data = json.loads(config.payload)
         assert data["state_topic"] == "micmon/nursery/positive/state"
         assert data["availability_topic"] == "micmon/nursery/availability"
@@ -200,17 +211,18 @@ def test_mqtt_events_state_discovery_and_availability(broker: MosquittoBroker) -
         sub.wait_for(lambda m: m.topic == "micmon/nursery/availability" and m.payload == "offline")
     # Retained: a newcomer sees state, discovery and availability at once.
     with Subscriber(broker, "micmon/#", "homeassistant/#") as late:
-        late.wait_for(lambda m: m.retain and m.topic.endswith("/positive/state")
-                      and m.payload == "OFF")
+        late.wait_for(lambda m: m.retain and m.topic.endswith("/positive/state") and m.payload == "OFF")
         late.wait_for(lambda m: m.retain and m.topic.endswith("/config"))
         late.wait_for(lambda m: m.retain and m.topic.endswith("/availability"))
 
 
 @pytest.mark.mqtt
 def test_mqtt_last_will_on_crash(broker: MosquittoBroker) -> None:
-    code = ("import os, sys; from micmon.actions import MqttAction; "
-            "a = MqttAction(sys.argv[1], labels=['positive'], node_id='crash'); a.open(); "
-            "assert a.wait_connected(10); import time; time.sleep(0.3); os._exit(0)")
+    code = (
+        "import os, sys; from micmon.actions import MqttAction; "
+        "a = MqttAction(sys.argv[1], labels=['positive'], node_id='crash'); a.open(); "
+        "assert a.wait_connected(10); import time; time.sleep(0.3); os._exit(0)"
+    )
     with Subscriber(broker, "micmon/crash/availability") as sub:
         subprocess.run([sys.executable, "-c", code, broker.url], check=True, timeout=30)
         sub.wait_for(lambda m: m.payload == "online")
@@ -249,7 +261,8 @@ def test_mqtt_over_tls(caplog: pytest.LogCaptureFixture) -> None:
 
 @pytest.mark.mqtt
 def test_mqtt_broker_down_events_queued_and_delivered_after_reconnect(
-        broker: MosquittoBroker, caplog: pytest.LogCaptureFixture) -> None:
+    broker: MosquittoBroker, caplog: pytest.LogCaptureFixture
+) -> None:
     action = MqttAction(broker.url, labels=["positive"], node_id="flaky")
     runner = ActionRunner(action)
     assert action.wait_connected(10)
@@ -274,13 +287,16 @@ def test_mqtt_broker_down_events_queued_and_delivered_after_reconnect(
     assert runner.close(5)
 
 
-@pytest.mark.parametrize(("url", "message"), [
-    ("", "expected a URL"),
-    ("http://host", "unknown scheme 'http'"),
-    ("mqtt://", "has no host name"),
-    ("mqtt://host:notaport", "not a valid URL"),
-    ("mqtt://host:1883/topic", "has a path"),
-])
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("", "expected a URL"),
+        ("http://host", "unknown scheme 'http'"),
+        ("mqtt://", "has no host name"),
+        ("mqtt://host:notaport", "not a valid URL"),
+        ("mqtt://host:1883/topic", "has a path"),
+    ],
+)
 def test_bad_broker_urls(url: str, message: str) -> None:
     with pytest.raises(ParameterError, match=message):
         parse_broker_url(url)
@@ -290,7 +306,12 @@ def test_broker_url_forms() -> None:
     assert parse_broker_url("localhost").port == 1883
     tls = parse_broker_url("mqtts://u%40x:p%3Aw@broker.lan")
     assert (tls.host, tls.port, tls.tls, tls.username, tls.password) == (
-        "broker.lan", 8883, True, "u@x", "p:w")
+        "broker.lan",
+        8883,
+        True,
+        "u@x",
+        "p:w",
+    )
 
 
 # -- clip ----------------------------------------------------------------------------------------
@@ -405,13 +426,15 @@ def test_command_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     child = int(pidfile.read_text())
     deadline = time.monotonic() + 5
     while Path(f"/proc/{child}").exists() and time.monotonic() < deadline:
-        state = Path(f"/proc/{child}/stat").read_text().split()[2] if Path(
-            f"/proc/{child}/stat").exists() else "X"
+        state = (
+            Path(f"/proc/{child}/stat").read_text().split()[2]
+            if Path(f"/proc/{child}/stat").exists()
+            else "X"
+        )
         if state == "Z":
             break
         time.sleep(0.05)
-    alive = Path(f"/proc/{child}/stat").exists() and \
-        Path(f"/proc/{child}/stat").read_text().split()[2] != "Z"
+    alive = Path(f"/proc/{child}/stat").exists() and Path(f"/proc/{child}/stat").read_text().split()[2] != "Z"
     assert not alive, "the command's child outlived the timeout"
 
 

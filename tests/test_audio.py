@@ -59,8 +59,9 @@ def write_wav(path: Path, samples: np.ndarray, rate: int, channels: int = 1) -> 
     return path
 
 
-def write_wav_sample(folder: Path, seconds: float = 5.3, rate: int = 16000,
-                     labels: dict[str, str] | None = LABELS) -> Path:
+def write_wav_sample(
+    folder: Path, seconds: float = 5.3, rate: int = 16000, labels: dict[str, str] | None = LABELS
+) -> Path:
     """folder/audio.wav (a LEFT_HZ tone) and, unless labels is None, its labels.json."""
     write_wav(folder / "audio.wav", sine(LEFT_HZ, seconds, rate), rate)
     if labels is not None:
@@ -86,15 +87,23 @@ def ffmpeg_children(prefix: str = "ffmpeg") -> set[int]:
             stat = Path(f"/proc/{entry}/stat").read_text()
         except OSError:
             continue
-        comm = stat[stat.index("(") + 1: stat.rindex(")")]
-        ppid = int(stat[stat.rindex(")") + 2:].split()[1])
+        comm = stat[stat.index("(") + 1 : stat.rindex(")")]
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
         if ppid == me and comm.startswith(prefix):
             found.add(int(entry))
     return found
 
 
-FORMATS = [("mp3", 44100, 2), ("mp3", 16000, 1), ("wav", 22050, 2), ("wav", 48000, 1),
-           ("flac", 16000, 2), ("flac", 44100, 1), ("ogg", 48000, 2), ("ogg", 22050, 1)]
+FORMATS = [
+    ("mp3", 44100, 2),
+    ("mp3", 16000, 1),
+    ("wav", 22050, 2),
+    ("wav", 48000, 1),
+    ("flac", 16000, 2),
+    ("flac", 44100, 1),
+    ("ogg", 48000, 2),
+    ("ogg", 22050, 1),
+]
 
 
 @pytest.fixture(scope="module")
@@ -112,13 +121,38 @@ def formats_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         if channels == 1:  # keep the left channel only
             graph.append(f"[s{i}]pan=mono|c0=c0[m{i}]")
             label = f"m{i}"
-        outputs += ["-map", f"[{label}]", "-ar", str(rate), "-ac", str(channels),
-                    str(folder / f"audio.{fmt}")]
+        outputs += [
+            "-map",
+            f"[{label}]",
+            "-ar",
+            str(rate),
+            "-ac",
+            str(channels),
+            str(folder / f"audio.{fmt}"),
+        ]
     source = "sine=frequency={}:sample_rate=48000:duration=5.3"
-    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
-                    "-f", "lavfi", "-i", source.format(LEFT_HZ), "-f", "lavfi",
-                    "-i", source.format(RIGHT_HZ), "-filter_complex", ";".join(graph), *outputs],
-                   check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-nostdin",
+            "-y",
+            "-f",
+            "lavfi",
+            "-i",
+            source.format(LEFT_HZ),
+            "-f",
+            "lavfi",
+            "-i",
+            source.format(RIGHT_HZ),
+            "-filter_complex",
+            ";".join(graph),
+            *outputs,
+        ],
+        check=True,
+    )
     return root
 
 
@@ -129,11 +163,11 @@ def tones_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 # -- formats, rates, channels ------------------------------------------------------------------------
 @pytest.mark.parametrize(("fmt", "rate", "channels"), FORMATS)
-def test_formats_decode_to_whole_labelled_windows(formats_dir: Path, fmt: str, rate: int,
-                                                  channels: int) -> None:
+def test_formats_decode_to_whole_labelled_windows(
+    formats_dir: Path, fmt: str, rate: int, channels: int
+) -> None:
     folder = formats_dir / f"{fmt}_{rate}_{channels}"
-    with AudioFile(AudioDirectory(folder), sample_duration=1, sample_rate=rate,
-                   channels=channels) as reader:
+    with AudioFile(AudioDirectory(folder), sample_duration=1, sample_rate=rate, channels=channels) as reader:
         windows = list(reader)
     assert len(windows) == 5  # floor(5.3 s / 1 s)
     assert [w.label for w in windows] == EXPECTED_LABELS
@@ -149,8 +183,9 @@ def test_formats_decode_to_whole_labelled_windows(formats_dir: Path, fmt: str, r
 
 
 def test_stereo_file_read_as_mono_mixes_both_channels(formats_dir: Path) -> None:
-    with AudioFile(formats_dir / "flac_16000_2" / "audio.flac", sample_duration=1,
-                   sample_rate=16000) as reader:
+    with AudioFile(
+        formats_dir / "flac_16000_2" / "audio.flac", sample_duration=1, sample_rate=16000
+    ) as reader:
         window = next(iter(reader))
     assert window.audio.shape == (16000,)
     power = np.abs(np.fft.rfft(window.audio.astype(np.float64)))
@@ -160,8 +195,9 @@ def test_stereo_file_read_as_mono_mixes_both_channels(formats_dir: Path) -> None
 
 
 # -- the requested sample rate is applied (pitfall 1) ----------------------------------------------------
-@pytest.mark.parametrize(("source", "requested"), [("mp3_16000_1", 44100), ("wav_48000_1", 16000),
-                                                  ("ogg_22050_1", 44100)])
+@pytest.mark.parametrize(
+    ("source", "requested"), [("mp3_16000_1", 44100), ("wav_48000_1", 16000), ("ogg_22050_1", 44100)]
+)
 def test_the_requested_sample_rate_is_applied(formats_dir: Path, source: str, requested: int) -> None:
     path = next((formats_dir / source).glob("audio.*"))
     with AudioFile(path, sample_duration=2, sample_rate=requested) as reader:
@@ -176,8 +212,7 @@ def test_the_requested_sample_rate_is_applied(formats_dir: Path, source: str, re
 
 
 # -- the last partial window (pitfall 7) -------------------------------------------------------------------
-def test_window_count_is_the_same_on_every_run_and_the_partial_window_is_dropped(
-        formats_dir: Path) -> None:
+def test_window_count_is_the_same_on_every_run_and_the_partial_window_is_dropped(formats_dir: Path) -> None:
     counts = []
     for _ in range(3):
         with AudioFile(formats_dir / "mp3_44100_2" / "audio.mp3", sample_duration=1) as reader:
@@ -194,8 +229,7 @@ def test_a_file_ending_on_a_window_boundary_keeps_its_last_window(tmp_path: Path
 def test_realtime_and_fast_reads_give_the_same_windows(tmp_path: Path) -> None:
     write_wav(tmp_path / "audio.wav", sine(440.0, 0.7, 16000), 16000)
     fast = list(AudioFile(tmp_path / "audio.wav", sample_duration=0.25, sample_rate=16000))
-    with AudioFile(tmp_path / "audio.wav", sample_duration=0.25, sample_rate=16000,
-                   realtime=True) as reader:
+    with AudioFile(tmp_path / "audio.wav", sample_duration=0.25, sample_rate=16000, realtime=True) as reader:
         slow = list(reader)
     assert len(fast) == len(slow) == 2
     for a, b in zip(fast, slow, strict=True):
@@ -219,8 +253,7 @@ def test_a_slow_consumer_loses_nothing_from_a_file(tmp_path: Path) -> None:
 def test_home_paths_are_expanded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOME", str(tmp_path))
     write_wav_sample(tmp_path / "rec")
-    windows = list(AudioFile("~/rec/audio.wav", "~/rec/labels.json", sample_duration=1,
-                             sample_rate=16000))
+    windows = list(AudioFile("~/rec/audio.wav", "~/rec/labels.json", sample_duration=1, sample_rate=16000))
     assert [w.label for w in windows] == EXPECTED_LABELS
     directory = AudioDirectory("~/rec")
     assert directory.path == str(tmp_path / "rec")
@@ -255,8 +288,7 @@ def test_audio_without_labels_gives_label_none(tmp_path: Path) -> None:
 
 def test_labels_beyond_the_first_key_only(tmp_path: Path) -> None:
     write_wav_sample(tmp_path, labels={"00:02.5": "positive"})
-    labels = [w.label for w in AudioFile(AudioDirectory(tmp_path), sample_duration=1,
-                                         sample_rate=16000)]
+    labels = [w.label for w in AudioFile(AudioDirectory(tmp_path), sample_duration=1, sample_rate=16000)]
     assert labels == [None, None, "positive", "positive", "positive"]
 
 
@@ -310,18 +342,19 @@ def test_scan_and_directory_errors(tmp_path: Path) -> None:
 # -- start, duration, hop ---------------------------------------------------------------------------------
 @pytest.mark.parametrize(("start", "duration"), [(2, 4.5), ("00:02", "00:00:04.500")])
 def test_start_and_duration(tones_dir: Path, start: str | float, duration: str | float) -> None:
-    reader = AudioFile(AudioDirectory(tones_dir), start=start, duration=duration,
-                       sample_duration=1, sample_rate=16000)
+    reader = AudioFile(
+        AudioDirectory(tones_dir), start=start, duration=duration, sample_duration=1, sample_rate=16000
+    )
     windows = list(reader)
     assert [w.start for w in windows] == pytest.approx([2, 3, 4, 5])
     assert [w.label for w in windows] == ["a", "a", "b", "b"]  # labels at the absolute time
-    assert [peak_hz(w.audio, 16000) for w in windows] == pytest.approx([1000, 1250, 1500, 1750],
-                                                                       abs=1)
+    assert [peak_hz(w.audio, 16000) for w in windows] == pytest.approx([1000, 1250, 1500, 1750], abs=1)
 
 
 def test_start_with_milliseconds_and_no_duration(tones_dir: Path) -> None:
-    windows = list(AudioFile(tones_dir / "audio.wav", start="00:00:02.500", sample_duration=2,
-                             sample_rate=16000))
+    windows = list(
+        AudioFile(tones_dir / "audio.wav", start="00:00:02.500", sample_duration=2, sample_rate=16000)
+    )
     assert [w.start for w in windows] == pytest.approx([2.5, 4.5])  # 5.5 s left: two whole windows
     first = windows[0].audio.astype(np.float64)
     assert peak_hz(first[8000:16000], 16000) == pytest.approx(1250, abs=2)  # 3.0-3.5 s
@@ -346,8 +379,9 @@ def test_bad_reader_parameters(tones_dir: Path, options: dict[str, object], patt
 
 
 def test_hop_shorter_than_the_window_overlaps(tones_dir: Path) -> None:
-    with AudioFile(tones_dir / "audio.wav", duration=5.3, sample_duration=1, sample_rate=16000,
-                   hop=0.5) as reader:
+    with AudioFile(
+        tones_dir / "audio.wav", duration=5.3, sample_duration=1, sample_rate=16000, hop=0.5
+    ) as reader:
         windows = list(reader)
     assert [w.start for w in windows] == pytest.approx([0.5 * i for i in range(9)])
     for a, b in zip(windows, windows[1:], strict=False):
@@ -357,8 +391,7 @@ def test_hop_shorter_than_the_window_overlaps(tones_dir: Path) -> None:
 def test_hop_longer_than_the_window_skips(tones_dir: Path) -> None:
     windows = list(AudioFile(tones_dir / "audio.wav", sample_duration=0.5, sample_rate=16000, hop=2))
     assert [w.start for w in windows] == pytest.approx([0, 2, 4, 6])
-    assert [peak_hz(w.audio, 16000) for w in windows] == pytest.approx([500, 1000, 1500, 2000],
-                                                                       abs=2)
+    assert [peak_hz(w.audio, 16000) for w in windows] == pytest.approx([500, 1000, 1500, 2000], abs=2)
 
 
 @pytest.mark.parametrize(("window", "hop"), [(0.33, 0.21), (0.07, 0.29)])
@@ -367,13 +400,12 @@ def test_windows_are_exact_slices_of_the_stream(tones_dir: Path, window: float, 
     with wave.open(str(tones_dir / "audio.wav")) as wav:
         reference = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
     size, step = round(window * 16000), round(hop * 16000)
-    with AudioFile(tones_dir / "audio.wav", sample_duration=window, sample_rate=16000,
-                   hop=hop) as reader:
+    with AudioFile(tones_dir / "audio.wav", sample_duration=window, sample_rate=16000, hop=hop) as reader:
         windows = list(reader)
     assert len(windows) == (len(reference) - size) // step + 1
     for k, w in enumerate(windows):
         assert w.start == pytest.approx(k * step / 16000)
-        np.testing.assert_array_equal(w.audio, reference[k * step: k * step + size])
+        np.testing.assert_array_equal(w.audio, reference[k * step : k * step + size])
 
 
 # -- live capture -----------------------------------------------------------------------------------------
@@ -392,8 +424,13 @@ def sine_residual(audio: np.ndarray) -> float:
 
 def test_pause_and_resume_drop_no_audio_from_a_live_source() -> None:
     # Pitfall 16: the original stopped capturing while the consumer was busy.
-    device = AudioDevice("lavfi", f"sine=frequency={SINE_HZ}:sample_rate={LIVE_RATE}",
-                         sample_duration=0.25, sample_rate=LIVE_RATE, input_options=["-re"])
+    device = AudioDevice(
+        "lavfi",
+        f"sine=frequency={SINE_HZ}:sample_rate={LIVE_RATE}",
+        sample_duration=0.25,
+        sample_rate=LIVE_RATE,
+        input_options=["-re"],
+    )
     with device as source:
         first = next(source)
         source.pause()
@@ -427,8 +464,9 @@ def small_live_buffer(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def overrun_live_source(at_least: float = 3.0) -> AudioDevice:
     """A live source fed faster than real time and not read for a moment: its buffer overflows."""
-    source = AudioDevice("lavfi", "sine=frequency=1000:sample_rate=8000", sample_duration=0.5,
-                         sample_rate=8000)
+    source = AudioDevice(
+        "lavfi", "sine=frequency=1000:sample_rate=8000", sample_duration=0.5, sample_rate=8000
+    )
     iter(source)
     deadline = time.monotonic() + 5
     while source.dropped_seconds < at_least and time.monotonic() < deadline:
@@ -488,8 +526,9 @@ def test_close_is_prompt_while_ffmpeg_is_ahead_of_the_consumer(kind: str, tmp_pa
         write_wav(tmp_path / "audio.wav", sine(440.0, 30.0, 8000), 8000)
         source = AudioFile(tmp_path / "audio.wav", sample_duration=1, sample_rate=8000)
     else:
-        source = AudioDevice("lavfi", "sine=frequency=1000:sample_rate=8000", sample_duration=0.5,
-                             sample_rate=8000)
+        source = AudioDevice(
+            "lavfi", "sine=frequency=1000:sample_rate=8000", sample_duration=0.5, sample_rate=8000
+        )
     before = ffmpeg_children()
     next(iter(source))
     time.sleep(0.3)  # ffmpeg fills the buffer and blocks on the pipe
@@ -499,8 +538,13 @@ def test_close_is_prompt_while_ffmpeg_is_ahead_of_the_consumer(kind: str, tmp_pa
 
 
 def test_close_from_another_thread_ends_a_blocked_iteration() -> None:
-    source = AudioDevice("lavfi", f"sine=frequency={SINE_HZ}:sample_rate={LIVE_RATE}",
-                         sample_duration=0.2, sample_rate=LIVE_RATE, input_options=["-re"])
+    source = AudioDevice(
+        "lavfi",
+        f"sine=frequency={SINE_HZ}:sample_rate={LIVE_RATE}",
+        sample_duration=0.2,
+        sample_rate=LIVE_RATE,
+        input_options=["-re"],
+    )
     seen: list[float] = []
     errors: list[BaseException] = []
 
@@ -525,8 +569,7 @@ def test_close_from_another_thread_ends_a_blocked_iteration() -> None:
 
 def test_close_leaves_no_ffmpeg_process() -> None:
     before = ffmpeg_children()
-    source = AudioDevice("lavfi", "anoisesrc=sample_rate=16000", sample_duration=0.5,
-                         sample_rate=16000)
+    source = AudioDevice("lavfi", "anoisesrc=sample_rate=16000", sample_duration=0.5, sample_rate=16000)
     window = next(iter(source))
     assert window.audio.shape == (8000,)
     assert ffmpeg_children() - before  # ffmpeg is running
@@ -541,8 +584,10 @@ def test_close_leaves_no_ffmpeg_process() -> None:
 def test_leaving_a_with_block_early_stops_ffmpeg(tmp_path: Path) -> None:
     write_wav(tmp_path / "audio.wav", sine(440.0, 30.0, 8000), 8000)
     before = ffmpeg_children()
-    with pytest.raises(RuntimeError), AudioFile(tmp_path / "audio.wav", sample_duration=1,
-                                                sample_rate=8000) as reader:
+    with (
+        pytest.raises(RuntimeError),
+        AudioFile(tmp_path / "audio.wav", sample_duration=1, sample_rate=8000) as reader,
+    ):
         for _ in reader:
             raise RuntimeError("consumer failed")
     assert ffmpeg_children() - before == set()
@@ -584,8 +629,10 @@ def test_device_needs_a_device_for_other_systems() -> None:
 
 
 def test_a_failing_device_is_an_audio_error() -> None:
-    with pytest.raises(AudioError, match=r"lavfi:no_such_source=1: ffmpeg failed \(.+\)"), \
-            AudioDevice("lavfi", "no_such_source=1", sample_duration=0.5, sample_rate=16000) as source:
+    with (
+        pytest.raises(AudioError, match=r"lavfi:no_such_source=1: ffmpeg failed \(.+\)"),
+        AudioDevice("lavfi", "no_such_source=1", sample_duration=0.5, sample_rate=16000) as source,
+    ):
         next(source)
 
 

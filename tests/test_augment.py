@@ -22,8 +22,7 @@ def test_augment_gain_shifts_log_features_and_keeps_labels() -> None:
     rng = np.random.default_rng(1)
     x = compute_batch(beep_windows(4, positive=False, rng=rng), LOGMEL)
     y = np.zeros(4, dtype=np.int64)
-    ax, ay = augment(x, y, spec=LOGMEL, background=[0], copies=2, gain_db=6.0,
-                     mix_probability=0.0)
+    ax, ay = augment(x, y, spec=LOGMEL, background=[0], copies=2, gain_db=6.0, mix_probability=0.0)
     assert ax.shape == (12, *LOGMEL.shape) and ay.tolist() == [0] * 12
     np.testing.assert_array_equal(ax[:4], x)
     shift = ax[4:8] - x  # a gain is a constant shift on the log scale, within +/- 6 dB
@@ -33,30 +32,38 @@ def test_augment_gain_shifts_log_features_and_keeps_labels() -> None:
 
 def test_augment_mixes_background_into_positives_only() -> None:
     rng = np.random.default_rng(2)
-    x = compute_batch(np.concatenate([beep_windows(3, positive=True, rng=rng),
-                                      beep_windows(3, positive=False, rng=rng)]), LOGMEL)
+    x = compute_batch(
+        np.concatenate([beep_windows(3, positive=True, rng=rng), beep_windows(3, positive=False, rng=rng)]),
+        LOGMEL,
+    )
     y = np.array([1, 1, 1, 0, 0, 0])
-    ax, _ = augment(x, y, spec=LOGMEL, background=[0], copies=1, gain_db=0.0,
-                    mix_probability=1.0, mix_level_db=(0.0, 0.0))
+    ax, _ = augment(
+        x, y, spec=LOGMEL, background=[0], copies=1, gain_db=0.0, mix_probability=1.0, mix_level_db=(0.0, 0.0)
+    )
     assert np.all(ax[6:9] >= x[:3] - 1e-5) and np.any(ax[6:9] > x[:3] + 1e-3)  # power added
     np.testing.assert_allclose(ax[9:], x[3:], atol=1e-5)  # background windows untouched
 
 
 def test_augment_linear_scale_gain_is_a_factor() -> None:
-    x = compute_batch(beep_windows(2, positive=True, rng=np.random.default_rng(3)), SPECTRUM.with_(
-        scale="linear"))
-    ax, _ = augment(x, np.array([1, 1]), spec=SPECTRUM.with_(scale="linear"), background=[0],
-                    mix_probability=0.0)
+    x = compute_batch(
+        beep_windows(2, positive=True, rng=np.random.default_rng(3)), SPECTRUM.with_(scale="linear")
+    )
+    ax, _ = augment(
+        x, np.array([1, 1]), spec=SPECTRUM.with_(scale="linear"), background=[0], mix_probability=0.0
+    )
     ratio = ax[2:] / np.maximum(x, 1e-12)
     assert np.allclose(ratio, ratio[:, :1], rtol=1e-3)
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"copies": -1}, "copies: must be an integer >= 0"),
-    ({"gain_db": -1.0}, "gain_db: must be >= 0"),
-    ({"mix_probability": 1.5}, "mix_probability: must be in"),
-    ({"mix_level_db": (5.0, -5.0)}, "mix_level_db"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"copies": -1}, "copies: must be an integer >= 0"),
+        ({"gain_db": -1.0}, "gain_db: must be >= 0"),
+        ({"mix_probability": 1.5}, "mix_probability: must be in"),
+        ({"mix_level_db": (5.0, -5.0)}, "mix_level_db"),
+    ],
+)
 def test_augment_rejects_bad_options(kwargs: dict, message: str) -> None:
     x = np.zeros((2, *LOGMEL.shape), dtype=np.float32)
     with pytest.raises(ParameterError, match=message):
@@ -70,15 +77,21 @@ def test_augment_rejects_wrong_shapes() -> None:
         augment(np.zeros((2, *LOGMEL.shape)), np.array([0]), spec=LOGMEL, background=[0])
 
 
-
-
 def test_band_limit_attenuates_only_bands_above_the_cutoff() -> None:
     from micmon.features import band_centres
 
     rng = np.random.default_rng(5)
     x = compute_batch(beep_windows(4, positive=True, rng=rng), LOGMEL)
-    ax, _ = augment(x, np.ones(4), spec=LOGMEL, background=[0], copies=1, gain_db=0.0,
-                    mix_probability=0.0, band_limit_probability=1.0)
+    ax, _ = augment(
+        x,
+        np.ones(4),
+        spec=LOGMEL,
+        background=[0],
+        copies=1,
+        gain_db=0.0,
+        mix_probability=0.0,
+        band_limit_probability=1.0,
+    )
     centres = band_centres(LOGMEL)
     low, high = centres < 3500, centres > 8000 * 0.99
     assert np.allclose(ax[4:][..., low], x[..., low], atol=1e-6)  # below any cutoff: untouched
@@ -89,8 +102,17 @@ def test_band_limit_attenuates_only_bands_above_the_cutoff() -> None:
 def test_masks_fill_a_run_of_frames_and_of_bands_with_the_mean() -> None:
     rng = np.random.default_rng(6)
     x = compute_batch(beep_windows(8, positive=True, rng=rng), LOGMEL)
-    ax, _ = augment(x, np.ones(8), spec=LOGMEL, background=[0], copies=1, gain_db=0.0,
-                    mix_probability=0.0, mask_probability=1.0, rng=3)
+    ax, _ = augment(
+        x,
+        np.ones(8),
+        spec=LOGMEL,
+        background=[0],
+        copies=1,
+        gain_db=0.0,
+        mix_probability=0.0,
+        mask_probability=1.0,
+        rng=3,
+    )
     frames, bands = LOGMEL.shape
     most = int(frames * 0.15) * bands + int(bands * 0.15) * frames  # one run of each, at most
     changed = ~np.isclose(ax[8:], x)

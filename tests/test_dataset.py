@@ -47,13 +47,13 @@ def test_writer_stores_the_original_keys_labels_and_feature_spec(tmp_path: Path)
         assert data["labels"].tolist() == ["negative", "positive"]
         assert data["cutoff_frequencies"].tolist() == [LOW, HIGH]
         spec = FeatureSpec.from_json(str(data["spec"]))
-    assert spec == FeatureSpec(sample_rate=RATE, window_seconds=WINDOW, low_freq=LOW, high_freq=HIGH,
-                               bins=BINS, scale="log")
+    assert spec == FeatureSpec(
+        sample_rate=RATE, window_seconds=WINDOW, low_freq=LOW, high_freq=HIGH, bins=BINS, scale="log"
+    )
     assert samples.dtype == np.float32
     assert samples.shape == (5, BINS)
     assert classes.tolist() == [0, 1, 1, 0, 1]
-    expected = compute_batch(np.stack([window(lb, seed=i).audio for i, lb in enumerate(labels)]),
-                             spec)
+    expected = compute_batch(np.stack([window(lb, seed=i).audio for i, lb in enumerate(labels)]), spec)
     np.testing.assert_allclose(samples, expected, rtol=1e-6)
     # The label's tone is in its band.
     assert samples[1].argmax() == int((TONE_HZ["positive"] - LOW) / (HIGH - LOW) * BINS)
@@ -122,16 +122,21 @@ def test_writer_rejects_windows_of_another_format(tmp_path: Path) -> None:
     with DatasetWriter(tmp_path / "rec.npz", LOW, HIGH, BINS) as writer:
         writer += window("negative")
         other = AudioSegment(np.zeros(RATE, dtype=np.int16), RATE, label="negative", start=3.0)
-        with pytest.raises(ParameterError, match=r"window at 3.000 s is 1 s at 16000 Hz x 1 channels, "
-                                                  r"but the dataset holds 0.5 s at 16000 Hz x 1"):
+        with pytest.raises(
+            ParameterError,
+            match=r"window at 3.000 s is 1 s at 16000 Hz x 1 channels, "
+            r"but the dataset holds 0.5 s at 16000 Hz x 1",
+        ):
             writer += other
     with pytest.raises(DatasetError, match="writer already closed"):
         writer += window("negative")
 
 
 def test_writer_rejects_bad_cutoffs(tmp_path: Path) -> None:
-    with pytest.raises(ParameterError, match=r"high_freq: 9000 Hz is above the Nyquist"), \
-            DatasetWriter(tmp_path / "rec.npz", 250, 9000, BINS) as writer:
+    with (
+        pytest.raises(ParameterError, match=r"high_freq: 9000 Hz is above the Nyquist"),
+        DatasetWriter(tmp_path / "rec.npz", 250, 9000, BINS) as writer,
+    ):
         writer += window("negative")
     assert list(tmp_path.iterdir()) == []
 
@@ -180,8 +185,11 @@ def test_scan_with_a_label_list(mixed_dir: Path) -> None:
 
 
 def test_scan_with_a_label_list_missing_a_label(mixed_dir: Path) -> None:
-    with pytest.raises(DatasetError, match=r"c_other.npz: label\(s\) 'other' are not in the label "
-                                           r"list \['negative', 'positive'\]; add them or relabel"):
+    with pytest.raises(
+        DatasetError,
+        match=r"c_other.npz: label\(s\) 'other' are not in the label "
+        r"list \['negative', 'positive'\]; add them or relabel",
+    ):
         Dataset.scan(mixed_dir, labels=["negative", "positive"])
 
 
@@ -190,8 +198,14 @@ def test_fixture_datasets_from_real_recordings(datasets_dir: Path) -> None:
     assert len(datasets) == 4
     spec = datasets[0].spec
     assert spec is not None
-    assert (spec.sample_rate, spec.window_seconds, spec.low_freq, spec.high_freq, spec.bins,
-            spec.scale) == (44100, 2.0, 250, 7500, 100, "log")
+    assert (spec.sample_rate, spec.window_seconds, spec.low_freq, spec.high_freq, spec.bins, spec.scale) == (
+        44100,
+        2.0,
+        250,
+        7500,
+        100,
+        "log",
+    )
     for i, d in enumerate(datasets):
         assert d.labels == ["negative", "positive"]
         assert d.samples.shape == (20, 100)  # 40 s in 2 s windows
@@ -206,8 +220,12 @@ def test_fixture_datasets_from_real_recordings(datasets_dir: Path) -> None:
 # -- the original format ---------------------------------------------------------------------------------
 def write_original(path: Path, n: int = 10, bins: int = 100, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
-    np.savez(path, samples=rng.random((n, bins)), classes=np.arange(n) % 2,
-             cutoff_frequencies=np.array([250, 7500]))
+    np.savez(
+        path,
+        samples=rng.random((n, bins)),
+        classes=np.arange(n) % 2,
+        cutoff_frequencies=np.array([250, 7500]),
+    )
     return path
 
 
@@ -252,8 +270,11 @@ def test_scan_refuses_mismatched_feature_specs(tmp_path: Path) -> None:
     write(tmp_path / "a.npz", ["negative"])
     with DatasetWriter(tmp_path / "b.npz", LOW, HIGH, 40) as writer:
         writer += window("positive")
-    with pytest.raises(DatasetError, match=r"b.npz: computed with different features than a.npz "
-                                           r"\(bins 40 vs 20\); regenerate the datasets"):
+    with pytest.raises(
+        DatasetError,
+        match=r"b.npz: computed with different features than a.npz "
+        r"\(bins 40 vs 20\); regenerate the datasets",
+    ):
         Dataset.scan(tmp_path)
 
 
@@ -274,11 +295,18 @@ def test_load_errors(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match=r"junk.npz: not a micmon dataset"):
         Dataset.scan(tmp_path)
     np.savez(tmp_path / "half.npz", samples=np.zeros((2, 5)))
-    with pytest.raises(DatasetError, match=r"half.npz: not a micmon dataset, the 'classes' array is "
-                                           r"missing"):
+    with pytest.raises(
+        DatasetError,
+        match=r"half.npz: not a micmon dataset, the 'classes' array is "
+        r"missing",
+    ):
         Dataset.load(tmp_path / "half.npz")
-    np.savez(tmp_path / "spec.npz", samples=np.zeros((1, 5)), classes=np.array([0]),
-             spec=np.array(json.dumps({"bins": -1})))
+    np.savez(
+        tmp_path / "spec.npz",
+        samples=np.zeros((1, 5)),
+        classes=np.array([0]),
+        spec=np.array(json.dumps({"bins": -1})),
+    )
     with pytest.raises(DatasetError, match=r"spec.npz: bad feature spec: bins"):
         Dataset.load(tmp_path / "spec.npz")
 
@@ -309,8 +337,7 @@ def recordings(n: int = 4, windows: int = 10) -> list[Dataset]:
     for r in range(n):
         samples = np.zeros((windows, 3), dtype=np.float32)
         samples[:, 0] = r
-        out.append(Dataset(samples, np.arange(windows) % 2, labels=["negative", "positive"],
-                           name=f"rec{r}"))
+        out.append(Dataset(samples, np.arange(windows) % 2, labels=["negative", "positive"], name=f"rec{r}"))
     return out
 
 
@@ -339,8 +366,11 @@ def test_combine_errors() -> None:
     with pytest.raises(DatasetError, match="no datasets to combine"):
         Dataset.combine([])
     other = Dataset(np.zeros((2, 3)), np.array([0, 1]), labels=["a", "b"], name="odd")
-    with pytest.raises(DatasetError, match=r"odd: labels \['a', 'b'\] differ from rec0's "
-                                           r"\['negative', 'positive'\]; load them with Dataset.scan"):
+    with pytest.raises(
+        DatasetError,
+        match=r"odd: labels \['a', 'b'\] differ from rec0's "
+        r"\['negative', 'positive'\]; load them with Dataset.scan",
+    ):
         Dataset.combine([*recordings(1), other])
     with pytest.raises(ParameterError, match="validation_split"):
         Dataset.combine(recordings(), validation_split=-0.1)

@@ -51,8 +51,9 @@ def test_require_keras_without_tensorflow(no_tensorflow: None) -> None:
 
 def test_keras_that_cannot_import_tensorflow() -> None:
     """Keras installed without TensorFlow fails on the backend import; same message."""
-    error = missing_dependency(ModuleNotFoundError("No module named 'tensorflow'",
-                                                   name="tensorflow"), purpose="training")
+    error = missing_dependency(
+        ModuleNotFoundError("No module named 'tensorflow'", name="tensorflow"), purpose="training"
+    )
     assert error is not None
     _check(error, "training needs TensorFlow, which is not installed", TRAIN)
 
@@ -62,14 +63,17 @@ def test_unknown_modules_are_not_mapped() -> None:
     assert missing_dependency(ImportError("no name")) is None
 
 
-def test_model_building_and_fitting_without_tensorflow(no_tensorflow: None,
-                                                       trained_model_dir: Path) -> None:
+def test_model_building_and_fitting_without_tensorflow(no_tensorflow: None, trained_model_dir: Path) -> None:
     from micmon.model import Model
     from micmon.model.networks import cnn_layers, count_params, dense_layers
 
     spec = FeatureSpec(feature="logmel")
-    for build in (lambda: dense_layers(spec, 2), lambda: cnn_layers(spec, 2),
-                  lambda: count_params([]), lambda: Model(["layer"], ["a", "b"])):
+    for build in (
+        lambda: dense_layers(spec, 2),
+        lambda: cnn_layers(spec, 2),
+        lambda: count_params([]),
+        lambda: Model(["layer"], ["a", "b"]),
+    ):
         with pytest.raises(MissingDependencyError) as info:
             build()
         _check(info.value, TRAIN)

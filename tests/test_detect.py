@@ -33,12 +33,26 @@ def _scores(pos: list[float]) -> np.ndarray:
     return np.stack([1 - p, p], axis=1)
 
 
-def _run(pos: list[float], settings: DetectorSettings | None = None, *, window: float = 1.0,
-         hop: float | None = None, levels: list[float] | None = None) -> list[Event]:
+def _run(
+    pos: list[float],
+    settings: DetectorSettings | None = None,
+    *,
+    window: float = 1.0,
+    hop: float | None = None,
+    levels: list[float] | None = None,
+) -> list[Event]:
     hop_s = window if hop is None else hop
     times = np.arange(len(pos)) * hop_s
-    return detect(_scores(pos), times, LABELS, settings, window_seconds=window, hop_seconds=hop,
-                  levels_dbfs=levels, origin=ORIGIN)
+    return detect(
+        _scores(pos),
+        times,
+        LABELS,
+        settings,
+        window_seconds=window,
+        hop_seconds=hop,
+        levels_dbfs=levels,
+        origin=ORIGIN,
+    )
 
 
 def test_single_event_start_end_and_stats() -> None:
@@ -116,8 +130,9 @@ def test_per_label_thresholds_and_targets() -> None:
     labels = ("negative", "cry", "bark")
     scores = np.array([[0.2, 0.6, 0.2], [0.1, 0.2, 0.7], [1.0, 0.0, 0.0]])
     times = [0.0, 1.0, 2.0]
-    events = detect(scores, times, labels, DetectorSettings(thresholds={"cry": 0.5, "bark": 0.8}),
-                    window_seconds=1.0)
+    events = detect(
+        scores, times, labels, DetectorSettings(thresholds={"cry": 0.5, "bark": 0.8}), window_seconds=1.0
+    )
     assert [(e.kind, e.label) for e in events] == [("start", "cry"), ("end", "cry")]
     events = detect(scores, times, labels, DetectorSettings(threshold=0.5), window_seconds=1.0)
     assert {e.label for e in events} == {"cry", "bark"}
@@ -143,17 +158,15 @@ def test_events_do_not_depend_on_chunking(seed: int) -> None:
     rng = np.random.default_rng(seed)
     pos = np.clip(np.repeat(rng.random(60) > 0.7, 4) * 0.8 + rng.normal(0, 0.15, 240), 0, 1)
     scores, times = _scores(list(pos)), np.arange(240) * 0.25
-    settings = DetectorSettings(threshold=0.6, k=2, n=3, m=2, min_event_seconds=0.5,
-                                cooldown_seconds=1.0)
-    reference = detect(scores, times, LABELS, settings, window_seconds=1.0, hop_seconds=0.25,
-                       origin=ORIGIN)
+    settings = DetectorSettings(threshold=0.6, k=2, n=3, m=2, min_event_seconds=0.5, cooldown_seconds=1.0)
+    reference = detect(scores, times, LABELS, settings, window_seconds=1.0, hop_seconds=0.25, origin=ORIGIN)
     assert len(reference) >= 4
     detector = Detector(LABELS, settings, window_seconds=1.0, hop_seconds=0.25, origin=ORIGIN)
     chunked: list[Event] = []
     i = 0
     while i < len(times):
         size = int(rng.integers(1, 17))
-        chunked += detector.process(scores[i:i + size], times[i:i + size])
+        chunked += detector.process(scores[i : i + size], times[i : i + size])
         i += size
     chunked += detector.finish()
     assert chunked == reference
@@ -164,17 +177,20 @@ def test_settings_round_trip() -> None:
     assert DetectorSettings.from_dict(json.loads(json.dumps(settings.to_dict()))) == settings
 
 
-@pytest.mark.parametrize(("changes", "message"), [
-    ({"threshold": 0.0}, "threshold: must be a score in"),
-    ({"threshold": 1.5}, "threshold: must be a score in"),
-    ({"thresholds": {"positive": "high"}}, "thresholds.positive"),
-    ({"k": 0}, "k: must be an integer"),
-    ({"k": 3, "n": 2}, "k: 3 windows"),
-    ({"m": 1.5}, "m: must be an integer"),
-    ({"min_event_seconds": -1}, "min_event_seconds"),
-    ({"cooldown_seconds": float("nan")}, "cooldown_seconds"),
-    ({"min_dbfs": 3}, "min_dbfs"),
-])
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"threshold": 0.0}, "threshold: must be a score in"),
+        ({"threshold": 1.5}, "threshold: must be a score in"),
+        ({"thresholds": {"positive": "high"}}, "thresholds.positive"),
+        ({"k": 0}, "k: must be an integer"),
+        ({"k": 3, "n": 2}, "k: 3 windows"),
+        ({"m": 1.5}, "m: must be an integer"),
+        ({"min_event_seconds": -1}, "min_event_seconds"),
+        ({"cooldown_seconds": float("nan")}, "cooldown_seconds"),
+        ({"min_dbfs": 3}, "min_dbfs"),
+    ],
+)
 def test_bad_settings(changes: dict, message: str) -> None:
     with pytest.raises(ParameterError, match=message):
         DetectorSettings(**changes)
@@ -212,8 +228,9 @@ def test_explicit_threshold_beats_calibrated_thresholds() -> None:
     detector = Detector(LABELS3, settings, window_seconds=1.0)
     assert detector.thresholds == {"cry": 0.9, "alarm": 0.9}
     assert (settings.k, settings.n) == (2, 3)  # what was not given explicitly stays calibrated
-    explicit = model_settings({"detector": calibrated}, LABELS3,
-                              overrides={"threshold": 0.9, "thresholds": {"cry": 0.6}, "k": None})
+    explicit = model_settings(
+        {"detector": calibrated}, LABELS3, overrides={"threshold": 0.9, "thresholds": {"cry": 0.6}, "k": None}
+    )
     assert Detector(LABELS3, explicit, window_seconds=1.0).thresholds == {"cry": 0.6}
 
 
@@ -233,8 +250,7 @@ def test_model_hop_rule() -> None:
 
 def test_detections_pair_each_event_with_its_report_time() -> None:
     scores = np.array([[0.1, 0.9]] * 3 + [[0.9, 0.1]] * 2)
-    found = detections(scores, np.arange(5) * 0.5, ["negative", "alarm"], window_seconds=1.0,
-                       hop_seconds=0.5)
+    found = detections(scores, np.arange(5) * 0.5, ["negative", "alarm"], window_seconds=1.0, hop_seconds=0.5)
     assert len(found) == 1
     assert found[0].label == "alarm"
     assert found[0].reported == pytest.approx(1.0)  # the end of the first window above
@@ -246,14 +262,16 @@ def test_hysteresis_keeps_one_long_sound_one_event() -> None:
     scores = [0.1, 0.9, 0.8, 0.4, 0.9, 0.4, 0.4, 0.85, 0.9, 0.1, 0.1]
     rows = np.array([[1 - s, s] for s in scores])
     times = np.arange(len(scores)) * 1.0
-    flicker = detect(rows, times, ["negative", "alarm"], DetectorSettings(threshold=0.6),
-                     window_seconds=1.0)
-    held = detect(rows, times, ["negative", "alarm"], DetectorSettings(threshold=0.6, hold=0.5),
-                  window_seconds=1.0)
+    flicker = detect(rows, times, ["negative", "alarm"], DetectorSettings(threshold=0.6), window_seconds=1.0)
+    held = detect(
+        rows, times, ["negative", "alarm"], DetectorSettings(threshold=0.6, hold=0.5), window_seconds=1.0
+    )
     assert len(_ends(flicker)) == 3  # start, end, start, end, start, end
     assert [(e.kind, e.start, e.end) for e in held] == [("start", 1.0, None), ("end", 1.0, 9.0)]
     with pytest.raises(ParameterError, match=r"hold: must be a share of the threshold in \(0, 1\]"):
         DetectorSettings(hold=0.0)
+
+
 def test_digital_silence_and_near_silence_never_start_an_event() -> None:
     from micmon.detect import SILENCE_DBFS
 

@@ -34,8 +34,14 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 # -- generated audio -------------------------------------------------------------------------------
-def write_recording(folder: Path, *, seconds: float, beeps: list[tuple[float, float]],
-                    labelled: list[tuple[float, float]], seed: int = 0) -> Path:
+def write_recording(
+    folder: Path,
+    *,
+    seconds: float,
+    beeps: list[tuple[float, float]],
+    labelled: list[tuple[float, float]],
+    seed: int = 0,
+) -> Path:
     """Write folder/audio.wav (noise, 3 kHz beeps at `beeps`) and labels.json (`labelled` positive)."""
     rng = np.random.default_rng(seed)
     n = int(seconds * RATE)
@@ -79,15 +85,23 @@ class BeepScorer:
 def known_events(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One 60 s recording: a detected event, a missed (silent) event, and an unlabelled beep."""
     root = tmp_path_factory.mktemp("evaluate")
-    write_recording(root / "rec1", seconds=60.0,
-                    beeps=[(10.0, 16.0), (40.0, 41.0)],  # 40-41 s is not labelled: a false alarm
-                    labelled=[(10.0, 16.0), (25.0, 31.0)])  # 25-31 s has no beep: missed
+    write_recording(
+        root / "rec1",
+        seconds=60.0,
+        beeps=[(10.0, 16.0), (40.0, 41.0)],  # 40-41 s is not labelled: a false alarm
+        labelled=[(10.0, 16.0), (25.0, 31.0)],
+    )  # 25-31 s has no beep: missed
     return root
 
 
 # -- pure metrics ----------------------------------------------------------------------------------
-def _scores(duration: float, hop: float, window: float, high: list[tuple[float, float]],
-            runs: list[tuple[float, float]]) -> RecordingScores:
+def _scores(
+    duration: float,
+    hop: float,
+    window: float,
+    high: list[tuple[float, float]],
+    runs: list[tuple[float, float]],
+) -> RecordingScores:
     times = np.arange(0.0, duration - window + 1e-9, hop)
     centre = times + window / 2
     positive = np.where([any(a <= c < b for a, b in high) for c in centre], 0.9, 0.1)
@@ -97,9 +111,19 @@ def _scores(duration: float, hop: float, window: float, high: list[tuple[float, 
     ends = [s.start for s in segs[1:]] + [None]
     segs = [LabelSegment(s.start, e, s.label) for s, e in zip(segs, ends, strict=True)]
     truth = ["positive" if any(a <= c < b for a, b in runs) else "negative" for c in centre]
-    return RecordingScores("synthetic", "/nowhere", LABELS, window, hop, duration, times,
-                           np.stack([1 - positive, positive], axis=1), np.full(len(times), -20.0),
-                           truth, label_runs(segs, duration))
+    return RecordingScores(
+        "synthetic",
+        "/nowhere",
+        LABELS,
+        window,
+        hop,
+        duration,
+        times,
+        np.stack([1 - positive, positive], axis=1),
+        np.full(len(times), -20.0),
+        truth,
+        label_runs(segs, duration),
+    )
 
 
 def test_label_runs_merges_and_clips() -> None:
@@ -124,16 +148,30 @@ def test_measure_counts_found_missed_and_false_alarms() -> None:
 
 def test_measure_delay_is_never_negative() -> None:
     rec = _scores(30.0, 1.0, 2.0, high=[(5, 20)], runs=[(8, 20)])
-    event = Event(kind="end", label="positive", start=5.0, end=20.0, confidence=0.9, peak=0.9,
-                  mean=0.9, windows=10, origin=datetime(2000, 1, 1, tzinfo=timezone.utc))
+    event = Event(
+        kind="end",
+        label="positive",
+        start=5.0,
+        end=20.0,
+        confidence=0.9,
+        peak=0.9,
+        mean=0.9,
+        windows=10,
+        origin=datetime(2000, 1, 1, tzinfo=timezone.utc),
+    )
     m = measure(rec, [Detection(event, reported=6.0)], ("positive",))
     assert m.found == 1 and m.delays == [0.0] and m.false_alarms == 0
 
 
 def test_calibration_meets_its_budget_and_prefers_recall() -> None:
     # a long negative stretch with short score blips (false alarms at k=1) and two real events
-    rec = _scores(3600.0, 1.0, 2.0, high=[(100, 110), (200, 210), (500, 501), (900, 901),
-                                           (1500, 1501)], runs=[(100, 110), (200, 210)])
+    rec = _scores(
+        3600.0,
+        1.0,
+        2.0,
+        high=[(100, 110), (200, 210), (500, 501), (900, 901), (1500, 1501)],
+        runs=[(100, 110), (200, 210)],
+    )
     loose = evaluate_scores([rec], DetectorSettings()).overall
     assert loose.false_alarms == 3
     cal = calibrate([rec], max_false_alarms_per_hour=1.0)
@@ -166,8 +204,7 @@ def test_calibration_rejects_bad_budget() -> None:
 
 # -- through real audio (ffmpeg windows, Detector) -------------------------------------------------
 def test_evaluate_known_events_by_number(known_events: Path) -> None:
-    report = evaluate(known_events, BeepScorer(), settings=DetectorSettings(threshold=0.5),
-                      hop=0.5)
+    report = evaluate(known_events, BeepScorer(), settings=DetectorSettings(threshold=0.5), hop=0.5)
     m = report.overall
     assert (m.runs, m.found, m.runs - m.found, m.false_alarms) == (2, 1, 1, 1)
     assert m.detected == 2
@@ -205,8 +242,9 @@ def test_plots_are_pngs(known_events: Path, tmp_path: Path) -> None:
     pytest.importorskip("matplotlib")
     rec = score_recording(known_events / "rec1", BeepScorer(), hop=0.5)
     report = evaluate_scores([rec], DetectorSettings())
-    cal = calibrate([rec], max_false_alarms_per_hour=100.0, thresholds=(0.5, 0.9), kn=((1, 1),),
-                    m_values=(1,))
+    cal = calibrate(
+        [rec], max_false_alarms_per_hour=100.0, thresholds=(0.5, 0.9), kn=((1, 1),), m_values=(1,)
+    )
     paths = plot_report(report, tmp_path / "plots", calibration=cal)
     assert [p.name for p in paths] == ["rec1.png", "tradeoff.png"]
     for p in paths:

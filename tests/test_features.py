@@ -24,8 +24,7 @@ LOW, HIGH, BINS = 250.0, 7500.0, 100
 TONES = (260.0, 1000.0, 2900.0, 5000.0, 7490.0)
 
 
-def tone(freq: float, seconds: float, rate: int, *, amplitude: float = 0.5,
-         phase: float = 0.0) -> np.ndarray:
+def tone(freq: float, seconds: float, rate: int, *, amplitude: float = 0.5, phase: float = 0.0) -> np.ndarray:
     """A float32 sine of `freq` Hz."""
     t = np.arange(int(round(seconds * rate))) / rate
     return (amplitude * np.sin(2 * np.pi * freq * t + phase)).astype(np.float32)
@@ -40,8 +39,9 @@ def band_of(freq: float, low: float = LOW, high: float = HIGH, bins: int = BINS)
 
 
 def spec_for(rate: int, window: float, **kw: object) -> FeatureSpec:
-    options: dict[str, object] = dict(sample_rate=rate, window_seconds=window, low_freq=LOW,
-                                      high_freq=HIGH, bins=BINS)
+    options: dict[str, object] = dict(
+        sample_rate=rate, window_seconds=window, low_freq=LOW, high_freq=HIGH, bins=BINS
+    )
     options.update(kw)
     return FeatureSpec(**options)  # type: ignore[arg-type]
 
@@ -123,8 +123,7 @@ def test_a_gain_change_moves_log_features_by_a_constant() -> None:
 def test_linear_scale_scales_with_gain() -> None:
     x = tone(2000.0, 1.0, 22050)
     spec = spec_for(22050, 1.0, scale="linear")
-    np.testing.assert_allclose(compute(0.5 * x, spec), 0.5 * compute(x, spec), rtol=1e-4,
-                               atol=1e-12)
+    np.testing.assert_allclose(compute(0.5 * x, spec), 0.5 * compute(x, spec), rtol=1e-4, atol=1e-12)
 
 
 def test_int16_and_float_inputs_agree() -> None:
@@ -185,8 +184,9 @@ def mel_band_edges(low: float, high: float, bands: int) -> np.ndarray:
 
 @pytest.mark.parametrize("rate", [16000, 44100])
 def test_logmel_shape_and_tone_placement(rate: int) -> None:
-    spec = FeatureSpec(sample_rate=rate, window_seconds=1.0, low_freq=50, high_freq=7000,
-                       feature="logmel", mel_bands=40)
+    spec = FeatureSpec(
+        sample_rate=rate, window_seconds=1.0, low_freq=50, high_freq=7000, feature="logmel", mel_bands=40
+    )
     frame = int(round(0.025 * rate))
     hop = int(round(0.010 * rate))
     assert spec.shape == (1 + (rate - frame) // hop, 40)
@@ -196,7 +196,7 @@ def test_logmel_shape_and_tone_placement(rate: int) -> None:
         assert features.shape == spec.shape
         peak = int(features.mean(axis=0).argmax())
         # The peak band's triangle (left edge .. right edge) covers f.
-        assert edges[peak] <= f <= edges[peak + 2], (f, peak, edges[peak:peak + 3])
+        assert edges[peak] <= f <= edges[peak + 2], (f, peak, edges[peak : peak + 3])
         # Every frame sees the same steady tone.
         assert (features.argmax(axis=1) == peak).mean() > 0.95
 
@@ -204,8 +204,9 @@ def test_logmel_shape_and_tone_placement(rate: int) -> None:
 def test_logmel_level_does_not_depend_on_window_length() -> None:
     levels = []
     for window in (0.5, 1.0, 2.0):
-        spec = FeatureSpec(sample_rate=16000, window_seconds=window, low_freq=50, high_freq=7000,
-                           feature="logmel")
+        spec = FeatureSpec(
+            sample_rate=16000, window_seconds=window, low_freq=50, high_freq=7000, feature="logmel"
+        )
         levels.append(float(compute(tone(1000.0, window, 16000), spec).max(axis=1).mean()))
     np.testing.assert_allclose(levels, levels[0], atol=0.005)
 
@@ -215,8 +216,15 @@ def test_logmel_level_does_not_depend_on_window_length() -> None:
 @pytest.mark.parametrize("scale", ["log", "linear"])
 def test_compute_batch_equals_per_window_compute(feature: str, scale: str) -> None:
     rng = np.random.default_rng(3)
-    spec = FeatureSpec(sample_rate=16000, window_seconds=0.5, low_freq=100, high_freq=7000,
-                       bins=50, scale=scale, feature=feature)  # type: ignore[arg-type]
+    spec = FeatureSpec(
+        sample_rate=16000,
+        window_seconds=0.5,
+        low_freq=100,
+        high_freq=7000,
+        bins=50,
+        scale=scale,
+        feature=feature,
+    )  # type: ignore[arg-type]
     windows = as_int16(0.2 * rng.standard_normal((5, spec.window_samples)))
     batch = compute_batch(windows, spec)
     assert batch.shape == (5, *spec.shape)
@@ -228,8 +236,15 @@ def test_compute_batch_equals_per_window_compute(feature: str, scale: str) -> No
 
 # -- FeatureSpec ---------------------------------------------------------------------------------------
 def test_spec_round_trips_through_json() -> None:
-    spec = FeatureSpec(sample_rate=22050, window_seconds=1.5, low_freq=100, high_freq=9000,
-                       bins=64, scale="linear", hop_seconds=0.5)
+    spec = FeatureSpec(
+        sample_rate=22050,
+        window_seconds=1.5,
+        low_freq=100,
+        high_freq=9000,
+        bins=64,
+        scale="linear",
+        hop_seconds=0.5,
+    )
     assert FeatureSpec.from_json(spec.to_json()) == spec
     assert FeatureSpec.from_dict({**spec.to_dict(), "future_key": 1}) == spec
     assert spec.window_samples == 33075
@@ -244,8 +259,7 @@ def test_bins_up_to_the_fft_resolution_are_accepted_and_beyond_refused(rate: int
     resolution = rate / int(round(window * rate))
     most = int((high - low) // resolution)
     for bins in (most - 1, most):  # the limit the error message recommends must work too
-        spec = FeatureSpec(sample_rate=rate, window_seconds=window, low_freq=low, high_freq=high,
-                           bins=bins)
+        spec = FeatureSpec(sample_rate=rate, window_seconds=window, low_freq=low, high_freq=high, bins=bins)
         row = compute(tone(1000.0, window, rate), spec)
         assert row.shape == (bins,)
         assert np.isfinite(row).all()
@@ -254,8 +268,9 @@ def test_bins_up_to_the_fft_resolution_are_accepted_and_beyond_refused(rate: int
 
 
 def test_the_most_bins_validate_allows_can_be_computed() -> None:
-    spec = FeatureSpec(sample_rate=16000, window_seconds=0.5, low_freq=LOW, high_freq=HIGH,
-                       bins=3625)  # the limit the error message recommends ("use at most 3625")
+    spec = FeatureSpec(
+        sample_rate=16000, window_seconds=0.5, low_freq=LOW, high_freq=HIGH, bins=3625
+    )  # the limit the error message recommends ("use at most 3625")
     row = compute(tone(1000.0, 0.5, 16000), spec)
     assert row.shape == (3625,)
 
@@ -266,10 +281,16 @@ def test_the_most_bins_validate_allows_can_be_computed() -> None:
         (dict(low_freq=7500, high_freq=250), r"low_freq \(7500 Hz\) must be below high_freq \(250 Hz\)"),
         (dict(low_freq=1000, high_freq=1000), r"low_freq \(1000 Hz\) must be below high_freq"),
         (dict(low_freq=-5), r"low_freq: must be >= 0 Hz, got -5"),
-        (dict(high_freq=9000), r"high_freq: 9000 Hz is above the Nyquist frequency \(8000 Hz\) of "
-                               r"a 16000 Hz sample rate"),
-        (dict(bins=5000), r"bins: 5000 bands of 250-7500 Hz are narrower than the 2 Hz FFT "
-                          r"resolution of a 0.5 s window; use at most 3625 bins"),
+        (
+            dict(high_freq=9000),
+            r"high_freq: 9000 Hz is above the Nyquist frequency \(8000 Hz\) of "
+            r"a 16000 Hz sample rate",
+        ),
+        (
+            dict(bins=5000),
+            r"bins: 5000 bands of 250-7500 Hz are narrower than the 2 Hz FFT "
+            r"resolution of a 0.5 s window; use at most 3625 bins",
+        ),
         (dict(bins=0), r"bins: must be a positive integer, got 0"),
         (dict(scale="db"), r"scale: must be one of log, linear, got 'db'"),
         (dict(feature="mfcc"), r"feature: must be one of spectrum, logmel, got 'mfcc'"),
@@ -277,16 +298,21 @@ def test_the_most_bins_validate_allows_can_be_computed() -> None:
         (dict(sample_rate=16000.0), r"sample_rate: must be a positive integer"),
         (dict(channels=0), r"channels: must be a positive integer, got 0"),
         (dict(window_seconds=0), r"window_seconds: must be > 0 seconds, got 0"),
-        (dict(hop_seconds=-1), r"hop_seconds: seconds between window starts must be > 0 and at most the window"),
+        (
+            dict(hop_seconds=-1),
+            r"hop_seconds: seconds between window starts must be > 0 and at most the window",
+        ),
         (dict(feature="logmel", mel_bands=0), r"mel_bands: must be a positive integer, got 0"),
         (dict(feature="logmel", frame_seconds=1.0), r"frame_seconds: must be > 0 and <= the window"),
         (dict(feature="logmel", frame_seconds=0.0005), r"frame_seconds: 0.0005 s is under 16 samples"),
     ],
 )
-def test_bad_specs_are_rejected_with_the_parameter_and_value(options: dict[str, object],
-                                                             pattern: str) -> None:
-    base: dict[str, object] = dict(sample_rate=16000, window_seconds=0.5, low_freq=LOW,
-                                   high_freq=HIGH, bins=BINS)
+def test_bad_specs_are_rejected_with_the_parameter_and_value(
+    options: dict[str, object], pattern: str
+) -> None:
+    base: dict[str, object] = dict(
+        sample_rate=16000, window_seconds=0.5, low_freq=LOW, high_freq=HIGH, bins=BINS
+    )
     base.update(options)
     with pytest.raises(ParameterError, match=pattern) as caught:
         FeatureSpec(**base)  # type: ignore[arg-type]
@@ -296,9 +322,12 @@ def test_bad_specs_are_rejected_with_the_parameter_and_value(options: dict[str, 
 
 def test_wrong_window_length_names_the_fix() -> None:
     spec = spec_for(16000, 1.0)
-    with pytest.raises(ParameterError, match=r"window: got 8000 samples, the feature spec wants 16000 "
-                                             r"\(1 s at 16000 Hz\); read the audio with "
-                                             r"window_seconds=1 and sample_rate=16000"):
+    with pytest.raises(
+        ParameterError,
+        match=r"window: got 8000 samples, the feature spec wants 16000 "
+        r"\(1 s at 16000 Hz\); read the audio with "
+        r"window_seconds=1 and sample_rate=16000",
+    ):
         compute(np.zeros(8000, dtype=np.int16), spec)
 
 
@@ -315,8 +344,7 @@ def test_parameter_error_carries_the_value() -> None:
 
 @pytest.mark.parametrize("hop_seconds", [0.25, 0.5, 0.30375, 1.0])
 @pytest.mark.parametrize("batch", [1, 3, 16])
-def test_window_features_reuse_frames_and_equal_per_window_features(hop_seconds: float,
-                                                                    batch: int) -> None:
+def test_window_features_reuse_frames_and_equal_per_window_features(hop_seconds: float, batch: int) -> None:
     from micmon.features import WindowFeatures
 
     spec = FeatureSpec(sample_rate=16000, window_seconds=1.0, high_freq=8000.0, feature="logmel")
@@ -324,10 +352,11 @@ def test_window_features_reuse_frames_and_equal_per_window_features(hop_seconds:
     audio = (rng.standard_normal(16000 * 6) * 3000).astype(np.int16)
     hop = int(hop_seconds * 16000)
     starts = np.arange(0, len(audio) - spec.window_samples + 1, hop)
-    windows = np.stack([audio[s:s + spec.window_samples] for s in starts])
+    windows = np.stack([audio[s : s + spec.window_samples] for s in starts])
     stream = WindowFeatures(spec)
-    parts = [stream.compute(windows[i:i + batch], starts[i:i + batch])
-             for i in range(0, len(starts), batch)]
+    parts = [
+        stream.compute(windows[i : i + batch], starts[i : i + batch]) for i in range(0, len(starts), batch)
+    ]
     assert np.allclose(np.concatenate(parts), compute_batch(windows, spec), atol=1e-5)
     shared = hop % spec.frame_hop_samples == 0
     distinct = len(np.unique(starts[:, None] + np.arange(spec.frames) * spec.frame_hop_samples))
@@ -342,5 +371,4 @@ def test_window_features_of_spectrum_specs_are_per_window() -> None:
 
     spec = FeatureSpec(sample_rate=16000, window_seconds=1.0, high_freq=8000.0, bins=20)
     windows = (np.random.default_rng(1).standard_normal((3, 16000)) * 1000).astype(np.int16)
-    assert np.allclose(WindowFeatures(spec).compute(windows, [0, 4000, 8000]),
-                       compute_batch(windows, spec))
+    assert np.allclose(WindowFeatures(spec).compute(windows, [0, 4000, 8000]), compute_batch(windows, spec))

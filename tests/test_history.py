@@ -25,12 +25,32 @@ from micmon.history import (
 NOW = datetime(2026, 5, 6, 12, 0, 0, tzinfo=timezone.utc)
 
 
-def _pair(label: str, start: float, seconds: float = 4.0, *, origin: datetime = NOW,
-          clip: str | None = None) -> tuple[Event, Event]:
-    begin = Event(kind="start", label=label, start=start, end=None, confidence=0.8, peak=0.8,
-                  mean=0.8, windows=2, origin=origin)
-    end = Event(kind="end", label=label, start=start, end=start + seconds, confidence=0.1,
-                peak=0.97, mean=0.9, windows=9, origin=origin, clip=clip)
+def _pair(
+    label: str, start: float, seconds: float = 4.0, *, origin: datetime = NOW, clip: str | None = None
+) -> tuple[Event, Event]:
+    begin = Event(
+        kind="start",
+        label=label,
+        start=start,
+        end=None,
+        confidence=0.8,
+        peak=0.8,
+        mean=0.8,
+        windows=2,
+        origin=origin,
+    )
+    end = Event(
+        kind="end",
+        label=label,
+        start=start,
+        end=start + seconds,
+        confidence=0.1,
+        peak=0.97,
+        mean=0.9,
+        windows=9,
+        origin=origin,
+        clip=clip,
+    )
     return begin, end
 
 
@@ -67,8 +87,11 @@ def test_query_filters_order_and_limit(tmp_path: Path) -> None:
         for event in _pair(label, 100.0 * i):
             store.record(event)
     assert [e.label for e in store.query()] == ["cry", "cry", "bark", "cry"]  # newest first
-    assert [e.start - NOW.timestamp() for e in store.query(label="cry", newest_first=False)] \
-        == [0.0, 200.0, 300.0]
+    assert [e.start - NOW.timestamp() for e in store.query(label="cry", newest_first=False)] == [
+        0.0,
+        200.0,
+        300.0,
+    ]
     since = NOW.timestamp() + 150
     assert len(store.query(since=since)) == 2
     assert len(store.query(since=since, until=since + 100)) == 1

@@ -33,36 +33,61 @@ def broker() -> Iterator[MosquittoBroker]:
 
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_recording(tmp_path_factory.mktemp("ha") / "r", seconds=12.0, events=[(3.0, 8.0)],
-                          fmt="wav", seed=9) / "audio.wav"
+    return (
+        make_recording(
+            tmp_path_factory.mktemp("ha") / "r", seconds=12.0, events=[(3.0, 8.0)], fmt="wav", seed=9
+        )
+        / "audio.wav"
+    )
 
 
 def _configs(sub: Subscriber) -> dict[str, dict]:
-    return {m.topic: json.loads(m.payload) for m in sub.messages
-            if m.topic.startswith("homeassistant/") and m.payload}
+    return {
+        m.topic: json.loads(m.payload)
+        for m in sub.messages
+        if m.topic.startswith("homeassistant/") and m.payload
+    }
 
 
 def test_monitor_announces_every_entity_but_none_for_the_background(
-        broker: MosquittoBroker, trained_model_dir: Path, recording: Path, tmp_path: Path) -> None:
+    broker: MosquittoBroker, trained_model_dir: Path, recording: Path, tmp_path: Path
+) -> None:
     (tmp_path / "micmon.yaml").write_text(
         "monitor:\n  hop: 0.5\n  threshold: 0.6\n  k: 2\n  n: 3\n  m: 2\n  actions:\n"
-        f"    - type: mqtt\n      broker: {broker.url}\n")
+        f"    - type: mqtt\n      broker: {broker.url}\n"
+    )
     env = {k: v for k, v in os.environ.items() if k != "MICMON_CONFIG"}
     env.update(MICMON_NO_LIVE="1", HOME=str(tmp_path))
     node = default_node_id()
     with Subscriber(broker, "homeassistant/#", f"micmon/{node}/#") as sub:
-        proc = subprocess.run([MICMON, "--config", str(tmp_path / "micmon.yaml"), "monitor",
-                               "--model", str(trained_model_dir), "--input", str(recording),
-                               "--fast", "--json"], env=env, capture_output=True, text=True,
-                              timeout=120, check=False)
+        proc = subprocess.run(
+            [
+                MICMON,
+                "--config",
+                str(tmp_path / "micmon.yaml"),
+                "monitor",
+                "--model",
+                str(trained_model_dir),
+                "--input",
+                str(recording),
+                "--fast",
+                "--json",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
         assert proc.returncode == 0, proc.stderr
-        sub.wait_for(lambda m: m.topic == f"micmon/{node}/availability"
-                     and m.payload == "offline")
+        sub.wait_for(lambda m: m.topic == f"micmon/{node}/availability" and m.payload == "offline")
         sub.wait_for(lambda m: m.topic == f"micmon/{node}/detection")
     configs = _configs(sub)
-    assert set(configs) == {f"homeassistant/binary_sensor/{node}/positive/config",
-                            f"homeassistant/event/{node}/detection/config",
-                            f"homeassistant/sensor/{node}/input_level/config"}
+    assert set(configs) == {
+        f"homeassistant/binary_sensor/{node}/positive/config",
+        f"homeassistant/event/{node}/detection/config",
+        f"homeassistant/sensor/{node}/input_level/config",
+    }
     assert not any("negative" in topic for topic in configs)  # the background label
     sensor = configs[f"homeassistant/binary_sensor/{node}/positive/config"]
     event = configs[f"homeassistant/event/{node}/detection/config"]
@@ -76,15 +101,15 @@ def test_monitor_announces_every_entity_but_none_for_the_background(
         assert config["origin"]["name"] == "micmon" and config["origin"]["sw_version"]
         assert config["device"]["identifiers"] == [f"micmon_{node}"]
         assert config["availability_topic"] == f"micmon/{node}/availability"
-    (fired,) = [json.loads(m.payload) for m in sub.messages
-                if m.topic == f"micmon/{node}/detection"]
+    (fired,) = [json.loads(m.payload) for m in sub.messages if m.topic == f"micmon/{node}/detection"]
     assert fired["event_type"] == "positive" and fired["event"] == "start"
     levels = [float(m.payload) for m in sub.messages if m.topic == f"micmon/{node}/level"]
     assert levels and all(-100 < v <= 0 for v in levels)
 
 
-def test_availability_follows_the_capture(broker: MosquittoBroker, trained_model_dir: Path,
-                                          tmp_path: Path) -> None:
+def test_availability_follows_the_capture(
+    broker: MosquittoBroker, trained_model_dir: Path, tmp_path: Path
+) -> None:
     from micmon.model import Model
 
     model = Model.load(trained_model_dir)
@@ -92,9 +117,16 @@ def test_availability_follows_the_capture(broker: MosquittoBroker, trained_model
     action = MqttAction(broker.url, labels=["positive"], node_id="kitchen")
     # A live source played in real time: when the file ends the capture counts as lost, and it
     # is reopened after 1 s, as a microphone that comes back.
-    monitor = Monitor(model, file_source(short, spec=model.spec, hop=0.5, realtime=True),
-                      settings=DetectorSettings(threshold=0.6, k=2, n=3, m=2), hop=0.5,
-                      live=True, actions=[action], initial_backoff=1.0, max_backoff=1.0)
+    monitor = Monitor(
+        model,
+        file_source(short, spec=model.spec, hop=0.5, realtime=True),
+        settings=DetectorSettings(threshold=0.6, k=2, n=3, m=2),
+        hop=0.5,
+        live=True,
+        actions=[action],
+        initial_backoff=1.0,
+        max_backoff=1.0,
+    )
     with Subscriber(broker, "micmon/kitchen/availability") as sub:
         thread = threading.Thread(target=monitor.run)
         thread.start()
@@ -103,7 +135,7 @@ def test_availability_follows_the_capture(broker: MosquittoBroker, trained_model
 
             def back_online(_: object) -> bool:
                 payloads = [m.payload for m in sub.messages]
-                return "online" in payloads[payloads.index("offline"):]
+                return "online" in payloads[payloads.index("offline") :]
 
             sub.wait_for(back_online, timeout=20)
         finally:
@@ -127,8 +159,9 @@ def test_availability_and_level_follow_the_audio_status(broker: MosquittoBroker)
             action.audio_status(False, None)  # down, or digital silence
             sub.wait_for(lambda m: m.payload == "offline")
             action.audio_status(True, -20.0)
-            sub.wait_for(lambda m: m.topic.endswith("availability") and m.payload == "online",
-                         count=3)  # retained, first status, back after the offline
+            sub.wait_for(
+                lambda m: m.topic.endswith("availability") and m.payload == "online", count=3
+            )  # retained, first status, back after the offline
             payloads = [m.payload for m in sub.messages if m.topic.endswith("availability")]
             assert payloads == ["online", "online", "offline", "online"]
             levels = [m.payload for m in sub.messages if m.topic.endswith("/level")]
@@ -159,8 +192,9 @@ def test_stale_entities_of_this_node_are_cleared(broker: MosquittoBroker) -> Non
         client.publish(topic, json.dumps(payload), qos=1, retain=True).wait_for_publish(5)
     client.disconnect()
     client.loop_stop()
-    action = MqttAction(broker.url, labels=["positive"], node_id="nursery",
-                        clip_base_url="http://pi.local:8080")
+    action = MqttAction(
+        broker.url, labels=["positive"], node_id="nursery", clip_base_url="http://pi.local:8080"
+    )
     action.open()
     try:
         assert action.wait_connected(10)
@@ -176,7 +210,8 @@ def test_stale_entities_of_this_node_are_cleared(broker: MosquittoBroker) -> Non
             action.handle(start)
             (fired,) = late.wait_for(lambda m: m.topic == "micmon/nursery/detection")
             assert json.loads(fired.payload)["clip_url"] == (
-                "http://pi.local:8080/events/positive-1778051290000/clip")
+                "http://pi.local:8080/events/positive-1778051290000/clip"
+            )
     finally:
         action.close()
 

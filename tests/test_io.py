@@ -45,19 +45,29 @@ def _dead_pid() -> int:
 
 def _killed_writer(target: Path, payload: bytes) -> None:
     """Run a writer that dies (SIGKILL) inside atomic_path, as a killed `micmon datagen` does."""
-    code = ("import os, signal, sys; from micmon._io import atomic_path\n"
-            "with atomic_path(sys.argv[1], suffix='.npz') as tmp:\n"
-            "    tmp.write_bytes(bytes.fromhex(sys.argv[2]))\n"
-            "    os.kill(os.getpid(), signal.SIGKILL)\n")
-    proc = subprocess.run([sys.executable, "-c", code, str(target), payload.hex()],
-                          env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}, check=False)
+    code = (
+        "import os, signal, sys; from micmon._io import atomic_path\n"
+        "with atomic_path(sys.argv[1], suffix='.npz') as tmp:\n"
+        "    tmp.write_bytes(bytes.fromhex(sys.argv[2]))\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(target), payload.hex()],
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        check=False,
+    )
     assert proc.returncode == -9
 
 
 def _npz(path: Path, labels: list[str]) -> None:
     with open(path, "wb") as fh:
-        np.savez(fh, samples=np.zeros((2, 4), np.float32), classes=np.array([0, 1]),
-                 cutoff_frequencies=np.array([20.0, 8000.0]), labels=np.array(labels))
+        np.savez(
+            fh,
+            samples=np.zeros((2, 4), np.float32),
+            classes=np.array([0, 1]),
+            cutoff_frequencies=np.array([20.0, 8000.0]),
+            labels=np.array(labels),
+        )
 
 
 def test_atomic_outputs_follow_the_umask(tmp_path: Path, umask: None) -> None:
@@ -110,12 +120,14 @@ def test_temps_of_live_processes_and_foreign_hidden_files_are_kept(tmp_path: Pat
     editor = tmp_path / ".labels.json.swp"
     editor.write_text("vim")
     assert sorted(p.name for p in remove_stale_temps(tmp_path)) == sorted(
-        [dead.name, stale_dir.name, abandoned.name])
+        [dead.name, stale_dir.name, abandoned.name]
+    )
     assert mine.exists() and editor.exists() and foreign.exists()
 
 
 def test_model_folder_is_replaced_as_a_whole_with_umask_permissions(
-        trained_model_dir: Path, tmp_path: Path, umask: None) -> None:
+    trained_model_dir: Path, tmp_path: Path, umask: None
+) -> None:
     from micmon.model import Model
 
     model = Model.load(trained_model_dir)
@@ -123,7 +135,10 @@ def test_model_folder_is_replaced_as_a_whole_with_umask_permissions(
     model.save(out)
     assert out.stat().st_mode & 0o777 == 0o755
     assert {p.name: p.stat().st_mode & 0o777 for p in out.iterdir()} == {
-        "model.keras": 0o644, "model.tflite": 0o644, "micmon.json": 0o644}
+        "model.keras": 0o644,
+        "model.tflite": 0o644,
+        "micmon.json": 0o644,
+    }
     (out / "notes.txt").write_text("mine")
     before = out.stat().st_ino
     # A killed earlier save left its hidden staging folder: the next save removes it.
@@ -161,12 +176,16 @@ def test_unwritable_folder_is_reported_before_work(tmp_path: Path) -> None:
 
 
 def test_os_errors_read_as_one_line_with_the_path_and_the_fix() -> None:
-    cases = {errno.ENOSPC: "no space left", errno.EROFS: "read-only file system",
-             errno.EACCES: "permission denied", errno.EISDIR: "is a folder"}
+    cases = {
+        errno.ENOSPC: "no space left",
+        errno.EROFS: "read-only file system",
+        errno.EACCES: "permission denied",
+        errno.EISDIR: "is a folder",
+    }
     for code, words in cases.items():
         line = describe_os_error(OSError(code, os.strerror(code), "/data/x.npz"))
         assert line.startswith("/data/x.npz: ") and words in line and "\n" not in line
-    assert describe_os_error(OSError(errno.ENOSPC, "No space"), default_path="/d") .startswith("/d: ")
+    assert describe_os_error(OSError(errno.ENOSPC, "No space"), default_path="/d").startswith("/d: ")
 
 
 def test_full_disk_inside_a_writer_names_the_file(tmp_path: Path) -> None:

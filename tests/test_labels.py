@@ -84,16 +84,19 @@ def _write(tmp_path: Path, text: str) -> Path:
     ("content", "fragments"),
     [
         ({"00:00": "negative", "00:7x": "positive"}, ["'00:7x'", "is not a time"]),
-        ({"00:00": "negative", "1:00": "positive", "01:00": "negative"},
-         ["'01:00'", "the same time as key '1:00'"]),
+        (
+            {"00:00": "negative", "1:00": "positive", "01:00": "negative"},
+            ["'01:00'", "the same time as key '1:00'"],
+        ),
         ({"00:00": "negative", "60": "positive", "01:00.000": "x"}, ["'01:00.000'", "same time"]),
         ({"00:00": "negative", "00:05": 3}, ["'00:05'", "non-empty string", "3"]),
         ({"00:00": "negative", "00:05": ""}, ["'00:05'", "non-empty string"]),
         ({"00:00": None}, ["'00:00'", "non-empty string", "None"]),
     ],
 )
-def test_load_rejects_bad_entries_naming_file_and_key(tmp_path: Path, content: dict[str, object],
-                                                       fragments: list[str]) -> None:
+def test_load_rejects_bad_entries_naming_file_and_key(
+    tmp_path: Path, content: dict[str, object], fragments: list[str]
+) -> None:
     path = _write(tmp_path, json.dumps(content))
     with pytest.raises(LabelsError) as info:
         Labels.load(path)
@@ -192,7 +195,9 @@ def test_segments_and_past() -> None:
     labels = Labels({"00:00": "negative", "00:04": "positive", "00:50": "negative"})
     segs = labels.segments(30.0)
     assert [(s.start, s.end, s.label) for s in segs] == [
-        (0.0, 4.0, "negative"), (4.0, 30.0, "positive")]  # never a negative stretch past the end
+        (0.0, 4.0, "negative"),
+        (4.0, 30.0, "positive"),
+    ]  # never a negative stretch past the end
     assert segs[0].duration == 4.0
     assert labels.segments()[-1].end is None
     assert labels.segments()[-1].duration is None
@@ -205,8 +210,7 @@ def test_merged_adds_and_replaces_entries() -> None:
     assert list(merged) == [(0.0, "negative"), (10.0, "other"), (20.0, "negative")]
     assert merged.source == "a.json"
     assert list(base) == [(0.0, "negative"), (10.0, "positive")]  # unchanged
-    assert list(base.merged(Labels({"5": "x"}))) == [(0.0, "negative"), (5.0, "x"),
-                                                     (10.0, "positive")]
+    assert list(base.merged(Labels({"5": "x"}))) == [(0.0, "negative"), (5.0, "x"), (10.0, "positive")]
 
 
 def test_merged_validates_the_other_mapping() -> None:
@@ -242,8 +246,9 @@ def test_save_failure_leaves_no_temporary_file(tmp_path: Path) -> None:
 
 
 def test_a_short_sound_names_the_window_that_holds_it_when_background_is_known() -> None:
-    labels = Labels({"00:00": "negative", "00:03.2": "bark", "00:03.8": "negative",
-                     "00:10": "cry", "00:11": "negative"})
+    labels = Labels(
+        {"00:00": "negative", "00:03.2": "bark", "00:03.8": "negative", "00:10": "cry", "00:11": "negative"}
+    )
     # Majority alone: a 0.6 s bark never names a 2 s window.
     assert labels.label_for(2.0, 4.0) == "negative"
     assert labels.label_for(2.0, 4.0, background=["negative"]) == "bark"
@@ -269,8 +274,7 @@ def test_datagen_labels_short_sounds(tmp_path) -> None:  # noqa: ANN001
     assert json.loads((folder / "labels.json").read_text())  # 0.6 s of beeps
     spec = FeatureSpec(sample_rate=16000, window_seconds=2.0, high_freq=8000.0)
     majority = process_folder(AudioDirectory(folder), tmp_path / "a.npz", spec)
-    held = process_folder(AudioDirectory(folder), tmp_path / "b.npz", spec,
-                          background_labels=["negative"])
+    held = process_folder(AudioDirectory(folder), tmp_path / "b.npz", spec, background_labels=["negative"])
     assert majority.counts.get("positive", 0) == 0
     assert held.counts["positive"] == 1
     assert Dataset.load(tmp_path / "b.npz").class_counts()["positive"] == 1

@@ -48,11 +48,16 @@ def small_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
                 writer += w
     data = Dataset.load(root / "train.npz", validation_split=0.25)
     keras.utils.set_random_seed(0)
-    model = Model([keras.layers.Input(shape=(SMALL_BINS,)),
-                   keras.layers.Dense(16, activation="relu"),
-                   keras.layers.Dense(2, activation="softmax")],
-                  labels=data.labels, spec=data.spec,
-                  optimizer=keras.optimizers.Adam(learning_rate=0.01))
+    model = Model(
+        [
+            keras.layers.Input(shape=(SMALL_BINS,)),
+            keras.layers.Dense(16, activation="relu"),
+            keras.layers.Dense(2, activation="softmax"),
+        ],
+        labels=data.labels,
+        spec=data.spec,
+        optimizer=keras.optimizers.Adam(learning_rate=0.01),
+    )
     model.fit(data, epochs=3, batch_size=4)
     target = root / "not" / "yet" / "small-model"  # pitfall 14: Model.save(dir) into a new folder
     model.save(target)
@@ -62,12 +67,21 @@ def small_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 # -- the session's trained model -----------------------------------------------------------------------
 def test_saved_folder_holds_keras_litert_and_metadata(trained_model_dir: Path) -> None:
     assert sorted(p.name for p in trained_model_dir.iterdir()) == [
-        "micmon.json", "model.keras", "model.tflite"]
+        "micmon.json",
+        "model.keras",
+        "model.tflite",
+    ]
     meta = json.loads((trained_model_dir / "micmon.json").read_text())
     assert meta["labels"] == ["negative", "positive"]
     spec = FeatureSpec.from_dict(meta["spec"])
-    assert (spec.sample_rate, spec.window_seconds, spec.low_freq, spec.high_freq, spec.bins,
-            spec.scale) == (44100, 2.0, 250, 7500, 100, "log")
+    assert (spec.sample_rate, spec.window_seconds, spec.low_freq, spec.high_freq, spec.bins, spec.scale) == (
+        44100,
+        2.0,
+        250,
+        7500,
+        100,
+        "log",
+    )
     assert meta["input_shape"] == [100]
     assert set(meta["metrics"]) == {"accuracy", "loss"}
 
@@ -96,8 +110,13 @@ def test_loading_and_predicting_does_not_import_tensorflow(trained_model_dir: Pa
         print(model.backend, label, proba.shape)
         print(sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras")))
     """)
-    result = subprocess.run([sys.executable, "-c", script, str(trained_model_dir)],
-                            capture_output=True, text=True, timeout=120, check=False)
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(trained_model_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert result.returncode == 0, result.stderr
     first, modules = result.stdout.strip().splitlines()[-2:]
     assert first.split()[0] == "litert"
@@ -108,8 +127,9 @@ def test_loading_and_predicting_does_not_import_tensorflow(trained_model_dir: Pa
 @pytest.fixture(scope="module")
 def held_out(tmp_path_factory: pytest.TempPathFactory) -> list[AudioSegment]:
     """Windows of a recording the model never saw (another seed, events at other times)."""
-    folder = make_recording(tmp_path_factory.mktemp("held_out") / "rec", seconds=30.0,
-                            events=((6.0, 14.0), (20.0, 26.0)), seed=99)
+    folder = make_recording(
+        tmp_path_factory.mktemp("held_out") / "rec", seconds=30.0, events=((6.0, 14.0), (20.0, 26.0)), seed=99
+    )
     return list(AudioFile(AudioDirectory(folder)))
 
 
@@ -120,8 +140,7 @@ def test_litert_and_keras_agree(trained_model_dir: Path, held_out: list[AudioSeg
     assert np.abs(litert - keras_probs).max() < 1e-4
 
 
-def test_predict_proba_returns_probabilities(trained_model_dir: Path,
-                                             held_out: list[AudioSegment]) -> None:
+def test_predict_proba_returns_probabilities(trained_model_dir: Path, held_out: list[AudioSegment]) -> None:
     model = Model.load(trained_model_dir)
     probs = model.predict_proba(held_out)
     assert probs.shape == (len(held_out), 2)
@@ -135,8 +154,7 @@ def test_predict_proba_returns_probabilities(trained_model_dir: Path,
     assert model.predict_proba([]).shape == (0, 2)
 
 
-def test_accuracy_on_a_held_out_recording(trained_model_dir: Path,
-                                          held_out: list[AudioSegment]) -> None:
+def test_accuracy_on_a_held_out_recording(trained_model_dir: Path, held_out: list[AudioSegment]) -> None:
     model = Model.load(trained_model_dir)
     truth = [w.label for w in held_out]
     assert truth.count("positive") == 7  # 4 windows in 6-14 s, 3 in 20-26 s
@@ -153,29 +171,31 @@ def test_evaluate_with_litert(trained_model_dir: Path, datasets_dir: Path) -> No
 
 
 @pytest.mark.parametrize("backend", ["litert", "keras"])
-def test_evaluate_maps_dataset_labels_onto_the_model_labels(trained_model_dir: Path,
-                                                            datasets_dir: Path, backend: str) -> None:
+def test_evaluate_maps_dataset_labels_onto_the_model_labels(
+    trained_model_dir: Path, datasets_dir: Path, backend: str
+) -> None:
     full = Dataset.combine(Dataset.scan(datasets_dir))
     model = Model.load(trained_model_dir, backend=backend)
     positive = full.samples[full.classes == 1]
     # A dataset holding only "positive" numbers it 0; the model's index for it is 1 (pitfall 2).
     only_positive = Dataset(positive, np.zeros(len(positive)), labels=["positive"], spec=full.spec)
     assert model.evaluate(only_positive)[1] >= 0.9
-    swapped = Dataset(full.samples, 1 - full.classes, labels=["positive", "negative"],
-                      spec=full.spec)
+    swapped = Dataset(full.samples, 1 - full.classes, labels=["positive", "negative"], spec=full.spec)
     assert model.evaluate(swapped)[1] >= 0.9
 
 
 # -- saving ---------------------------------------------------------------------------------------------
-def test_save_refuses_to_overwrite_and_works_with_overwrite(trained_model_dir: Path,
-                                                            tmp_path: Path) -> None:
+def test_save_refuses_to_overwrite_and_works_with_overwrite(trained_model_dir: Path, tmp_path: Path) -> None:
     model = Model.load(trained_model_dir)
     copy = tmp_path / "copy"
     model.save(copy)  # a LiteRT-served model copies its files
     assert sorted(p.name for p in copy.iterdir()) == ["micmon.json", "model.keras", "model.tflite"]
     before = (copy / "micmon.json").read_text()
-    with pytest.raises(ModelError, match=rf"^{copy}: already holds a model \(model.keras, "
-                                         r"model.tflite, micmon.json\); pass overwrite=True"):
+    with pytest.raises(
+        ModelError,
+        match=rf"^{copy}: already holds a model \(model.keras, "
+        r"model.tflite, micmon.json\); pass overwrite=True",
+    ):
         model.save(copy)
     assert (copy / "micmon.json").read_text() == before
     model.save(copy, overwrite=True, metrics={"accuracy": 0.5})
@@ -191,8 +211,9 @@ def test_save_refuses_to_overwrite_and_works_with_overwrite(trained_model_dir: P
 def test_a_loaded_model_saved_over_its_own_folder(trained_model_dir: Path, tmp_path: Path) -> None:
     folder = tmp_path / "model"
     shutil.copytree(trained_model_dir, folder)
-    window = AudioSegment(np.round(np.random.default_rng(0).standard_normal(88200) * 3000)
-                          .astype(np.int16), 44100)
+    window = AudioSegment(
+        np.round(np.random.default_rng(0).standard_normal(88200) * 3000).astype(np.int16), 44100
+    )
     model = Model.load(folder)
     before = model.predict_proba([window])
     model.save(folder, overwrite=True, metrics={"accuracy": 1.0})
@@ -210,8 +231,7 @@ def test_save_onto_a_file_is_refused(trained_model_dir: Path, tmp_path: Path) ->
 
 # -- a model with another feature spec (pitfalls 11 and 14) ---------------------------------------------
 def test_a_model_with_50_bins_predicts_correctly(small_model_dir: Path) -> None:
-    assert sorted(p.name for p in small_model_dir.iterdir()) == [
-        "micmon.json", "model.keras", "model.tflite"]
+    assert sorted(p.name for p in small_model_dir.iterdir()) == ["micmon.json", "model.keras", "model.tflite"]
     meta = json.loads((small_model_dir / "micmon.json").read_text())
     assert meta["spec"]["bins"] == SMALL_BINS
     assert meta["spec"]["sample_rate"] == SMALL_RATE
@@ -248,9 +268,12 @@ def test_a_loaded_litert_model_cannot_be_trained(small_model_dir: Path) -> None:
 def test_wrong_window_format_is_a_clear_model_error(trained_model_dir: Path) -> None:
     model = Model.load(trained_model_dir)
     window = AudioSegment(np.zeros(32000, dtype=np.int16), 16000)
-    with pytest.raises(ModelError, match=r"window at 0.000 s is 2 s at 16000 Hz x 1 channels; the "
-                                         r"model wants 2 s at 44100 Hz x 1 \(pass window_seconds=2, "
-                                         r"sample_rate=44100, channels=1 to the audio source\)"):
+    with pytest.raises(
+        ModelError,
+        match=r"window at 0.000 s is 2 s at 16000 Hz x 1 channels; the "
+        r"model wants 2 s at 44100 Hz x 1 \(pass window_seconds=2, "
+        r"sample_rate=44100, channels=1 to the audio source\)",
+    ):
         model.predict(window)
     stereo = AudioSegment(np.zeros(2 * 88200, dtype=np.int16), 44100, channels=2)
     with pytest.raises(ModelError, match="44100 Hz x 2 channels"):
@@ -261,8 +284,11 @@ def test_wrong_window_format_is_a_clear_model_error(trained_model_dir: Path) -> 
 
 def test_wrong_feature_shape_is_a_model_error(trained_model_dir: Path) -> None:
     model = Model.load(trained_model_dir)
-    with pytest.raises(ModelError, match=r"features of shape \(50,\) do not fit the model's input "
-                                         r"\(100,\)"):
+    with pytest.raises(
+        ModelError,
+        match=r"features of shape \(50,\) do not fit the model's input "
+        r"\(100,\)",
+    ):
         model.scores(np.zeros((3, 50)))
 
 
@@ -279,8 +305,11 @@ def test_a_flat_array_that_is_not_whole_windows_is_a_model_error(trained_model_d
 
 
 def test_a_folder_without_a_model(tmp_path: Path) -> None:
-    with pytest.raises(ModelError, match=rf"^{tmp_path}: no model here \(micmon.json is missing\); "
-                                         r"train one"):
+    with pytest.raises(
+        ModelError,
+        match=rf"^{tmp_path}: no model here \(micmon.json is missing\); "
+        r"train one",
+    ):
         Model.load(tmp_path)
     with pytest.raises(ModelError, match=rf"^{tmp_path / 'missing'}: no such model folder"):
         Model.load(tmp_path / "missing")
@@ -298,8 +327,11 @@ def test_a_broken_model_folder(trained_model_dir: Path, tmp_path: Path) -> None:
     shutil.copy(trained_model_dir / "micmon.json", folder / "micmon.json")
     (folder / "model.tflite").unlink()
     (folder / "model.keras").unlink()
-    with pytest.raises(ModelError, match=r"no model.keras or model.tflite; the model folder is "
-                                         r"incomplete"):
+    with pytest.raises(
+        ModelError,
+        match=r"no model.keras or model.tflite; the model folder is "
+        r"incomplete",
+    ):
         Model.load(folder)
     (folder / "model.tflite").write_bytes(b"not a flatbuffer")
     with pytest.raises(ModelError, match=r"model.tflite: not a valid LiteRT model"):
@@ -352,12 +384,18 @@ def test_constructor_checks() -> None:
 
 def test_fit_refuses_a_dataset_of_other_features(small_model_dir: Path) -> None:
     model = Model.load(small_model_dir, backend="keras")
-    other = Dataset(np.zeros((2, SMALL_BINS)), np.array([0, 1]), labels=["negative", "positive"],
-                    spec=FeatureSpec(sample_rate=SMALL_RATE, window_seconds=1.0, low_freq=100,
-                                     high_freq=7500, bins=SMALL_BINS))
+    other = Dataset(
+        np.zeros((2, SMALL_BINS)),
+        np.array([0, 1]),
+        labels=["negative", "positive"],
+        spec=FeatureSpec(
+            sample_rate=SMALL_RATE, window_seconds=1.0, low_freq=100, high_freq=7500, bins=SMALL_BINS
+        ),
+    )
     with pytest.raises(ModelError, match="computed with different features than the model's"):
         model.fit(other)
-    foreign = Dataset(np.zeros((2, SMALL_BINS)), np.array([0, 1]), labels=["negative", "cat"],
-                      spec=model.spec)
+    foreign = Dataset(
+        np.zeros((2, SMALL_BINS)), np.array([0, 1]), labels=["negative", "cat"], spec=model.spec
+    )
     with pytest.raises(ModelError, match=r"label\(s\) \['cat'\] are not among the model's labels"):
         model.fit(foreign)

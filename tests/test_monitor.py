@@ -38,28 +38,59 @@ def model(trained_model_dir: Path):  # noqa: ANN201 - Model
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """20 s of background with beeps (the positive sound) from 6 s to 12 s, as a wav."""
-    folder = make_recording(tmp_path_factory.mktemp("rec") / "r", seconds=20.0,
-                            events=[(6.0, 12.0)], fmt="wav", seed=7)
+    folder = make_recording(
+        tmp_path_factory.mktemp("rec") / "r", seconds=20.0, events=[(6.0, 12.0)], fmt="wav", seed=7
+    )
     return folder / "audio.wav"
 
 
 def _pcm(path: Path, rate: int) -> np.ndarray:
-    raw = subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-i", str(path),
-                          "-f", "s16le", "-ac", "1", "-ar", str(rate), "-"],
-                         capture_output=True, check=True).stdout
+    raw = subprocess.run(
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-i",
+            str(path),
+            "-f",
+            "s16le",
+            "-ac",
+            "1",
+            "-ar",
+            str(rate),
+            "-",
+        ],
+        capture_output=True,
+        check=True,
+    ).stdout
     return np.frombuffer(raw, dtype="<i2")
 
 
 def _key(e: Event) -> tuple:
-    return (e.kind, e.label, round(e.start, 6), None if e.end is None else round(e.end, 6),
-            round(e.peak, 5), round(e.mean, 5), e.windows)
+    return (
+        e.kind,
+        e.label,
+        round(e.start, 6),
+        None if e.end is None else round(e.end, 6),
+        round(e.peak, 5),
+        round(e.mean, 5),
+        e.windows,
+    )
 
 
 def _replay(model, path: Path, *, actions=None, settings=SETTINGS, **kw) -> tuple[Monitor, list]:  # noqa: ANN001
     events: list[Event] = []
-    monitor = Monitor(model, file_source(path, spec=model.spec, hop=HOP, realtime=False),
-                      settings=settings, actions=actions, hop=HOP, live=False,
-                      on_event=events.append, **kw)
+    monitor = Monitor(
+        model,
+        file_source(path, spec=model.spec, hop=HOP, realtime=False),
+        settings=settings,
+        actions=actions,
+        hop=HOP,
+        live=False,
+        on_event=events.append,
+        **kw,
+    )
     monitor.run()
     return monitor, events
 
@@ -83,7 +114,7 @@ def test_events_do_not_depend_on_chunk_size(model, recording: Path, seed: int) -
     i = 0
     while i < len(pcm):
         size = int(rng.choice([1, 7, 441, 4410, 22050, 100_000]))
-        got += [e for e, _ in listener.feed(pcm[i:i + size])]
+        got += [e for e, _ in listener.feed(pcm[i : i + size])]
         i += size
     got += [e for e, _ in listener.finish()]
     assert [_key(e) for e in got] == [_key(e) for e in reference]
@@ -123,9 +154,14 @@ m.run()
 heavy = sorted(n for n in sys.modules if n.split(".")[0] in ("tensorflow", "keras"))
 print(model.backend, len(events), heavy)
 """
-    out = subprocess.run([sys.executable, "-c", code, str(trained_model_dir), str(recording)],
-                         capture_output=True, text=True, check=True, timeout=120).stdout
-    assert out.split() [:2] == ["litert", "2"] and out.strip().endswith("[]"), out
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(trained_model_dir), str(recording)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    assert out.split()[:2] == ["litert", "2"] and out.strip().endswith("[]"), out
 
 
 # -- live sources (lavfi plays a file in real time and looped, like a microphone) -------------
@@ -148,8 +184,9 @@ def _ffmpeg_children() -> list[int]:
 @pytest.fixture
 def short_loop(tmp_path: Path) -> Path:
     """8 s looped: beeps from 2 s to 5 s."""
-    return make_recording(tmp_path / "loop", seconds=8.0, events=[(2.0, 5.0)], fmt="wav",
-                          seed=3) / "audio.wav"
+    return (
+        make_recording(tmp_path / "loop", seconds=8.0, events=[(2.0, 5.0)], fmt="wav", seed=3) / "audio.wav"
+    )
 
 
 class _Running:
@@ -186,10 +223,19 @@ def running(model) -> Iterator[callable]:  # noqa: ANN001
         assert not run.thread.is_alive()
 
 
-def test_ffmpeg_killed_reconnects_and_detects_again(model, short_loop: Path, running,  # noqa: ANN001
-                                                     caplog: pytest.LogCaptureFixture) -> None:
-    monitor = Monitor(model, device_source("lavfi", _live(short_loop), spec=model.spec, hop=HOP),
-                      settings=SETTINGS, hop=HOP, initial_backoff=0.2)
+def test_ffmpeg_killed_reconnects_and_detects_again(
+    model,
+    short_loop: Path,
+    running,  # noqa: ANN001
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monitor = Monitor(
+        model,
+        device_source("lavfi", _live(short_loop), spec=model.spec, hop=HOP),
+        settings=SETTINGS,
+        hop=HOP,
+        initial_backoff=0.2,
+    )
     with caplog.at_level(logging.INFO, logger="micmon"):
         run = running(monitor)
         run.wait(lambda: any(e.kind == "start" for e in run.events))
@@ -205,10 +251,20 @@ def test_ffmpeg_killed_reconnects_and_detects_again(model, short_loop: Path, run
     assert kinds[: 2 * kinds.count("end")] == ["start", "end"] * kinds.count("end")
 
 
-def test_hung_capture_is_restarted(model, short_loop: Path, running,  # noqa: ANN001
-                                   caplog: pytest.LogCaptureFixture) -> None:
-    monitor = Monitor(model, device_source("lavfi", _live(short_loop), spec=model.spec, hop=HOP),
-                      settings=SETTINGS, hop=HOP, initial_backoff=0.2, stall_seconds=0)
+def test_hung_capture_is_restarted(
+    model,
+    short_loop: Path,
+    running,  # noqa: ANN001
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monitor = Monitor(
+        model,
+        device_source("lavfi", _live(short_loop), spec=model.spec, hop=HOP),
+        settings=SETTINGS,
+        hop=HOP,
+        initial_backoff=0.2,
+        stall_seconds=0,
+    )
     with caplog.at_level(logging.WARNING, logger="micmon"):
         run = running(monitor)
         run.wait(lambda: len(run.windows) >= 2)
@@ -220,13 +276,20 @@ def test_hung_capture_is_restarted(model, short_loop: Path, running,  # noqa: AN
     assert "no audio for" in caplog.text and pid not in _ffmpeg_children()
 
 
-def test_stop_ends_open_events_and_flushes_actions(model, short_loop: Path, running,  # noqa: ANN001
-                                                   tmp_path: Path) -> None:
+def test_stop_ends_open_events_and_flushes_actions(
+    model,
+    short_loop: Path,
+    running,  # noqa: ANN001
+    tmp_path: Path,
+) -> None:
     out = io.StringIO()
-    monitor = Monitor(model, device_source("lavfi", _live(short_loop), spec=model.spec, hop=HOP),
-                      settings=SETTINGS, hop=HOP,
-                      actions=[PrintAction(json_lines=True, stream=out),
-                               ClipAction(tmp_path, format="wav", pre_roll=1.0)])
+    monitor = Monitor(
+        model,
+        device_source("lavfi", _live(short_loop), spec=model.spec, hop=HOP),
+        settings=SETTINGS,
+        hop=HOP,
+        actions=[PrintAction(json_lines=True, stream=out), ClipAction(tmp_path, format="wav", pre_roll=1.0)],
+    )
     run = running(monitor)
     run.wait(lambda: any(e.kind == "start" for e in run.events))
     monitor.stop()
@@ -238,13 +301,21 @@ def test_stop_ends_open_events_and_flushes_actions(model, short_loop: Path, runn
 
 
 @pytest.mark.mqtt
-def test_broker_down_monitor_keeps_listening(model, short_loop: Path, running,  # noqa: ANN001
-                                             caplog: pytest.LogCaptureFixture) -> None:
+def test_broker_down_monitor_keeps_listening(
+    model,
+    short_loop: Path,
+    running,  # noqa: ANN001
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     with MosquittoBroker() as broker, Subscriber(broker, "micmon/#") as sub:
         mqtt = MqttAction(broker.url, labels=model.labels, node_id="live")
-        monitor = Monitor(model, device_source("lavfi", _live(short_loop), spec=model.spec,
-                                               hop=HOP),
-                          settings=SETTINGS, hop=HOP, actions=Actions([mqtt]))
+        monitor = Monitor(
+            model,
+            device_source("lavfi", _live(short_loop), spec=model.spec, hop=HOP),
+            settings=SETTINGS,
+            hop=HOP,
+            actions=Actions([mqtt]),
+        )
         with caplog.at_level(logging.INFO, logger="micmon"):
             run = running(monitor)
             sub.wait_for(lambda m: m.topic == "micmon/live/event", timeout=20)
@@ -266,7 +337,9 @@ def test_file_errors_and_bad_parameters(model, tmp_path: Path) -> None:  # noqa:
     monitor = Monitor(model, file_source(bad, spec=model.spec, hop=HOP), hop=HOP, live=False)
     with pytest.raises(AudioError):
         monitor.run()
-    with pytest.raises(ParameterError, match="hop: seconds between window starts must be > 0 and at most the window"):
+    with pytest.raises(
+        ParameterError, match="hop: seconds between window starts must be > 0 and at most the window"
+    ):
         Listener(model, hop=5.0)
     listener = Listener(model)
     assert listener.hop == pytest.approx(model.spec.window_seconds / 4)
@@ -294,12 +367,11 @@ def test_clip_audio_is_the_exact_stream_slice_with_pre_roll(chunk: int) -> None:
     spec = FeatureSpec(sample_rate=8000, window_seconds=1.0, low_freq=20, high_freq=4000, bins=10)
     rate = spec.sample_rate
     stream = (np.arange(30 * rate) % 1000).astype(np.int16)  # quiet, and every sample unique
-    stream[12 * rate:16 * rate] += 5000  # loud from 12 s to 16 s
-    listener = Listener(_LoudnessModel(spec), DetectorSettings(), hop=0.25, clip_seconds=10.0,
-                        pre_roll=3.0)
+    stream[12 * rate : 16 * rate] += 5000  # loud from 12 s to 16 s
+    listener = Listener(_LoudnessModel(spec), DetectorSettings(), hop=0.25, clip_seconds=10.0, pre_roll=3.0)
     got = []
     for i in range(0, len(stream), chunk):
-        got += listener.feed(stream[i:i + chunk])
+        got += listener.feed(stream[i : i + chunk])
     (start, _), (end, clip) = got
     assert start.kind == "start" and end.kind == "end" and clip is not None
     a = int(round((end.start - 3.0) * rate))
@@ -330,15 +402,30 @@ class _StatusRecorder(PrintAction):
 
 
 def test_muted_microphone_raises_no_event_and_is_reported_once(
-        model, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:  # noqa: ANN001
+    model, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:  # noqa: ANN001
     silent = tmp_path / "muted.wav"
-    subprocess.run(["ffmpeg", "-hide_banner", "-loglevel", "error", "-f", "lavfi", "-i",
-                    f"anullsrc=r={model.spec.sample_rate}:cl=mono", "-t", "12", str(silent)],
-                   check=True)
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            f"anullsrc=r={model.spec.sample_rate}:cl=mono",
+            "-t",
+            "12",
+            str(silent),
+        ],
+        check=True,
+    )
     recorder = _StatusRecorder()
     with caplog.at_level(logging.WARNING, logger="micmon"):
-        monitor, events = _replay(_SureScorer(model), silent, actions=Actions([recorder]),
-                                  silence_seconds=4.0)
+        monitor, events = _replay(
+            _SureScorer(model), silent, actions=Actions([recorder]), silence_seconds=4.0
+        )
     assert events == [] and monitor.stats.events == 0
     assert monitor.stats.silent and monitor.stats.silent_seconds >= 10
     assert monitor.stats.silent_windows == monitor.stats.windows == monitor.stats.gated
@@ -355,8 +442,13 @@ def test_muted_microphone_raises_no_event_and_is_reported_once(
 
 
 def test_device_that_never_opens_is_an_error_with_a_hint(model) -> None:  # noqa: ANN001
-    monitor = Monitor(model, device_source("alsa", "hw:97,0", spec=model.spec, hop=HOP),
-                      settings=SETTINGS, hop=HOP, initial_backoff=0.1)
+    monitor = Monitor(
+        model,
+        device_source("alsa", "hw:97,0", spec=model.spec, hop=HOP),
+        settings=SETTINGS,
+        hop=HOP,
+        initial_backoff=0.1,
+    )
     started = time.monotonic()
     with pytest.raises(AudioError, match=r"alsa:hw:97,0: .*arecord -l.*pactl list sources short"):
         monitor.run()

@@ -63,11 +63,14 @@ def test_logmel_cnn_trains_and_round_trips_through_litert(tmp_path: Path) -> Non
 
     # datagen's path: recordings -> AudioFile windows -> DatasetWriter (.npz with the spec)
     for i, events in enumerate([((4.0, 14.0),), ((12.0, 22.0),)]):
-        make_recording(tmp_path / "audio" / f"rec_{i}", seconds=30.0, events=events, rate=RATE,
-                       fmt="wav", seed=i)
+        make_recording(
+            tmp_path / "audio" / f"rec_{i}", seconds=30.0, events=events, rate=RATE, fmt="wav", seed=i
+        )
     for folder in AudioDirectory.scan(tmp_path / "audio"):
-        with AudioFile(folder, sample_duration=1.0, sample_rate=RATE, hop=0.5) as source, \
-                DatasetWriter(tmp_path / "data" / f"{folder.name}.npz", spec=LOGMEL) as writer:
+        with (
+            AudioFile(folder, sample_duration=1.0, sample_rate=RATE, hop=0.5) as source,
+            DatasetWriter(tmp_path / "data" / f"{folder.name}.npz", spec=LOGMEL) as writer,
+        ):
             for segment in source:
                 writer += segment
     data = Dataset.combine(Dataset.scan(tmp_path / "data"), validation_split=0.2)
@@ -84,14 +87,14 @@ def test_logmel_cnn_trains_and_round_trips_through_litert(tmp_path: Path) -> Non
     loaded = Model.load(tmp_path / "cnn")
     assert loaded.backend == "litert"
     assert loaded.spec == LOGMEL and loaded.labels == LABELS
-    make_recording(tmp_path / "new", seconds=12.0, events=((4.0, 8.0),), rate=RATE, fmt="wav",
-                   seed=9)
+    make_recording(tmp_path / "new", seconds=12.0, events=((4.0, 8.0),), rate=RATE, fmt="wav", seed=9)
     with AudioFile(AudioDirectory(tmp_path / "new"), sample_duration=1.0, sample_rate=RATE) as f:
         segments = list(f)
     windows = np.stack([s.audio for s in segments])
     stored = Dataset.load(tmp_path / "data" / "rec_0.npz")
-    with AudioFile(AudioDirectory(tmp_path / "audio" / "rec_0"), sample_duration=1.0,
-                   sample_rate=RATE, hop=0.5) as f:
+    with AudioFile(
+        AudioDirectory(tmp_path / "audio" / "rec_0"), sample_duration=1.0, sample_rate=RATE, hop=0.5
+    ) as f:
         again = np.stack([s.audio for s in f])
     np.testing.assert_array_equal(compute_batch(again, loaded.spec), stored.samples)
     keras_scores = model.predict_proba(windows)

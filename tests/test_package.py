@@ -70,25 +70,55 @@ def _base_requirements(**environment: str) -> set[str]:
 LINUX = {"sys_platform": "linux", "platform_system": "Linux"}
 
 
-@pytest.mark.parametrize(("environment", "present", "absent"), [
-    pytest.param({**LINUX, "platform_machine": "aarch64", "python_version": "3.11"},
-                 {"ai-edge-litert", "pydub"}, {"tflite-runtime", "numpy<2", "audioop-lts"},
-                 id="64-bit-pi-os-bookworm"),
-    pytest.param({**LINUX, "platform_machine": "aarch64", "python_version": "3.13"},
-                 {"ai-edge-litert", "audioop-lts"}, {"tflite-runtime"}, id="64-bit-pi-os-trixie"),
-    pytest.param({**LINUX, "platform_machine": "armv7l", "python_version": "3.11"},
-                 {"tflite-runtime", "numpy<2"}, {"ai-edge-litert"}, id="32-bit-pi-os"),
-    pytest.param({**LINUX, "platform_machine": "armv8l", "python_version": "3.11"},
-                 {"tflite-runtime", "numpy<2"}, {"ai-edge-litert"},
-                 id="32-bit-python-on-64-bit-kernel"),
-    pytest.param({**LINUX, "platform_machine": "x86_64", "python_version": "3.12"},
-                 {"ai-edge-litert"}, {"tflite-runtime", "numpy<2"}, id="linux-x86_64"),
-    pytest.param({"sys_platform": "darwin", "platform_system": "Darwin",
-                  "platform_machine": "arm64", "python_version": "3.12"},
-                 {"ai-edge-litert"}, {"tflite-runtime"}, id="macos-arm64"),
-])
-def test_base_dependencies_by_platform(environment: dict[str, str], present: set[str],
-                                       absent: set[str]) -> None:
+@pytest.mark.parametrize(
+    ("environment", "present", "absent"),
+    [
+        pytest.param(
+            {**LINUX, "platform_machine": "aarch64", "python_version": "3.11"},
+            {"ai-edge-litert", "pydub"},
+            {"tflite-runtime", "numpy<2", "audioop-lts"},
+            id="64-bit-pi-os-bookworm",
+        ),
+        pytest.param(
+            {**LINUX, "platform_machine": "aarch64", "python_version": "3.13"},
+            {"ai-edge-litert", "audioop-lts"},
+            {"tflite-runtime"},
+            id="64-bit-pi-os-trixie",
+        ),
+        pytest.param(
+            {**LINUX, "platform_machine": "armv7l", "python_version": "3.11"},
+            {"tflite-runtime", "numpy<2"},
+            {"ai-edge-litert"},
+            id="32-bit-pi-os",
+        ),
+        pytest.param(
+            {**LINUX, "platform_machine": "armv8l", "python_version": "3.11"},
+            {"tflite-runtime", "numpy<2"},
+            {"ai-edge-litert"},
+            id="32-bit-python-on-64-bit-kernel",
+        ),
+        pytest.param(
+            {**LINUX, "platform_machine": "x86_64", "python_version": "3.12"},
+            {"ai-edge-litert"},
+            {"tflite-runtime", "numpy<2"},
+            id="linux-x86_64",
+        ),
+        pytest.param(
+            {
+                "sys_platform": "darwin",
+                "platform_system": "Darwin",
+                "platform_machine": "arm64",
+                "python_version": "3.12",
+            },
+            {"ai-edge-litert"},
+            {"tflite-runtime"},
+            id="macos-arm64",
+        ),
+    ],
+)
+def test_base_dependencies_by_platform(
+    environment: dict[str, str], present: set[str], absent: set[str]
+) -> None:
     names = _base_requirements(**environment)
     assert present <= names, names
     assert not absent & names, names
@@ -123,10 +153,17 @@ def test_the_pi_guide_installs_the_way_these_tests_do() -> None:
 
 
 # -- the built package ---------------------------------------------------------------------------
-def _run(args: list[str | Path], *, env: dict[str, str] | None = None, cwd: Path | None = None,
-         timeout: float = 900, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([str(a) for a in args], capture_output=True, text=True, env=env, cwd=cwd,
-                          timeout=timeout, check=False)
+def _run(
+    args: list[str | Path],
+    *,
+    env: dict[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 900,
+    check: bool = True,
+) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [str(a) for a in args], capture_output=True, text=True, env=env, cwd=cwd, timeout=timeout, check=False
+    )
     if check and proc.returncode:
         raise AssertionError(f"{args} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -156,8 +193,12 @@ def test_sdist_and_wheel_pass_twine_and_carry_what_runtime_needs(dist: Path) -> 
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
         metadata = zf.read(f"micmon-{micmon.__version__}.dist-info/METADATA").decode()
-    assert {"micmon/py.typed", "micmon_cli/py.typed", "micmon/model/runtime.py",
-            "micmon_cli/config.py"} <= names
+    assert {
+        "micmon/py.typed",
+        "micmon_cli/py.typed",
+        "micmon/model/runtime.py",
+        "micmon_cli/config.py",
+    } <= names
     assert not any(n.startswith(("tests/", "bench/", "docs/")) for n in names)
     assert f"Version: {micmon.__version__}" in metadata
     assert 'Requires-Dist: tensorflow>=2.16; extra == "train"' in metadata
@@ -183,8 +224,13 @@ def venv_env(tmp_path: Path) -> dict[str, str]:
     home = tmp_path / "home"
     home.mkdir()
     keep = ("PATH", "LANG", "LC_ALL", "TMPDIR", "PIP_CACHE_DIR")
-    return {**{k: os.environ[k] for k in keep if k in os.environ}, "HOME": str(home),
-            "MICMON_CONFIG": str(config), "MICMON_NO_LIVE": "1", "COLUMNS": "200"}
+    return {
+        **{k: os.environ[k] for k in keep if k in os.environ},
+        "HOME": str(home),
+        "MICMON_CONFIG": str(config),
+        "MICMON_NO_LIVE": "1",
+        "COLUMNS": "200",
+    }
 
 
 def _size_mb(folder: Path) -> float:
@@ -192,16 +238,16 @@ def _size_mb(folder: Path) -> float:
 
 
 @pytest.mark.slow
-def test_wheel_without_extras_has_no_tensorflow(wheel_venv: Path, venv_env: dict[str, str]
-                                                ) -> None:
+def test_wheel_without_extras_has_no_tensorflow(wheel_venv: Path, venv_env: dict[str, str]) -> None:
     python = wheel_venv / "bin" / "python"
     for module in ("tensorflow", "keras"):
         proc = _run([python, "-c", f"import {module}"], env=venv_env, check=False)
         assert proc.returncode == 1 and f"No module named '{module}'" in proc.stderr, proc.stderr
     version = _run([wheel_venv / "bin" / "micmon", "--version"], env=venv_env).stdout.splitlines()
     assert version[0] == f"micmon {micmon.__version__}"
-    assert version[1].startswith("runtime: ai_edge_litert ") or \
-        version[1].startswith("runtime: tflite_runtime "), version
+    assert version[1].startswith("runtime: ai_edge_litert ") or version[1].startswith(
+        "runtime: tflite_runtime "
+    ), version
     assert "training: not installed (pip install 'micmon[train]')" in version
     size = _size_mb(wheel_venv)
     print(f"virtualenv with the wheel, no extras: {size:.0f} MB")  # TensorFlow alone is ~1.9 GB
@@ -209,17 +255,19 @@ def test_wheel_without_extras_has_no_tensorflow(wheel_venv: Path, venv_env: dict
 
 
 @pytest.mark.slow
-def test_wheel_without_extras_predicts_and_monitors(wheel_venv: Path, venv_env: dict[str, str],
-                                                    trained_model_dir: Path,
-                                                    tmp_path: Path) -> None:
+def test_wheel_without_extras_predicts_and_monitors(
+    wheel_venv: Path, venv_env: dict[str, str], trained_model_dir: Path, tmp_path: Path
+) -> None:
     """predict and monitor run from the wheel alone and agree with this checkout's results."""
     from typer.testing import CliRunner
 
     from micmon_cli.app import app
 
     micmon_bin = wheel_venv / "bin" / "micmon"
-    audio = make_recording(tmp_path / "unseen", seconds=SECONDS, events=(EVENT,), seed=99,
-                           labels=False) / "audio.mp3"
+    audio = (
+        make_recording(tmp_path / "unseen", seconds=SECONDS, events=(EVENT,), seed=99, labels=False)
+        / "audio.mp3"
+    )
     predict = ["predict", "--model", trained_model_dir, audio]
 
     text = _run([micmon_bin, *predict], env=venv_env).stdout
@@ -230,10 +278,12 @@ def test_wheel_without_extras_predicts_and_monitors(wheel_venv: Path, venv_env: 
     assert f"1 event in {WINDOWS} windows" in " ".join(text.split())
 
     # Windows, scores and events from the wheel's LiteRT runtime equal those of this checkout.
-    rows = [json.loads(line) for line in
-            _run([micmon_bin, *predict, "--json"], env=venv_env).stdout.splitlines()]
-    here = CliRunner().invoke(app, [str(a) for a in [*predict, "--json"]],
-                              env={"MICMON_CONFIG": venv_env["MICMON_CONFIG"]})
+    rows = [
+        json.loads(line) for line in _run([micmon_bin, *predict, "--json"], env=venv_env).stdout.splitlines()
+    ]
+    here = CliRunner().invoke(
+        app, [str(a) for a in [*predict, "--json"]], env={"MICMON_CONFIG": venv_env["MICMON_CONFIG"]}
+    )
     assert here.exit_code == 0, here.output
     expected = [json.loads(line) for line in here.stdout.splitlines()]
     assert [(r["type"], r["label"]) for r in rows] == [(r["type"], r["label"]) for r in expected]
@@ -247,11 +297,23 @@ def test_wheel_without_extras_predicts_and_monitors(wheel_venv: Path, venv_env: 
 
     config = tmp_path / "micmon.yaml"
     config.write_text(MONITOR_CONFIG)
-    monitor = _run([micmon_bin, "--config", config, "monitor", "--model", trained_model_dir,
-                    "--input", audio, "--fast", "--json"], env=venv_env)
+    monitor = _run(
+        [
+            micmon_bin,
+            "--config",
+            config,
+            "monitor",
+            "--model",
+            trained_model_dir,
+            "--input",
+            audio,
+            "--fast",
+            "--json",
+        ],
+        env=venv_env,
+    )
     events = [json.loads(line) for line in monitor.stdout.splitlines()]
-    assert [(e["event"], e["label"]) for e in events] == [("start", "positive"),
-                                                          ("end", "positive")]
+    assert [(e["event"], e["label"]) for e in events] == [("start", "positive"), ("end", "positive")]
     start, end = events[1]["start_seconds"], events[1]["end_seconds"]
     assert EVENT[0] - 1.5 <= start <= EVENT[0] + 1.5, events
     assert EVENT[1] - 1.0 <= end <= EVENT[1] + 2.5, events
@@ -259,7 +321,8 @@ def test_wheel_without_extras_predicts_and_monitors(wheel_venv: Path, venv_env: 
 
 @pytest.mark.slow
 def test_wheel_without_extras_prepares_data_and_train_says_what_to_install(
-        wheel_venv: Path, venv_env: dict[str, str], tmp_path: Path) -> None:
+    wheel_venv: Path, venv_env: dict[str, str], tmp_path: Path
+) -> None:
     micmon_bin = wheel_venv / "bin" / "micmon"
     init = _run([micmon_bin, "config", "--init", tmp_path / "example.yaml"], env=venv_env)
     assert init.returncode == 0
@@ -268,40 +331,54 @@ def test_wheel_without_extras_prepares_data_and_train_says_what_to_install(
     make_recording(tmp_path / "audio" / "sample_1", seconds=12.0, events=((4.0, 8.0),), seed=3)
     _run([micmon_bin, "datagen", tmp_path / "audio", tmp_path / "data"], env=venv_env)
     assert (tmp_path / "data" / "sample_1.npz").exists()
-    train = _run([micmon_bin, "train", tmp_path / "data", tmp_path / "model"], env=venv_env,
-                 check=False)
+    train = _run([micmon_bin, "train", tmp_path / "data", tmp_path / "model"], env=venv_env, check=False)
     assert train.returncode == 1, train.stderr
     errors = [line for line in train.stderr.splitlines() if line.strip()]
-    assert errors[-1] == ("error: training needs TensorFlow (Keras), which is not "
-                          "installed: pip install 'micmon[train]'"), train.stderr
+    assert errors[-1] == (
+        "error: training needs TensorFlow (Keras), which is not installed: pip install 'micmon[train]'"
+    ), train.stderr
     assert "Traceback" not in train.stderr
     assert not (tmp_path / "model").exists()
 
 
 @pytest.mark.slow
-def test_pipx_install_of_the_wheel(dist: Path, venv_env: dict[str, str], trained_model_dir: Path,
-                                   tmp_path: Path) -> None:
+def test_pipx_install_of_the_wheel(
+    dist: Path, venv_env: dict[str, str], trained_model_dir: Path, tmp_path: Path
+) -> None:
     """`pipx install micmon-*.whl`, the guide's other install, gives the same light command."""
     pytest.importorskip("pipx")
-    env = {**venv_env, "PIPX_HOME": str(tmp_path / "pipx"), "PIPX_BIN_DIR": str(tmp_path / "bin"),
-           "PIPX_MAN_DIR": str(tmp_path / "man")}
+    env = {
+        **venv_env,
+        "PIPX_HOME": str(tmp_path / "pipx"),
+        "PIPX_BIN_DIR": str(tmp_path / "bin"),
+        "PIPX_MAN_DIR": str(tmp_path / "man"),
+    }
     _run([PYTHON, "-m", "pipx", "install", _wheel(dist)], env=env)
     micmon_bin = tmp_path / "bin" / "micmon"
     version = _run([micmon_bin, "--version"], env=env).stdout
     assert "training: not installed (pip install 'micmon[train]')" in version, version
-    audio = make_recording(tmp_path / "short", seconds=8.0, events=((2.0, 6.0),), seed=5,
-                           labels=False) / "audio.mp3"
-    rows = [json.loads(r) for r in _run([micmon_bin, "predict", "--model", trained_model_dir,
-                                         audio, "--json"], env=env).stdout.splitlines()]
+    audio = (
+        make_recording(tmp_path / "short", seconds=8.0, events=((2.0, 6.0),), seed=5, labels=False)
+        / "audio.mp3"
+    )
+    rows = [
+        json.loads(r)
+        for r in _run(
+            [micmon_bin, "predict", "--model", trained_model_dir, audio, "--json"], env=env
+        ).stdout.splitlines()
+    ]
     assert [(r["type"], r["label"]) for r in rows if r["type"] == "event"] == [("event", "positive")]
     shutil.rmtree(tmp_path / "pipx", ignore_errors=True)
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(sys.version_info >= (3, 12) or platform.machine() not in ("x86_64", "aarch64"),
-                    reason="tflite-runtime has wheels for Python <= 3.11 only")
-def test_wheel_on_tflite_runtime_with_numpy_1(dist: Path, venv_env: dict[str, str],
-                                              trained_model_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.skipif(
+    sys.version_info >= (3, 12) or platform.machine() not in ("x86_64", "aarch64"),
+    reason="tflite-runtime has wheels for Python <= 3.11 only",
+)
+def test_wheel_on_tflite_runtime_with_numpy_1(
+    dist: Path, venv_env: dict[str, str], trained_model_dir: Path, tmp_path: Path
+) -> None:
     """What 32-bit Raspberry Pi OS gets (tflite-runtime, numpy<2), tried where those wheels exist."""
     venv = tmp_path / "venv"
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
@@ -310,13 +387,15 @@ def test_wheel_on_tflite_runtime_with_numpy_1(dist: Path, venv_env: dict[str, st
     _run([venv / "bin" / "pip", "uninstall", "--yes", "ai-edge-litert"], env=env)
     version = _run([venv / "bin" / "micmon", "--version"], env=venv_env).stdout.splitlines()
     assert version[1].startswith("runtime: tflite_runtime "), version
-    numpy_version = _run([venv / "bin" / "python", "-c", "import numpy; print(numpy.__version__)"],
-                         env=venv_env).stdout
+    numpy_version = _run(
+        [venv / "bin" / "python", "-c", "import numpy; print(numpy.__version__)"], env=venv_env
+    ).stdout
     assert numpy_version.startswith("1."), numpy_version
-    audio = make_recording(tmp_path / "unseen", seconds=SECONDS, events=(EVENT,), seed=99,
-                           labels=False) / "audio.mp3"
-    text = _run([venv / "bin" / "micmon", "-v", "predict", "--model", trained_model_dir, audio],
-                env=venv_env)
+    audio = (
+        make_recording(tmp_path / "unseen", seconds=SECONDS, events=(EVENT,), seed=99, labels=False)
+        / "audio.mp3"
+    )
+    text = _run([venv / "bin" / "micmon", "-v", "predict", "--model", trained_model_dir, audio], env=venv_env)
     assert "scoring with tflite_runtime" in " ".join(text.stderr.split())
     assert f"1 event in {WINDOWS} windows" in " ".join(text.stdout.split())
     shutil.rmtree(venv, ignore_errors=True)

@@ -17,8 +17,9 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 pytestmark = pytest.mark.slow
 
 
-def run_example(name: str, home: Path, replace: dict[str, str] | None = None,
-                timeout: float = 240) -> subprocess.CompletedProcess[str]:
+def run_example(
+    name: str, home: Path, replace: dict[str, str] | None = None, timeout: float = 240
+) -> subprocess.CompletedProcess[str]:
     """Run examples/<name> with HOME=home (so `~/...` paths land in it), after replacing strings."""
     source = (EXAMPLES / name).read_text()
     for old, new in (replace or {}).items():
@@ -26,10 +27,16 @@ def run_example(name: str, home: Path, replace: dict[str, str] | None = None,
         source = source.replace(old, new)
     script = home / name
     script.write_text(source)
-    env = {**os.environ, "HOME": str(home), "MPLBACKEND": "Agg", "SDL_AUDIODRIVER": "dummy",
-           "TF_CPP_MIN_LOG_LEVEL": "3"}
-    result = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True,
-                            timeout=timeout, check=False)
+    env = {
+        **os.environ,
+        "HOME": str(home),
+        "MPLBACKEND": "Agg",
+        "SDL_AUDIODRIVER": "dummy",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+    }
+    result = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return result
 
@@ -39,8 +46,7 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A HOME holding ~/datasets/sound-detect/audio/sample_1: a labelled 4-minute mp3."""
     home = tmp_path_factory.mktemp("home")
     events = [(20.0, 45.0), (70.0, 82.0), (100.0, 130.0), (150.0, 160.0), (190.0, 220.0)]
-    make_recording(home / "datasets/sound-detect/audio/sample_1", seconds=240.0, events=events,
-                   seed=7)
+    make_recording(home / "datasets/sound-detect/audio/sample_1", seconds=240.0, events=events, seed=7)
     (home / "datasets/sound-detect/data").mkdir(parents=True)
     (home / "models").mkdir()
     return home
@@ -79,8 +85,7 @@ def test_train_reaches_95_percent_validation_accuracy(trained_home: Path) -> Non
 
 def test_predict_from_file_prints_a_line_per_window(trained_home: Path) -> None:
     audio = trained_home / "datasets/sound-detect/audio/sample_1/audio.mp3"
-    result = run_example("predict_file.py", trained_home,
-                         {"/path/to/some/audio.mp3": str(audio)})
+    result = run_example("predict_file.py", trained_home, {"/path/to/some/audio.mp3": str(audio)})
     lines = re.findall(r"Audio segment at (\d+) seconds: (\w+)", result.stdout)
     assert len(lines) == (240 - 60) // 2
     assert [int(t) for t, _ in lines] == list(range(60, 240, 2))
@@ -88,16 +93,24 @@ def test_predict_from_file_prints_a_line_per_window(trained_home: Path) -> None:
     # Windows fully inside an event are positive, windows far from any event negative.
     assert predicted[110] == "positive" and predicted[200] == "positive"
     assert predicted[90] == "negative" and predicted[236] == "negative"
-    agree = sum(label == ("positive" if any(a <= t + 1 < b for a, b in
-                                            [(70, 82), (100, 130), (150, 160), (190, 220)])
-                          else "negative") for t, label in predicted.items())
+    agree = sum(
+        label
+        == (
+            "positive"
+            if any(a <= t + 1 < b for a, b in [(70, 82), (100, 130), (150, 160), (190, 220)])
+            else "negative"
+        )
+        for t, label in predicted.items()
+    )
     assert agree / len(predicted) >= 0.9
 
 
 def test_predict_from_microphone_classifies_live_windows(trained_home: Path) -> None:
-    result = run_example("predict_microphone.py", trained_home,
-                         {"'alsa'": "'lavfi'",
-                          "'plughw:1,0'": "'sine=frequency=3000:duration=10:sample_rate=44100'"})
+    result = run_example(
+        "predict_microphone.py",
+        trained_home,
+        {"'alsa'": "'lavfi'", "'plughw:1,0'": "'sine=frequency=3000:duration=10:sample_rate=44100'"},
+    )
     lines = result.stdout.split()
     assert len(lines) == 5
     assert set(lines) <= {"negative", "positive"}

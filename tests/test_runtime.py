@@ -36,7 +36,10 @@ def test_runtime_name_is_the_first_installed_candidate() -> None:
 
 def test_candidates_are_litert_then_tflite_runtime_then_tensorflow() -> None:
     assert [m for m, _ in RUNTIME_CANDIDATES] == [
-        "ai_edge_litert.interpreter", "tflite_runtime.interpreter", "tensorflow.lite.python.interpreter"]
+        "ai_edge_litert.interpreter",
+        "tflite_runtime.interpreter",
+        "tensorflow.lite.python.interpreter",
+    ]
 
 
 @pytest.mark.skipif(not _installed("ai_edge_litert"), reason="ai-edge-litert is not installed")
@@ -50,10 +53,15 @@ def test_a_missing_candidate_is_skipped() -> None:
 
 @pytest.mark.skipif(not _installed("tensorflow"), reason="TensorFlow is not installed")
 @pytest.mark.filterwarnings("ignore:.*tf.lite.Interpreter is deprecated")
-def test_without_litert_packages_tensorflow_lite_is_used(monkeypatch: pytest.MonkeyPatch,
-                                                         trained_model_dir: Path) -> None:
-    for name in ("ai_edge_litert", "ai_edge_litert.interpreter", "tflite_runtime",
-                 "tflite_runtime.interpreter"):
+def test_without_litert_packages_tensorflow_lite_is_used(
+    monkeypatch: pytest.MonkeyPatch, trained_model_dir: Path
+) -> None:
+    for name in (
+        "ai_edge_litert",
+        "ai_edge_litert.interpreter",
+        "tflite_runtime",
+        "tflite_runtime.interpreter",
+    ):
         monkeypatch.setitem(sys.modules, name, None)  # as if not installed
     found = find_runtime()
     assert found.name == "tensorflow"
@@ -84,8 +92,7 @@ def test_no_runtime_says_what_to_install() -> None:
     assert "No module named" not in message
 
 
-def test_a_broken_runtime_is_named_with_its_cause(tmp_path: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_broken_runtime_is_named_with_its_cause(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A runtime that is installed but fails to import (e.g. built for another numpy) says why."""
     package = tmp_path / "micmon_broken_runtime"
     package.mkdir()
@@ -94,12 +101,10 @@ def test_a_broken_runtime_is_named_with_its_cause(tmp_path: Path,
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(MissingDependencyError) as info:
         find_runtime([("micmon_broken_runtime.interpreter", "micmon-broken-runtime")])
-    assert "micmon_broken_runtime.interpreter: No module named 'micmon_missing_native_dep'" \
-        in str(info.value)
+    assert "micmon_broken_runtime.interpreter: No module named 'micmon_missing_native_dep'" in str(info.value)
 
 
-def test_runner_logs_the_runtime_at_debug(trained_model_dir: Path,
-                                          caplog: pytest.LogCaptureFixture) -> None:
+def test_runner_logs_the_runtime_at_debug(trained_model_dir: Path, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.DEBUG, logger="micmon"):
         runner = LiteRTRunner(trained_model_dir / "model.tflite")
     assert runner.runtime is runtime()

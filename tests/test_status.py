@@ -16,8 +16,9 @@ from micmon.status import DOWN, OK, SILENT, STARTING, LiveStatus, prometheus_tex
 
 
 def _window(level: float, score: float = 0.1, start: float = 0.0) -> WindowResult:
-    return WindowResult(start=start, end=start + 1.0, level_dbfs=level, scores={"cry": score},
-                        gated=False, events=())
+    return WindowResult(
+        start=start, end=start + 1.0, level_dbfs=level, scores={"cry": score}, gated=False, events=()
+    )
 
 
 def test_health_follows_windows_silence_and_capture() -> None:
@@ -62,16 +63,22 @@ def model(trained_model_dir: Path):  # noqa: ANN201 - Model
 def _parse(text: str) -> dict[tuple[str, tuple], float]:
     from prometheus_client.parser import text_string_to_metric_families
 
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def test_monitor_metrics_parse_as_prometheus_text(model, tmp_path: Path) -> None:  # noqa: ANN001
-    path = make_recording(tmp_path / "r", seconds=12.0, events=[(3.0, 8.0)], fmt="wav",
-                          seed=3) / "audio.wav"
-    monitor = Monitor(model, file_source(path, spec=model.spec, hop=0.5, realtime=False),
-                      settings=DetectorSettings(threshold=0.6, k=2, n=3, m=2), hop=0.5,
-                      live=False)
+    path = make_recording(tmp_path / "r", seconds=12.0, events=[(3.0, 8.0)], fmt="wav", seed=3) / "audio.wav"
+    monitor = Monitor(
+        model,
+        file_source(path, spec=model.spec, hop=0.5, realtime=False),
+        settings=DetectorSettings(threshold=0.6, k=2, n=3, m=2),
+        hop=0.5,
+        live=False,
+    )
     monitor.run()
     samples = _parse(prometheus_text(monitor))
     windows = monitor.stats.windows
@@ -88,8 +95,13 @@ def test_monitor_metrics_parse_as_prometheus_text(model, tmp_path: Path) -> None
 def test_digital_silence_makes_the_monitor_unhealthy(model, tmp_path: Path) -> None:  # noqa: ANN001
     zeros = encode(tmp_path / "zeros.wav", np.zeros(44100 * 6, dtype=np.float32), 44100)
     seen: list[str] = []
-    monitor = Monitor(model, file_source(zeros, spec=model.spec, hop=0.5, realtime=False),
-                      hop=0.5, live=False, silence_seconds=3.0,
-                      on_window=lambda r: seen.append(monitor.status.health))
+    monitor = Monitor(
+        model,
+        file_source(zeros, spec=model.spec, hop=0.5, realtime=False),
+        hop=0.5,
+        live=False,
+        silence_seconds=3.0,
+        on_window=lambda r: seen.append(monitor.status.health),
+    )
     monitor.run()
     assert seen[0] == OK and seen[-1] == SILENT

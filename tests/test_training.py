@@ -14,8 +14,9 @@ from micmon.training import TrainingOptions, check_destination, train, training_
 
 
 def test_classification_report_counts_and_undefined_figures() -> None:
-    report = classification_report(np.array([0, 0, 1, 1, 1]), np.array([0, 1, 1, 1, 1]),
-                                   ["negative", "positive", "other"])
+    report = classification_report(
+        np.array([0, 0, 1, 1, 1]), np.array([0, 1, 1, 1, 1]), ["negative", "positive", "other"]
+    )
     assert report["windows"] == 5
     assert report["accuracy"] == pytest.approx(0.8)
     assert report["confusion_matrix"] == [[1, 1, 0], [0, 3, 0], [0, 0, 0]]
@@ -24,12 +25,15 @@ def test_classification_report_counts_and_undefined_figures() -> None:
     assert report["per_label"]["other"]["f1"] is None  # never present, never predicted
 
 
-@pytest.mark.parametrize(("options", "message"), [
-    (dict(model_type="rnn"), "model_type: must be one of dense, cnn, got 'rnn'"),
-    (dict(epochs=0), "epochs: must be an integer >= 1, got 0"),
-    (dict(validation_split=1.0), "validation_split: must be in [0, 1), got 1.0"),
-    (dict(class_weight="inverse"), "class_weight: must be one of balanced, none"),
-])
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (dict(model_type="rnn"), "model_type: must be one of dense, cnn, got 'rnn'"),
+        (dict(epochs=0), "epochs: must be an integer >= 1, got 0"),
+        (dict(validation_split=1.0), "validation_split: must be in [0, 1), got 1.0"),
+        (dict(class_weight="inverse"), "class_weight: must be one of balanced, none"),
+    ],
+)
 def test_bad_options_name_the_parameter(options: dict, message: str) -> None:
     with pytest.raises(ParameterError) as caught:
         TrainingOptions(**options)
@@ -53,8 +57,13 @@ def test_a_single_label_cannot_be_trained(tmp_path: Path) -> None:
     from micmon.features import FeatureSpec
 
     spec = FeatureSpec(sample_rate=16000, window_seconds=1.0, high_freq=8000.0, bins=10)
-    data = Dataset(np.zeros((4, 10), np.float32), np.zeros(4, np.int64), labels=["negative"],
-                   spec=spec, name="only_negative")
+    data = Dataset(
+        np.zeros((4, 10), np.float32),
+        np.zeros(4, np.int64),
+        labels=["negative"],
+        spec=spec,
+        name="only_negative",
+    )
     with pytest.raises(DatasetError, match="at least two labels"):
         train([data], TrainingOptions(epochs=1))
 
@@ -63,9 +72,12 @@ def test_a_single_label_cannot_be_trained(tmp_path: Path) -> None:
 def test_train_holds_out_recordings_reports_and_saves(datasets_dir: Path, tmp_path: Path) -> None:
     epochs: list[int] = []
     messages: list[str] = []
-    result = train(datasets_dir, TrainingOptions(epochs=3, holdout_recordings=1,
-                                                 split_by_recording=True, seed=1),
-                   on_epoch=lambda epoch, logs: epochs.append(epoch), on_message=messages.append)
+    result = train(
+        datasets_dir,
+        TrainingOptions(epochs=3, holdout_recordings=1, split_by_recording=True, seed=1),
+        on_epoch=lambda epoch, logs: epochs.append(epoch),
+        on_message=messages.append,
+    )
     assert epochs == [1, 2, 3]
     assert result.model_type == "dense"  # the datasets hold spectrum features
     assert len(result.held_out) == 1 and result.held_out[0] not in result.datasets
@@ -90,32 +102,38 @@ def test_early_stopping_and_hard_negatives(datasets_dir: Path) -> None:
     # the held-out loss, so training stops after `patience` epochs without improvement.
     data = Dataset.combine(Dataset.scan(datasets_dir))
     flipped = np.where(data.classes == 0, 1, 0)
-    recordings = [Dataset(data.samples, data.classes, labels=data.labels, spec=data.spec,
-                          name="normal"),
-                  Dataset(data.samples, flipped, labels=data.labels, spec=data.spec,
-                          name="flipped")]
-    stopped = train(recordings, TrainingOptions(epochs=30, patience=2, validation_split=0.5,
-                                                split_by_recording=True))
+    recordings = [
+        Dataset(data.samples, data.classes, labels=data.labels, spec=data.spec, name="normal"),
+        Dataset(data.samples, flipped, labels=data.labels, spec=data.spec, name="flipped"),
+    ]
+    stopped = train(
+        recordings, TrainingOptions(epochs=30, patience=2, validation_split=0.5, split_by_recording=True)
+    )
     assert len(stopped.history["loss"]) < 10
-    mined = train(datasets_dir, TrainingOptions(epochs=4, hard_negatives=0.2, seed=2),
-                  on_message=messages.append)
+    mined = train(
+        datasets_dir, TrainingOptions(epochs=4, hard_negatives=0.2, seed=2), on_message=messages.append
+    )
     assert any(m.startswith("hard negatives: ") for m in messages)
     assert len(mined.history["loss"]) == 4 + 2  # then half as many epochs on the hard negatives
     assert mined.options.to_dict()["hard_negatives"] == 0.2
 
 
 def test_new_training_options_are_checked() -> None:
-    for options, name in ((dict(augment_mask=1.5), "augment_mask"),
-                          (dict(hard_negatives=1.0), "hard_negatives"),
-                          (dict(patience=-1), "patience"), (dict(augment_copies=0), "augment_copies")):
+    for options, name in (
+        (dict(augment_mask=1.5), "augment_mask"),
+        (dict(hard_negatives=1.0), "hard_negatives"),
+        (dict(patience=-1), "patience"),
+        (dict(augment_copies=0), "augment_copies"),
+    ):
         with pytest.raises(ParameterError) as caught:
             TrainingOptions(**options)
         assert caught.value.parameter == name
 
 
 @pytest.mark.slow
-def test_an_ensemble_is_one_model_whose_scores_are_the_members_mean(datasets_dir: Path,
-                                                                     tmp_path: Path) -> None:
+def test_an_ensemble_is_one_model_whose_scores_are_the_members_mean(
+    datasets_dir: Path, tmp_path: Path
+) -> None:
     from micmon.model import Model
 
     result = train(datasets_dir, TrainingOptions(epochs=2, ensemble=2, seed=3))

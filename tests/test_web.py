@@ -40,8 +40,12 @@ def model(trained_model_dir: Path):  # noqa: ANN201 - Model
 @pytest.fixture(scope="module")
 def recording(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """16 s of background with the positive beeps from 3 s to 8 s."""
-    return make_recording(tmp_path_factory.mktemp("rec") / "r", seconds=16.0,
-                          events=[(3.0, 8.0)], fmt="wav", seed=4) / "audio.wav"
+    return (
+        make_recording(
+            tmp_path_factory.mktemp("rec") / "r", seconds=16.0, events=[(3.0, 8.0)], fmt="wav", seed=4
+        )
+        / "audio.wav"
+    )
 
 
 def get(url: str, *, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
@@ -74,14 +78,22 @@ class Served:
 
 
 @pytest.fixture(scope="module")
-def served(model, recording: Path,  # noqa: ANN001
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def served(
+    model,
+    recording: Path,  # noqa: ANN001
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Served]:
     clips = tmp_path_factory.mktemp("served") / "clips"
     store = EventStore(clips / "events.sqlite3", clip_folder=clips)
     server = WebServer("127.0.0.1:0", store=store, clip_folder=clips, model="tiny")
-    monitor = Monitor(model, file_source(recording, spec=model.spec, hop=HOP, realtime=False),
-                      settings=SETTINGS, hop=HOP, live=False,
-                      actions=[ClipAction(clips, pre_roll=1.0), HistoryAction(store)])
+    monitor = Monitor(
+        model,
+        file_source(recording, spec=model.spec, hop=HOP, realtime=False),
+        settings=SETTINGS,
+        hop=HOP,
+        live=False,
+        actions=[ClipAction(clips, pre_roll=1.0), HistoryAction(store)],
+    )
     server.start(monitor)
     monitor.run()
     try:
@@ -97,8 +109,7 @@ def test_api_events_status_and_clip(served: Served) -> None:
     assert event["label"] == "positive" and 4.0 <= event["duration"] <= 7.0
     assert event["clip_url"].startswith("/clips/positive-") and event["clip_url"].endswith(".mp3")
     code, headers, audio = get(served.url + event["clip_url"])
-    assert code == 200 and headers["content-type"] == "audio/mpeg" and audio[:3] in (b"ID3",
-                                                                                     b"\xff\xfb")
+    assert code == 200 and headers["content-type"] == "audio/mpeg" and audio[:3] in (b"ID3", b"\xff\xfb")
     code, _, body = get(f"{served.url}/api/events?label=negative")
     assert json.loads(body)["events"] == []
     code, _, body = get(f"{served.url}/api/events?since=1d&limit=5")
@@ -131,19 +142,22 @@ def test_page_and_its_assets_are_served_locally(served: Served) -> None:
         assert code == 200 and b"http://" not in text and b"https://" not in text
 
 
-@pytest.mark.parametrize("path", [
-    "/clips/../../../../etc/passwd",
-    "/clips/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
-    "/clips/..%2F..%2F..%2Fetc%2Fpasswd",
-    "/clips//etc/passwd",
-    "/clips/events.sqlite3",
-    "/clips/%2Fetc%2Fpasswd",
-    "/clips/",
-    "/clips/link.mp3",
-    "/clips/../clips/../outside.mp3",
-    "/clips/a%00.mp3",
-    "/clips/%252e%252e/outside.mp3",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/clips/../../../../etc/passwd",
+        "/clips/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+        "/clips/..%2F..%2F..%2Fetc%2Fpasswd",
+        "/clips//etc/passwd",
+        "/clips/events.sqlite3",
+        "/clips/%2Fetc%2Fpasswd",
+        "/clips/",
+        "/clips/link.mp3",
+        "/clips/../clips/../outside.mp3",
+        "/clips/a%00.mp3",
+        "/clips/%252e%252e/outside.mp3",
+    ],
+)
 def test_clips_refuses_anything_outside_the_clip_folder(served: Served, path: str) -> None:
     secret = served.clips.parent / "outside.mp3"
     secret.write_bytes(b"SECRET")
@@ -161,9 +175,14 @@ def test_metrics_parse_as_prometheus_text(served: Served) -> None:
     code, headers, body = get(f"{served.url}/metrics")
     assert code == 200 and headers["content-type"].startswith("text/plain; version=0.0.4")
     families = {f.name: f for f in text_string_to_metric_families(body.decode())}
-    assert {"micmon_windows_scored", "micmon_events", "micmon_audio_dropped_seconds",
-            "micmon_capture_restarts", "micmon_action_failures", "micmon_last_window_age_seconds",
-            } <= set(families)
+    assert {
+        "micmon_windows_scored",
+        "micmon_events",
+        "micmon_audio_dropped_seconds",
+        "micmon_capture_restarts",
+        "micmon_action_failures",
+        "micmon_last_window_age_seconds",
+    } <= set(families)
     events = {s.labels["label"]: s.value for s in families["micmon_events"].samples}
     assert events == {"positive": 1.0}
     failures = {s.labels["type"]: s.value for s in families["micmon_action_failures"].samples}
@@ -171,13 +190,22 @@ def test_metrics_parse_as_prometheus_text(served: Served) -> None:
     assert families["micmon_windows_scored"].samples[0].value == served.monitor.stats.windows
 
 
-def test_healthz_200_while_audio_flows_503_when_down_or_silent(model, recording: Path,  # noqa: ANN001
-                                                               tmp_path: Path) -> None:
+def test_healthz_200_while_audio_flows_503_when_down_or_silent(
+    model,
+    recording: Path,  # noqa: ANN001
+    tmp_path: Path,
+) -> None:
     zeros = encode(tmp_path / "zeros.wav", np.zeros(44100 * 30, dtype=np.float32), 44100)
     # Real time: the file plays for as long as a microphone would; silence counts after 3 s.
     for path, expected in ((recording, "ok"), (zeros, "silent")):
-        monitor = Monitor(model, file_source(path, spec=model.spec, hop=HOP, realtime=True),
-                          settings=SETTINGS, hop=HOP, live=False, silence_seconds=3.0)
+        monitor = Monitor(
+            model,
+            file_source(path, spec=model.spec, hop=HOP, realtime=True),
+            settings=SETTINGS,
+            hop=HOP,
+            live=False,
+            silence_seconds=3.0,
+        )
         server = WebServer("127.0.0.1:0")
         server.start(monitor)
         url = f"http://127.0.0.1:{server.port}/healthz"
@@ -202,16 +230,28 @@ def test_healthz_200_while_audio_flows_503_when_down_or_silent(model, recording:
 
 
 def test_token_is_required_when_set_and_off_loopback(model, tmp_path: Path) -> None:  # noqa: ANN001
-    with pytest.raises(ParameterError, match="0.0.0.0:8080 is reachable from other machines, so "
-                                             "the page needs a token: set monitor.web_token"):
+    with pytest.raises(
+        ParameterError,
+        match="0.0.0.0:8080 is reachable from other machines, so "
+        "the page needs a token: set monitor.web_token",
+    ):
         WebServer("0.0.0.0:8080")
     with pytest.raises(ParameterError, match="web_token: must be a string of at least 8"):
         WebServer("127.0.0.1:0", token="short")
     token = "s3cret-token-1234"
     server = WebServer("127.0.0.1:0", token=token)
-    server.start(Monitor(model, file_source(make_recording(
-        tmp_path / "r", seconds=3.0, events=[], fmt="wav").joinpath("audio.wav"),
-        spec=model.spec, hop=HOP), hop=HOP, live=False))
+    server.start(
+        Monitor(
+            model,
+            file_source(
+                make_recording(tmp_path / "r", seconds=3.0, events=[], fmt="wav").joinpath("audio.wav"),
+                spec=model.spec,
+                hop=HOP,
+            ),
+            hop=HOP,
+            live=False,
+        )
+    )
     base = f"http://127.0.0.1:{server.port}"
     try:
         for path in ("/", "/api/status", "/api/events", "/metrics", "/clips/x.mp3"):
@@ -241,24 +281,46 @@ def test_bind_forms_and_a_busy_port() -> None:
     try:
         from micmon.web import WebError
 
-        with pytest.raises(WebError, match=f"cannot listen on 127.0.0.1:{first.port} "
-                                           r"\(Address already in use\)"):
+        with pytest.raises(
+            WebError,
+            match=f"cannot listen on 127.0.0.1:{first.port} "
+            r"\(Address already in use\)",
+        ):
             WebServer(f"127.0.0.1:{first.port}")
     finally:
         first.stop()
 
 
-def test_missing_extra_is_one_line(trained_model_dir: Path, recording: Path,
-                                   tmp_path: Path) -> None:
-    code = ("import sys; sys.modules['starlette'] = None; from micmon_cli.app import main; "
-            "sys.argv = ['micmon'] + sys.argv[1:]; main()")
+def test_missing_extra_is_one_line(trained_model_dir: Path, recording: Path, tmp_path: Path) -> None:
+    code = (
+        "import sys; sys.modules['starlette'] = None; from micmon_cli.app import main; "
+        "sys.argv = ['micmon'] + sys.argv[1:]; main()"
+    )
     env: dict[str, Any] = {k: v for k, v in os.environ.items() if k != "MICMON_CONFIG"}
-    proc = subprocess.run([sys.executable, "-c", code, "monitor", "--model",
-                           str(trained_model_dir), "--input", str(recording), "--fast", "--json",
-                           "--web", "0"], env={**env, "MICMON_NO_LIVE": "1", "HOME": str(tmp_path)},
-                          capture_output=True, text=True, timeout=120, check=False)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "monitor",
+            "--model",
+            str(trained_model_dir),
+            "--input",
+            str(recording),
+            "--fast",
+            "--json",
+            "--web",
+            "0",
+        ],
+        env={**env, "MICMON_NO_LIVE": "1", "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert proc.returncode == 1, proc.stderr
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
-    assert lines == ["error: the web page needs the web extra (starlette is missing): "
-                     "pip install 'micmon[web]'"], proc.stderr
+    assert lines == [
+        "error: the web page needs the web extra (starlette is missing): pip install 'micmon[web]'"
+    ], proc.stderr
     assert proc.stdout == ""

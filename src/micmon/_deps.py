@@ -31,8 +31,11 @@ def missing_dependency(exc: ImportError, *, purpose: str | None = None) -> Missi
     if top not in EXTRAS:
         return None
     package, extra = EXTRAS[top]
-    return MissingDependencyError(f"{purpose or 'this'} needs {package}, which is not installed: "
-                                  f"{install_command(extra)}", package=top, extra=extra)
+    return MissingDependencyError(
+        f"{purpose or 'this'} needs {package}, which is not installed: {install_command(extra)}",
+        package=top,
+        extra=extra,
+    )
 
 
 def require_keras(purpose: str = "training") -> Any:
@@ -42,6 +45,9 @@ def require_keras(purpose: str = "training") -> Any:
     except ImportError as exc:
         error = missing_dependency(exc, purpose=purpose) or MissingDependencyError(
             f"{purpose} needs TensorFlow (Keras), which cannot be imported ({exc}): "
-            f"{install_command('train')}", package="keras", extra="train")
+            f"{install_command('train')}",
+            package="keras",
+            extra="train",
+        )
         raise error from None
     return keras

@@ -51,8 +51,10 @@ def read_text(path: str | os.PathLike[str]) -> str:
         # utf-8-sig: Windows editors start the file with a byte order mark.
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
-        raise EncodingError(f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset "
-                            f"{exc.start}); save it as UTF-8", path=os.fspath(path)) from None
+        raise EncodingError(
+            f"{path}: not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); save it as UTF-8",
+            path=os.fspath(path),
+        ) from None
 
 
 def is_hidden(path: str | os.PathLike[str]) -> bool:
@@ -277,8 +279,10 @@ def check_writable_dir(path: str | os.PathLike[str], *, what: str = "output fold
     while not probe_parent.exists() and probe_parent != probe_parent.parent:
         probe_parent = probe_parent.parent
     if probe_parent.exists() and not probe_parent.is_dir():
-        raise OutputError(f"{probe_parent}: is a file, not a folder; choose another {what} "
-                          "or move the file away", path=str(probe_parent))
+        raise OutputError(
+            f"{probe_parent}: is a file, not a folder; choose another {what} or move the file away",
+            path=str(probe_parent),
+        )
     try:
         folder.mkdir(parents=True, exist_ok=True)
         probe = temp_sibling(folder / "write-check")
@@ -286,16 +290,16 @@ def check_writable_dir(path: str | os.PathLike[str], *, what: str = "output fold
         os.close(fd)
         os.unlink(probe)
     except OSError as exc:
-        raise OutputError(f"{describe_os_error(exc, default_path=str(folder))} ({what})",
-                          path=str(folder)) from None
+        raise OutputError(
+            f"{describe_os_error(exc, default_path=str(folder))} ({what})", path=str(folder)
+        ) from None
     return folder
 
 
 #: What to do about an OSError, by errno.
 _FIXES: dict[int, str] = {
     errno.EACCES: "permission denied; check the file's owner and permissions or choose another path",
-    errno.EPERM: "operation not permitted; check the file's owner and permissions or choose "
-                 "another path",
+    errno.EPERM: "operation not permitted; check the file's owner and permissions or choose another path",
     errno.EROFS: "read-only file system; choose a path on a writable disk",
     errno.ENOSPC: "no space left on the device; free some space or choose another disk",
     errno.EDQUOT: "disk quota exceeded; free some space or choose another disk",

@@ -122,11 +122,12 @@ class Action:
 def format_event(event: Event) -> str:
     """Return a one-line human description of `event`."""
     if event.kind == "start":
-        return (f"{event.start_time} START {event.label} "
-                f"(confidence {event.confidence:.2f})")
+        return f"{event.start_time} START {event.label} (confidence {event.confidence:.2f})"
     clip = f", clip {event.clip}" if event.clip else ""
-    return (f"{event.end_time} END   {event.label} after {event.duration or 0.0:.1f} s "
-            f"(peak {event.peak:.2f}, mean {event.mean:.2f}{clip})")
+    return (
+        f"{event.end_time} END   {event.label} after {event.duration or 0.0:.1f} s "
+        f"(peak {event.peak:.2f}, mean {event.mean:.2f}{clip})"
+    )
 
 
 class PrintAction(Action):
@@ -135,8 +136,13 @@ class PrintAction(Action):
     name = "print"
     retry = False
 
-    def __init__(self, *, json_lines: bool = False, stream: IO[str] | None = None,
-                 formatter: Callable[[Event], str] | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        json_lines: bool = False,
+        stream: IO[str] | None = None,
+        formatter: Callable[[Event], str] | None = None,
+    ) -> None:
         self.json_lines = json_lines
         self.stream = stream
         self.formatter = formatter or format_event
@@ -164,18 +170,30 @@ class CommandAction(Action):
 
     name = "command"
 
-    def __init__(self, command: Sequence[str] | str, *, timeout: float = DEFAULT_COMMAND_TIMEOUT,
-                 events: Sequence[str] = ("start", "end"), env: Mapping[str, str] | None = None,
-                 cwd: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        command: Sequence[str] | str,
+        *,
+        timeout: float = DEFAULT_COMMAND_TIMEOUT,
+        events: Sequence[str] = ("start", "end"),
+        env: Mapping[str, str] | None = None,
+        cwd: str | os.PathLike[str] | None = None,
+    ) -> None:
         argv = [command] if isinstance(command, str) else list(command)
         if not argv or not all(isinstance(a, str) and a for a in argv):
-            raise ParameterError(f"command: expected a program and its arguments as a list, "
-                                 f"got {command!r}", parameter='command', value=command)
+            raise ParameterError(
+                f"command: expected a program and its arguments as a list, got {command!r}",
+                parameter="command",
+                value=command,
+            )
         if shutil.which(argv[0]) is None:
-            raise ParameterError(f"command: {argv[0]!r} is not an executable file or a program "
-                                 "on PATH", parameter='command')
+            raise ParameterError(
+                f"command: {argv[0]!r} is not an executable file or a program on PATH", parameter="command"
+            )
         if not timeout > 0:
-            raise ParameterError(f"timeout: must be > 0 seconds, got {timeout!r}", parameter='timeout', value=timeout)
+            raise ParameterError(
+                f"timeout: must be > 0 seconds, got {timeout!r}", parameter="timeout", value=timeout
+            )
         self.argv = argv
         self.timeout = float(timeout)
         self.events = _check_kinds(events)
@@ -187,28 +205,44 @@ class CommandAction(Action):
         """Run the program; raise ActionError on a non-zero exit or a timeout."""
         if event.kind not in self.events:
             return event
-        env = {**os.environ, **self.env, "MICMON_EVENT": event.kind, "MICMON_LABEL": event.label,
-               "MICMON_CONFIDENCE": f"{event.confidence:.4f}", "MICMON_CLIP": event.clip or "",
-               "MICMON_TIME": event.to_dict()["time"]}
+        env = {
+            **os.environ,
+            **self.env,
+            "MICMON_EVENT": event.kind,
+            "MICMON_LABEL": event.label,
+            "MICMON_CONFIDENCE": f"{event.confidence:.4f}",
+            "MICMON_CLIP": event.clip or "",
+            "MICMON_TIME": event.to_dict()["time"],
+        }
         try:
-            proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, env=env, cwd=self.cwd, text=True,
-                                    start_new_session=True)
+            proc = subprocess.Popen(
+                self.argv,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                env=env,
+                cwd=self.cwd,
+                text=True,
+                start_new_session=True,
+            )
         except OSError as exc:
             raise ActionError(f"{self.argv[0]}: cannot run it ({exc.strerror})") from None
         try:
             _out, err = proc.communicate(event.to_json() + "\n", timeout=self.timeout)
         except subprocess.TimeoutExpired:
             _kill_group(proc)
-            raise ActionError(f"{self.argv[0]}: still running after {self.timeout:g} s; killed it "
-                              "and its children", retryable=False) from None
+            raise ActionError(
+                f"{self.argv[0]}: still running after {self.timeout:g} s; killed it and its children",
+                retryable=False,
+            ) from None
         finally:
             if proc.returncode is None:  # interrupted some other way: leave nothing behind
                 _kill_group(proc)
         if proc.returncode != 0:
             last = (err or "").strip().splitlines()[-1:] or [""]
-            raise ActionError(f"{self.argv[0]}: exit code {proc.returncode} {last[0]}".rstrip(),
-                              retryable=False)
+            raise ActionError(
+                f"{self.argv[0]}: exit code {proc.returncode} {last[0]}".rstrip(), retryable=False
+            )
         return event
 
 
@@ -227,7 +261,11 @@ def _kill_group(proc: subprocess.Popen[str]) -> None:
 def _check_kinds(events: Sequence[str]) -> tuple[str, ...]:
     kinds = tuple(events)
     if not kinds or any(k not in ("start", "end") for k in kinds):
-        raise ParameterError(f"events: expected a list of 'start' and/or 'end', got {events!r}", parameter='events', value=events)
+        raise ParameterError(
+            f"events: expected a list of 'start' and/or 'end', got {events!r}",
+            parameter="events",
+            value=events,
+        )
     return kinds
 
 
@@ -237,18 +275,26 @@ class WebhookAction(Action):
 
     name = "webhook"
 
-    def __init__(self, url: str, *, timeout: float = DEFAULT_WEBHOOK_TIMEOUT,
-                 headers: Mapping[str, str] | None = None,
-                 events: Sequence[str] = ("start", "end")) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        timeout: float = DEFAULT_WEBHOOK_TIMEOUT,
+        headers: Mapping[str, str] | None = None,
+        events: Sequence[str] = ("start", "end"),
+    ) -> None:
         parts = urlsplit(url) if isinstance(url, str) else None
         if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ParameterError(f"url: expected an http:// or https:// URL, got {url!r}", parameter='url', value=url)
+            raise ParameterError(
+                f"url: expected an http:// or https:// URL, got {url!r}", parameter="url", value=url
+            )
         if not timeout > 0:
-            raise ParameterError(f"timeout: must be > 0 seconds, got {timeout!r}", parameter='timeout', value=timeout)
+            raise ParameterError(
+                f"timeout: must be > 0 seconds, got {timeout!r}", parameter="timeout", value=timeout
+            )
         self.url = url
         self.timeout = float(timeout)
-        self.headers = {"Content-Type": "application/json", "User-Agent": "micmon",
-                        **dict(headers or {})}
+        self.headers = {"Content-Type": "application/json", "User-Agent": "micmon", **dict(headers or {})}
         self.events = _check_kinds(events)
         self.name = f"webhook {parts.hostname}"
 
@@ -256,8 +302,9 @@ class WebhookAction(Action):
         """POST the event; raise ActionError on a network error or an HTTP error status."""
         if event.kind not in self.events:
             return event
-        request = urllib.request.Request(self.url, data=event.to_json().encode("utf-8"),
-                                         headers=self.headers, method="POST")
+        request = urllib.request.Request(
+            self.url, data=event.to_json().encode("utf-8"), headers=self.headers, method="POST"
+        )
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 response.read()
@@ -284,27 +331,40 @@ class BrokerAddress:
 def parse_broker_url(url: str) -> BrokerAddress:
     """Parse ``mqtt://[user[:pass]@]host[:port]`` or ``mqtts://...`` (TLS); bare hosts work too."""
     if not isinstance(url, str) or not url.strip():
-        raise ParameterError(f"broker: expected a URL such as mqtt://localhost:1883, got {url!r}", parameter='broker', value=url)
+        raise ParameterError(
+            f"broker: expected a URL such as mqtt://localhost:1883, got {url!r}",
+            parameter="broker",
+            value=url,
+        )
     text = url.strip() if "://" in url else f"mqtt://{url.strip()}"
     try:
         parts = urlsplit(text)
         port = parts.port
     except ValueError as exc:
-        raise ParameterError(f"broker: {url!r} is not a valid URL ({exc}); use "
-                             "mqtt://host:1883", parameter='broker') from None
+        raise ParameterError(
+            f"broker: {url!r} is not a valid URL ({exc}); use mqtt://host:1883", parameter="broker"
+        ) from None
     if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
-        raise ParameterError(f"broker: unknown scheme {parts.scheme!r} in {url!r}; use mqtt:// or "
-                             "mqtts:// (TLS)", parameter='broker')
+        raise ParameterError(
+            f"broker: unknown scheme {parts.scheme!r} in {url!r}; use mqtt:// or mqtts:// (TLS)",
+            parameter="broker",
+        )
     if not parts.hostname:
-        raise ParameterError(f"broker: {url!r} has no host name; use mqtt://host:1883", parameter='broker')
+        raise ParameterError(f"broker: {url!r} has no host name; use mqtt://host:1883", parameter="broker")
     if parts.path not in ("", "/") or parts.query:
-        raise ParameterError(f"broker: {url!r} has a path or query; give only "
-                             "mqtt://host:port (the topic is a separate setting)", parameter='broker')
+        raise ParameterError(
+            f"broker: {url!r} has a path or query; give only "
+            "mqtt://host:port (the topic is a separate setting)",
+            parameter="broker",
+        )
     tls = parts.scheme in ("mqtts", "ssl")
-    return BrokerAddress(host=parts.hostname,
-                         port=port or (DEFAULT_MQTTS_PORT if tls else DEFAULT_MQTT_PORT), tls=tls,
-                         username=unquote(parts.username) if parts.username else None,
-                         password=unquote(parts.password) if parts.password else None)
+    return BrokerAddress(
+        host=parts.hostname,
+        port=port or (DEFAULT_MQTTS_PORT if tls else DEFAULT_MQTT_PORT),
+        tls=tls,
+        username=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+    )
 
 
 def _topic_part(text: str) -> str:
@@ -344,30 +404,46 @@ class MqttAction(Action):
     name = "mqtt"
     retry = False  # paho keeps QoS 1 messages across reconnects; a retry would duplicate them
 
-    def __init__(self, broker: str, *, labels: Sequence[str], topic: str | None = None,
-                 node_id: str | None = None, username: str | None = None,
-                 password: str | None = None, tls: bool | None = None,
-                 ca_certs: str | os.PathLike[str] | None = None, tls_insecure: bool = False,
-                 client_id: str | None = None, discovery: bool = True,
-                 discovery_prefix: str = "homeassistant", qos: int = 1,
-                 keepalive: int = MQTT_KEEPALIVE, device_class: str = "sound",
-                 clip_base_url: str | None = None) -> None:
+    def __init__(
+        self,
+        broker: str,
+        *,
+        labels: Sequence[str],
+        topic: str | None = None,
+        node_id: str | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        tls: bool | None = None,
+        ca_certs: str | os.PathLike[str] | None = None,
+        tls_insecure: bool = False,
+        client_id: str | None = None,
+        discovery: bool = True,
+        discovery_prefix: str = "homeassistant",
+        qos: int = 1,
+        keepalive: int = MQTT_KEEPALIVE,
+        device_class: str = "sound",
+        clip_base_url: str | None = None,
+    ) -> None:
         self.address = parse_broker_url(broker)
         if not labels:
-            raise ParameterError("labels: the MQTT action needs the labels it reports", parameter='labels')
+            raise ParameterError("labels: the MQTT action needs the labels it reports", parameter="labels")
         if qos not in (0, 1, 2):
-            raise ParameterError(f"qos: must be 0, 1 or 2, got {qos!r}", parameter='qos', value=qos)
+            raise ParameterError(f"qos: must be 0, 1 or 2, got {qos!r}", parameter="qos", value=qos)
         self.node_id = _topic_part(node_id if node_id else default_node_id())
         self.topic = (topic or f"micmon/{self.node_id}").rstrip("/")
         if not self.topic or any(c in self.topic for c in "#+"):
-            raise ParameterError(f"topic: must be a plain MQTT topic without # or +, got {topic!r}", parameter='topic', value=topic)
+            raise ParameterError(
+                f"topic: must be a plain MQTT topic without # or +, got {topic!r}",
+                parameter="topic",
+                value=topic,
+            )
         self.labels = tuple(labels)
         self.username = username if username is not None else self.address.username
         self.password = password if password is not None else self.address.password
         self.tls = self.address.tls if tls is None else tls
         self.ca_certs = None if ca_certs is None else str(expand_path(ca_certs))
         if self.ca_certs is not None and not os.path.isfile(self.ca_certs):
-            raise ParameterError(f"ca_certs: {self.ca_certs} does not exist", parameter='ca_certs')
+            raise ParameterError(f"ca_certs: {self.ca_certs} does not exist", parameter="ca_certs")
         self.tls_insecure = tls_insecure
         self.client_id = client_id or f"micmon-{self.node_id}-{os.getpid()}"
         self.discovery = discovery
@@ -415,8 +491,7 @@ class MqttAction(Action):
 
     def discovery_topic(self, label: str, component: str = "binary_sensor") -> str:
         """Home Assistant discovery config topic of an entity (`label`: its object id)."""
-        return (f"{self.discovery_prefix}/{component}/{self.node_id}/{_topic_part(label)}"
-                "/config")
+        return f"{self.discovery_prefix}/{component}/{self.node_id}/{_topic_part(label)}/config"
 
     def _common(self, object_id: str) -> dict[str, Any]:
         """Keys every entity shares; a label never starts with "_", so "_x" ids cannot collide."""
@@ -427,9 +502,13 @@ class MqttAction(Action):
             "availability_topic": self.availability_topic,
             "payload_available": "online",
             "payload_not_available": "offline",
-            "device": {"identifiers": [f"micmon_{self.node_id}"], "name": f"micmon {self.node_id}",
-                       "manufacturer": "micmon", "model": "micmon monitor",
-                       "sw_version": __version__},
+            "device": {
+                "identifiers": [f"micmon_{self.node_id}"],
+                "name": f"micmon {self.node_id}",
+                "manufacturer": "micmon",
+                "model": "micmon monitor",
+                "sw_version": __version__,
+            },
             "origin": {"name": "micmon", "sw_version": __version__},
         }
 
@@ -447,17 +526,24 @@ class MqttAction(Action):
 
     def discovery_entities(self) -> dict[str, dict[str, Any]]:
         """Return every discovery config topic announced, with its payload."""
-        entities = {self.discovery_topic(label): self.discovery_config(label)
-                    for label in self.labels}
+        entities = {self.discovery_topic(label): self.discovery_config(label) for label in self.labels}
         entities[self.discovery_topic(MQTT_DETECTION_ID, "event")] = {
-            "name": "Detection", **self._common(f"_{MQTT_DETECTION_ID}"),
-            "state_topic": self.detection_topic, "event_types": list(self.labels),
-            "icon": "mdi:waveform"}
+            "name": "Detection",
+            **self._common(f"_{MQTT_DETECTION_ID}"),
+            "state_topic": self.detection_topic,
+            "event_types": list(self.labels),
+            "icon": "mdi:waveform",
+        }
         entities[self.discovery_topic(MQTT_LEVEL_ID, "sensor")] = {
-            "name": "Input level", **self._common(f"_{MQTT_LEVEL_ID}"),
-            "state_topic": self.level_topic, "unit_of_measurement": "dBFS",
-            "state_class": "measurement", "suggested_display_precision": 1,
-            "entity_category": "diagnostic", "icon": "mdi:microphone"}
+            "name": "Input level",
+            **self._common(f"_{MQTT_LEVEL_ID}"),
+            "state_topic": self.level_topic,
+            "unit_of_measurement": "dBFS",
+            "state_class": "measurement",
+            "suggested_display_precision": 1,
+            "entity_category": "diagnostic",
+            "icon": "mdi:microphone",
+        }
         return entities
 
     def _is_stale(self, topic: str, payload: bytes) -> bool:
@@ -466,7 +552,7 @@ class MqttAction(Action):
             return False
         parts = topic.split("/")
         prefix = self.discovery_prefix.split("/")
-        rest = parts[len(prefix):]
+        rest = parts[len(prefix) :]
         if len(rest) == 3 and rest[0] == "binary_sensor":  # the older <node_id>_<label> layout
             if not rest[1].startswith(f"{self.node_id}_"):
                 return False
@@ -501,8 +587,7 @@ class MqttAction(Action):
         import paho.mqtt.client as mqtt
         from paho.mqtt.enums import CallbackAPIVersion
 
-        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id,
-                             clean_session=True)
+        client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=self.client_id, clean_session=True)
         if self.username:
             client.username_pw_set(self.username, self.password)
         if self.tls:
@@ -519,13 +604,17 @@ class MqttAction(Action):
         client.connect_async(self.address.host, self.address.port, keepalive=self.keepalive)
         client.loop_start()
 
-    def _on_connect(self, client: Any, userdata: Any, flags: Any, reason: Any,
-                    properties: Any = None) -> None:
+    def _on_connect(
+        self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any = None
+    ) -> None:
         if getattr(reason, "is_failure", False):
             if not self._failing:
                 self._failing = True
-                log.warning("%s: broker refused the connection (%s); check username/password; "
-                            "retrying", self.name, reason)
+                log.warning(
+                    "%s: broker refused the connection (%s); check username/password; retrying",
+                    self.name,
+                    reason,
+                )
             return
         self._failing = False
         log.info("%s: %s", self.name, "reconnected" if self._was_connected else "connected")
@@ -533,12 +622,12 @@ class MqttAction(Action):
         self._connected.set()
         with self._status_lock:
             online = self._available is not False
-        client.publish(self.availability_topic, "online" if online else "offline", qos=1,
-                       retain=True)
+        client.publish(self.availability_topic, "online" if online else "offline", qos=1, retain=True)
         if self.discovery:
             prefix = self.discovery_prefix
-            client.subscribe([(f"{prefix}/+/{self.node_id}/+/config", 1),
-                              (f"{prefix}/binary_sensor/+/config", 1)])
+            client.subscribe(
+                [(f"{prefix}/+/{self.node_id}/+/config", 1), (f"{prefix}/binary_sensor/+/config", 1)]
+            )
             for topic, config in self.discovery_entities().items():
                 client.publish(topic, json.dumps(config), qos=1, retain=True)
         for label in self.labels:
@@ -548,8 +637,12 @@ class MqttAction(Action):
         if self._failing or self._closing:
             return
         self._failing = True
-        log.warning("%s: cannot connect (%s); listening goes on, retrying every %d s at most",
-                    self.name, self._diagnose(), MQTT_MAX_RECONNECT_DELAY)
+        log.warning(
+            "%s: cannot connect (%s); listening goes on, retrying every %d s at most",
+            self.name,
+            self._diagnose(),
+            MQTT_MAX_RECONNECT_DELAY,
+        )
 
     def _diagnose(self) -> str:
         """Say why connecting failed: the TCP connection itself, or what came after it."""
@@ -561,15 +654,14 @@ class MqttAction(Action):
         except OSError as exc:
             return exc.strerror or str(exc)
         if self.tls:
-            return ("the TLS handshake failed: check the broker's certificate, ca_certs and "
-                    "tls_insecure")
+            return "the TLS handshake failed: check the broker's certificate, ca_certs and tls_insecure"
         return "the broker did not answer as an MQTT broker"
 
-    def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason: Any,
-                       properties: Any = None) -> None:
+    def _on_disconnect(
+        self, client: Any, userdata: Any, flags: Any, reason: Any, properties: Any = None
+    ) -> None:
         if self._connected.is_set() and not self._closing:
-            log.warning("%s: lost the broker (%s); listening goes on, reconnecting", self.name,
-                        reason)
+            log.warning("%s: lost the broker (%s); listening goes on, reconnecting", self.name, reason)
         self._connected.clear()
 
     @property
@@ -591,21 +683,31 @@ class MqttAction(Action):
         state = "ON" if event.kind == "start" else "OFF"
         self._states[event.label] = state
         payload = json.dumps(self._payload(event), separators=(",", ":"))
-        infos = [client.publish(self.event_topic, payload, qos=self.qos),
-                 client.publish(self.state_topic(event.label), state, qos=self.qos, retain=True),
-                 client.publish(f"{self.topic}/{_topic_part(event.label)}/attributes",
-                                payload, qos=self.qos, retain=True)]
+        infos = [
+            client.publish(self.event_topic, payload, qos=self.qos),
+            client.publish(self.state_topic(event.label), state, qos=self.qos, retain=True),
+            client.publish(
+                f"{self.topic}/{_topic_part(event.label)}/attributes", payload, qos=self.qos, retain=True
+            ),
+        ]
         if event.kind == "start" and event.label in self.labels:
             fired = {"event_type": event.label, **self._payload(event)}
-            infos.append(client.publish(self.detection_topic,
-                                        json.dumps(fired, separators=(",", ":")), qos=self.qos))
+            infos.append(
+                client.publish(self.detection_topic, json.dumps(fired, separators=(",", ":")), qos=self.qos)
+            )
         codes = {info.rc for info in infos}
         if mqtt.MQTT_ERR_QUEUE_SIZE in codes:
-            raise ActionError(f"{self.name}: {MQTT_MAX_QUEUED} messages waiting for the broker; "
-                              f"dropped the {event.kind} of {event.label}")
+            raise ActionError(
+                f"{self.name}: {MQTT_MAX_QUEUED} messages waiting for the broker; "
+                f"dropped the {event.kind} of {event.label}"
+            )
         if mqtt.MQTT_ERR_NO_CONN in codes:
-            log.warning("%s: broker not connected; the %s of %s is queued until it is back",
-                        self.name, event.kind, event.label)
+            log.warning(
+                "%s: broker not connected; the %s of %s is queued until it is back",
+                self.name,
+                event.kind,
+                event.label,
+            )
         return event
 
     def audio_status(self, healthy: bool, level_dbfs: float | None) -> None:
@@ -615,8 +717,7 @@ class MqttAction(Action):
             changed = healthy != self._available
             self._available = healthy
             if healthy and level_dbfs is not None:
-                self._level_max = (level_dbfs if self._level_max is None
-                                   else max(self._level_max, level_dbfs))
+                self._level_max = level_dbfs if self._level_max is None else max(self._level_max, level_dbfs)
             level = None
             if self._level_max is not None and now - self._level_at >= MQTT_LEVEL_INTERVAL:
                 level, self._level_max, self._level_at = self._level_max, None, now
@@ -624,11 +725,13 @@ class MqttAction(Action):
         if client is None or not self._connected.is_set():
             return  # on_connect publishes the availability of the moment
         if changed:
-            log.info("%s: audio %s; availability %s", self.name,
-                     "flows" if healthy else "is down or silent",
-                     "online" if healthy else "offline")
-            client.publish(self.availability_topic, "online" if healthy else "offline", qos=1,
-                           retain=True)
+            log.info(
+                "%s: audio %s; availability %s",
+                self.name,
+                "flows" if healthy else "is down or silent",
+                "online" if healthy else "offline",
+            )
+            client.publish(self.availability_topic, "online" if healthy else "offline", qos=1, retain=True)
         if level is not None:
             client.publish(self.level_topic, f"{level:.1f}", qos=0)
 
@@ -661,18 +764,31 @@ class ClipAction(Action):
 
     name = "clip"
 
-    def __init__(self, folder: str | os.PathLike[str], *, format: str = "mp3",
-                 pre_roll: float = 5.0, post_roll: float = 0.0, max_seconds: float = 120.0,
-                 bitrate: str = "64k") -> None:
+    def __init__(
+        self,
+        folder: str | os.PathLike[str],
+        *,
+        format: str = "mp3",
+        pre_roll: float = 5.0,
+        post_roll: float = 0.0,
+        max_seconds: float = 120.0,
+        bitrate: str = "64k",
+    ) -> None:
         if format not in CLIP_FORMATS:
-            raise ParameterError(f"format: must be one of {', '.join(CLIP_FORMATS)}, "
-                                 f"got {format!r}", parameter='format', value=format)
+            raise ParameterError(
+                f"format: must be one of {', '.join(CLIP_FORMATS)}, got {format!r}",
+                parameter="format",
+                value=format,
+            )
         for key, value in (("pre_roll", pre_roll), ("post_roll", post_roll)):
             if not isinstance(value, (int, float)) or not 0 <= value <= 600:
-                raise ParameterError(f"{key}: must be between 0 and 600 seconds, got {value!r}", parameter=key, value=value)
+                raise ParameterError(
+                    f"{key}: must be between 0 and 600 seconds, got {value!r}", parameter=key, value=value
+                )
         if not max_seconds > 0:
-            raise ParameterError(f"max_seconds: must be > 0, got {max_seconds!r}",
-                                 parameter="max_seconds", value=max_seconds)
+            raise ParameterError(
+                f"max_seconds: must be > 0, got {max_seconds!r}", parameter="max_seconds", value=max_seconds
+            )
         # Checked now: an unwritable clip folder is a start-up error, not a failure per event.
         self.folder = check_writable_dir(folder, what="clip folder")
         self.format = format
@@ -707,15 +823,17 @@ class ClipAction(Action):
         self.folder.mkdir(parents=True, exist_ok=True)
         keep = int(self.max_seconds * audio.sample_rate) * audio.channels
         pcm = np.ascontiguousarray(audio.samples[-keep:], dtype="<i2").tobytes()
-        segment = PydubSegment(data=pcm, sample_width=2, frame_rate=audio.sample_rate,
-                               channels=audio.channels)
+        segment = PydubSegment(
+            data=pcm, sample_width=2, frame_rate=audio.sample_rate, channels=audio.channels
+        )
         options: dict[str, Any] = {"bitrate": self.bitrate} if self.format == "mp3" else {}
         try:
             with atomic_path(path, suffix=f".{self.format}") as tmp:
                 segment.export(tmp, format=self.format, **options).close()
         except OSError as exc:  # a full or read-only disk: trying again at once would not help
-            raise ActionError(f"cannot save the clip: {describe_os_error(exc, default_path=str(path))}",
-                              retryable=False) from None
+            raise ActionError(
+                f"cannot save the clip: {describe_os_error(exc, default_path=str(path))}", retryable=False
+            ) from None
         except Exception as exc:
             raise ActionError(f"{path}: cannot save the clip ({exc})", retryable=False) from None
         log.info("saved clip %s (%.1f s)", path, audio.duration)
@@ -734,13 +852,23 @@ class ActionRunner:
     pass clip paths on to the other actions).
     """
 
-    def __init__(self, action: Action, *, queue_size: int = DEFAULT_QUEUE_SIZE,
-                 retries: int = DEFAULT_RETRIES, retry_delay: float = DEFAULT_RETRY_DELAY,
-                 forward: Callable[[Event], None] | None = None) -> None:
+    def __init__(
+        self,
+        action: Action,
+        *,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        retries: int = DEFAULT_RETRIES,
+        retry_delay: float = DEFAULT_RETRY_DELAY,
+        forward: Callable[[Event], None] | None = None,
+    ) -> None:
         if queue_size < 1:
-            raise ParameterError(f"queue_size: must be >= 1, got {queue_size!r}", parameter='queue_size', value=queue_size)
+            raise ParameterError(
+                f"queue_size: must be >= 1, got {queue_size!r}", parameter="queue_size", value=queue_size
+            )
         if retries < 0:
-            raise ParameterError(f"retries: must be >= 0, got {retries!r}", parameter='retries', value=retries)
+            raise ParameterError(
+                f"retries: must be >= 0, got {retries!r}", parameter="retries", value=retries
+            )
         self.action = action
         self.retries = retries if action.retry else 0
         self.retry_delay = float(retry_delay)
@@ -751,8 +879,7 @@ class ActionRunner:
         self.failures = 0
         self.dropped = 0
         self.handled = 0
-        self._thread = threading.Thread(target=self._run, name=f"micmon-{action.name}",
-                                        daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"micmon-{action.name}", daemon=True)
         self._thread.start()
 
     def submit(self, event: Event, audio: ClipAudio | None = None) -> None:
@@ -770,8 +897,12 @@ class ActionRunner:
                     self._queue.put_nowait(old)
                     return
                 self.dropped += 1
-                log.warning("%s: too many events waiting; dropped the %s of %s", self.action.name,
-                            old[0].kind, old[0].label)
+                log.warning(
+                    "%s: too many events waiting; dropped the %s of %s",
+                    self.action.name,
+                    old[0].kind,
+                    old[0].label,
+                )
 
     def _run(self) -> None:
         try:
@@ -796,11 +927,15 @@ class ActionRunner:
                 result = self.action.handle(event, audio)
             except Exception as exc:
                 self.failures += 1
-                last = (attempt == self.retries or self._past_deadline(delay)
-                        or not getattr(exc, "retryable", True))
+                last = (
+                    attempt == self.retries
+                    or self._past_deadline(delay)
+                    or not getattr(exc, "retryable", True)
+                )
                 then = "; giving up" if last else f"; retrying in {delay:g} s"
-                log.warning("%s: %s of %s failed (%s)%s", self.action.name, event.kind,
-                            event.label, exc, then)
+                log.warning(
+                    "%s: %s of %s failed (%s)%s", self.action.name, event.kind, event.label, exc, then
+                )
                 if last:
                     break
                 if self._stop.wait(delay) and self._past_deadline(0):
@@ -842,23 +977,29 @@ class ActionRunner:
 class Actions:
     """Fan events out to several actions, each on its own runner; clip first if there is one."""
 
-    def __init__(self, actions: Sequence[Action], *, queue_size: int = DEFAULT_QUEUE_SIZE,
-                 retries: int = DEFAULT_RETRIES, retry_delay: float = DEFAULT_RETRY_DELAY) -> None:
+    def __init__(
+        self,
+        actions: Sequence[Action],
+        *,
+        queue_size: int = DEFAULT_QUEUE_SIZE,
+        retries: int = DEFAULT_RETRIES,
+        retry_delay: float = DEFAULT_RETRY_DELAY,
+    ) -> None:
         self.actions = list(actions)
         clips = [a for a in self.actions if isinstance(a, ClipAction)]
         if len(clips) > 1:
-            raise ParameterError("actions: at most one clip action", parameter='actions')
+            raise ParameterError("actions: at most one clip action", parameter="actions")
         self.clip: ClipAction | None = clips[0] if clips else None
         others = [a for a in self.actions if a is not self.clip]
 
         def runner(action: Action, **extra: Any) -> ActionRunner:
             tries = retries if action.retries is None else action.retries
-            return ActionRunner(action, queue_size=queue_size, retries=tries,
-                                retry_delay=retry_delay, **extra)
+            return ActionRunner(
+                action, queue_size=queue_size, retries=tries, retry_delay=retry_delay, **extra
+            )
 
         self._runners = [runner(a) for a in others]
-        self._clip_runner = (runner(self.clip, forward=self._fan_out)
-                             if self.clip is not None else None)
+        self._clip_runner = runner(self.clip, forward=self._fan_out) if self.clip is not None else None
 
     @property
     def runners(self) -> list[ActionRunner]:
@@ -899,4 +1040,3 @@ class Actions:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-

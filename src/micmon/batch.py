@@ -81,7 +81,10 @@ class Batch:
         if self.total == 1 and self.errors:
             raise self.errors[0]  # one input: its own error is the whole story
         total = self.total or len(set(self.failed) | set(self.done))
-        names = ", ".join(self.failed[:3]) + (f" and {len(self.failed) - 3} more"
-                                              if len(self.failed) > 3 else "")
-        raise BatchError(f"{len(self.failed)} of {total} {self.what}s failed ({names}); the "
-                         "messages above say why", failed=list(self.failed))
+        names = ", ".join(self.failed[:3]) + (
+            f" and {len(self.failed) - 3} more" if len(self.failed) > 3 else ""
+        )
+        raise BatchError(
+            f"{len(self.failed)} of {total} {self.what}s failed ({names}); the messages above say why",
+            failed=list(self.failed),
+        )

@@ -53,8 +53,7 @@ def _voice(n: int, rate: int, rng: np.random.Generator) -> np.ndarray:
     blocks = -(-n // block)
     t = np.arange(blocks * block) / rate
     knots = np.arange(blocks + 1) * SYLLABLE_SECONDS
-    pitch = rng.uniform(95, 230) * (1 + 0.15 * np.interp(t, knots,
-                                                         rng.uniform(-1, 1, blocks + 1)))
+    pitch = rng.uniform(95, 230) * (1 + 0.15 * np.interp(t, knots, rng.uniform(-1, 1, blocks + 1)))
     saw = (np.cumsum(pitch) / rate) % 1.0 * 2 - 1  # glottal-ish source, rich in harmonics
     # Each syllable: the source through two formants (a vowel), shaped in the frequency domain.
     spectra = np.fft.rfft(saw.reshape(blocks, block), axis=1)
@@ -79,8 +78,9 @@ def _alarm(n: int, rate: int) -> np.ndarray:
     return (tone * gate / 0.78).astype(np.float32)
 
 
-def synthesize(seconds: float, events: list[tuple[float, float]], rng: np.random.Generator, *,
-               rate: int = RATE) -> np.ndarray:
+def synthesize(
+    seconds: float, events: list[tuple[float, float]], rng: np.random.Generator, *, rate: int = RATE
+) -> np.ndarray:
     """Return a recording: noise, babble and alarm bursts during `events`, in [-1, 1]."""
     n = int(seconds * rate)
     mix = 0.02 * _pink_noise(n, rng)
@@ -93,8 +93,7 @@ def synthesize(seconds: float, events: list[tuple[float, float]], rng: np.random
     return np.clip(mix, -1, 1)
 
 
-def random_events(seconds: float, count: int, rng: np.random.Generator
-                  ) -> list[tuple[float, float]]:
+def random_events(seconds: float, count: int, rng: np.random.Generator) -> list[tuple[float, float]]:
     """Return `count` non-overlapping (start, end) alarm events of 4-10 s, whole seconds."""
     slot = seconds / count
     events = []
@@ -105,20 +104,46 @@ def random_events(seconds: float, count: int, rng: np.random.Generator
     return events
 
 
-def write_sample(folder: Path, samples: np.ndarray, events: list[tuple[float, float]], *,
-                 rate: int, ffmpeg_bin: str) -> None:
+def write_sample(
+    folder: Path, samples: np.ndarray, events: list[tuple[float, float]], *, rate: int, ffmpeg_bin: str
+) -> None:
     """Encode `samples` to folder/audio.mp3 and write folder/labels.json."""
 
     folder.mkdir(parents=True, exist_ok=True)
     pcm = (samples * 32767).astype("<i2").tobytes()
     with atomic_path(folder / "audio.mp3", suffix=".mp3") as tmp:
-        proc = subprocess.run([find_ffmpeg(ffmpeg_bin), "-hide_banner", "-loglevel", "error",
-                               "-y", "-f", "s16le", "-ar", str(rate), "-ac", "1", "-i", "pipe:0",
-                               "-c:a", "libmp3lame", "-q:a", "4", "-f", "mp3", str(tmp)],
-                              input=pcm, capture_output=True, check=False)
+        proc = subprocess.run(
+            [
+                find_ffmpeg(ffmpeg_bin),
+                "-hide_banner",
+                "-loglevel",
+                "error",
+                "-y",
+                "-f",
+                "s16le",
+                "-ar",
+                str(rate),
+                "-ac",
+                "1",
+                "-i",
+                "pipe:0",
+                "-c:a",
+                "libmp3lame",
+                "-q:a",
+                "4",
+                "-f",
+                "mp3",
+                str(tmp),
+            ],
+            input=pcm,
+            capture_output=True,
+            check=False,
+        )
         if proc.returncode:
-            raise AudioError(f"{folder}: ffmpeg could not encode the demo audio "
-                             f"({proc.stderr.decode(errors='replace').strip()[-200:]})")
+            raise AudioError(
+                f"{folder}: ffmpeg could not encode the demo audio "
+                f"({proc.stderr.decode(errors='replace').strip()[-200:]})"
+            )
     points: dict[float, str] = {0.0: BACKGROUND}
     for start, end in events:
         points[start] = ALARM
@@ -151,12 +176,18 @@ training:
 def prepare(directory: Path, *, force: bool = False) -> Path:
     """Make `directory` ready for a new demo (empty, or --force to replace the demo's own files)."""
     if directory.exists() and not directory.is_dir():
-        raise ParameterError(f"{directory}: exists and is not a folder; choose another DIR",
-                             parameter="DIR", value=str(directory))
+        raise ParameterError(
+            f"{directory}: exists and is not a folder; choose another DIR",
+            parameter="DIR",
+            value=str(directory),
+        )
     if directory.is_dir() and any(directory.iterdir()):
         if not force:
-            raise ParameterError(f"{directory}: not empty; choose an empty or new DIR, or use "
-                                 "--force to replace the demo files in it", parameter="DIR")
+            raise ParameterError(
+                f"{directory}: not empty; choose an empty or new DIR, or use "
+                "--force to replace the demo files in it",
+                parameter="DIR",
+            )
         for name in CREATED:
             target = directory / name
             if target.is_dir():
@@ -167,20 +198,39 @@ def prepare(directory: Path, *, force: bool = False) -> Path:
     return directory
 
 
-def write_workspace(directory: Path, *, seed: int = 0, ffmpeg_bin: str = "ffmpeg"
-                    ) -> list[tuple[float, float]]:
+def write_workspace(
+    directory: Path, *, seed: int = 0, ffmpeg_bin: str = "ffmpeg"
+) -> list[tuple[float, float]]:
     """Write the demo's recordings, test recording and micmon.yaml; return the test's events."""
     config_path = directory / "micmon.yaml"
-    write_text_atomic(config_path, CONFIG_TEMPLATE.format(
-        path=config_path, rate=RATE, low=LOW_FREQ, high=HIGH_FREQ, background=BACKGROUND,
-        alarm=ALARM, epochs=EPOCHS))
+    write_text_atomic(
+        config_path,
+        CONFIG_TEMPLATE.format(
+            path=config_path,
+            rate=RATE,
+            low=LOW_FREQ,
+            high=HIGH_FREQ,
+            background=BACKGROUND,
+            alarm=ALARM,
+            epochs=EPOCHS,
+        ),
+    )
     rng = np.random.default_rng(seed)
     for i in range(TRAIN_RECORDINGS):
         events = random_events(TRAIN_SECONDS, 3, rng)
-        write_sample(directory / "audio" / f"sample_{i + 1}",
-                     synthesize(TRAIN_SECONDS, events, rng), events, rate=RATE,
-                     ffmpeg_bin=ffmpeg_bin)
+        write_sample(
+            directory / "audio" / f"sample_{i + 1}",
+            synthesize(TRAIN_SECONDS, events, rng),
+            events,
+            rate=RATE,
+            ffmpeg_bin=ffmpeg_bin,
+        )
     test_events = random_events(TEST_SECONDS, 4, rng)
-    write_sample(directory / "test", synthesize(TEST_SECONDS, test_events, rng), test_events,
-                 rate=RATE, ffmpeg_bin=ffmpeg_bin)
+    write_sample(
+        directory / "test",
+        synthesize(TEST_SECONDS, test_events, rng),
+        test_events,
+        rate=RATE,
+        ffmpeg_bin=ffmpeg_bin,
+    )
     return test_events

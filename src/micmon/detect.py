@@ -119,25 +119,41 @@ class DetectorSettings:
         for name in ("k", "n", "m"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ParameterError(f"{name}: must be an integer >= 1, got {value!r}", parameter=name, value=value)
+                raise ParameterError(
+                    f"{name}: must be an integer >= 1, got {value!r}", parameter=name, value=value
+                )
         if self.k > self.n:
-            raise ParameterError(f"k: {self.k} windows above the threshold can never happen in the "
-                                 f"last n={self.n} windows; use k <= n", parameter='k')
+            raise ParameterError(
+                f"k: {self.k} windows above the threshold can never happen in the "
+                f"last n={self.n} windows; use k <= n",
+                parameter="k",
+            )
         for name in ("min_event_seconds", "cooldown_seconds"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-                raise ParameterError(f"{name}: must be a number of seconds >= 0, got {value!r}",
-                                     parameter=name, value=value)
-        if isinstance(self.hold, bool) or not isinstance(self.hold, (int, float)) \
-                or not 0.0 < self.hold <= 1.0:
-            raise ParameterError(f"hold: must be a share of the threshold in (0, 1], e.g. 0.5, got "
-                                 f"{self.hold!r}", parameter="hold", value=self.hold)
+                raise ParameterError(
+                    f"{name}: must be a number of seconds >= 0, got {value!r}", parameter=name, value=value
+                )
+        if (
+            isinstance(self.hold, bool)
+            or not isinstance(self.hold, (int, float))
+            or not 0.0 < self.hold <= 1.0
+        ):
+            raise ParameterError(
+                f"hold: must be a share of the threshold in (0, 1], e.g. 0.5, got {self.hold!r}",
+                parameter="hold",
+                value=self.hold,
+            )
         for name in ("min_dbfs", "silence_dbfs"):
             value = getattr(self, name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))
-                                      or not value <= 0):
-                raise ParameterError(f"{name}: must be a level in dBFS <= 0 (e.g. -50) or None, "
-                                     f"got {value!r}", parameter=name, value=value)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float)) or not value <= 0
+            ):
+                raise ParameterError(
+                    f"{name}: must be a level in dBFS <= 0 (e.g. -50) or None, got {value!r}",
+                    parameter=name,
+                    value=value,
+                )
 
     def with_(self, **changes: Any) -> DetectorSettings:
         """Return a copy with some settings changed (validated)."""
@@ -158,9 +174,14 @@ class DetectorSettings:
 
 
 def _check_threshold(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) \
-            or not 0.0 < float(value) <= 1.0:
-        raise ParameterError(f"{name}: must be a score in (0, 1], e.g. 0.7, got {value!r}", parameter=name, value=value)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float, np.floating))
+        or not 0.0 < float(value) <= 1.0
+    ):
+        raise ParameterError(
+            f"{name}: must be a score in (0, 1], e.g. 0.7, got {value!r}", parameter=name, value=value
+        )
 
 
 @dataclass(frozen=True)
@@ -270,23 +291,39 @@ class Detector:
         Wall-clock time of stream time 0, for the ISO times of events (default: now, local zone).
     """
 
-    def __init__(self, labels: Sequence[str], settings: DetectorSettings | None = None, *,
-                 window_seconds: float, hop_seconds: float | None = None,
-                 origin: datetime | None = None) -> None:
+    def __init__(
+        self,
+        labels: Sequence[str],
+        settings: DetectorSettings | None = None,
+        *,
+        window_seconds: float,
+        hop_seconds: float | None = None,
+        origin: datetime | None = None,
+    ) -> None:
         self.labels = tuple(labels)
         if not self.labels or len(set(self.labels)) != len(self.labels):
-            raise ParameterError(f"labels: need distinct label names, got {list(labels)!r}", parameter='labels', value=list(labels))
+            raise ParameterError(
+                f"labels: need distinct label names, got {list(labels)!r}",
+                parameter="labels",
+                value=list(labels),
+            )
         self.settings = settings or DetectorSettings()
         if not window_seconds > 0:
-            raise ParameterError(f"window_seconds: must be > 0, got {window_seconds!r}", parameter='window_seconds', value=window_seconds)
-        hop = window_seconds if hop_seconds is None else check_hop(hop_seconds, window_seconds,
-                                                                   name="hop_seconds")
+            raise ParameterError(
+                f"window_seconds: must be > 0, got {window_seconds!r}",
+                parameter="window_seconds",
+                value=window_seconds,
+            )
+        hop = (
+            window_seconds
+            if hop_seconds is None
+            else check_hop(hop_seconds, window_seconds, name="hop_seconds")
+        )
         self.window_seconds = float(window_seconds)
         self.hop_seconds = float(hop)
         self.targets = self._resolve_targets()
         given = self.settings.thresholds
-        self.thresholds = {label: float(given.get(label, self.settings.threshold))
-                           for label in self.targets}
+        self.thresholds = {label: float(given.get(label, self.settings.threshold)) for label in self.targets}
         self.origin: datetime = origin or datetime.now(timezone.utc).astimezone()
         self.reset(origin=origin)
 
@@ -295,14 +332,20 @@ class Detector:
         named = s.targets or tuple(s.thresholds)
         unknown = [label for label in (*named, *s.thresholds) if label not in self.labels]
         if unknown:
-            raise ParameterError(f"thresholds/targets: unknown label {unknown[0]!r}; the model's "
-                                 f"labels are {', '.join(self.labels)}", parameter='thresholds/targets')
+            raise ParameterError(
+                f"thresholds/targets: unknown label {unknown[0]!r}; the model's "
+                f"labels are {', '.join(self.labels)}",
+                parameter="thresholds/targets",
+            )
         if named:
             return tuple(dict.fromkeys(named))
         targets = tuple(label for label in self.labels if label.lower() not in BACKGROUND_LABELS)
         if not targets:
-            raise ParameterError(f"targets: every label ({', '.join(self.labels)}) is a background "
-                                 "label; name the labels to watch in targets or thresholds", parameter='targets')
+            raise ParameterError(
+                f"targets: every label ({', '.join(self.labels)}) is a background "
+                "label; name the labels to watch in targets or thresholds",
+                parameter="targets",
+            )
         return targets
 
     # -- state --------------------------------------------------------------------------------
@@ -310,8 +353,11 @@ class Detector:
         """Forget all history and open events; `origin` is the wall-clock time of stream time 0."""
         self.origin = origin or datetime.now(timezone.utc).astimezone()
         self._states = {
-            label: _LabelState(index=self.labels.index(label), threshold=self.thresholds[label],
-                               history=deque(maxlen=self.settings.n))
+            label: _LabelState(
+                index=self.labels.index(label),
+                threshold=self.thresholds[label],
+                history=deque(maxlen=self.settings.n),
+            )
             for label in self.targets
         }
         self._last_time: float | None = None
@@ -320,15 +366,19 @@ class Detector:
     @property
     def active(self) -> dict[str, Event]:
         """The events started and not yet ended, by label (as their start event, stats so far)."""
-        return {label: self._event(st, "start", st.start, None, st.peak)
-                for label, st in self._states.items() if st.started}
+        return {
+            label: self._event(st, "start", st.start, None, st.peak)
+            for label, st in self._states.items()
+            if st.started
+        }
 
     def gated(self, level_dbfs: float | None) -> bool:
         """Return True when a window at this level is too quiet to score (silence or the loudness gate)."""
         if level_dbfs is None:
             return False
-        return self.silent(level_dbfs) or (self.settings.min_dbfs is not None
-                                           and level_dbfs < self.settings.min_dbfs)
+        return self.silent(level_dbfs) or (
+            self.settings.min_dbfs is not None and level_dbfs < self.settings.min_dbfs
+        )
 
     def silent(self, level_dbfs: float | None) -> bool:
         """Return True when a window at this level is below the silence floor (``silence_dbfs``)."""
@@ -336,28 +386,39 @@ class Detector:
         return floor is not None and level_dbfs is not None and level_dbfs < floor
 
     # -- feeding ------------------------------------------------------------------------------
-    def update(self, scores: Sequence[float] | np.ndarray | None, *, time: float,
-               level_dbfs: float | None = None) -> list[Event]:
+    def update(
+        self, scores: Sequence[float] | np.ndarray | None, *, time: float, level_dbfs: float | None = None
+    ) -> list[Event]:
         """Feed one window (scores per label, or None when gated) starting at `time`; return events.
 
         Windows must come in time order. Pass ``scores=None`` only for a window the loudness gate
         rejects (see `gated`); it counts as below every threshold.
         """
         if self._last_time is not None and time < self._last_time:
-            raise ParameterError(f"time: windows must come in order; got {time:g} s after "
-                                 f"{self._last_time:g} s (call reset() to start a new stream)", parameter='time', value=time)
+            raise ParameterError(
+                f"time: windows must come in order; got {time:g} s after "
+                f"{self._last_time:g} s (call reset() to start a new stream)",
+                parameter="time",
+                value=time,
+            )
         self._last_time = time
         quiet = self.gated(level_dbfs)
         if scores is None:
             if not quiet:
-                raise ParameterError("scores: None is only allowed for a window below min_dbfs "
-                                     "or silence_dbfs", parameter="scores")
+                raise ParameterError(
+                    "scores: None is only allowed for a window below min_dbfs or silence_dbfs",
+                    parameter="scores",
+                )
             row = None
         else:
             row = np.asarray(scores, dtype=np.float64).reshape(-1)
             if row.shape[0] != len(self.labels):
-                raise ParameterError(f"scores: got {row.shape[0]} values per window, the model has "
-                                     f"{len(self.labels)} labels ({', '.join(self.labels)})", parameter='scores', value=row.shape[0])
+                raise ParameterError(
+                    f"scores: got {row.shape[0]} values per window, the model has "
+                    f"{len(self.labels)} labels ({', '.join(self.labels)})",
+                    parameter="scores",
+                    value=row.shape[0],
+                )
         lo = time + (self.window_seconds - self.hop_seconds) / 2
         hi = lo + self.hop_seconds
         events: list[Event] = []
@@ -373,8 +434,7 @@ class Detector:
                 self._maybe_trigger(label, st, score, events)
         return events
 
-    def _maybe_trigger(self, label: str, st: _LabelState, score: float,
-                       events: list[Event]) -> None:
+    def _maybe_trigger(self, label: str, st: _LabelState, score: float, events: list[Event]) -> None:
         hits = [h for h in st.history if h[0]]
         if len(hits) < self.settings.k:
             return
@@ -388,8 +448,9 @@ class Detector:
         st.count = len(hits)
         self._maybe_emit_start(label, st, score, events)
 
-    def _continue(self, label: str, st: _LabelState, above: bool, score: float, hi: float,
-                  events: list[Event]) -> None:
+    def _continue(
+        self, label: str, st: _LabelState, above: bool, score: float, hi: float, events: list[Event]
+    ) -> None:
         if above:
             st.below = 0
             st.last_above_end = hi
@@ -403,8 +464,7 @@ class Detector:
         if st.below >= self.settings.m:
             self._close(st, score, events)
 
-    def _maybe_emit_start(self, label: str, st: _LabelState, score: float,
-                          events: list[Event]) -> None:
+    def _maybe_emit_start(self, label: str, st: _LabelState, score: float, events: list[Event]) -> None:
         if st.last_above_end - st.start + 1e-9 >= self.settings.min_event_seconds:
             st.started = True
             events.append(self._event(st, "start", st.start, None, score))
@@ -418,28 +478,50 @@ class Detector:
         # Windows of the closed event must not re-trigger it.
         st.history.clear()
 
-    def _event(self, st: _LabelState, kind: EventKind, start: float, end: float | None,
-               confidence: float) -> Event:
+    def _event(
+        self, st: _LabelState, kind: EventKind, start: float, end: float | None, confidence: float
+    ) -> Event:
         label = self.labels[st.index]
-        return Event(kind=kind, label=label, start=start, end=end, confidence=confidence,
-                     peak=st.peak, mean=st.total / max(st.count, 1), windows=st.count,
-                     origin=self.origin)
+        return Event(
+            kind=kind,
+            label=label,
+            start=start,
+            end=end,
+            confidence=confidence,
+            peak=st.peak,
+            mean=st.total / max(st.count, 1),
+            windows=st.count,
+            origin=self.origin,
+        )
 
-    def process(self, scores: np.ndarray, times: Sequence[float] | np.ndarray, *,
-                levels_dbfs: Sequence[float] | np.ndarray | None = None) -> list[Event]:
+    def process(
+        self,
+        scores: np.ndarray,
+        times: Sequence[float] | np.ndarray,
+        *,
+        levels_dbfs: Sequence[float] | np.ndarray | None = None,
+    ) -> list[Event]:
         """Feed windows (scores shape (N, labels), N start times) in order; return their events."""
         scores = np.asarray(scores, dtype=np.float64)
         if scores.ndim != 2:
-            raise ParameterError(f"scores: expected shape (windows, labels), got {scores.shape}", parameter='scores', value=scores.shape)
+            raise ParameterError(
+                f"scores: expected shape (windows, labels), got {scores.shape}",
+                parameter="scores",
+                value=scores.shape,
+            )
         times = np.asarray(times, dtype=np.float64).reshape(-1)
         if times.shape[0] != scores.shape[0]:
-            raise ParameterError(f"times: got {times.shape[0]} times for {scores.shape[0]} windows", parameter='times', value=times.shape[0])
-        levels: Iterable[float | None] = ([None] * len(times) if levels_dbfs is None
-                                          else np.asarray(levels_dbfs, dtype=np.float64))
+            raise ParameterError(
+                f"times: got {times.shape[0]} times for {scores.shape[0]} windows",
+                parameter="times",
+                value=times.shape[0],
+            )
+        levels: Iterable[float | None] = (
+            [None] * len(times) if levels_dbfs is None else np.asarray(levels_dbfs, dtype=np.float64)
+        )
         events: list[Event] = []
         for row, t, level in zip(scores, times, levels, strict=True):
-            events.extend(self.update(row, time=float(t),
-                                      level_dbfs=None if level is None else float(level)))
+            events.extend(self.update(row, time=float(t), level_dbfs=None if level is None else float(level)))
         return events
 
     def finish(self) -> list[Event]:
@@ -451,13 +533,21 @@ class Detector:
         return events
 
 
-def detect(scores: np.ndarray, times: Sequence[float] | np.ndarray, labels: Sequence[str],
-           settings: DetectorSettings | None = None, *, window_seconds: float,
-           hop_seconds: float | None = None, levels_dbfs: Sequence[float] | None = None,
-           origin: datetime | None = None) -> list[Event]:
+def detect(
+    scores: np.ndarray,
+    times: Sequence[float] | np.ndarray,
+    labels: Sequence[str],
+    settings: DetectorSettings | None = None,
+    *,
+    window_seconds: float,
+    hop_seconds: float | None = None,
+    levels_dbfs: Sequence[float] | None = None,
+    origin: datetime | None = None,
+) -> list[Event]:
     """Return all events (start and end, in order) of a whole scored stream, open ones closed."""
-    detector = Detector(labels, settings, window_seconds=window_seconds, hop_seconds=hop_seconds,
-                        origin=origin)
+    detector = Detector(
+        labels, settings, window_seconds=window_seconds, hop_seconds=hop_seconds, origin=origin
+    )
     return detector.process(scores, times, levels_dbfs=levels_dbfs) + detector.finish()
 
 
@@ -490,21 +580,34 @@ class Detection:
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
-        return {"label": self.label, "start": round(self.start, 3), "end": round(self.end, 3),
-                "reported": round(self.reported, 3), "peak": round(self.peak, 4)}
+        return {
+            "label": self.label,
+            "start": round(self.start, 3),
+            "end": round(self.end, 3),
+            "reported": round(self.reported, 3),
+            "peak": round(self.peak, 4),
+        }
 
 
-def detections(scores: np.ndarray, times: Sequence[float] | np.ndarray, labels: Sequence[str],
-               settings: DetectorSettings | None = None, *, window_seconds: float,
-               hop_seconds: float | None = None, levels_dbfs: Sequence[float] | np.ndarray | None = None,
-               origin: datetime | None = None) -> list[Detection]:
+def detections(
+    scores: np.ndarray,
+    times: Sequence[float] | np.ndarray,
+    labels: Sequence[str],
+    settings: DetectorSettings | None = None,
+    *,
+    window_seconds: float,
+    hop_seconds: float | None = None,
+    levels_dbfs: Sequence[float] | np.ndarray | None = None,
+    origin: datetime | None = None,
+) -> list[Detection]:
     """Replay scored windows through a `Detector`; return the complete events it raises.
 
     An event is reported when the window that emits its start event ends (what a live monitor
     sees); events still open at the end of the stream are closed there.
     """
-    detector = Detector(labels, settings, window_seconds=window_seconds, hop_seconds=hop_seconds,
-                        origin=origin)
+    detector = Detector(
+        labels, settings, window_seconds=window_seconds, hop_seconds=hop_seconds, origin=origin
+    )
     rows = np.asarray(scores, dtype=np.float64)
     starts = np.asarray(times, dtype=np.float64).reshape(-1)
     levels = None if levels_dbfs is None else np.asarray(levels_dbfs, dtype=np.float64)
@@ -521,17 +624,23 @@ def detections(scores: np.ndarray, times: Sequence[float] | np.ndarray, labels: 
     for i, t in enumerate(starts):
         level = None if levels is None else float(levels[i])
         quiet = detector.gated(level)
-        collect(detector.update(None if quiet else rows[i], time=float(t), level_dbfs=level),
-                float(t) + window_seconds)
+        collect(
+            detector.update(None if quiet else rows[i], time=float(t), level_dbfs=level),
+            float(t) + window_seconds,
+        )
     last = float(starts[-1]) + window_seconds if len(starts) else 0.0
     collect(detector.finish(), last)
     return out
 
 
 # -- the settings a model folder implies -----------------------------------------------------------
-def model_settings(metadata: Mapping[str, Any] | None, labels: Sequence[str], *,
-                   overrides: Mapping[str, Any] | None = None,
-                   background_label: str | None = None) -> DetectorSettings:
+def model_settings(
+    metadata: Mapping[str, Any] | None,
+    labels: Sequence[str],
+    *,
+    overrides: Mapping[str, Any] | None = None,
+    background_label: str | None = None,
+) -> DetectorSettings:
     """Return the detector a model implies: its calibration (micmon.json), with `overrides` on top.
 
     `overrides` are settings given explicitly (flags, config keys; None values are ignored) and
@@ -545,11 +654,14 @@ def model_settings(metadata: Mapping[str, Any] | None, labels: Sequence[str], *,
         try:
             settings = DetectorSettings.from_dict(stored)
         except (ParameterError, TypeError) as exc:
-            raise ModelError(f"micmon.json: 'detector' settings are invalid ({exc}); run "
-                             "`micmon evaluate --calibrate` again") from None
+            raise ModelError(
+                f"micmon.json: 'detector' settings are invalid ({exc}); run "
+                "`micmon evaluate --calibrate` again"
+            ) from None
     # None means "not given", except for the levels, where it switches the gate off.
-    explicit = {k: v for k, v in (overrides or {}).items()
-                if v is not None or k in ("min_dbfs", "silence_dbfs")}
+    explicit = {
+        k: v for k, v in (overrides or {}).items() if v is not None or k in ("min_dbfs", "silence_dbfs")
+    }
     if "targets" in explicit:
         explicit["targets"] = tuple(explicit["targets"])
     if "threshold" in explicit and "thresholds" not in explicit and settings.thresholds:
@@ -567,8 +679,7 @@ def model_settings(metadata: Mapping[str, Any] | None, labels: Sequence[str], *,
     return settings
 
 
-def model_hop(metadata: Mapping[str, Any] | None, window_seconds: float,
-              hop: float | None = None) -> float:
+def model_hop(metadata: Mapping[str, Any] | None, window_seconds: float, hop: float | None = None) -> float:
     """Return the hop a model is listened with: `hop`, else its calibration's, else a quarter window."""
     calibrated = ((metadata or {}).get("calibration") or {}).get("hop_seconds")
     for value in (hop, calibrated):

@@ -45,6 +45,8 @@ class MissingDependencyError(MicmonError, ImportError):
         super().__init__(message)
         self.package = package
         self.extra = extra
+
+
 class EncodingError(MicmonError, ValueError):
     """A text file (labels.json, micmon.yaml) is not UTF-8; `path` names it."""
 

@@ -45,11 +45,9 @@ from micmon.labels import Labels, LabelSegment
 #: Windows scored per call to the model.
 SCORE_BATCH = 256
 #: Thresholds tried by `calibrate`.
-CALIBRATION_THRESHOLDS: tuple[float, ...] = (
-    0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98)
+CALIBRATION_THRESHOLDS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98)
 #: (k, n) pairs tried by `calibrate`: an event starts when k of the last n windows are above.
-CALIBRATION_KN: tuple[tuple[int, int], ...] = (
-    (1, 1), (2, 2), (2, 3), (3, 3), (3, 4), (3, 5), (4, 6))
+CALIBRATION_KN: tuple[tuple[int, int], ...] = ((1, 1), (2, 2), (2, 3), (3, 3), (3, 4), (3, 5), (4, 6))
 #: m values tried by `calibrate`: an event ends after m windows below.
 CALIBRATION_M: tuple[int, ...] = (1, 2, 4)
 #: Stream origin used for replays, so event times are reproducible.
@@ -113,12 +111,18 @@ def label_runs(segments: Iterable[LabelSegment], duration: float) -> list[LabelS
     return runs
 
 
-def score_recording(recording: str | os.PathLike[str] | AudioDirectory, model: Scorer, *,
-                    hop: float | None = None, batch_size: int = SCORE_BATCH,
-                    ffmpeg_bin: str = "ffmpeg", start: float = 0.0, duration: float | None = None,
-                    require_labels: bool = True,
-                    on_scores: Callable[[np.ndarray, np.ndarray], None] | None = None
-                    ) -> RecordingScores:
+def score_recording(
+    recording: str | os.PathLike[str] | AudioDirectory,
+    model: Scorer,
+    *,
+    hop: float | None = None,
+    batch_size: int = SCORE_BATCH,
+    ffmpeg_bin: str = "ffmpeg",
+    start: float = 0.0,
+    duration: float | None = None,
+    require_labels: bool = True,
+    on_scores: Callable[[np.ndarray, np.ndarray], None] | None = None,
+) -> RecordingScores:
     """Score every window of a recording as `monitor` would (windows every `hop` seconds).
 
     `recording` is a sample folder (audio.* + labels.json) or, with ``require_labels=False``, any
@@ -135,8 +139,9 @@ def score_recording(recording: str | os.PathLike[str] | AudioDirectory, model: S
     labels = directory.labels if directory is not None else None
     if labels is None and require_labels:
         where = directory.path if directory is not None else str(recording)
-        raise AudioError(f"{where}: no labels.json; evaluation needs labelled recordings "
-                         "(write one with `micmon label`)")
+        raise AudioError(
+            f"{where}: no labels.json; evaluation needs labelled recordings (write one with `micmon label`)"
+        )
     spec = model.spec
     if spec is None:
         raise ModelError("the model has no feature spec; train it (or load a saved one) first")
@@ -144,8 +149,11 @@ def score_recording(recording: str | os.PathLike[str] | AudioDirectory, model: S
         check_labels_known(labels, model.labels, where=directory.labels_file or directory.path)
     hop = model_hop(getattr(model, "metadata", None), spec.window_seconds, hop)
     if not isinstance(batch_size, int) or batch_size < 1:
-        raise ParameterError(f"batch_size: must be a positive integer, got {batch_size!r}",
-                             parameter="batch_size", value=batch_size)
+        raise ParameterError(
+            f"batch_size: must be a positive integer, got {batch_size!r}",
+            parameter="batch_size",
+            value=batch_size,
+        )
     audio_file = directory.audio_file if directory is not None else str(recording)
     times: list[float] = []
     truth: list[str | None] = []
@@ -157,16 +165,22 @@ def score_recording(recording: str | os.PathLike[str] | AudioDirectory, model: S
 
     def flush() -> None:
         if batch:
-            scores = score_windows(model, np.stack(batch), times[-len(batch):], features)
+            scores = score_windows(model, np.stack(batch), times[-len(batch) :], features)
             chunks.append(scores)
             if on_scores is not None:
-                on_scores(np.asarray(times[-len(batch):], dtype=np.float64), scores)
+                on_scores(np.asarray(times[-len(batch) :], dtype=np.float64), scores)
             batch.clear()
 
-    with AudioFile(directory if directory is not None else audio_file, start=start,
-                   duration=duration, window_seconds=spec.window_seconds,
-                   sample_rate=spec.sample_rate, channels=spec.channels, hop=hop,
-                   ffmpeg_bin=ffmpeg_bin) as source:
+    with AudioFile(
+        directory if directory is not None else audio_file,
+        start=start,
+        duration=duration,
+        window_seconds=spec.window_seconds,
+        sample_rate=spec.sample_rate,
+        channels=spec.channels,
+        hop=hop,
+        ffmpeg_bin=ffmpeg_bin,
+    ) as source:
         for segment in source:
             times.append(segment.start)
             truth.append(segment.label)
@@ -176,8 +190,7 @@ def score_recording(recording: str | os.PathLike[str] | AudioDirectory, model: S
                 flush()
         flush()
     if not times:
-        raise AudioError(f"{audio_file}: shorter than one {spec.window_seconds:g} s "
-                         "window; nothing to score")
+        raise AudioError(f"{audio_file}: shorter than one {spec.window_seconds:g} s window; nothing to score")
     length = probe_duration(audio_file, ffmpeg_bin=ffmpeg_bin)
     end = times[-1] + spec.window_seconds
     length = max(length, end) if math.isfinite(length) else end
@@ -185,11 +198,18 @@ def score_recording(recording: str | os.PathLike[str] | AudioDirectory, model: S
         length = min(length, start + duration)
     name = directory.name if directory is not None else Path(audio_file).name
     return RecordingScores(
-        name=name, path=directory.path if directory is not None else audio_file,
-        labels=tuple(model.labels), window_seconds=spec.window_seconds, hop_seconds=hop,
-        duration=length, times=np.asarray(times, dtype=np.float64),
-        scores=np.concatenate(chunks), levels=np.asarray(levels, dtype=np.float64), truth=truth,
-        runs=label_runs(labels.segments(length), length) if labels is not None else [])
+        name=name,
+        path=directory.path if directory is not None else audio_file,
+        labels=tuple(model.labels),
+        window_seconds=spec.window_seconds,
+        hop_seconds=hop,
+        duration=length,
+        times=np.asarray(times, dtype=np.float64),
+        scores=np.concatenate(chunks),
+        levels=np.asarray(levels, dtype=np.float64),
+        truth=truth,
+        runs=label_runs(labels.segments(length), length) if labels is not None else [],
+    )
 
 
 def check_labels_known(labels: Labels, model_labels: Sequence[str], *, where: str) -> None:
@@ -200,21 +220,26 @@ def check_labels_known(labels: Labels, model_labels: Sequence[str], *, where: st
     """
     unknown = [name for name in labels.names if name not in model_labels]
     if unknown:
-        raise LabelsError(f"{where}: label(s) {', '.join(map(repr, unknown))} unknown to the model "
-                          f"(it knows {', '.join(model_labels)}); their windows would count as "
-                          "false alarms. Relabel them with the model's labels, or evaluate a model "
-                          "trained on them")
+        raise LabelsError(
+            f"{where}: label(s) {', '.join(map(repr, unknown))} unknown to the model "
+            f"(it knows {', '.join(model_labels)}); their windows would count as "
+            "false alarms. Relabel them with the model's labels, or evaluate a model "
+            "trained on them"
+        )
 
 
-def score_directory(audio_dir: str | os.PathLike[str], model: Scorer, *, hop: float | None = None,
-                    ffmpeg_bin: str = "ffmpeg",
-                    progress: Callable[[AudioDirectory], None] | None = None,
-                    ) -> list[RecordingScores]:
+def score_directory(
+    audio_dir: str | os.PathLike[str],
+    model: Scorer,
+    *,
+    hop: float | None = None,
+    ffmpeg_bin: str = "ffmpeg",
+    progress: Callable[[AudioDirectory], None] | None = None,
+) -> list[RecordingScores]:
     """Score every labelled sample folder at or below `audio_dir`."""
     folders = AudioDirectory.scan(audio_dir)
     if not folders:
-        raise AudioError(f"{audio_dir}: no labelled sample folders (audio.* + labels.json) at or "
-                         "below it")
+        raise AudioError(f"{audio_dir}: no labelled sample folders (audio.* + labels.json) at or below it")
     out = []
     for folder in folders:
         if progress is not None:
@@ -226,9 +251,16 @@ def score_directory(audio_dir: str | os.PathLike[str], model: Scorer, *, hop: fl
 # -- detection -----------------------------------------------------------------------------------
 def detect_recording(rec: RecordingScores, settings: DetectorSettings) -> list[Detection]:
     """Replay a scored recording through a `Detector`; return its complete events."""
-    return detections(rec.scores, rec.times, rec.labels, settings,
-                      window_seconds=rec.window_seconds, hop_seconds=rec.hop_seconds,
-                      levels_dbfs=rec.levels, origin=_ORIGIN)
+    return detections(
+        rec.scores,
+        rec.times,
+        rec.labels,
+        settings,
+        window_seconds=rec.window_seconds,
+        hop_seconds=rec.hop_seconds,
+        levels_dbfs=rec.levels,
+        origin=_ORIGIN,
+    )
 
 
 # -- metrics -------------------------------------------------------------------------------------
@@ -248,11 +280,20 @@ class Metrics:
 
     def __add__(self, other: Metrics) -> Metrics:
         if self.labels != other.labels:
-            raise ParameterError(f"labels: cannot add metrics of {other.labels} to {self.labels}", parameter='labels')
-        return Metrics(self.labels, self.targets, self.confusion + other.confusion,
-                       self.seconds + other.seconds, self.runs + other.runs,
-                       self.found + other.found, self.detected + other.detected,
-                       self.false_alarms + other.false_alarms, self.delays + other.delays)
+            raise ParameterError(
+                f"labels: cannot add metrics of {other.labels} to {self.labels}", parameter="labels"
+            )
+        return Metrics(
+            self.labels,
+            self.targets,
+            self.confusion + other.confusion,
+            self.seconds + other.seconds,
+            self.runs + other.runs,
+            self.found + other.found,
+            self.detected + other.detected,
+            self.false_alarms + other.false_alarms,
+            self.delays + other.delays,
+        )
 
     @property
     def windows(self) -> int:
@@ -296,20 +337,26 @@ class Metrics:
     def to_dict(self) -> dict[str, Any]:
         """Return every figure as a JSON-ready dict."""
         return {
-            "windows": self.windows, "window_accuracy": _round(self.window_accuracy),
-            "labels": {label: {name: _round(v) for name, v in d.items()}
-                       for label, d in self.per_label().items()},
-            "targets": list(self.targets), "seconds": round(self.seconds, 3),
-            "events": self.runs, "found": self.found, "missed": self.runs - self.found,
-            "event_recall": _round(self.event_recall), "detected": self.detected,
+            "windows": self.windows,
+            "window_accuracy": _round(self.window_accuracy),
+            "labels": {
+                label: {name: _round(v) for name, v in d.items()} for label, d in self.per_label().items()
+            },
+            "targets": list(self.targets),
+            "seconds": round(self.seconds, 3),
+            "events": self.runs,
+            "found": self.found,
+            "missed": self.runs - self.found,
+            "event_recall": _round(self.event_recall),
+            "detected": self.detected,
             "false_alarms": self.false_alarms,
             "false_alarms_per_hour": _round(self.false_alarms_per_hour),
-            "median_delay": _round(self.median_delay), "worst_delay": _round(self.worst_delay),
+            "median_delay": _round(self.median_delay),
+            "worst_delay": _round(self.worst_delay),
         }
 
 
-def label_metrics(confusion: np.ndarray, labels: Sequence[str]
-                  ) -> dict[str, dict[str, float | int | None]]:
+def label_metrics(confusion: np.ndarray, labels: Sequence[str]) -> dict[str, dict[str, float | int | None]]:
     """Return precision, recall, F1 and support per label of a confusion matrix (truth rows).
 
     A figure without any window to measure it on is None (and F1 is 0 when the label was
@@ -322,24 +369,31 @@ def label_metrics(confusion: np.ndarray, labels: Sequence[str]
         support = int(confusion[i, :].sum())
         precision = tp / predicted if predicted else None
         recall = tp / support if support else None
-        f1 = (2 * precision * recall / (precision + recall)
-              if precision and recall else (0.0 if support or predicted else None))
+        f1 = (
+            2 * precision * recall / (precision + recall)
+            if precision and recall
+            else (0.0 if support or predicted else None)
+        )
         out[label] = {"precision": precision, "recall": recall, "f1": f1, "support": support}
     return out
 
 
-def classification_report(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]
-                          ) -> dict[str, Any]:
+def classification_report(y_true: np.ndarray, y_pred: np.ndarray, labels: Sequence[str]) -> dict[str, Any]:
     """Return window accuracy, per-label precision/recall/F1/support and the confusion matrix."""
     n = len(labels)
     confusion = np.zeros((n, n), dtype=np.int64)
     np.add.at(confusion, (np.asarray(y_true, dtype=np.int64), np.asarray(y_pred, dtype=np.int64)), 1)
     total = int(confusion.sum())
-    per_label = {label: {k: _round(v) for k, v in d.items()}
-                 for label, d in label_metrics(confusion, labels).items()}
-    return {"accuracy": _round(float(np.trace(confusion) / total)) if total else None,
-            "windows": total, "per_label": per_label, "confusion_matrix": confusion.tolist(),
-            "labels": list(labels)}
+    per_label = {
+        label: {k: _round(v) for k, v in d.items()} for label, d in label_metrics(confusion, labels).items()
+    }
+    return {
+        "accuracy": _round(float(np.trace(confusion) / total)) if total else None,
+        "windows": total,
+        "per_label": per_label,
+        "confusion_matrix": confusion.tolist(),
+        "labels": list(labels),
+    }
 
 
 def _round(value: float | int | None, digits: int = 4) -> float | int | None:
@@ -350,8 +404,7 @@ def _overlaps(a_start: float, a_end: float, b_start: float, b_end: float) -> boo
     return a_start < b_end and b_start < a_end
 
 
-def measure(rec: RecordingScores, detections: Sequence[Detection],
-            targets: Sequence[str]) -> Metrics:
+def measure(rec: RecordingScores, detections: Sequence[Detection], targets: Sequence[str]) -> Metrics:
     """Return the metrics of one scored recording given its detections."""
     n = len(rec.labels)
     index = {label: i for i, label in enumerate(rec.labels)}
@@ -374,7 +427,8 @@ def measure(rec: RecordingScores, detections: Sequence[Detection],
                 metrics.delays.append(max(0.0, min(d.reported for d in hits) - run.start))
         spans = [(r.start, r.end if r.end is not None else rec.duration) for r in runs]
         metrics.false_alarms += sum(
-            1 for d in mine if not any(_overlaps(d.start, d.end, a, b) for a, b in spans))
+            1 for d in mine if not any(_overlaps(d.start, d.end, a, b) for a, b in spans)
+        )
     return metrics
 
 
@@ -389,9 +443,13 @@ class RecordingReport:
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
-        return {"name": self.scores.name, "path": self.scores.path,
-                "duration": round(self.scores.duration, 3), **self.metrics.to_dict(),
-                "detections": [d.to_dict() for d in self.detections]}
+        return {
+            "name": self.scores.name,
+            "path": self.scores.path,
+            "duration": round(self.scores.duration, 3),
+            **self.metrics.to_dict(),
+            "detections": [d.to_dict() for d in self.detections],
+        }
 
 
 @dataclass
@@ -406,9 +464,13 @@ class EvaluationReport:
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
-        return {"detector": self.settings.to_dict(), "hop_seconds": self.hop_seconds,
-                "targets": list(self.targets), "overall": self.overall.to_dict(),
-                "recordings": [r.to_dict() for r in self.recordings]}
+        return {
+            "detector": self.settings.to_dict(),
+            "hop_seconds": self.hop_seconds,
+            "targets": list(self.targets),
+            "overall": self.overall.to_dict(),
+            "recordings": [r.to_dict() for r in self.recordings],
+        }
 
 
 def detector_targets(labels: Sequence[str], settings: DetectorSettings) -> tuple[str, ...]:
@@ -416,19 +478,24 @@ def detector_targets(labels: Sequence[str], settings: DetectorSettings) -> tuple
     return Detector(labels, settings, window_seconds=1.0).targets
 
 
-def evaluate_scores(recordings: Sequence[RecordingScores],
-                    settings: DetectorSettings | None = None) -> EvaluationReport:
+def evaluate_scores(
+    recordings: Sequence[RecordingScores], settings: DetectorSettings | None = None
+) -> EvaluationReport:
     """Run the detector over scored recordings and measure every recording and the total."""
     if not recordings:
-        raise ParameterError("recordings: nothing to evaluate; pass at least one scored recording", parameter='recordings')
+        raise ParameterError(
+            "recordings: nothing to evaluate; pass at least one scored recording", parameter="recordings"
+        )
     settings = settings or DetectorSettings()
     labels = recordings[0].labels
     targets = detector_targets(labels, settings)
     reports = []
     for rec in recordings:
         if rec.labels != labels:
-            raise ParameterError(f"recordings: {rec.name} was scored with labels {rec.labels}, "
-                                 f"the others with {labels}", parameter='recordings')
+            raise ParameterError(
+                f"recordings: {rec.name} was scored with labels {rec.labels}, the others with {labels}",
+                parameter="recordings",
+            )
         detections = detect_recording(rec, settings)
         reports.append(RecordingReport(rec, detections, measure(rec, detections, targets)))
     overall = reports[0].metrics
@@ -437,9 +504,14 @@ def evaluate_scores(recordings: Sequence[RecordingScores],
     return EvaluationReport(reports, overall, settings, targets, recordings[0].hop_seconds)
 
 
-def evaluate(audio_dir: str | os.PathLike[str], model: Scorer, *,
-             settings: DetectorSettings | None = None, hop: float | None = None,
-             ffmpeg_bin: str = "ffmpeg") -> EvaluationReport:
+def evaluate(
+    audio_dir: str | os.PathLike[str],
+    model: Scorer,
+    *,
+    settings: DetectorSettings | None = None,
+    hop: float | None = None,
+    ffmpeg_bin: str = "ffmpeg",
+) -> EvaluationReport:
     """Score and measure every labelled recording under `audio_dir` (settings: the model's)."""
     if settings is None:
         settings = model_settings(getattr(model, "metadata", None), model.labels)
@@ -448,22 +520,32 @@ def evaluate(audio_dir: str | os.PathLike[str], model: Scorer, *,
 
 
 # -- held-out recordings ---------------------------------------------------------------------------
-def holdout_recordings(datasets: Sequence[Any], count: int, *, seed: int | None = 0
-                       ) -> tuple[list[Any], list[Any]]:
+def holdout_recordings(
+    datasets: Sequence[Any], count: int, *, seed: int | None = 0
+) -> tuple[list[Any], list[Any]]:
     """Split per-recording datasets into (to fit, held out): `count` whole recordings set aside.
 
     Held-out recordings are for `calibrate`: detector settings tuned on audio the network was
     fitted on look better than they are. At least one recording always stays for fitting.
     """
     if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
-        raise ParameterError(f"holdout_recordings: must be an integer >= 0, got {count!r}", parameter='holdout_recordings', value=count)
+        raise ParameterError(
+            f"holdout_recordings: must be an integer >= 0, got {count!r}",
+            parameter="holdout_recordings",
+            value=count,
+        )
     if count and count >= len(datasets):
-        raise ParameterError(f"holdout_recordings: {count} of {len(datasets)} recordings would "
-                             "leave none to train on; hold out fewer or record more", parameter='holdout_recordings')
+        raise ParameterError(
+            f"holdout_recordings: {count} of {len(datasets)} recordings would "
+            "leave none to train on; hold out fewer or record more",
+            parameter="holdout_recordings",
+        )
     order = np.random.default_rng(seed).permutation(len(datasets))
     held = set(order[:count].tolist())
-    return ([d for i, d in enumerate(datasets) if i not in held],
-            [d for i, d in enumerate(datasets) if i in held])
+    return (
+        [d for i, d in enumerate(datasets) if i not in held],
+        [d for i, d in enumerate(datasets) if i in held],
+    )
 
 
 def trained_on(metadata: Mapping[str, Any] | None, paths: Iterable[str]) -> list[str]:
@@ -479,7 +561,7 @@ def trained_on(metadata: Mapping[str, Any] | None, paths: Iterable[str]) -> list
     out = []
     for path in paths:
         parts = Path(path).parts
-        if any(len(s) <= len(parts) and parts[len(parts) - len(s):] == s for s in suffixes):
+        if any(len(s) <= len(parts) and parts[len(parts) - len(s) :] == s for s in suffixes):
             out.append(path)
     return out
 
@@ -511,10 +593,15 @@ class TradeoffPoint:
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
-        return {"thresholds": dict(self.thresholds), "k": self.k, "n": self.n, "m": self.m,
-                "event_recall": round(self.event_recall, 4),
-                "false_alarms_per_hour": round(self.false_alarms_per_hour, 4),
-                "median_delay": _round(self.median_delay)}
+        return {
+            "thresholds": dict(self.thresholds),
+            "k": self.k,
+            "n": self.n,
+            "m": self.m,
+            "event_recall": round(self.event_recall, 4),
+            "false_alarms_per_hour": round(self.false_alarms_per_hour, 4),
+            "median_delay": _round(self.median_delay),
+        }
 
 
 @dataclass
@@ -550,25 +637,33 @@ class Calibration:
     def to_dict(self) -> dict[str, Any]:
         """Return what is stored beside the settings in micmon.json (no per-point detail)."""
         bound = self.false_alarm_bound
-        return {"max_false_alarms_per_hour": self.max_false_alarms_per_hour,
-                "false_alarms_per_hour_bound": round(bound, 4) if math.isfinite(bound) else None,
-                "met_budget": self.met_budget, "hop_seconds": self.hop_seconds,
-                "recordings": self.recordings, "hours": round(self.chosen.hours, 4),
-                "event_recall": round(self.chosen.event_recall, 4),
-                "false_alarms_per_hour": round(self.chosen.false_alarms_per_hour, 4),
-                "median_delay": _round(self.chosen.median_delay),
-                "tradeoff": [p.to_dict() for p in self.pareto()]}
+        return {
+            "max_false_alarms_per_hour": self.max_false_alarms_per_hour,
+            "false_alarms_per_hour_bound": round(bound, 4) if math.isfinite(bound) else None,
+            "met_budget": self.met_budget,
+            "hop_seconds": self.hop_seconds,
+            "recordings": self.recordings,
+            "hours": round(self.chosen.hours, 4),
+            "event_recall": round(self.chosen.event_recall, 4),
+            "false_alarms_per_hour": round(self.chosen.false_alarms_per_hour, 4),
+            "median_delay": _round(self.chosen.median_delay),
+            "tradeoff": [p.to_dict() for p in self.pareto()],
+        }
 
 
 #: (threshold, runs found, runs, false alarms, delays) of one setting for one label
 _Row = tuple[float, int, int, int, list[float]]
 
 
-def calibrate(recordings: Sequence[RecordingScores], *, max_false_alarms_per_hour: float,
-              base: DetectorSettings | None = None,
-              thresholds: Sequence[float] = CALIBRATION_THRESHOLDS,
-              kn: Sequence[tuple[int, int]] = CALIBRATION_KN,
-              m_values: Sequence[int] = CALIBRATION_M) -> Calibration:
+def calibrate(
+    recordings: Sequence[RecordingScores],
+    *,
+    max_false_alarms_per_hour: float,
+    base: DetectorSettings | None = None,
+    thresholds: Sequence[float] = CALIBRATION_THRESHOLDS,
+    kn: Sequence[tuple[int, int]] = CALIBRATION_KN,
+    m_values: Sequence[int] = CALIBRATION_M,
+) -> Calibration:
     """Search threshold per label, K of N and M for the best event recall within the budget.
 
     The budget is shared equally by the watched labels; ties go to fewer false alarms, then the
@@ -577,13 +672,23 @@ def calibrate(recordings: Sequence[RecordingScores], *, max_false_alarms_per_hou
     (min_dbfs, min_event_seconds, cooldown_seconds, targets) are kept from `base`.
     """
     if not recordings:
-        raise ParameterError("recordings: calibration needs at least one scored recording", parameter='recordings')
-    if not isinstance(max_false_alarms_per_hour, (int, float)) or max_false_alarms_per_hour < 0 \
-            or not math.isfinite(max_false_alarms_per_hour):
-        raise ParameterError(f"max_false_alarms_per_hour: must be a number >= 0, got "
-                             f"{max_false_alarms_per_hour!r}", parameter='max_false_alarms_per_hour', value=max_false_alarms_per_hour)
+        raise ParameterError(
+            "recordings: calibration needs at least one scored recording", parameter="recordings"
+        )
+    if (
+        not isinstance(max_false_alarms_per_hour, (int, float))
+        or max_false_alarms_per_hour < 0
+        or not math.isfinite(max_false_alarms_per_hour)
+    ):
+        raise ParameterError(
+            f"max_false_alarms_per_hour: must be a number >= 0, got {max_false_alarms_per_hour!r}",
+            parameter="max_false_alarms_per_hour",
+            value=max_false_alarms_per_hour,
+        )
     if not thresholds or not kn or not m_values:
-        raise ParameterError("thresholds/kn/m_values: each needs at least one value to try", parameter='thresholds/kn/m_values')
+        raise ParameterError(
+            "thresholds/kn/m_values: each needs at least one value to try", parameter="thresholds/kn/m_values"
+        )
     base = base or DetectorSettings()
     labels = recordings[0].labels
     targets = detector_targets(labels, base)
@@ -598,11 +703,9 @@ def calibrate(recordings: Sequence[RecordingScores], *, max_false_alarms_per_hou
         for label in targets:
             rows = []
             for threshold in thresholds:
-                s = base.with_(thresholds={label: float(threshold)}, targets=(label,), k=k, n=n,
-                               m=m)
+                s = base.with_(thresholds={label: float(threshold)}, targets=(label,), k=k, n=n, m=m)
                 total = evaluate_scores(recordings, s).overall
-                rows.append((float(threshold), total.found, total.runs, total.false_alarms,
-                             total.delays))
+                rows.append((float(threshold), total.found, total.runs, total.false_alarms, total.delays))
             per_label[label] = rows
         table[(k, n, m)] = per_label
 
@@ -618,25 +721,54 @@ def calibrate(recordings: Sequence[RecordingScores], *, max_false_alarms_per_hou
         # every single-threshold point (all labels at the same threshold) for the trade-off curve
         for i, threshold in enumerate(thresholds):
             rows = [per_label[label][i] for label in targets]
-            points.append(TradeoffPoint({label: float(threshold) for label in targets}, k, n, m,
-                                        sum(r[1] for r in rows), sum(r[2] for r in rows),
-                                        sum(r[3] for r in rows), hours,
-                                        _median([d for r in rows for d in r[4]])))
+            points.append(
+                TradeoffPoint(
+                    {label: float(threshold) for label in targets},
+                    k,
+                    n,
+                    m,
+                    sum(r[1] for r in rows),
+                    sum(r[2] for r in rows),
+                    sum(r[3] for r in rows),
+                    hours,
+                    _median([d for r in rows for d in r[4]]),
+                )
+            )
         chosen = {label: pick(rows, share) for label, rows in per_label.items()}
         rows = [c[0] for c in chosen.values()]
-        candidates.append((TradeoffPoint(
-            {label: c[0][0] for label, c in chosen.items()}, k, n, m,
-            sum(r[1] for r in rows), sum(r[2] for r in rows), sum(r[3] for r in rows), hours,
-            _median([d for r in rows for d in r[4]])), all(c[1] for c in chosen.values())))
+        candidates.append(
+            (
+                TradeoffPoint(
+                    {label: c[0][0] for label, c in chosen.items()},
+                    k,
+                    n,
+                    m,
+                    sum(r[1] for r in rows),
+                    sum(r[2] for r in rows),
+                    sum(r[3] for r in rows),
+                    hours,
+                    _median([d for r in rows for d in r[4]]),
+                ),
+                all(c[1] for c in chosen.values()),
+            )
+        )
     within = [c for c, ok in candidates if ok]
     if within:
         best = min(within, key=lambda p: (-p.found, p.false_alarms, _median_key(p), p.n, p.m))
     else:
         best = min((c for c, _ in candidates), key=lambda p: (p.false_alarms, -p.found, p.n))
-    settings = base.with_(thresholds=dict(best.thresholds), targets=tuple(targets), k=best.k,
-                          n=best.n, m=best.m)
-    return Calibration(settings, best, bool(within), float(max_false_alarms_per_hour), points,
-                       recordings[0].hop_seconds, len(recordings))
+    settings = base.with_(
+        thresholds=dict(best.thresholds), targets=tuple(targets), k=best.k, n=best.n, m=best.m
+    )
+    return Calibration(
+        settings,
+        best,
+        bool(within),
+        float(max_false_alarms_per_hour),
+        points,
+        recordings[0].hop_seconds,
+        len(recordings),
+    )
 
 
 def _median(values: Sequence[float]) -> float:
@@ -660,8 +792,9 @@ def false_alarm_bound(false_alarms: int, hours: float, *, confidence: float = CO
     if hours <= 0:
         return math.inf
     if not 0.0 < confidence < 1.0:
-        raise ParameterError(f"confidence: must be in (0, 1), got {confidence!r}",
-                             parameter="confidence", value=confidence)
+        raise ParameterError(
+            f"confidence: must be in (0, 1), got {confidence!r}", parameter="confidence", value=confidence
+        )
 
     def cdf(mean: float) -> float:  # P(X <= false_alarms) for a Poisson count of this mean
         term = total = math.exp(-mean)
@@ -685,21 +818,21 @@ def hours_to_vouch(max_false_alarms_per_hour: float, *, confidence: float = CONF
     return -math.log(1 - confidence) / max_false_alarms_per_hour
 
 
-def background_folders(audio_dir: str | os.PathLike[str], background: Sequence[str]
-                       ) -> list[AudioDirectory]:
+def background_folders(audio_dir: str | os.PathLike[str], background: Sequence[str]) -> list[AudioDirectory]:
     """Return the sample folders under `audio_dir` labelled all background (recordings of the room)."""
     quiet = set(background)
-    return [d for d in AudioDirectory.scan(audio_dir)
-            if d.labels is not None and set(d.labels.names) <= quiet]
+    return [
+        d for d in AudioDirectory.scan(audio_dir) if d.labels is not None and set(d.labels.names) <= quiet
+    ]
 
 
-def calibration_folders(metadata: Mapping[str, Any] | None, audio_dir: str | os.PathLike[str] | None
-                        ) -> list[AudioDirectory]:
+def calibration_folders(
+    metadata: Mapping[str, Any] | None, audio_dir: str | os.PathLike[str] | None
+) -> list[AudioDirectory]:
     """Return what `micmon evaluate --calibrate` uses by default: the recordings `train
     --holdout-recordings` kept out, and the background recordings under `audio_dir`."""
     training = (metadata or {}).get("training") or {}
-    folders = [AudioDirectory(p) for p in training.get("holdout_sources") or []
-               if Path(p).is_dir()]
+    folders = [AudioDirectory(p) for p in training.get("holdout_sources") or [] if Path(p).is_dir()]
     background = training.get("background_label")
     if audio_dir is not None and Path(audio_dir).is_dir():
         labels = [background] if background else list(BACKGROUND_LABELS)
@@ -712,8 +845,9 @@ def save_calibration(model_dir: str | os.PathLike[str], calibration: Calibration
     """Store the calibrated settings under "detector" (and a summary under "calibration")."""
     from micmon.model import Model
 
-    Model.update_metadata(model_dir, detector=calibration.settings.to_dict(),
-                          calibration=calibration.to_dict())
+    Model.update_metadata(
+        model_dir, detector=calibration.settings.to_dict(), calibration=calibration.to_dict()
+    )
 
 
 # -- plots ---------------------------------------------------------------------------------------
@@ -721,8 +855,13 @@ _TRUTH_ALPHA = 0.18
 _PLOT_DPI = 100
 
 
-def plot_recording(report: RecordingReport, path: str | os.PathLike[str], *,
-                   settings: DetectorSettings | None = None, title: str | None = None) -> Path:
+def plot_recording(
+    report: RecordingReport,
+    path: str | os.PathLike[str],
+    *,
+    settings: DetectorSettings | None = None,
+    title: str | None = None,
+) -> Path:
     """Write a PNG of each label's score over time, labelled runs shaded, detections marked."""
     plt = pyplot(headless=True)
     rec = report.scores
@@ -748,8 +887,10 @@ def plot_recording(report: RecordingReport, path: str | os.PathLike[str], *,
                 ax.axhline(threshold, color=colour, ls="--", lw=0.8)
         m = report.metrics
         recall = "n/a" if m.event_recall is None else f"{m.event_recall:.2f}"
-        ax.set_title(f"{title or rec.name}: event recall {recall} ({m.found}/{m.runs}), "
-                     f"{m.false_alarms} false alarm(s); shaded = labelled, bars = detected")
+        ax.set_title(
+            f"{title or rec.name}: event recall {recall} ({m.found}/{m.runs}), "
+            f"{m.false_alarms} false alarm(s); shaded = labelled, bars = detected"
+        )
         ax.set_xlabel("time (s)")
         ax.set_ylabel("score")
         ax.set_ylim(-0.02, 1.1)
@@ -760,9 +901,13 @@ def plot_recording(report: RecordingReport, path: str | os.PathLike[str], *,
         plt.close(fig)
 
 
-def plot_tradeoff(points: Sequence[TradeoffPoint], path: str | os.PathLike[str], *,
-                  chosen: TradeoffPoint | None = None,
-                  max_false_alarms_per_hour: float | None = None) -> Path:
+def plot_tradeoff(
+    points: Sequence[TradeoffPoint],
+    path: str | os.PathLike[str],
+    *,
+    chosen: TradeoffPoint | None = None,
+    max_false_alarms_per_hour: float | None = None,
+) -> Path:
     """Write a PNG of event recall against false alarms per hour for the settings tried."""
     plt = pyplot(headless=True)
     fig, ax = plt.subplots(figsize=(6, 4.5), dpi=_PLOT_DPI)
@@ -774,13 +919,25 @@ def plot_tradeoff(points: Sequence[TradeoffPoint], path: str | os.PathLike[str],
         for p in sorted(points, key=lambda p: (p.false_alarms_per_hour, -p.event_recall)):
             if not front or p.event_recall > front[-1].event_recall:
                 front.append(p)
-        ax.step([p.false_alarms_per_hour for p in front], [p.event_recall for p in front],
-                where="post", color="black", lw=1, label="best recall")
+        ax.step(
+            [p.false_alarms_per_hour for p in front],
+            [p.event_recall for p in front],
+            where="post",
+            color="black",
+            lw=1,
+            label="best recall",
+        )
         if max_false_alarms_per_hour is not None:
             ax.axvline(max_false_alarms_per_hour, color="red", ls="--", lw=0.8, label="budget")
         if chosen is not None:
-            ax.scatter([chosen.false_alarms_per_hour], [chosen.event_recall], s=80,
-                       facecolors="none", edgecolors="red", label="chosen")
+            ax.scatter(
+                [chosen.false_alarms_per_hour],
+                [chosen.event_recall],
+                s=80,
+                facecolors="none",
+                edgecolors="red",
+                label="chosen",
+            )
         ax.set_xlabel("false alarms per hour")
         ax.set_ylabel("event recall")
         ax.set_ylim(-0.02, 1.02)
@@ -790,32 +947,53 @@ def plot_tradeoff(points: Sequence[TradeoffPoint], path: str | os.PathLike[str],
         plt.close(fig)
 
 
-
-def threshold_sweep(recordings: Sequence[RecordingScores], settings: DetectorSettings, *,
-                    thresholds: Sequence[float] = CALIBRATION_THRESHOLDS) -> list[TradeoffPoint]:
+def threshold_sweep(
+    recordings: Sequence[RecordingScores],
+    settings: DetectorSettings,
+    *,
+    thresholds: Sequence[float] = CALIBRATION_THRESHOLDS,
+) -> list[TradeoffPoint]:
     """Return the trade-off of `settings` with every watched label at each threshold."""
     targets = detector_targets(recordings[0].labels, settings)
     out = []
     for threshold in thresholds:
-        s = settings.with_(thresholds={label: float(threshold) for label in targets},
-                           targets=tuple(targets))
+        s = settings.with_(thresholds={label: float(threshold) for label in targets}, targets=tuple(targets))
         total = evaluate_scores(recordings, s).overall
-        out.append(TradeoffPoint(dict(s.thresholds), s.k, s.n, s.m, total.found, total.runs,
-                                 total.false_alarms, total.hours, total.median_delay))
+        out.append(
+            TradeoffPoint(
+                dict(s.thresholds),
+                s.k,
+                s.n,
+                s.m,
+                total.found,
+                total.runs,
+                total.false_alarms,
+                total.hours,
+                total.median_delay,
+            )
+        )
     return out
 
 
-def plot_report(report: EvaluationReport, out_dir: str | os.PathLike[str], *,
-                calibration: Calibration | None = None) -> list[Path]:
+def plot_report(
+    report: EvaluationReport, out_dir: str | os.PathLike[str], *, calibration: Calibration | None = None
+) -> list[Path]:
     """Write one score PNG per recording and a trade-off PNG into `out_dir`; return their paths."""
     out = Path(out_dir)
     names = display_names([r.scores for r in report.recordings])
-    written = [plot_recording(r, out / f"{_safe(name)}.png", settings=report.settings, title=name)
-               for r, name in zip(report.recordings, names, strict=True)]
+    written = [
+        plot_recording(r, out / f"{_safe(name)}.png", settings=report.settings, title=name)
+        for r, name in zip(report.recordings, names, strict=True)
+    ]
     if calibration is not None:
-        written.append(plot_tradeoff(calibration.points, out / "tradeoff.png",
-                                     chosen=calibration.chosen,
-                                     max_false_alarms_per_hour=calibration.max_false_alarms_per_hour))
+        written.append(
+            plot_tradeoff(
+                calibration.points,
+                out / "tradeoff.png",
+                chosen=calibration.chosen,
+                max_false_alarms_per_hour=calibration.max_false_alarms_per_hour,
+            )
+        )
     else:
         points = threshold_sweep([r.scores for r in report.recordings], report.settings)
         written.append(plot_tradeoff(points, out / "tradeoff.png"))

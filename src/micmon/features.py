@@ -45,8 +45,11 @@ def check_hop(hop: Any, window_seconds: float, *, name: str = "hop", gaps: bool 
     number = not isinstance(hop, bool) and isinstance(hop, (int, float, np.integer, np.floating))
     if not number or not 0 < float(hop) or (not gaps and float(hop) > window_seconds):
         limit = "" if gaps else f" and at most the window ({window_seconds:g} s)"
-        raise ParameterError(f"{name}: seconds between window starts must be > 0{limit}, got {hop!r}",
-                             parameter=name, value=hop)
+        raise ParameterError(
+            f"{name}: seconds between window starts must be > 0{limit}, got {hop!r}",
+            parameter=name,
+            value=hop,
+        )
     return float(hop)
 
 
@@ -74,34 +77,65 @@ class FeatureSpec:
     def validate(self) -> None:
         """Raise ParameterError naming the first parameter whose value cannot work."""
         if not isinstance(self.sample_rate, (int, np.integer)) or self.sample_rate <= 0:
-            raise ParameterError(f"sample_rate: must be a positive integer (Hz), got {self.sample_rate!r}", parameter='sample_rate', value=self.sample_rate)
+            raise ParameterError(
+                f"sample_rate: must be a positive integer (Hz), got {self.sample_rate!r}",
+                parameter="sample_rate",
+                value=self.sample_rate,
+            )
         if not isinstance(self.channels, (int, np.integer)) or self.channels <= 0:
-            raise ParameterError(f"channels: must be a positive integer, got {self.channels!r}", parameter='channels', value=self.channels)
+            raise ParameterError(
+                f"channels: must be a positive integer, got {self.channels!r}",
+                parameter="channels",
+                value=self.channels,
+            )
         if not self.window_seconds > 0:
-            raise ParameterError(f"window_seconds: must be > 0 seconds, got {self.window_seconds!r}", parameter='window_seconds', value=self.window_seconds)
+            raise ParameterError(
+                f"window_seconds: must be > 0 seconds, got {self.window_seconds!r}",
+                parameter="window_seconds",
+                value=self.window_seconds,
+            )
         if self.window_samples < 2:
-            raise ParameterError(f"window_seconds: {self.window_seconds} s at {self.sample_rate} Hz "
-                                 "is shorter than two samples", parameter='window_seconds')
+            raise ParameterError(
+                f"window_seconds: {self.window_seconds} s at {self.sample_rate} Hz "
+                "is shorter than two samples",
+                parameter="window_seconds",
+            )
         if self.hop_seconds is not None:
             check_hop(self.hop_seconds, self.window_seconds, name="hop_seconds")
         if self.low_freq < 0:
-            raise ParameterError(f"low_freq: must be >= 0 Hz, got {self.low_freq}", parameter='low_freq', value=self.low_freq)
+            raise ParameterError(
+                f"low_freq: must be >= 0 Hz, got {self.low_freq}", parameter="low_freq", value=self.low_freq
+            )
         if self.low_freq >= self.high_freq:
-            raise ParameterError(f"low_freq ({self.low_freq:g} Hz) must be below high_freq "
-                                 f"({self.high_freq:g} Hz)", parameter='low_freq')
+            raise ParameterError(
+                f"low_freq ({self.low_freq:g} Hz) must be below high_freq ({self.high_freq:g} Hz)",
+                parameter="low_freq",
+            )
         nyquist = self.sample_rate / 2
         if self.high_freq > nyquist:
-            raise ParameterError(f"high_freq: {self.high_freq:g} Hz is above the Nyquist frequency "
-                                 f"({nyquist:g} Hz) of a {self.sample_rate} Hz sample rate; lower "
-                                 "it or raise the sample rate", parameter='high_freq')
+            raise ParameterError(
+                f"high_freq: {self.high_freq:g} Hz is above the Nyquist frequency "
+                f"({nyquist:g} Hz) of a {self.sample_rate} Hz sample rate; lower "
+                "it or raise the sample rate",
+                parameter="high_freq",
+            )
         if self.scale not in SCALES:
-            raise ParameterError(f"scale: must be one of {', '.join(SCALES)}, got {self.scale!r}", parameter='scale', value=self.scale)
+            raise ParameterError(
+                f"scale: must be one of {', '.join(SCALES)}, got {self.scale!r}",
+                parameter="scale",
+                value=self.scale,
+            )
         if self.feature not in FEATURE_TYPES:
-            raise ParameterError(f"feature: must be one of {', '.join(FEATURE_TYPES)}, "
-                                 f"got {self.feature!r}", parameter='feature', value=self.feature)
+            raise ParameterError(
+                f"feature: must be one of {', '.join(FEATURE_TYPES)}, got {self.feature!r}",
+                parameter="feature",
+                value=self.feature,
+            )
         if self.feature == "spectrum":
             if not isinstance(self.bins, (int, np.integer)) or self.bins < 1:
-                raise ParameterError(f"bins: must be a positive integer, got {self.bins!r}", parameter='bins', value=self.bins)
+                raise ParameterError(
+                    f"bins: must be a positive integer, got {self.bins!r}", parameter="bins", value=self.bins
+                )
             resolution = self.sample_rate / self.window_samples
             max_bins = int((self.high_freq - self.low_freq) // resolution)
             if self.bins > max_bins:
@@ -109,18 +143,34 @@ class FeatureSpec:
                     f"bins: {self.bins} bands of {self.low_freq:g}-{self.high_freq:g} Hz are "
                     f"narrower than the {resolution:.3g} Hz FFT resolution of a "
                     f"{self.window_seconds:g} s window; use at most {max(max_bins, 0)} bins, "
-                    "a wider range or a longer window", parameter='bins')
+                    "a wider range or a longer window",
+                    parameter="bins",
+                )
         else:
             if not isinstance(self.mel_bands, (int, np.integer)) or self.mel_bands < 1:
-                raise ParameterError(f"mel_bands: must be a positive integer, got {self.mel_bands!r}", parameter='mel_bands', value=self.mel_bands)
+                raise ParameterError(
+                    f"mel_bands: must be a positive integer, got {self.mel_bands!r}",
+                    parameter="mel_bands",
+                    value=self.mel_bands,
+                )
             if not 0 < self.frame_seconds <= self.window_seconds:
-                raise ParameterError(f"frame_seconds: must be > 0 and <= the window "
-                                     f"({self.window_seconds:g} s), got {self.frame_seconds!r}", parameter='frame_seconds', value=self.frame_seconds)
+                raise ParameterError(
+                    f"frame_seconds: must be > 0 and <= the window "
+                    f"({self.window_seconds:g} s), got {self.frame_seconds!r}",
+                    parameter="frame_seconds",
+                    value=self.frame_seconds,
+                )
             if not 0 < self.frame_hop_seconds:
-                raise ParameterError(f"frame_hop_seconds: must be > 0, got {self.frame_hop_seconds!r}", parameter='frame_hop_seconds', value=self.frame_hop_seconds)
+                raise ParameterError(
+                    f"frame_hop_seconds: must be > 0, got {self.frame_hop_seconds!r}",
+                    parameter="frame_hop_seconds",
+                    value=self.frame_hop_seconds,
+                )
             if self.frame_samples < 16:
-                raise ParameterError(f"frame_seconds: {self.frame_seconds} s is under 16 samples "
-                                     f"at {self.sample_rate} Hz", parameter='frame_seconds')
+                raise ParameterError(
+                    f"frame_seconds: {self.frame_seconds} s is under 16 samples at {self.sample_rate} Hz",
+                    parameter="frame_seconds",
+                )
             _mel_plan(self.sample_rate, self.n_fft, self.low_freq, self.high_freq, self.mel_bands)
 
     # -- derived sizes ------------------------------------------------------------------------
@@ -191,8 +241,9 @@ class FeatureSpec:
 
 # -- plans (cached per spec) ----------------------------------------------------------------------
 @lru_cache(maxsize=64)
-def _band_plan(sample_rate: int, n: int, low: float, high: float, bins: int
-               ) -> tuple[int, np.ndarray, np.ndarray]:
+def _band_plan(
+    sample_rate: int, n: int, low: float, high: float, bins: int
+) -> tuple[int, np.ndarray, np.ndarray]:
     """Return (first FFT bin, band start offsets, bins per band) for Hz-correct bands."""
     freqs = np.fft.rfftfreq(n, d=1.0 / sample_rate)
     inside = np.flatnonzero((freqs >= low) & (freqs <= high))
@@ -201,7 +252,9 @@ def _band_plan(sample_rate: int, n: int, low: float, high: float, bins: int
     band = np.minimum(np.floor(position + 1e-9).astype(np.int64), bins - 1)
     counts = np.bincount(band, minlength=bins)
     if (counts == 0).any():  # pragma: no cover - excluded by FeatureSpec.validate
-        raise ParameterError(f"bins: {bins} is too many for {n} samples at {sample_rate} Hz", parameter='bins')
+        raise ParameterError(
+            f"bins: {bins} is too many for {n} samples at {sample_rate} Hz", parameter="bins"
+        )
     offsets = np.concatenate(([0], np.cumsum(counts)[:-1]))
     return int(inside[0]), offsets, counts
 
@@ -262,8 +315,10 @@ def to_float_mono(samples: np.ndarray, channels: int = 1) -> np.ndarray:
         x = x.astype(np.float32, copy=False)
     if channels > 1:
         if x.shape[-1] % channels:
-            raise ParameterError(f"channels: {x.shape[-1]} interleaved samples do not split into "
-                                 f"{channels} channels", parameter='channels')
+            raise ParameterError(
+                f"channels: {x.shape[-1]} interleaved samples do not split into {channels} channels",
+                parameter="channels",
+            )
         x = x.reshape(*x.shape[:-1], x.shape[-1] // channels, channels).mean(axis=-1)
     return x
 
@@ -292,7 +347,10 @@ def _check_length(x: np.ndarray, spec: FeatureSpec) -> None:
         raise ParameterError(
             f"window: got {x.shape[-1]} samples, the feature spec wants {spec.window_samples} "
             f"({spec.window_seconds:g} s at {spec.sample_rate} Hz); read the audio with "
-            f"window_seconds={spec.window_seconds:g} and sample_rate={spec.sample_rate}", parameter='window', value=x.shape[-1])
+            f"window_seconds={spec.window_seconds:g} and sample_rate={spec.sample_rate}",
+            parameter="window",
+            value=x.shape[-1],
+        )
 
 
 def spectrum_batch(windows: np.ndarray, spec: FeatureSpec) -> np.ndarray:
@@ -301,12 +359,12 @@ def spectrum_batch(windows: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     _check_length(x, spec)
     n = spec.window_samples
     win, norm = _window(n)
-    first, offsets, counts = _band_plan(spec.sample_rate, n, float(spec.low_freq),
-                                        float(spec.high_freq), int(spec.bins))
+    first, offsets, counts = _band_plan(
+        spec.sample_rate, n, float(spec.low_freq), float(spec.high_freq), int(spec.bins)
+    )
     fft = np.fft.rfft(x * win, axis=-1)
     stop = first + int(counts.sum())
-    power = (fft.real[..., first:stop] ** 2 + fft.imag[..., first:stop] ** 2) * (
-        norm / spec.sample_rate)
+    power = (fft.real[..., first:stop] ** 2 + fft.imag[..., first:stop] ** 2) * (norm / spec.sample_rate)
     bands = np.add.reduceat(power, offsets, axis=-1) / counts
     return from_power(bands, spec.scale)
 
@@ -316,7 +374,7 @@ def logmel_batch(windows: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     x = to_float_mono(windows, spec.channels)
     _check_length(x, spec)
     frames = np.lib.stride_tricks.sliding_window_view(x, spec.frame_samples, axis=-1)
-    frames = frames[..., : spec.frames * spec.frame_hop_samples: spec.frame_hop_samples, :]
+    frames = frames[..., : spec.frames * spec.frame_hop_samples : spec.frame_hop_samples, :]
     return logmel_frames(frames, spec)
 
 
@@ -325,8 +383,9 @@ def logmel_frames(frames: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     win, norm = _window(spec.frame_samples)
     fft = np.fft.rfft(frames * win, n=spec.n_fft, axis=-1)
     power = (fft.real**2 + fft.imag**2).astype(np.float32) * np.float32(norm / spec.sample_rate)
-    mel = _mel_plan(spec.sample_rate, spec.n_fft, float(spec.low_freq), float(spec.high_freq),
-                    int(spec.mel_bands))
+    mel = _mel_plan(
+        spec.sample_rate, spec.n_fft, float(spec.low_freq), float(spec.high_freq), int(spec.mel_bands)
+    )
     return from_power(power @ mel, spec.scale)
 
 
@@ -357,12 +416,18 @@ class WindowFeatures:
         spec = self.spec
         windows = np.asarray(windows)
         if windows.ndim != 2:
-            raise ParameterError(f"windows: expected a 2-D array (windows, samples), got shape "
-                                 f"{windows.shape}", parameter="windows", value=windows.shape)
+            raise ParameterError(
+                f"windows: expected a 2-D array (windows, samples), got shape {windows.shape}",
+                parameter="windows",
+                value=windows.shape,
+            )
         first = np.asarray(starts, dtype=np.int64).reshape(-1)
         if len(first) != len(windows):
-            raise ParameterError(f"starts: {len(first)} starts for {len(windows)} windows",
-                                 parameter="starts", value=len(first))
+            raise ParameterError(
+                f"starts: {len(first)} starts for {len(windows)} windows",
+                parameter="starts",
+                value=len(first),
+            )
         if spec.feature != "logmel" or len(windows) == 0:
             return compute_batch(windows, spec)
         x = to_float_mono(windows, spec.channels)
@@ -371,8 +436,11 @@ class WindowFeatures:
         unique, where, inverse = np.unique(keys, return_index=True, return_inverse=True)
         known = np.searchsorted(self._keys, unique)
         known = np.minimum(known, max(len(self._keys) - 1, 0))
-        cached = (len(self._keys) > 0) & (self._keys[known] == unique) if len(self._keys) else \
-            np.zeros(len(unique), dtype=bool)
+        cached = (
+            (len(self._keys) > 0) & (self._keys[known] == unique)
+            if len(self._keys)
+            else np.zeros(len(unique), dtype=bool)
+        )
         rows = np.empty((len(unique), spec.mel_bands), dtype=np.float32)
         if cached.any():
             rows[cached] = self._rows[known[cached]]
@@ -389,8 +457,9 @@ class WindowFeatures:
         return out
 
 
-def score_windows(model: Any, windows: np.ndarray, starts: Sequence[float],
-                  features: WindowFeatures | None = None) -> np.ndarray:
+def score_windows(
+    model: Any, windows: np.ndarray, starts: Sequence[float], features: WindowFeatures | None = None
+) -> np.ndarray:
     """Return a model's scores (N, labels) for int16 windows (N, samples*channels).
 
     With `features` (and a model that scores feature arrays, as `Model.scores` does), each window's
@@ -408,8 +477,10 @@ def compute_batch(windows: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     """Return features of shape (N, *spec.shape) for int16/float windows of shape (N, samples*channels)."""
     windows = np.asarray(windows)
     if windows.ndim != 2:
-        raise ParameterError(f"windows: expected a 2-D array (windows, samples), got shape "
-                             f"{windows.shape}", parameter='windows')
+        raise ParameterError(
+            f"windows: expected a 2-D array (windows, samples), got shape {windows.shape}",
+            parameter="windows",
+        )
     if spec.feature == "logmel":
         return logmel_batch(windows, spec)
     return spectrum_batch(windows, spec)

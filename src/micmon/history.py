@@ -61,11 +61,36 @@ CREATE TABLE IF NOT EXISTS events (
 CREATE INDEX IF NOT EXISTS events_start ON events (start);
 CREATE INDEX IF NOT EXISTS events_label_start ON events (label, start);
 """
-_COLUMNS = ("id", "key", "label", "start", "end", "confidence", "peak", "mean", "windows", "clip",
-            "clip_bytes", "model", "interrupted")
+_COLUMNS = (
+    "id",
+    "key",
+    "label",
+    "start",
+    "end",
+    "confidence",
+    "peak",
+    "mean",
+    "windows",
+    "clip",
+    "clip_bytes",
+    "model",
+    "interrupted",
+)
 #: Columns of the CSV export, in order.
-CSV_COLUMNS = ("id", "label", "start", "end", "duration", "confidence", "peak", "mean", "windows",
-               "clip", "model", "interrupted")
+CSV_COLUMNS = (
+    "id",
+    "label",
+    "start",
+    "end",
+    "duration",
+    "confidence",
+    "peak",
+    "mean",
+    "windows",
+    "clip",
+    "model",
+    "interrupted",
+)
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -89,8 +114,9 @@ def _iso(epoch: float | None) -> str | None:
     return datetime.fromtimestamp(epoch, timezone.utc).astimezone().isoformat(timespec="milliseconds")
 
 
-def parse_when(text: str | float | datetime | date | None, *, name: str = "since",
-               now: float | None = None) -> float | None:
+def parse_when(
+    text: str | float | datetime | date | None, *, name: str = "since", now: float | None = None
+) -> float | None:
     """Return Unix seconds for an age ("1d", "12h", "30m", "90s", "2w"), an ISO date/time or a number.
 
     An age counts back from `now` (default: the current time); a date means its local midnight;
@@ -118,8 +144,10 @@ def parse_when(text: str | float | datetime | date | None, *, name: str = "since
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
-        raise ParameterError(f"{name}: expected an age such as 1d, 12h or 30m, or a date such as "
-                             f"2026-05-06 or 2026-05-06T07:30, got {text!r}") from None
+        raise ParameterError(
+            f"{name}: expected an age such as 1d, 12h or 30m, or a date such as "
+            f"2026-05-06 or 2026-05-06T07:30, got {text!r}"
+        ) from None
     return (parsed if parsed.tzinfo else parsed.astimezone()).timestamp()
 
 
@@ -163,12 +191,22 @@ class StoredEvent:
     def to_dict(self) -> dict[str, Any]:
         """Return the event as a JSON-ready dict (times as ISO 8601)."""
         duration = self.duration
-        return {"id": self.id, "key": self.key, "label": self.label, "start": self.start_time,
-                "end": self.end_time, "start_unix": round(self.start, 3),
-                "duration": None if duration is None else round(duration, 3),
-                "confidence": round(self.confidence, 4), "peak": round(self.peak, 4),
-                "mean": round(self.mean, 4), "windows": self.windows, "clip": self.clip,
-                "model": self.model, "interrupted": bool(self.interrupted)}
+        return {
+            "id": self.id,
+            "key": self.key,
+            "label": self.label,
+            "start": self.start_time,
+            "end": self.end_time,
+            "start_unix": round(self.start, 3),
+            "duration": None if duration is None else round(duration, 3),
+            "confidence": round(self.confidence, 4),
+            "peak": round(self.peak, 4),
+            "mean": round(self.mean, 4),
+            "windows": self.windows,
+            "clip": self.clip,
+            "model": self.model,
+            "interrupted": bool(self.interrupted),
+        }
 
 
 class EventStore:
@@ -188,22 +226,32 @@ class EventStore:
         False to require an existing file (readers such as ``micmon events``).
     """
 
-    def __init__(self, path: str | os.PathLike[str], *,
-                 clip_folder: str | os.PathLike[str] | None = None, max_age_days: float = 0.0,
-                 max_clip_bytes: int = 0, create: bool = True) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        clip_folder: str | os.PathLike[str] | None = None,
+        max_age_days: float = 0.0,
+        max_clip_bytes: int = 0,
+        create: bool = True,
+    ) -> None:
         if not isinstance(max_age_days, (int, float)) or not max_age_days >= 0:
-            raise ParameterError(f"max_age_days: must be a number of days >= 0 (0: keep all), "
-                                 f"got {max_age_days!r}")
+            raise ParameterError(
+                f"max_age_days: must be a number of days >= 0 (0: keep all), got {max_age_days!r}"
+            )
         if not isinstance(max_clip_bytes, int) or max_clip_bytes < 0:
-            raise ParameterError(f"max_clip_bytes: must be a whole number of bytes >= 0 "
-                                 f"(0: no limit), got {max_clip_bytes!r}")
+            raise ParameterError(
+                f"max_clip_bytes: must be a whole number of bytes >= 0 (0: no limit), got {max_clip_bytes!r}"
+            )
         self.path = expand_path(path)
         self.clip_folder = None if clip_folder is None else expand_path(clip_folder)
         self.max_age_days = float(max_age_days)
         self.max_clip_bytes = max_clip_bytes
         if not create and not self.path.is_file():
-            raise HistoryError(f"{self.path}: no event history here yet; `micmon monitor` writes "
-                               "it (see history.folder in the config)")
+            raise HistoryError(
+                f"{self.path}: no event history here yet; `micmon monitor` writes "
+                "it (see history.folder in the config)"
+            )
         self._local = threading.local()
         #: Bumped by every write of this object (a web page polls it to know when to reload).
         self.version = 0
@@ -211,23 +259,26 @@ class EventStore:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
-                raise HistoryError(f"{self.path.parent}: cannot create the history folder "
-                                   f"({exc.strerror})") from None
+                raise HistoryError(
+                    f"{self.path.parent}: cannot create the history folder ({exc.strerror})"
+                ) from None
         with self._errors():
             conn = self._conn()
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(_SCHEMA)
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
-                raise HistoryError(f"{self.path}: written by a newer micmon (schema {version}); "
-                                   "upgrade micmon")
+                raise HistoryError(
+                    f"{self.path}: written by a newer micmon (schema {version}); upgrade micmon"
+                )
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None,
-                                   check_same_thread=True)
+            conn = sqlite3.connect(
+                self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=True
+            )
             conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = conn
         return conn
@@ -239,8 +290,11 @@ class EventStore:
             yield
         except sqlite3.DatabaseError as exc:
             text = str(exc)
-            hint = ("; move it away and micmon starts a new one"
-                    if "not a database" in text or "malformed" in text else "")
+            hint = (
+                "; move it away and micmon starts a new one"
+                if "not a database" in text or "malformed" in text
+                else ""
+            )
             raise HistoryError(f"{self.path}: {text}{hint}") from None
         except OSError as exc:
             raise HistoryError(f"{self.path}: {exc.strerror or exc}") from None
@@ -280,8 +334,20 @@ class EventStore:
                 " mean = excluded.mean, windows = excluded.windows,"
                 " clip = coalesce(excluded.clip, clip), clip_bytes = excluded.clip_bytes"
                 " WHERE excluded.end IS NOT NULL",
-                (key, event.label, start, end, float(event.confidence), float(event.peak),
-                 float(event.mean), int(event.windows), clip, clip_bytes, model))
+                (
+                    key,
+                    event.label,
+                    start,
+                    end,
+                    float(event.confidence),
+                    float(event.peak),
+                    float(event.mean),
+                    int(event.windows),
+                    clip,
+                    clip_bytes,
+                    model,
+                ),
+            )
             row = conn.execute("SELECT id FROM events WHERE key = ?", (key,)).fetchone()
         self.version += 1
         return int(row[0])
@@ -289,8 +355,11 @@ class EventStore:
     def end_unfinished(self) -> int:
         """Mark sounds left without an end by an earlier run as interrupted; return how many."""
         with self._errors():
-            count = self._conn().execute("UPDATE events SET end = start, interrupted = 1 WHERE "
-                                         "end IS NULL").rowcount
+            count = (
+                self._conn()
+                .execute("UPDATE events SET end = start, interrupted = 1 WHERE end IS NULL")
+                .rowcount
+            )
         if count:
             self.version += 1
         return int(count)
@@ -303,13 +372,19 @@ class EventStore:
             conn = self._conn()
             if self.max_age_days > 0:
                 cutoff = now - self.max_age_days * 86400
-                removed += conn.execute("SELECT id, clip FROM events WHERE start < ? AND "
-                                        "end IS NOT NULL", (cutoff,)).fetchall()
+                removed += conn.execute(
+                    "SELECT id, clip FROM events WHERE start < ? AND end IS NOT NULL", (cutoff,)
+                ).fetchall()
             if self.max_clip_bytes > 0:
                 gone = {row[0] for row in removed}
-                kept = [row for row in conn.execute(
-                    "SELECT id, clip, clip_bytes FROM events WHERE clip_bytes > 0 AND "
-                    "end IS NOT NULL ORDER BY start") if row[0] not in gone]
+                kept = [
+                    row
+                    for row in conn.execute(
+                        "SELECT id, clip, clip_bytes FROM events WHERE clip_bytes > 0 AND "
+                        "end IS NOT NULL ORDER BY start"
+                    )
+                    if row[0] not in gone
+                ]
                 total = sum(row[2] for row in kept)
                 for row_id, clip, size in kept:  # oldest first
                     if total <= self.max_clip_bytes:
@@ -335,14 +410,20 @@ class EventStore:
             pass  # already gone or not ours to delete: the row goes anyway
 
     # -- reading ----------------------------------------------------------------------------------
-    def query(self, *, since: float | None = None, until: float | None = None,
-              label: str | Sequence[str] | None = None, limit: int | None = DEFAULT_LIMIT,
-              newest_first: bool = True) -> list[StoredEvent]:
+    def query(
+        self,
+        *,
+        since: float | None = None,
+        until: float | None = None,
+        label: str | Sequence[str] | None = None,
+        limit: int | None = DEFAULT_LIMIT,
+        newest_first: bool = True,
+    ) -> list[StoredEvent]:
         """Return events that started in [since, until) (Unix seconds), of `label`, newest first."""
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)
-                                  or not 1 <= limit <= MAX_LIMIT):
-            raise ParameterError(f"limit: must be a whole number from 1 to {MAX_LIMIT}, "
-                                 f"got {limit!r}")
+        if limit is not None and (
+            isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT
+        ):
+            raise ParameterError(f"limit: must be a whole number from 1 to {MAX_LIMIT}, got {limit!r}")
         where: list[str] = []
         args: list[float | str] = []
         if since is not None:
@@ -368,8 +449,11 @@ class EventStore:
     def get(self, key: str) -> StoredEvent | None:
         """Return the event with this key (see `event_key`), or None."""
         with self._errors():
-            row = self._conn().execute(f"SELECT {', '.join(_COLUMNS)} FROM events WHERE key = ?",
-                                       (key,)).fetchone()
+            row = (
+                self._conn()
+                .execute(f"SELECT {', '.join(_COLUMNS)} FROM events WHERE key = ?", (key,))
+                .fetchone()
+            )
         return None if row is None else StoredEvent(*row)
 
     def labels(self) -> list[str]:
@@ -384,8 +468,7 @@ class EventStore:
             return int(self._conn().execute("SELECT count(*) FROM events").fetchone()[0])
 
 
-def write_csv(events: Sequence[StoredEvent], path: str | os.PathLike[str], *,
-              force: bool = False) -> Path:
+def write_csv(events: Sequence[StoredEvent], path: str | os.PathLike[str], *, force: bool = False) -> Path:
     """Write `events` as CSV (columns `CSV_COLUMNS`) atomically; refuse to overwrite without force."""
     target = expand_path(path)
     if target.is_dir():

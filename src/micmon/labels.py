@@ -26,7 +26,9 @@ _TIME_RE = re.compile(r"^\s*(?:(?:(\d+):)?(\d+):)?(\d+)(?:\.(\d+))?\s*$")
 def parse_time(value: str | float | int, *, name: str = "time") -> float:
     """Return seconds for `value`: seconds, or "SS", "MM:SS", "HH:MM:SS", each with optional ".fff"."""
     if isinstance(value, bool):
-        raise ParameterError(f"{name}: expected seconds or 'MM:SS', got {value!r}", parameter=name, value=value)
+        raise ParameterError(
+            f"{name}: expected seconds or 'MM:SS', got {value!r}", parameter=name, value=value
+        )
     if isinstance(value, (int, float)):
         seconds = float(value)
     elif isinstance(value, str):
@@ -34,18 +36,27 @@ def parse_time(value: str | float | int, *, name: str = "time") -> float:
         if not match:
             raise ParameterError(
                 f"{name}: {value!r} is not a time; use seconds, 'MM:SS' or 'HH:MM:SS', "
-                "optionally with '.fff'"
-            , parameter=name)
+                "optionally with '.fff'",
+                parameter=name,
+            )
         hours, minutes, secs, frac = match.groups()
         if hours is not None and int(minutes) >= 60:
-            raise ParameterError(f"{name}: {value!r} has {minutes} minutes; minutes must be < 60", parameter=name)
+            raise ParameterError(
+                f"{name}: {value!r} has {minutes} minutes; minutes must be < 60", parameter=name
+            )
         if (minutes is not None) and int(secs) >= 60:
-            raise ParameterError(f"{name}: {value!r} has {secs} seconds; seconds must be < 60", parameter=name)
+            raise ParameterError(
+                f"{name}: {value!r} has {secs} seconds; seconds must be < 60", parameter=name
+            )
         seconds = int(hours or 0) * 3600 + int(minutes or 0) * 60 + int(secs)
         if frac:
             seconds += int(frac) / 10 ** len(frac)
     else:
-        raise ParameterError(f"{name}: expected seconds or 'MM:SS', got {type(value).__name__}", parameter=name, value=type(value).__name__)
+        raise ParameterError(
+            f"{name}: expected seconds or 'MM:SS', got {type(value).__name__}",
+            parameter=name,
+            value=type(value).__name__,
+        )
     if not math.isfinite(seconds) or seconds < 0:
         raise ParameterError(f"{name}: {value!r} must be a finite, non-negative time", parameter=name)
     return seconds
@@ -80,8 +91,12 @@ class LabelSegment:
 class Labels:
     """An ordered `start time -> label` mapping, as stored in labels.json."""
 
-    def __init__(self, entries: Mapping[str | float, str] | Iterable[tuple[float, str]] = (),
-                 *, source: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        entries: Mapping[str | float, str] | Iterable[tuple[float, str]] = (),
+        *,
+        source: str | os.PathLike[str] | None = None,
+    ) -> None:
         where = f"{source}: " if source is not None else ""
         items = entries.items() if isinstance(entries, Mapping) else entries
         points: dict[float, str] = {}
@@ -92,8 +107,7 @@ class Labels:
             except ParameterError as exc:
                 raise LabelsError(f"{where}{exc}") from None
             if not isinstance(label, str) or not label.strip():
-                raise LabelsError(f"{where}key {key!r}: the label must be a non-empty string, "
-                                  f"got {label!r}")
+                raise LabelsError(f"{where}key {key!r}: the label must be a non-empty string, got {label!r}")
             start = round(start, 6)
             if start in points:
                 raise LabelsError(f"{where}key {key!r}: the same time as key {keys[start]!r}")
@@ -115,8 +129,7 @@ class Labels:
         except EncodingError as exc:
             raise LabelsError(str(exc)) from None
         except IsADirectoryError:
-            raise LabelsError(f"{path}: is a folder, not a labels file; remove or rename it"
-                              ) from None
+            raise LabelsError(f"{path}: is a folder, not a labels file; remove or rename it") from None
         except OSError as exc:
             raise LabelsError(f"{path}: cannot read it ({exc.strerror})") from None
         try:
@@ -124,11 +137,13 @@ class Labels:
         except _RepeatedKeyError as exc:
             raise LabelsError(f"{path}: key {exc.key!r} appears twice; keep one of them") from None
         except json.JSONDecodeError as exc:
-            raise LabelsError(f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: "
-                              f"{exc.msg}") from None
+            raise LabelsError(
+                f"{path}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+            ) from None
         if not isinstance(data, dict):
-            raise LabelsError(f"{path}: expected a JSON object of 'MM:SS': 'label' pairs, "
-                              f"got {type(data).__name__}")
+            raise LabelsError(
+                f"{path}: expected a JSON object of 'MM:SS': 'label' pairs, got {type(data).__name__}"
+            )
         if not data:
             raise LabelsError(f"{path}: no labels; add at least one 'MM:SS': 'label' pair")
         return cls(data, source=path)
@@ -170,8 +185,7 @@ class Labels:
         i = bisect.bisect_right(self._starts, t + 1e-9) - 1
         return self._labels[i] if i >= 0 else None
 
-    def label_for(self, start: float, end: float, *,
-                  background: Iterable[str] | None = None) -> str | None:
+    def label_for(self, start: float, end: float, *, background: Iterable[str] | None = None) -> str | None:
         """Return the label covering most of [start, end), or None if most of it is unlabelled.
 
         With `background` (the "nothing happening" labels), a sound shorter than the window still
@@ -191,15 +205,17 @@ class Labels:
             if hi > lo:
                 label = self._labels[i]
                 cover[label] = cover.get(label, 0.0) + (hi - lo)
-                length = (self._starts[i + 1] - self._starts[i]) if i + 1 < len(self._starts) \
-                    else math.inf
+                length = (self._starts[i + 1] - self._starts[i]) if i + 1 < len(self._starts) else math.inf
                 held[label] = max(held.get(label, 0.0), (hi - lo) / length)
         if not cover:
             return None
         if background is not None:
             quiet = set(background)
-            sounds = [label for label in cover if label not in quiet and
-                      (held[label] >= 0.5 or cover[label] >= 0.5 * (end - start))]
+            sounds = [
+                label
+                for label in cover
+                if label not in quiet and (held[label] >= 0.5 or cover[label] >= 0.5 * (end - start))
+            ]
             if sounds:
                 return max(sounds, key=lambda label: cover[label])
         unlabelled = (end - start) - sum(cover.values())
@@ -274,16 +290,16 @@ def loudness_profile(path: str | Path, *, ffmpeg_bin: str = "ffmpeg") -> np.ndar
     from micmon.audio import AudioFile
 
     powers = []
-    with AudioFile(path, window_seconds=LOUDNESS_STEP, sample_rate=LOUDNESS_RATE,
-                   ffmpeg_bin=ffmpeg_bin) as reader:
+    with AudioFile(
+        path, window_seconds=LOUDNESS_STEP, sample_rate=LOUDNESS_RATE, ffmpeg_bin=ffmpeg_bin
+    ) as reader:
         for window in reader:
             x = window.samples.astype(np.float64)
             powers.append(float(np.mean(x * x)))
     return np.asarray(powers, dtype=np.float64)
 
 
-def segment_levels(labels: Labels, duration: float, power: np.ndarray
-                   ) -> list[tuple[LabelSegment, float]]:
+def segment_levels(labels: Labels, duration: float, power: np.ndarray) -> list[tuple[LabelSegment, float]]:
     """Return each labelled segment (clipped to `duration`) with its mean loudness in dBFS."""
     out = []
     for seg in labels.segments(duration):
@@ -298,8 +314,7 @@ def segment_levels(labels: Labels, duration: float, power: np.ndarray
     return out
 
 
-def suggest_labels(power: np.ndarray, *, background: str, foreground: str
-                       ) -> dict[str, str]:
+def suggest_labels(power: np.ndarray, *, background: str, foreground: str) -> dict[str, str]:
     """Return a labels.json draft: loud stretches labelled `foreground`, the rest `background`."""
     if len(power) == 0:
         return {"00:00": background}
@@ -322,8 +337,10 @@ def suggest_labels(power: np.ndarray, *, background: str, foreground: str
             merged[-1][1] = end
         else:
             merged.append([start, end, state])
-    return {format_time(int(start) * LOUDNESS_STEP): foreground if state else background
-            for start, _end, state in merged}
+    return {
+        format_time(int(start) * LOUDNESS_STEP): foreground if state else background
+        for start, _end, state in merged
+    }
 
 
 @dataclass
@@ -334,8 +351,9 @@ class Problem:
     problem: str
 
 
-def check_folders(root: str | os.PathLike[str], *, known: Iterable[str] = (),
-                  ffmpeg_bin: str = "ffmpeg") -> list[Problem]:
+def check_folders(
+    root: str | os.PathLike[str], *, known: Iterable[str] = (), ffmpeg_bin: str = "ffmpeg"
+) -> list[Problem]:
     """Validate every sample folder at or below `root`; return all problems found.
 
     `known` is the label list of the project (empty: any label goes).
@@ -360,8 +378,12 @@ def check_folders(root: str | os.PathLike[str], *, known: Iterable[str] = (),
             problems.append(Problem(name, "labels.json but no audio file (audio.mp3, .wav...)"))
             continue
         if not has_labels:
-            problems.append(Problem(name, f"{audio.name} has no labels.json; add labels with "
-                                    f"`micmon label {name} 00:00=LABEL`"))
+            problems.append(
+                Problem(
+                    name,
+                    f"{audio.name} has no labels.json; add labels with `micmon label {name} 00:00=LABEL`",
+                )
+            )
             continue
         try:
             labels = Labels.load(here / LABELS_FILE)
@@ -370,14 +392,23 @@ def check_folders(root: str | os.PathLike[str], *, known: Iterable[str] = (),
             problems.append(Problem(name, str(exc).replace(f"{here}/", "")))
             continue
         for start in labels.past(duration):
-            problems.append(Problem(name, f"label at {format_time(start)} is past the end of the "
-                                    f"recording ({format_time(duration)})"))
+            problems.append(
+                Problem(
+                    name,
+                    f"label at {format_time(start)} is past the end of the "
+                    f"recording ({format_time(duration)})",
+                )
+            )
         if known:
             for label in labels.names:
                 if label not in known:
-                    problems.append(Problem(name, f"label {label!r} is not in training.labels "
-                                            f"({', '.join(sorted(known))})"))
+                    problems.append(
+                        Problem(
+                            name, f"label {label!r} is not in training.labels ({', '.join(sorted(known))})"
+                        )
+                    )
     if folders == 0:
-        problems.append(Problem(str(root), "no sample folders (audio.mp3 + labels.json); "
-                                "record one with `micmon record`"))
+        problems.append(
+            Problem(str(root), "no sample folders (audio.mp3 + labels.json); record one with `micmon record`")
+        )
     return problems

@@ -113,13 +113,13 @@ class _History:
 
     def append(self, samples: np.ndarray) -> None:
         """Add interleaved frames right after the previous ones."""
-        data = samples.reshape(-1)[-len(self._buf):]
+        data = samples.reshape(-1)[-len(self._buf) :]
         n = len(data) // self.channels
         skipped = len(samples.reshape(-1)) // self.channels - n
         self._written += skipped
         pos = (self._written % self._frames) * self.channels
         first = min(len(data), len(self._buf) - pos)
-        self._buf[pos:pos + first] = data[:first]
+        self._buf[pos : pos + first] = data[:first]
         self._buf[: len(data) - first] = data[first:]
         self._written += n
 
@@ -133,11 +133,10 @@ class _History:
         # Two slices of the ring, not fancy indexing: no index arrays 4x the clip's size.
         ch, pos, n = self.channels, a % self._frames, b - a
         if pos + n <= self._frames:
-            samples = self._buf[pos * ch:(pos + n) * ch].copy()
+            samples = self._buf[pos * ch : (pos + n) * ch].copy()
         else:
-            samples = np.concatenate([self._buf[pos * ch:], self._buf[:(pos + n - self._frames) * ch]])
-        return ClipAudio(samples, self.sample_rate, self.channels,
-                         self._start + a / self.sample_rate)
+            samples = np.concatenate([self._buf[pos * ch :], self._buf[: (pos + n - self._frames) * ch]])
+        return ClipAudio(samples, self.sample_rate, self.channels, self._start + a / self.sample_rate)
 
 
 class Listener:
@@ -160,12 +159,20 @@ class Listener:
         Wall-clock time of stream time 0 (default: now).
     """
 
-    def __init__(self, model: Any, settings: DetectorSettings | None = None, *,
-                 hop: float | None = None, clip_seconds: float = 0.0, pre_roll: float = 0.0,
-                 post_roll: float = 0.0, origin: datetime | None = None) -> None:
+    def __init__(
+        self,
+        model: Any,
+        settings: DetectorSettings | None = None,
+        *,
+        hop: float | None = None,
+        clip_seconds: float = 0.0,
+        pre_roll: float = 0.0,
+        post_roll: float = 0.0,
+        origin: datetime | None = None,
+    ) -> None:
         spec = getattr(model, "spec", None)
         if spec is None:
-            raise ParameterError("model: has no feature spec; load a trained model folder", parameter='model')
+            raise ParameterError("model: has no feature spec; load a trained model folder", parameter="model")
         self.model = model
         self.spec = spec
         self.window = float(spec.window_seconds)
@@ -177,15 +184,19 @@ class Listener:
         self.hop_frames = max(1, int(round(self.hop * spec.sample_rate)))
         self.sample_rate = int(spec.sample_rate)
         self.channels = int(spec.channels)
-        self.detector = Detector(list(model.labels), settings, window_seconds=self.window,
-                                 hop_seconds=self.hop, origin=origin)
+        self.detector = Detector(
+            list(model.labels), settings, window_seconds=self.window, hop_seconds=self.hop, origin=origin
+        )
         # Overlapping windows share their frames; None computes each window from scratch.
         self._features: WindowFeatures | None = WindowFeatures(spec)
         self.clip_seconds = float(clip_seconds)
         self.pre_roll = float(pre_roll)
         self.post_roll = float(post_roll)
-        self._history = (_History(self.clip_seconds + self.window, self.sample_rate,
-                                  self.channels) if self.clip_seconds > 0 else None)
+        self._history = (
+            _History(self.clip_seconds + self.window, self.sample_rate, self.channels)
+            if self.clip_seconds > 0
+            else None
+        )
         self._last_window_end: float | None = None
         # feed(): carried samples and the stream time of the first one
         self._pending = np.zeros(0, dtype=np.int16)
@@ -214,8 +225,9 @@ class Listener:
             self._history.clear(0.0)
 
     # -- windows ------------------------------------------------------------------------------
-    def process_window(self, audio: np.ndarray, start: float) -> tuple[WindowResult,
-                                                                        list[tuple[Event, ClipAudio | None]]]:
+    def process_window(
+        self, audio: np.ndarray, start: float
+    ) -> tuple[WindowResult, list[tuple[Event, ClipAudio | None]]]:
         """Score one window (int16, interleaved) starting at stream time `start`.
 
         Returns the window's result and its events, each end event paired with its clip audio
@@ -225,8 +237,12 @@ class Listener:
         audio = np.asarray(audio, dtype=np.int16).reshape(-1)
         expected = self.window_frames * self.channels
         if audio.size != expected:
-            raise ParameterError(f"window: got {audio.size} samples, the model wants {expected} "
-                                 f"({self.window:g} s at {self.sample_rate} Hz x {self.channels})", parameter='window', value=audio.size)
+            raise ParameterError(
+                f"window: got {audio.size} samples, the model wants {expected} "
+                f"({self.window:g} s at {self.sample_rate} Hz x {self.channels})",
+                parameter="window",
+                value=audio.size,
+            )
         end = start + self.window
         self._remember(audio, start, end)
         level = dbfs(audio)
@@ -237,8 +253,9 @@ class Listener:
             row = score_windows(self.model, audio.reshape(1, -1), [start], self._features)[0]
         events = self.detector.update(row, time=start, level_dbfs=level)
         scores = dict(self.detector.last_scores)
-        result = WindowResult(start=start, end=end, level_dbfs=level, scores=scores, gated=gated,
-                              events=tuple(events))
+        result = WindowResult(
+            start=start, end=end, level_dbfs=level, scores=scores, gated=gated, events=tuple(events)
+        )
         return result, [(e, self.clip_for(e)) for e in events]
 
     def _remember(self, audio: np.ndarray, start: float, end: float) -> None:
@@ -253,7 +270,7 @@ class Listener:
         else:
             new_frames = int(round((end - last) * self.sample_rate))
             if new_frames > 0:
-                self._history.append(audio[-new_frames * self.channels:])
+                self._history.append(audio[-new_frames * self.channels :])
         self._last_window_end = end
 
     def clip_for(self, event: Event) -> ClipAudio | None:
@@ -271,8 +288,9 @@ class Listener:
         """
         chunk = np.asarray(chunk, dtype=np.int16).reshape(-1)
         if chunk.size % self.channels:
-            raise ParameterError(f"chunk: {chunk.size} samples do not split into "
-                                 f"{self.channels} channels", parameter='chunk')
+            raise ParameterError(
+                f"chunk: {chunk.size} samples do not split into {self.channels} channels", parameter="chunk"
+            )
         self._pending = np.concatenate([self._pending, chunk]) if self._pending.size else chunk
         out: list[tuple[Event, ClipAudio | None]] = []
         win = self.window_frames * self.channels
@@ -280,7 +298,7 @@ class Listener:
         offset = 0
         while self._pending.size - offset >= win:
             start = self._pending_start + offset // self.channels / self.sample_rate
-            _, events = self.process_window(self._pending[offset:offset + win], start)
+            _, events = self.process_window(self._pending[offset : offset + win], start)
             out.extend(events)
             offset += hop
         if offset:
@@ -297,22 +315,30 @@ class Listener:
 SourceFactory = Callable[[float], AudioSource]
 
 
-def device_source(system: str, device: str | None, *, spec: Any, hop: float,
-                  ffmpeg_bin: str = "ffmpeg") -> SourceFactory:
+def device_source(
+    system: str, device: str | None, *, spec: Any, hop: float, ffmpeg_bin: str = "ffmpeg"
+) -> SourceFactory:
     """Return a factory of live `AudioDevice` sources shaped for the model."""
     from micmon.audio import AudioDevice
 
     def make(offset: float) -> AudioSource:
-        return AudioDevice(system, device, window_seconds=spec.window_seconds,
-                           sample_rate=spec.sample_rate, channels=spec.channels, hop=hop,
-                           ffmpeg_bin=ffmpeg_bin)
+        return AudioDevice(
+            system,
+            device,
+            window_seconds=spec.window_seconds,
+            sample_rate=spec.sample_rate,
+            channels=spec.channels,
+            hop=hop,
+            ffmpeg_bin=ffmpeg_bin,
+        )
 
     make(0.0)  # validate the parameters now, not at the first connection
     return make
 
 
-def file_source(path: str | os.PathLike[str], *, spec: Any, hop: float, realtime: bool = True,
-                ffmpeg_bin: str = "ffmpeg") -> SourceFactory:
+def file_source(
+    path: str | os.PathLike[str], *, spec: Any, hop: float, realtime: bool = True, ffmpeg_bin: str = "ffmpeg"
+) -> SourceFactory:
     """Return a factory of `AudioFile` sources replaying `path` (in real time by default).
 
     Replayed faster than real time, the file's own clock is used for event times: stream time 0
@@ -322,9 +348,15 @@ def file_source(path: str | os.PathLike[str], *, spec: Any, hop: float, realtime
     from micmon.audio import AudioFile, probe_duration
 
     def make(offset: float) -> AudioSource:
-        return AudioFile(path, window_seconds=spec.window_seconds, sample_rate=spec.sample_rate,
-                         channels=spec.channels, hop=hop, realtime=realtime,
-                         ffmpeg_bin=ffmpeg_bin)
+        return AudioFile(
+            path,
+            window_seconds=spec.window_seconds,
+            sample_rate=spec.sample_rate,
+            channels=spec.channels,
+            hop=hop,
+            realtime=realtime,
+            ffmpeg_bin=ffmpeg_bin,
+        )
 
     make(0.0)
     if not realtime:
@@ -366,31 +398,47 @@ class Monitor:
     the events by label; each action's ``audio_status`` hears of every window and health change.
     """
 
-    def __init__(self, model: Any, source: SourceFactory, *,
-                 settings: DetectorSettings | None = None,
-                 actions: Actions | Sequence[Action] | None = None, hop: float | None = None,
-                 live: bool = True, on_window: Callable[[WindowResult], None] | None = None,
-                 on_event: Callable[[Event], None] | None = None,
-                 initial_backoff: float = INITIAL_BACKOFF, max_backoff: float = MAX_BACKOFF,
-                 flush_timeout: float = FLUSH_TIMEOUT,
-                 stall_seconds: float = STALL_SECONDS,
-                 silence_seconds: float = SILENCE_SECONDS) -> None:
+    def __init__(
+        self,
+        model: Any,
+        source: SourceFactory,
+        *,
+        settings: DetectorSettings | None = None,
+        actions: Actions | Sequence[Action] | None = None,
+        hop: float | None = None,
+        live: bool = True,
+        on_window: Callable[[WindowResult], None] | None = None,
+        on_event: Callable[[Event], None] | None = None,
+        initial_backoff: float = INITIAL_BACKOFF,
+        max_backoff: float = MAX_BACKOFF,
+        flush_timeout: float = FLUSH_TIMEOUT,
+        stall_seconds: float = STALL_SECONDS,
+        silence_seconds: float = SILENCE_SECONDS,
+    ) -> None:
         if isinstance(actions, Actions):
             self.actions = actions
         else:
             self.actions = Actions(list(actions or []))
         clip = self.actions.clip
-        self.listener = Listener(model, settings, hop=hop,
-                                 clip_seconds=self.actions.history_seconds,
-                                 pre_roll=clip.pre_roll if clip else 0.0,
-                                 post_roll=clip.post_roll if clip else 0.0)
+        self.listener = Listener(
+            model,
+            settings,
+            hop=hop,
+            clip_seconds=self.actions.history_seconds,
+            pre_roll=clip.pre_roll if clip else 0.0,
+            post_roll=clip.post_roll if clip else 0.0,
+        )
         self.source_factory = source
         self.live = live
         self.on_window = on_window
         self.on_event = on_event
         if not 0 < initial_backoff <= max_backoff:
-            raise ParameterError(f"initial_backoff: must be > 0 and <= max_backoff "
-                                 f"({max_backoff:g} s), got {initial_backoff!r}", parameter='initial_backoff', value=initial_backoff)
+            raise ParameterError(
+                f"initial_backoff: must be > 0 and <= max_backoff "
+                f"({max_backoff:g} s), got {initial_backoff!r}",
+                parameter="initial_backoff",
+                value=initial_backoff,
+            )
         self.initial_backoff = initial_backoff
         self.max_backoff = max_backoff
         self.flush_timeout = flush_timeout
@@ -408,8 +456,11 @@ class Monitor:
         if not silence_seconds > 0:
             raise ParameterError(f"silence_seconds: must be > 0, got {silence_seconds!r}")
         floor = self.listener.detector.settings.silence_dbfs
-        self.status = LiveStatus(self.listener.detector.targets, silence_seconds=silence_seconds,
-                                 silence_dbfs=SILENCE_DBFS if floor is None else floor)
+        self.status = LiveStatus(
+            self.listener.detector.targets,
+            silence_seconds=silence_seconds,
+            silence_dbfs=SILENCE_DBFS if floor is None else floor,
+        )
         self.status.add_listener(self._audio_status)
 
     def _audio_status(self, healthy: bool, level_dbfs: float | None) -> None:
@@ -472,8 +523,9 @@ class Monitor:
                 if not self.live or self._stop.is_set():
                     break
                 if not self._heard:
-                    raise AudioError(f"{self._source_name}: delivered no audio before it stopped; "
-                                     f"{DEVICE_HINT}")
+                    raise AudioError(
+                        f"{self._source_name}: delivered no audio before it stopped; {DEVICE_HINT}"
+                    )
                 # The device went away: end what was going on, then reconnect.
                 self._dispatch(self.listener.finish())
                 if got_audio and time.monotonic() - connected_at >= STABLE_SECONDS:
@@ -503,8 +555,9 @@ class Monitor:
         self._last_window_at = time.monotonic()
         watching = threading.Event()
         if self.live:
-            threading.Thread(target=self._watchdog, args=(source, watching), daemon=True,
-                             name="micmon-watchdog").start()
+            threading.Thread(
+                target=self._watchdog, args=(source, watching), daemon=True, name="micmon-watchdog"
+            ).start()
         try:
             got_audio = self._consume(source, offset)
         finally:
@@ -515,8 +568,7 @@ class Monitor:
         while not done.wait(1.0):
             silent = time.monotonic() - self._last_window_at
             if silent > self.stall_seconds:
-                log.warning("%s: no audio for %.0f s; restarting the capture", source.name,
-                            silent)
+                log.warning("%s: no audio for %.0f s; restarting the capture", source.name, silent)
                 source.close()
                 return
 
@@ -559,9 +611,13 @@ class Monitor:
         stats.silent_seconds = self.status.silent_seconds
         silent = self.status.health == SILENT
         if silent and not stats.silent:
-            log.warning("the input has been digital silence for %.0f s (below %g dBFS): is the "
-                        "microphone muted, unplugged or the wrong device? No event can start "
-                        "while it is silent", stats.silent_seconds, self.status.silence_dbfs)
+            log.warning(
+                "the input has been digital silence for %.0f s (below %g dBFS): is the "
+                "microphone muted, unplugged or the wrong device? No event can start "
+                "while it is silent",
+                stats.silent_seconds,
+                self.status.silence_dbfs,
+            )
         elif stats.silent and not silent:
             log.warning("the input is no longer silent")
         stats.silent = silent

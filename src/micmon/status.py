@@ -56,16 +56,20 @@ class LiveStatus:
         The silence floor: quieter windows are digital silence (`micmon.detect.SILENCE_DBFS`).
     """
 
-    def __init__(self, targets: Sequence[str], *, series_seconds: float = SERIES_SECONDS,
-                 silence_seconds: float = SILENCE_SECONDS,
-                 silence_dbfs: float = SILENCE_DBFS) -> None:
+    def __init__(
+        self,
+        targets: Sequence[str],
+        *,
+        series_seconds: float = SERIES_SECONDS,
+        silence_seconds: float = SILENCE_SECONDS,
+        silence_dbfs: float = SILENCE_DBFS,
+    ) -> None:
         self.targets = tuple(targets)
         self.silence_dbfs = float(silence_dbfs)
         self.series_seconds = float(series_seconds)
         self.silence_seconds = float(silence_seconds)
         self._lock = threading.Lock()
-        self._series: deque[tuple[float, float | None, tuple[float, ...]]] = deque(
-            maxlen=MAX_POINTS)
+        self._series: deque[tuple[float, float | None, tuple[float, ...]]] = deque(maxlen=MAX_POINTS)
         self._health = STARTING
         self._capturing = False
         self._silent_since: float | None = None
@@ -91,8 +95,9 @@ class LiveStatus:
             self._last_window = now
             self._level = _finite(level)
             self._scores = {label: float(result.scores.get(label, 0.0)) for label in self.targets}
-            self._series.append((time.time(), self._level,
-                                 tuple(round(self._scores[t], 4) for t in self.targets)))
+            self._series.append(
+                (time.time(), self._level, tuple(round(self._scores[t], 4) for t in self.targets))
+            )
             cutoff = time.time() - self.series_seconds
             while self._series and self._series[0][0] < cutoff:
                 self._series.popleft()
@@ -169,19 +174,27 @@ class LiveStatus:
         """Return the current state as a JSON-ready dict."""
         age = self.last_window_age()
         with self._lock:
-            return {"health": self._health, "healthy": self._health == OK,
-                    "capturing": self._capturing, "level_dbfs": self._level,
-                    "scores": {k: round(v, 4) for k, v in self._scores.items()},
-                    "active": {k: round(v, 3) for k, v in self._active.items()},
-                    "last_window_age": None if age is None else round(age, 3),
-                    "events_by_label": dict(self.events_by_label), "time": round(time.time(), 3)}
+            return {
+                "health": self._health,
+                "healthy": self._health == OK,
+                "capturing": self._capturing,
+                "level_dbfs": self._level,
+                "scores": {k: round(v, 4) for k, v in self._scores.items()},
+                "active": {k: round(v, 3) for k, v in self._active.items()},
+                "last_window_age": None if age is None else round(age, 3),
+                "events_by_label": dict(self.events_by_label),
+                "time": round(time.time(), 3),
+            }
 
     def series(self) -> dict[str, Any]:
         """Return the last `series_seconds`: {"time": [...], "level_dbfs": [...], "scores": {...}}."""
         with self._lock:
             points = list(self._series)
-        return {"time": [round(p[0], 3) for p in points], "level_dbfs": [p[1] for p in points],
-                "scores": {t: [p[2][i] for p in points] for i, t in enumerate(self.targets)}}
+        return {
+            "time": [round(p[0], 3) for p in points],
+            "level_dbfs": [p[1] for p in points],
+            "scores": {t: [p[2][i] for p in points] for i, t in enumerate(self.targets)},
+        }
 
 
 # -- Prometheus ----------------------------------------------------------------------------------
@@ -189,14 +202,18 @@ def _escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
 
 
-def _metric(lines: list[str], name: str, kind: str, help_text: str,
-            samples: Sequence[tuple[dict[str, str], float]]) -> None:
+def _metric(
+    lines: list[str], name: str, kind: str, help_text: str, samples: Sequence[tuple[dict[str, str], float]]
+) -> None:
     lines.append(f"# HELP {name} {help_text}")
     lines.append(f"# TYPE {name} {kind}")
     for labels, value in samples:
         tags = ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
-        text = "NaN" if math.isnan(value) else ("+Inf" if value == math.inf else
-                                                "-Inf" if value == -math.inf else repr(float(value)))
+        text = (
+            "NaN"
+            if math.isnan(value)
+            else ("+Inf" if value == math.inf else "-Inf" if value == -math.inf else repr(float(value)))
+        )
         lines.append(f"{name}{{{tags}}} {text}" if tags else f"{name} {text}")
 
 
@@ -204,35 +221,81 @@ def prometheus_text(monitor: Monitor) -> str:
     """Return `monitor`'s counters and gauges in the Prometheus text format (version 0.0.4)."""
     stats, status = monitor.stats, monitor.status
     lines: list[str] = []
-    _metric(lines, "micmon_windows_scored_total", "counter",
-            "Windows scored by the model (not counting those skipped by the loudness gate).",
-            [({}, stats.windows - stats.gated)])
-    _metric(lines, "micmon_windows_gated_total", "counter",
-            "Windows skipped by the loudness gate (min_dbfs).", [({}, stats.gated)])
+    _metric(
+        lines,
+        "micmon_windows_scored_total",
+        "counter",
+        "Windows scored by the model (not counting those skipped by the loudness gate).",
+        [({}, stats.windows - stats.gated)],
+    )
+    _metric(
+        lines,
+        "micmon_windows_gated_total",
+        "counter",
+        "Windows skipped by the loudness gate (min_dbfs).",
+        [({}, stats.gated)],
+    )
     counts = dict(status.events_by_label)
-    _metric(lines, "micmon_events_total", "counter", "Detected sounds (event starts) by label.",
-            [({"label": label}, counts.get(label, 0)) for label in
-             sorted(set(status.targets) | set(counts))])
-    _metric(lines, "micmon_audio_dropped_seconds_total", "counter",
-            "Seconds of captured audio dropped because scoring fell behind.",
-            [({}, monitor.dropped_seconds)])
-    _metric(lines, "micmon_capture_restarts_total", "counter",
-            "Times the audio capture was reopened after it stopped.", [({}, stats.reconnects)])
+    _metric(
+        lines,
+        "micmon_events_total",
+        "counter",
+        "Detected sounds (event starts) by label.",
+        [({"label": label}, counts.get(label, 0)) for label in sorted(set(status.targets) | set(counts))],
+    )
+    _metric(
+        lines,
+        "micmon_audio_dropped_seconds_total",
+        "counter",
+        "Seconds of captured audio dropped because scoring fell behind.",
+        [({}, monitor.dropped_seconds)],
+    )
+    _metric(
+        lines,
+        "micmon_capture_restarts_total",
+        "counter",
+        "Times the audio capture was reopened after it stopped.",
+        [({}, stats.reconnects)],
+    )
     failures: Counter[str] = Counter()
     for runner in monitor.actions.runners:
         failures[type(runner.action).name] += runner.failures
-    _metric(lines, "micmon_action_failures_total", "counter", "Failed action attempts by action "
-            "type.", [({"type": kind}, count) for kind, count in sorted(failures.items())])
+    _metric(
+        lines,
+        "micmon_action_failures_total",
+        "counter",
+        "Failed action attempts by action type.",
+        [({"type": kind}, count) for kind, count in sorted(failures.items())],
+    )
     age = status.last_window_age()
-    _metric(lines, "micmon_last_window_age_seconds", "gauge",
-            "Seconds since the last audio window arrived (NaN before the first).",
-            [({}, math.nan if age is None else age)])
-    _metric(lines, "micmon_audio_up", "gauge", "1 while audio flows (not down, not digital "
-            "silence), else 0.", [({}, 1.0 if status.healthy else 0.0)])
+    _metric(
+        lines,
+        "micmon_last_window_age_seconds",
+        "gauge",
+        "Seconds since the last audio window arrived (NaN before the first).",
+        [({}, math.nan if age is None else age)],
+    )
+    _metric(
+        lines,
+        "micmon_audio_up",
+        "gauge",
+        "1 while audio flows (not down, not digital silence), else 0.",
+        [({}, 1.0 if status.healthy else 0.0)],
+    )
     snap = status.snapshot()
     level = snap["level_dbfs"]
-    _metric(lines, "micmon_input_level_dbfs", "gauge", "RMS level of the last window in dBFS.",
-            [({}, -math.inf if level is None else level)])
-    _metric(lines, "micmon_score", "gauge", "Score of the last window by target label.",
-            [({"label": label}, snap["scores"].get(label, 0.0)) for label in status.targets])
+    _metric(
+        lines,
+        "micmon_input_level_dbfs",
+        "gauge",
+        "RMS level of the last window in dBFS.",
+        [({}, -math.inf if level is None else level)],
+    )
+    _metric(
+        lines,
+        "micmon_score",
+        "gauge",
+        "Score of the last window by target label.",
+        [({"label": label}, snap["scores"].get(label, 0.0)) for label in status.targets],
+    )
     return "\n".join(lines) + "\n"

@@ -116,33 +116,45 @@ class TrainingOptions:
         object.__setattr__(self, "layers", tuple(int(n) for n in self.layers))
         object.__setattr__(self, "filters", tuple(int(n) for n in self.filters))
         if self.model_type is not None and self.model_type not in MODEL_TYPES:
-            raise ParameterError(f"model_type: must be one of {', '.join(MODEL_TYPES)}, got "
-                                 f"{self.model_type!r}", parameter="model_type", value=self.model_type)
+            raise ParameterError(
+                f"model_type: must be one of {', '.join(MODEL_TYPES)}, got {self.model_type!r}",
+                parameter="model_type",
+                value=self.model_type,
+            )
         for name in ("augment_mix_probability", "augment_band_limit", "augment_mask"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
-                raise ParameterError(f"{name}: must be in [0, 1], got {value!r}", parameter=name,
-                                     value=value)
+                raise ParameterError(f"{name}: must be in [0, 1], got {value!r}", parameter=name, value=value)
         if not 0.0 <= self.hard_negatives < 1.0:
-            raise ParameterError(f"hard_negatives: must be in [0, 1), got {self.hard_negatives!r}",
-                                 parameter="hard_negatives", value=self.hard_negatives)
+            raise ParameterError(
+                f"hard_negatives: must be in [0, 1), got {self.hard_negatives!r}",
+                parameter="hard_negatives",
+                value=self.hard_negatives,
+            )
         for name in ("patience",):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-                raise ParameterError(f"{name}: must be an integer >= 0, got {value!r}",
-                                     parameter=name, value=value)
+                raise ParameterError(
+                    f"{name}: must be an integer >= 0, got {value!r}", parameter=name, value=value
+                )
         for name in ("epochs", "batch_size", "augment_copies", "ensemble"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ParameterError(f"{name}: must be an integer >= 1, got {value!r}",
-                                     parameter=name, value=value)
+                raise ParameterError(
+                    f"{name}: must be an integer >= 1, got {value!r}", parameter=name, value=value
+                )
         if not 0.0 <= self.validation_split < 1.0:
-            raise ParameterError(f"validation_split: must be in [0, 1), got {self.validation_split!r}",
-                                 parameter="validation_split", value=self.validation_split)
+            raise ParameterError(
+                f"validation_split: must be in [0, 1), got {self.validation_split!r}",
+                parameter="validation_split",
+                value=self.validation_split,
+            )
         if self.class_weight not in CLASS_WEIGHTS:
-            raise ParameterError(f"class_weight: must be one of {', '.join(CLASS_WEIGHTS)}, got "
-                                 f"{self.class_weight!r}", parameter="class_weight",
-                                 value=self.class_weight)
+            raise ParameterError(
+                f"class_weight: must be one of {', '.join(CLASS_WEIGHTS)}, got {self.class_weight!r}",
+                parameter="class_weight",
+                value=self.class_weight,
+            )
 
     def to_dict(self) -> dict[str, Any]:
         """Return the options as a JSON-ready dict."""
@@ -175,10 +187,15 @@ class TrainingResult:
 
     def metadata(self) -> dict[str, Any]:
         """Return what micmon.json records under "training"."""
-        return {**self.options.to_dict(), "model_type": self.model_type,
-                "augment": self.model_type == "cnn" and self.options.augment,
-                "datasets": self.datasets, "class_counts": self.class_counts,
-                "holdout_recordings": self.held_out, "holdout_sources": self.held_out_sources}
+        return {
+            **self.options.to_dict(),
+            "model_type": self.model_type,
+            "augment": self.model_type == "cnn" and self.options.augment,
+            "datasets": self.datasets,
+            "class_counts": self.class_counts,
+            "holdout_recordings": self.held_out,
+            "holdout_sources": self.held_out_sources,
+        }
 
     def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
         """Write the model folder (model.keras, model.tflite, micmon.json with the report)."""
@@ -188,8 +205,9 @@ class TrainingResult:
         return target
 
 
-def load_datasets(source: str | os.PathLike[str] | Sequence[Dataset],
-                  options: TrainingOptions) -> list[Dataset]:
+def load_datasets(
+    source: str | os.PathLike[str] | Sequence[Dataset], options: TrainingOptions
+) -> list[Dataset]:
     """Return the per-recording datasets of a folder of .npz files (or the given ones)."""
     if isinstance(source, (str, os.PathLike)):
         return Dataset.scan(source, labels=list(options.labels) or None, seed=options.seed)
@@ -199,9 +217,13 @@ def load_datasets(source: str | os.PathLike[str] | Sequence[Dataset],
     return datasets
 
 
-def train(datasets: str | os.PathLike[str] | Sequence[Dataset],
-          options: TrainingOptions | None = None, *, on_epoch: EpochCallback | None = None,
-          on_message: Callable[[str], None] | None = None) -> TrainingResult:
+def train(
+    datasets: str | os.PathLike[str] | Sequence[Dataset],
+    options: TrainingOptions | None = None,
+    *,
+    on_epoch: EpochCallback | None = None,
+    on_message: Callable[[str], None] | None = None,
+) -> TrainingResult:
     """Train a classifier on per-recording datasets; return the model and its report.
 
     `on_epoch(epoch, logs)` is called after each epoch (1-based), `on_message(text)` with progress
@@ -218,19 +240,24 @@ def train(datasets: str | os.PathLike[str] | Sequence[Dataset],
         say(f"held out for calibration: {', '.join(str(d.name) for d in held)}")
     labels = list(loaded[0].labels or [])
     spec = _common_spec(loaded)
-    data = Dataset.combine(loaded, opts.validation_split, by_recording=opts.split_by_recording,
-                           seed=opts.seed)
+    data = Dataset.combine(
+        loaded, opts.validation_split, by_recording=opts.split_by_recording, seed=opts.seed
+    )
     counts = data.class_counts()
     _check_labels(counts, opts)
     warnings = []
     if opts.background_label not in labels:
-        warnings.append(f"background label {opts.background_label!r} is not among the labels "
-                        f"{labels}; set training.background_label")
+        warnings.append(
+            f"background label {opts.background_label!r} is not among the labels "
+            f"{labels}; set training.background_label"
+        )
     kind = opts.model_type or model_type_for(spec)
-    say(f"{len(loaded)} datasets, {len(data)} windows "
+    say(
+        f"{len(loaded)} datasets, {len(data)} windows "
         f"({', '.join(f'{k}: {v}' for k, v in counts.items())}); {len(data.train_samples)} for "
         f"training, {len(data.validation_samples)} held out"
-        f"{' by recording' if opts.split_by_recording else ''}; model: {kind}")
+        f"{' by recording' if opts.split_by_recording else ''}; model: {kind}"
+    )
 
     members = []
     history: dict[str, list[float]] = {}
@@ -238,50 +265,72 @@ def train(datasets: str | os.PathLike[str] | Sequence[Dataset],
         if opts.ensemble > 1:
             say(f"ensemble: network {member + 1} of {opts.ensemble}")
         member_opts = replace(opts, seed=opts.seed + member)
-        net, member_history = _fit(data, spec, labels, kind, member_opts, on_epoch=on_epoch,
-                                   say=say)
+        net, member_history = _fit(data, spec, labels, kind, member_opts, on_epoch=on_epoch, say=say)
         members.append(net)
         history = history or member_history
     model = members[0] if len(members) == 1 else _average(members, labels, spec)
     held_out = len(data.validation_samples) > 0
-    x, y = ((data.validation_samples, data.validation_classes) if held_out
-            else (data.samples, data.classes))
+    x, y = (data.validation_samples, data.validation_classes) if held_out else (data.samples, data.classes)
     report = classification_report(np.asarray(y), model.scores(x).argmax(axis=1), labels)
-    report["split"] = (("recordings" if opts.split_by_recording else "windows") if held_out
-                       else "none (training windows)")
+    report["split"] = (
+        ("recordings" if opts.split_by_recording else "windows") if held_out else "none (training windows)"
+    )
     if not held_out:
-        warnings.append("no windows held out (validation split 0): the report is on training "
-                        "windows and says little about new audio")
-    return TrainingResult(model=model, report=report, history=history, options=opts,
-                          model_type=kind, datasets=[str(d.name) for d in loaded],
-                          held_out=[str(d.name) for d in held], class_counts=counts,
-                          held_out_sources=[d.source for d in held if d.source],
-                          warnings=warnings)
+        warnings.append(
+            "no windows held out (validation split 0): the report is on training "
+            "windows and says little about new audio"
+        )
+    return TrainingResult(
+        model=model,
+        report=report,
+        history=history,
+        options=opts,
+        model_type=kind,
+        datasets=[str(d.name) for d in loaded],
+        held_out=[str(d.name) for d in held],
+        class_counts=counts,
+        held_out_sources=[d.source for d in held if d.source],
+        warnings=warnings,
+    )
 
 
 def _common_spec(datasets: Sequence[Dataset]) -> FeatureSpec:
     spec = next((d.spec for d in datasets if d.spec is not None), None)
     if spec is None:
-        raise DatasetError("the datasets have no feature settings (original micmon format); "
-                           "regenerate them with `micmon datagen --force`")
+        raise DatasetError(
+            "the datasets have no feature settings (original micmon format); "
+            "regenerate them with `micmon datagen --force`"
+        )
     return spec
 
 
 def _check_labels(counts: dict[str, int], opts: TrainingOptions) -> None:
     present = [name for name, c in counts.items() if c]
     if len(present) < 2:
-        raise DatasetError(f"only the label(s) {present or '(none)'} occur in the datasets; a "
-                           "classifier needs windows of at least two labels")
+        raise DatasetError(
+            f"only the label(s) {present or '(none)'} occur in the datasets; a "
+            "classifier needs windows of at least two labels"
+        )
     unused = [n for n in opts.labels if not counts.get(n)]
     if unused:
-        raise ParameterError(f"labels: label(s) {', '.join(unused)} occur in no dataset; remove "
-                             "them from the label list or record and label examples",
-                             parameter="labels", value=unused)
+        raise ParameterError(
+            f"labels: label(s) {', '.join(unused)} occur in no dataset; remove "
+            "them from the label list or record and label examples",
+            parameter="labels",
+            value=unused,
+        )
 
 
-def _fit(data: Dataset, spec: FeatureSpec, labels: list[str], kind: str, opts: TrainingOptions, *,
-         on_epoch: EpochCallback | None, say: Callable[[str], None]
-         ) -> tuple[Model, dict[str, list[float]]]:
+def _fit(
+    data: Dataset,
+    spec: FeatureSpec,
+    labels: list[str],
+    kind: str,
+    opts: TrainingOptions,
+    *,
+    on_epoch: EpochCallback | None,
+    say: Callable[[str], None],
+) -> tuple[Model, dict[str, list[float]]]:
     """Build the network of `kind`, fit it on `data` (then on its hard negatives); return the model
     and its history."""
     from micmon.model import Model
@@ -289,8 +338,11 @@ def _fit(data: Dataset, spec: FeatureSpec, labels: list[str], kind: str, opts: T
 
     keras = _keras()
     keras.utils.set_random_seed(opts.seed)
-    layers = (cnn_layers(spec, len(labels), filters=opts.filters) if kind == "cnn"
-              else build_layers(kind, spec, len(labels), hidden=opts.layers or None))
+    layers = (
+        cnn_layers(spec, len(labels), filters=opts.filters)
+        if kind == "cnn"
+        else build_layers(kind, spec, len(labels), hidden=opts.layers or None)
+    )
     model = Model(layers, labels, spec=spec)
     history: dict[str, list[float]] = {}
     done = [0]  # epochs run so far, across the fits
@@ -307,20 +359,30 @@ def _fit(data: Dataset, spec: FeatureSpec, labels: list[str], kind: str, opts: T
     validation = len(data.validation_samples) > 0
     callbacks: list[Any] = [_Epochs()]
     if opts.patience and validation:
-        callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=opts.patience,
-                                                       restore_best_weights=True))
+        callbacks.append(
+            keras.callbacks.EarlyStopping(
+                monitor="val_loss", patience=opts.patience, restore_best_weights=True
+            )
+        )
 
     def fit(dataset: Dataset, epochs: int) -> None:
-        model.fit(_augmented(dataset, kind, opts), epochs=epochs, batch_size=opts.batch_size,
-                  class_weight="balanced" if opts.class_weight == "balanced" else None,
-                  callbacks=callbacks, validation=validation)
+        model.fit(
+            _augmented(dataset, kind, opts),
+            epochs=epochs,
+            batch_size=opts.batch_size,
+            class_weight="balanced" if opts.class_weight == "balanced" else None,
+            callbacks=callbacks,
+            validation=validation,
+        )
 
     fit(data, opts.epochs)
     if opts.hard_negatives:
         mined = _with_hard_negatives(model, data, labels, opts)
         if mined is not None:
-            say(f"hard negatives: {len(mined.train_samples) - len(data.train_samples)} background "
-                "windows that scored highest are trained on again")
+            say(
+                f"hard negatives: {len(mined.train_samples) - len(data.train_samples)} background "
+                "windows that scored highest are trained on again"
+            )
             fit(mined, max(1, opts.epochs // 2))
     return model, history
 
@@ -332,7 +394,8 @@ def _average(members: list[Model], labels: list[str], spec: FeatureSpec) -> Mode
     keras = _keras()
     inputs = keras.Input(shape=spec.shape)
     outputs = keras.layers.Average(name="micmon_ensemble")(
-        [m.keras_model(inputs, training=False) for m in members])
+        [m.keras_model(inputs, training=False) for m in members]
+    )
     combined = keras.Model(inputs, outputs)
     combined.compile(loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return Model(labels=labels, spec=spec, keras_model=combined)
@@ -345,15 +408,21 @@ def _augmented(data: Dataset, kind: str, opts: TrainingOptions) -> Dataset:
     from micmon.model.augment import augment_dataset
 
     result: Dataset = augment_dataset(
-        data, background_labels=[opts.background_label], seed=opts.seed,
-        copies=opts.augment_copies, gain_db=opts.augment_gain_db,
+        data,
+        background_labels=[opts.background_label],
+        seed=opts.seed,
+        copies=opts.augment_copies,
+        gain_db=opts.augment_gain_db,
         mix_probability=opts.augment_mix_probability,
-        band_limit_probability=opts.augment_band_limit, mask_probability=opts.augment_mask)
+        band_limit_probability=opts.augment_band_limit,
+        mask_probability=opts.augment_mask,
+    )
     return result
 
 
-def _with_hard_negatives(model: Model, data: Dataset, labels: list[str], opts: TrainingOptions
-                         ) -> Dataset | None:
+def _with_hard_negatives(
+    model: Model, data: Dataset, labels: list[str], opts: TrainingOptions
+) -> Dataset | None:
     """Return `data` with its highest-scoring background training windows added once more."""
     if opts.background_label not in labels:
         return None
@@ -365,14 +434,20 @@ def _with_hard_negatives(model: Model, data: Dataset, labels: list[str], opts: T
     scores = model.scores(data.train_samples[rows])
     others = np.delete(scores, background, axis=1).max(axis=1)
     hardest = rows[np.argsort(others)[::-1][:count]]
-    samples = np.concatenate([data.train_samples, data.train_samples[hardest],
-                              data.validation_samples])
-    classes = np.concatenate([data.train_classes, data.train_classes[hardest],
-                              data.validation_classes])
+    samples = np.concatenate([data.train_samples, data.train_samples[hardest], data.validation_samples])
+    classes = np.concatenate([data.train_classes, data.train_classes[hardest], data.validation_classes])
     mask = np.zeros(len(samples), dtype=bool)
-    mask[len(data.train_samples) + count:] = True
-    return Dataset(samples, classes, labels=data.labels, spec=data.spec, name=data.name,
-                   low_freq=data.low_freq, high_freq=data.high_freq, validation_mask=mask)
+    mask[len(data.train_samples) + count :] = True
+    return Dataset(
+        samples,
+        classes,
+        labels=data.labels,
+        spec=data.spec,
+        name=data.name,
+        low_freq=data.low_freq,
+        high_freq=data.high_freq,
+        validation_mask=mask,
+    )
 
 
 def _keras() -> Any:
@@ -392,8 +467,12 @@ def plot_training(result: TrainingResult, folder: str | os.PathLike[str]) -> lis
     for ax, metric in zip(axes, ("loss", "accuracy"), strict=True):
         for key, style in ((metric, "-"), (f"val_{metric}", "--")):
             if key in result.history:
-                ax.plot(range(1, len(result.history[key]) + 1), result.history[key], style,
-                        label="validation" if key.startswith("val_") else "training")
+                ax.plot(
+                    range(1, len(result.history[key]) + 1),
+                    result.history[key],
+                    style,
+                    label="validation" if key.startswith("val_") else "training",
+                )
         ax.set_xlabel("epoch")
         ax.set_title(metric)
         ax.legend()
@@ -409,13 +488,23 @@ def plot_training(result: TrainingResult, folder: str | os.PathLike[str]) -> lis
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     for (i, j), value in np.ndenumerate(matrix):
-        ax.text(j, i, str(value), ha="center", va="center",
-                color="white" if value > matrix.max() / 2 else "black")
+        ax.text(
+            j, i, str(value), ha="center", va="center", color="white" if value > matrix.max() / 2 else "black"
+        )
     ax.set_title(f"accuracy {result.report['accuracy']:.3f}")
     written.append(save_png(fig, out / PLOT_CONFUSION, dpi=100))
     plt.close(fig)
     return written
 
 
-__all__ = ["PLOT_CONFUSION", "PLOT_CURVES", "TrainingOptions", "TrainingResult", "check_destination",
-           "load_datasets", "plot_training", "train", "training_options"]
+__all__ = [
+    "PLOT_CONFUSION",
+    "PLOT_CURVES",
+    "TrainingOptions",
+    "TrainingResult",
+    "check_destination",
+    "load_datasets",
+    "plot_training",
+    "train",
+    "training_options",
+]

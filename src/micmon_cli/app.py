@@ -67,7 +67,7 @@ app = typer.Typer(
     name="micmon",
     cls=MicmonGroup,
     help="Learn to recognise a sound from a few labelled recordings, then find it in files or "
-         "live from a microphone.\n\nStart with `micmon demo`.",
+    "live from a microphone.\n\nStart with `micmon demo`.",
     no_args_is_help=True,
     rich_markup_mode="rich",
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -92,10 +92,13 @@ def version_lines() -> list[str]:
     # (tensorflow, tensorflow-cpu, ...).
     providers = packages_distributions().get("tensorflow", [])
     dist = "tensorflow" if "tensorflow" in providers else next(iter(providers), None)
-    training = (f"{dist} {version(dist)}" if dist
-                else f"not installed ({install_command('train')})")
-    return [f"micmon {micmon_cli.__version__}", f"runtime: {scoring}", f"training: {training}",
-            f"python: {platform.python_version()} ({platform.system()} {platform.machine()})"]
+    training = f"{dist} {version(dist)}" if dist else f"not installed ({install_command('train')})"
+    return [
+        f"micmon {micmon_cli.__version__}",
+        f"runtime: {scoring}",
+        f"training: {training}",
+        f"python: {platform.python_version()} ({platform.system()} {platform.machine()})",
+    ]
 
 
 def _version(value: bool) -> None:
@@ -107,15 +110,24 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _global(
-    config: Annotated[Path | None, typer.Option(
-        "--config", "-c", metavar="FILE", help="YAML config file (default: $MICMON_CONFIG, ./micmon.yaml, "
-        "~/.config/micmon/micmon.yaml).", dir_okay=False, show_default=False)] = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v",
-                                          help="More detail; tracebacks on errors.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q",
-                                        help="Only results and errors.")] = False,
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Show the version and exit.")] = False,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            metavar="FILE",
+            help="YAML config file (default: $MICMON_CONFIG, ./micmon.yaml, ~/.config/micmon/micmon.yaml).",
+            dir_okay=False,
+            show_default=False,
+        ),
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="More detail; tracebacks on errors.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only results and errors.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
 ) -> None:
     """Global options, given before the subcommand."""
     console.configure(config_path=config, verbose=verbose, quiet=quiet and not verbose)

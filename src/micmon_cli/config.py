@@ -30,8 +30,8 @@ from pydantic import (
 )
 
 from micmon._io import expand_path, read_text
-from micmon.errors import MicmonError, ParameterError
 from micmon.detect import SILENCE_DBFS
+from micmon.errors import MicmonError, ParameterError
 from micmon.features import DEFAULT_HIGH_FREQ, DEFAULT_LOW_FREQ, FeatureSpec
 from micmon.training import TrainingOptions
 
@@ -48,8 +48,19 @@ MAX_CHANNELS = 32
 KEY_ALIASES = {"features.sample_duration": "features.window_seconds"}
 
 #: Keys of the monitor section that configure the detector (`micmon.detect.DetectorSettings`).
-DETECTOR_KEYS = ("threshold", "thresholds", "targets", "k", "n", "m", "hold", "min_event_seconds",
-                 "cooldown_seconds", "min_dbfs", "silence_dbfs")
+DETECTOR_KEYS = (
+    "threshold",
+    "thresholds",
+    "targets",
+    "k",
+    "n",
+    "m",
+    "hold",
+    "min_event_seconds",
+    "cooldown_seconds",
+    "min_dbfs",
+    "silence_dbfs",
+)
 
 # Value sources, as `micmon config` shows them.
 SOURCE_DEFAULT = "default"
@@ -72,12 +83,15 @@ def _expand(value: Any) -> Any:
 class PathsConfig(Section):
     """Where recordings, datasets and the model live."""
 
-    audio_dir: Path = Field(Path("~/datasets/sound-detect/audio"),
-                            description="sample folders: audio.mp3 + labels.json each")
-    datasets_dir: Path = Field(Path("~/datasets/sound-detect/data"),
-                               description="datagen output: one .npz per sample folder")
-    model_dir: Path = Field(Path("~/models/sound-detect"),
-                            description="train output: model.keras, model.tflite, micmon.json")
+    audio_dir: Path = Field(
+        Path("~/datasets/sound-detect/audio"), description="sample folders: audio.mp3 + labels.json each"
+    )
+    datasets_dir: Path = Field(
+        Path("~/datasets/sound-detect/data"), description="datagen output: one .npz per sample folder"
+    )
+    model_dir: Path = Field(
+        Path("~/models/sound-detect"), description="train output: model.keras, model.tflite, micmon.json"
+    )
 
     model_config = ConfigDict(validate_default=True)
 
@@ -102,12 +116,16 @@ class FeaturesConfig(Section):
     """How a window of audio becomes a feature vector (saved in every dataset and model)."""
 
     feature: Literal["spectrum", "logmel"] = Field(
-        "logmel", description="spectrum: averaged bands; logmel: log-mel frames")
-    window_seconds: PositiveFloat = Field(2.0, description="window length in seconds (the "
-                                          "original micmon's sample_duration, accepted as an alias)")
+        "logmel", description="spectrum: averaged bands; logmel: log-mel frames"
+    )
+    window_seconds: PositiveFloat = Field(
+        2.0,
+        description="window length in seconds (the original micmon's sample_duration, accepted as an alias)",
+    )
     low_freq: NonNegativeFloat = Field(DEFAULT_LOW_FREQ, description="lowest frequency analysed, Hz")
-    high_freq: PositiveFloat = Field(DEFAULT_HIGH_FREQ, description="highest frequency analysed, Hz "
-                                     "(at most half the sample rate)")
+    high_freq: PositiveFloat = Field(
+        DEFAULT_HIGH_FREQ, description="highest frequency analysed, Hz (at most half the sample rate)"
+    )
     bins: PositiveInt = Field(100, description="spectrum bands between low_freq and high_freq")
     scale: Literal["log", "linear"] = Field("log", description="log (decibels) or linear")
     mel_bands: PositiveInt = Field(40, description="logmel: mel bands per frame")
@@ -121,57 +139,98 @@ _TRAINING = TrainingOptions()  # the library's defaults are the config's
 class TrainingConfig(Section):
     """Training: label list, epochs, split, network, augmentation (`micmon.training.TrainingOptions`)."""
 
-    labels: list[str] = Field(default_factory=list,
-                              description="label list in class order; empty: every label found "
-                                          "in the datasets, sorted")
-    background_label: str = Field(_TRAINING.background_label, description="the 'nothing "
-                                  "happening' label; predict and monitor report events of the "
-                                  "other labels")
+    labels: list[str] = Field(
+        default_factory=list,
+        description="label list in class order; empty: every label found in the datasets, sorted",
+    )
+    background_label: str = Field(
+        _TRAINING.background_label,
+        description="the 'nothing happening' label; predict and monitor report events of the other labels",
+    )
     epochs: PositiveInt = Field(_TRAINING.epochs, description="passes over the training windows")
-    patience: NonNegativeInt = Field(_TRAINING.patience, description="early stopping: end once "
-                                     "the held-out loss has not improved for this many epochs, "
-                                     "keeping the best weights; 0: train every epoch")
-    validation_split: float = Field(_TRAINING.validation_split, ge=0.0, lt=1.0,
-                                    description="share of windows held out for the report")
-    split_by_recording: bool = Field(_TRAINING.split_by_recording, description="hold out whole "
-                                     "recordings rather than random windows (honest on unseen "
-                                     "audio; needs several)")
+    patience: NonNegativeInt = Field(
+        _TRAINING.patience,
+        description="early stopping: end once "
+        "the held-out loss has not improved for this many epochs, "
+        "keeping the best weights; 0: train every epoch",
+    )
+    validation_split: float = Field(
+        _TRAINING.validation_split, ge=0.0, lt=1.0, description="share of windows held out for the report"
+    )
+    split_by_recording: bool = Field(
+        _TRAINING.split_by_recording,
+        description="hold out whole "
+        "recordings rather than random windows (honest on unseen "
+        "audio; needs several)",
+    )
     batch_size: PositiveInt = Field(_TRAINING.batch_size, description="windows per training step")
-    layers: list[PositiveInt] = Field(default_factory=list,
-                                      description="hidden dense layer sizes; empty: the README's "
-                                                  "network (2x and 0.75x the bins)")
-    filters: list[PositiveInt] = Field(list(_TRAINING.filters), description="cnn: filters per "
-                                       "convolution block (the network's capacity)")
-    ensemble: PositiveInt = Field(_TRAINING.ensemble, description="networks trained with seeds "
-                                  "seed, seed+1, ...; their scores are averaged inside the one "
-                                  "saved model")
+    layers: list[PositiveInt] = Field(
+        default_factory=list,
+        description="hidden dense layer sizes; empty: the README's network (2x and 0.75x the bins)",
+    )
+    filters: list[PositiveInt] = Field(
+        list(_TRAINING.filters), description="cnn: filters per convolution block (the network's capacity)"
+    )
+    ensemble: PositiveInt = Field(
+        _TRAINING.ensemble,
+        description="networks trained with seeds "
+        "seed, seed+1, ...; their scores are averaged inside the one "
+        "saved model",
+    )
     model_type: Literal["dense", "cnn"] | None = Field(
-        None, description="dense: README network on spectrum; cnn: small 2-D CNN on logmel; "
-        "empty: the one built for the datasets' features")
-    augment: bool = Field(_TRAINING.augment, description="cnn only: add augmented copies of each "
-                          "training window (random gain, background mixed in, and as set below)")
-    augment_copies: PositiveInt = Field(_TRAINING.augment_copies, description="augmented copies "
-                                        "of each training window")
-    augment_gain_db: NonNegativeFloat = Field(_TRAINING.augment_gain_db, description="random "
-                                              "gain of the copies, +/- dB")
-    augment_mix_probability: float = Field(_TRAINING.augment_mix_probability, ge=0.0, le=1.0,
-                                           description="share of copies with a background "
-                                           "window mixed in")
-    augment_band_limit: float = Field(_TRAINING.augment_band_limit, ge=0.0, le=1.0,
-                                      description="share of copies whose upper bands are cut, as "
-                                      "an 8-16 kHz recording or a cheap microphone would")
-    augment_mask: float = Field(_TRAINING.augment_mask, ge=0.0, le=1.0, description="share of "
-                                "copies with SpecAugment time and frequency masks")
-    hard_negatives: float = Field(_TRAINING.hard_negatives, ge=0.0, lt=1.0, description="share of "
-                                  "the background windows that score highest, trained on again "
-                                  "after a first training (0: off)")
+        None,
+        description="dense: README network on spectrum; cnn: small 2-D CNN on logmel; "
+        "empty: the one built for the datasets' features",
+    )
+    augment: bool = Field(
+        _TRAINING.augment,
+        description="cnn only: add augmented copies of each "
+        "training window (random gain, background mixed in, and as set below)",
+    )
+    augment_copies: PositiveInt = Field(
+        _TRAINING.augment_copies, description="augmented copies of each training window"
+    )
+    augment_gain_db: NonNegativeFloat = Field(
+        _TRAINING.augment_gain_db, description="random gain of the copies, +/- dB"
+    )
+    augment_mix_probability: float = Field(
+        _TRAINING.augment_mix_probability,
+        ge=0.0,
+        le=1.0,
+        description="share of copies with a background window mixed in",
+    )
+    augment_band_limit: float = Field(
+        _TRAINING.augment_band_limit,
+        ge=0.0,
+        le=1.0,
+        description="share of copies whose upper bands are cut, as "
+        "an 8-16 kHz recording or a cheap microphone would",
+    )
+    augment_mask: float = Field(
+        _TRAINING.augment_mask,
+        ge=0.0,
+        le=1.0,
+        description="share of copies with SpecAugment time and frequency masks",
+    )
+    hard_negatives: float = Field(
+        _TRAINING.hard_negatives,
+        ge=0.0,
+        lt=1.0,
+        description="share of "
+        "the background windows that score highest, trained on again "
+        "after a first training (0: off)",
+    )
     class_weight: Literal["balanced", "none"] = Field(
-        _TRAINING.class_weight, description="weight classes by inverse frequency (imbalanced "
-        "recordings)")
+        _TRAINING.class_weight, description="weight classes by inverse frequency (imbalanced recordings)"
+    )
     seed: int = Field(_TRAINING.seed, description="random seed for the split and the weights")
-    holdout_recordings: int = Field(_TRAINING.holdout_recordings, ge=0, description="whole "
-                                    "recordings kept out of training (named in micmon.json) to "
-                                    "calibrate on with `micmon evaluate --calibrate`")
+    holdout_recordings: int = Field(
+        _TRAINING.holdout_recordings,
+        ge=0,
+        description="whole "
+        "recordings kept out of training (named in micmon.json) to "
+        "calibrate on with `micmon evaluate --calibrate`",
+    )
 
 
 class PredictConfig(Section):
@@ -190,12 +249,15 @@ class CommandActionConfig(_ActionConfig):
     """monitor.actions: run a program per event (no shell; event in MICMON_* and on stdin)."""
 
     type: Literal["command"]
-    command: list[str] | str = Field(description="program and arguments, e.g. "
-                                     "[notify-send, micmon]; a string is split like a shell "
-                                     "would, but no shell runs")
+    command: list[str] | str = Field(
+        description="program and arguments, e.g. "
+        "[notify-send, micmon]; a string is split like a shell "
+        "would, but no shell runs"
+    )
     timeout: PositiveFloat = Field(30.0, description="seconds before the program is killed")
-    events: list[Literal["start", "end"]] = Field(["start", "end"], min_length=1,
-                                                  description="which events run it")
+    events: list[Literal["start", "end"]] = Field(
+        ["start", "end"], min_length=1, description="which events run it"
+    )
 
 
 class WebhookActionConfig(_ActionConfig):
@@ -205,8 +267,9 @@ class WebhookActionConfig(_ActionConfig):
     url: str = Field(description="http:// or https:// URL")
     timeout: PositiveFloat = Field(10.0, description="seconds per attempt")
     headers: dict[str, str] = Field(default_factory=dict, description="extra HTTP headers")
-    events: list[Literal["start", "end"]] = Field(["start", "end"], min_length=1,
-                                                  description="which events are posted")
+    events: list[Literal["start", "end"]] = Field(
+        ["start", "end"], min_length=1, description="which events are posted"
+    )
 
     @field_validator("url")
     @classmethod
@@ -225,18 +288,23 @@ class MqttActionConfig(_ActionConfig):
     """monitor.actions: publish to an MQTT broker, with retained state and HA discovery."""
 
     type: Literal["mqtt"]
-    broker: str = Field("mqtt://localhost:1883", description="mqtt://[user:pass@]host[:port], "
-                        "mqtts:// for TLS")
+    broker: str = Field(
+        "mqtt://localhost:1883", description="mqtt://[user:pass@]host[:port], mqtts:// for TLS"
+    )
     topic: str | None = Field(None, description="base topic; empty: micmon/<node_id>")
-    node_id: str | None = Field(None, description="this monitor's name in topics and Home "
-                                "Assistant; empty: the host name")
+    node_id: str | None = Field(
+        None, description="this monitor's name in topics and Home Assistant; empty: the host name"
+    )
     username: str | None = Field(None, description="broker user (or in the URL)")
     password: str | None = Field(None, description="broker password (or in the URL)")
     tls: bool | None = Field(None, description="use TLS; empty: only for mqtts://")
     ca_certs: Path | None = Field(None, description="CA bundle for TLS; empty: the system's")
     tls_insecure: bool = Field(False, description="skip the TLS host name check")
-    discovery: bool = Field(True, description="announce Home Assistant entities: a binary "
-                            "sensor per target label, a detection event, the input level")
+    discovery: bool = Field(
+        True,
+        description="announce Home Assistant entities: a binary "
+        "sensor per target label, a detection event, the input level",
+    )
     discovery_prefix: str = Field("homeassistant", description="Home Assistant discovery prefix")
     client_id: str | None = Field(None, description="MQTT client id; empty: micmon-<node_id>-<pid>")
 
@@ -266,8 +334,9 @@ class ClipActionConfig(_ActionConfig):
     folder: Path = Field(Path("~/micmon-clips"), description="where clips are saved")
     format: Literal["mp3", "wav"] = Field("mp3", description="mp3 or wav")
     pre_roll: float = Field(5.0, ge=0, le=600, description="seconds before the onset")
-    post_roll: float = Field(0.0, ge=0, le=600, description="seconds after the end (up to "
-                             "what the monitor still holds)")
+    post_roll: float = Field(
+        0.0, ge=0, le=600, description="seconds after the end (up to what the monitor still holds)"
+    )
     max_seconds: PositiveFloat = Field(120.0, description="longest clip; the latest audio is kept")
 
     model_config = ConfigDict(validate_default=True)
@@ -280,7 +349,8 @@ class ClipActionConfig(_ActionConfig):
 
 MonitorAction = Annotated[
     CommandActionConfig | WebhookActionConfig | MqttActionConfig | ClipActionConfig,
-    Field(discriminator="type")]
+    Field(discriminator="type"),
+]
 
 
 def _score(name: str, value: float) -> float:
@@ -299,40 +369,74 @@ class MonitorConfig(Section):
     """
 
     model: Path | None = Field(None, description="model folder; empty: paths.model_dir")
-    hop: PositiveFloat | None = Field(None, description="seconds between window starts; "
-                                      "empty: the model's calibrated hop, else a quarter of the "
-                                      "window")
-    threshold: float = Field(0.5, gt=0.0, le=1.0, description="default score threshold per label; "
-                             "set explicitly, it also beats the model's calibrated thresholds")
-    thresholds: dict[str, float] = Field(default_factory=dict,
-                                         description="per-label thresholds overriding `threshold`")
-    targets: list[str] = Field(default_factory=list, description="labels to report; empty: the "
-                               "keys of thresholds, else every label but the background ones")
-    k: PositiveInt | None = Field(None, description="an event starts when k of the last n "
-                                  "windows pass the threshold (default 1)")
+    hop: PositiveFloat | None = Field(
+        None,
+        description="seconds between window starts; "
+        "empty: the model's calibrated hop, else a quarter of the "
+        "window",
+    )
+    threshold: float = Field(
+        0.5,
+        gt=0.0,
+        le=1.0,
+        description="default score threshold per label; "
+        "set explicitly, it also beats the model's calibrated thresholds",
+    )
+    thresholds: dict[str, float] = Field(
+        default_factory=dict, description="per-label thresholds overriding `threshold`"
+    )
+    targets: list[str] = Field(
+        default_factory=list,
+        description="labels to report; empty: the "
+        "keys of thresholds, else every label but the background ones",
+    )
+    k: PositiveInt | None = Field(
+        None, description="an event starts when k of the last n windows pass the threshold (default 1)"
+    )
     n: PositiveInt | None = Field(None, description="see k (default 1)")
-    m: PositiveInt | None = Field(None, description="an event ends after m windows below the "
-                                  "threshold (default 1)")
-    hold: float | None = Field(None, gt=0.0, le=1.0, description="hysteresis: an open event goes "
-                               "on while its score stays above hold x the threshold (default 1)")
-    min_event_seconds: NonNegativeFloat | None = Field(None, description="shorter events are "
-                                                       "dropped (default 0)")
-    cooldown_seconds: NonNegativeFloat | None = Field(None, description="seconds from an event's "
-                                                      "end to the next of its label (default 0)")
-    min_dbfs: float | None = Field(None, le=0.0, description="windows quieter than this count as "
-                                   "background without being scored")
-    silence_dbfs: float | None = Field(SILENCE_DBFS, le=0.0, description="the silence floor: "
-                                       "quieter windows are digital silence (a muted or unplugged "
-                                       "microphone), never an event, and reported")
-    reconnect_max_seconds: PositiveFloat = Field(30.0, description="longest wait between "
-                                                 "attempts to reopen a lost audio device")
-    actions: list[MonitorAction] = Field(default_factory=list, description="what to do on "
-                                         "events: command, webhook, mqtt, clip (any number)")
+    m: PositiveInt | None = Field(
+        None, description="an event ends after m windows below the threshold (default 1)"
+    )
+    hold: float | None = Field(
+        None,
+        gt=0.0,
+        le=1.0,
+        description="hysteresis: an open event goes "
+        "on while its score stays above hold x the threshold (default 1)",
+    )
+    min_event_seconds: NonNegativeFloat | None = Field(
+        None, description="shorter events are dropped (default 0)"
+    )
+    cooldown_seconds: NonNegativeFloat | None = Field(
+        None, description="seconds from an event's end to the next of its label (default 0)"
+    )
+    min_dbfs: float | None = Field(
+        None, le=0.0, description="windows quieter than this count as background without being scored"
+    )
+    silence_dbfs: float | None = Field(
+        SILENCE_DBFS,
+        le=0.0,
+        description="the silence floor: "
+        "quieter windows are digital silence (a muted or unplugged "
+        "microphone), never an event, and reported",
+    )
+    reconnect_max_seconds: PositiveFloat = Field(
+        30.0, description="longest wait between attempts to reopen a lost audio device"
+    )
+    actions: list[MonitorAction] = Field(
+        default_factory=list, description="what to do on events: command, webhook, mqtt, clip (any number)"
+    )
     # -- web page (issue 12) --
-    web: str | int | None = Field(None, description="serve the web page on [HOST:]PORT, e.g. "
-                                  "8080 or 0.0.0.0:8080 (needs micmon[web]); empty: no page")
-    web_token: str | None = Field(None, description="token the web page asks for; required "
-                                  "when web listens on an address other machines can reach")
+    web: str | int | None = Field(
+        None,
+        description="serve the web page on [HOST:]PORT, e.g. "
+        "8080 or 0.0.0.0:8080 (needs micmon[web]); empty: no page",
+    )
+    web_token: str | None = Field(
+        None,
+        description="token the web page asks for; required "
+        "when web listens on an address other machines can reach",
+    )
     # -- end web page --
 
     @field_validator("thresholds")
@@ -348,30 +452,36 @@ class HistoryConfig(Section):
     """The event history `micmon monitor` writes and `micmon events` reads (one SQLite file)."""
 
     enabled: bool = Field(True, description="record every event `monitor` raises")
-    folder: Path | None = Field(None, description="folder of events.sqlite3; empty: the clip "
-                                "action's folder, else ~/micmon-clips")
-    max_age_days: NonNegativeFloat = Field(90.0, description="events older than this are "
-                                           "removed with their clips (0: kept forever)")
-    max_clip_mb: NonNegativeFloat = Field(1000.0, description="clips kept add up to at most "
-                                          "this many MB; the oldest events and clips go first "
-                                          "(0: no limit)")
+    folder: Path | None = Field(
+        None, description="folder of events.sqlite3; empty: the clip action's folder, else ~/micmon-clips"
+    )
+    max_age_days: NonNegativeFloat = Field(
+        90.0, description="events older than this are removed with their clips (0: kept forever)"
+    )
+    max_clip_mb: NonNegativeFloat = Field(
+        1000.0,
+        description="clips kept add up to at most "
+        "this many MB; the oldest events and clips go first "
+        "(0: no limit)",
+    )
 
     @field_validator("folder", mode="before")
     @classmethod
     def _expand_paths(cls, value: Any) -> Any:
         return _expand(value)
+
+
 # -- end event history --
 
 
 class EvaluateConfig(Section):
     """`micmon evaluate`: replay labelled recordings and measure detected events."""
 
-    audio_dir: Path | None = Field(None, description="labelled recordings to replay; "
-                                   "empty: paths.audio_dir")
-    hop: PositiveFloat | None = Field(None, description="seconds between window starts; "
-                                      "empty: the monitor's hop")
-    max_false_alarms_per_hour: NonNegativeFloat = Field(1.0, description="false-alarm budget "
-                                                        "for --calibrate")
+    audio_dir: Path | None = Field(None, description="labelled recordings to replay; empty: paths.audio_dir")
+    hop: PositiveFloat | None = Field(
+        None, description="seconds between window starts; empty: the monitor's hop"
+    )
+    max_false_alarms_per_hour: NonNegativeFloat = Field(1.0, description="false-alarm budget for --calibrate")
 
     @field_validator("audio_dir", mode="before")
     @classmethod
@@ -394,21 +504,35 @@ class Config(Section):
     def feature_spec(self, **changes: Any) -> FeatureSpec:
         """Return the FeatureSpec these settings describe (raises ParameterError)."""
         f, a = self.features, self.audio
-        spec = FeatureSpec(sample_rate=a.sample_rate, channels=a.channels,
-                           window_seconds=f.window_seconds, low_freq=f.low_freq,
-                           high_freq=f.high_freq, bins=f.bins, scale=f.scale, feature=f.feature,
-                           mel_bands=f.mel_bands, frame_seconds=f.frame_seconds,
-                           frame_hop_seconds=f.frame_hop_seconds)
+        spec = FeatureSpec(
+            sample_rate=a.sample_rate,
+            channels=a.channels,
+            window_seconds=f.window_seconds,
+            low_freq=f.low_freq,
+            high_freq=f.high_freq,
+            bins=f.bins,
+            scale=f.scale,
+            feature=f.feature,
+            mel_bands=f.mel_bands,
+            frame_seconds=f.frame_seconds,
+            frame_hop_seconds=f.frame_hop_seconds,
+        )
         return spec.with_(**changes) if changes else spec
 
 
 #: FeatureSpec parameter names (as they start ParameterError messages) -> config keys.
 _SPEC_KEYS = {
-    "sample_rate": "audio.sample_rate", "channels": "audio.channels",
-    "window_seconds": "features.window_seconds", "low_freq": "features.low_freq",
-    "high_freq": "features.high_freq", "bins": "features.bins", "scale": "features.scale",
-    "feature": "features.feature", "mel_bands": "features.mel_bands",
-    "frame_seconds": "features.frame_seconds", "frame_hop_seconds": "features.frame_hop_seconds",
+    "sample_rate": "audio.sample_rate",
+    "channels": "audio.channels",
+    "window_seconds": "features.window_seconds",
+    "low_freq": "features.low_freq",
+    "high_freq": "features.high_freq",
+    "bins": "features.bins",
+    "scale": "features.scale",
+    "feature": "features.feature",
+    "mel_bands": "features.mel_bands",
+    "frame_seconds": "features.frame_seconds",
+    "frame_hop_seconds": "features.frame_hop_seconds",
 }
 
 
@@ -439,7 +563,7 @@ class ResolvedConfig:
         """Return a prefix for messages about `key`: 'micmon.yaml: paths.audio_dir' or '--flag'."""
         src = self.source(key)
         if src.startswith("flag "):
-            return src[len("flag "):]
+            return src[len("flag ") :]
         if src == SOURCE_DEFAULT:
             return f"{key} (default)"
         return f"{src}: {key}"
@@ -449,15 +573,17 @@ class ResolvedConfig:
         path = value if value is not None else get_key(self.config, key)
         if not Path(path).is_dir():
             what = "is not a folder" if Path(path).exists() else "does not exist"
-            raise ConfigError(f"{self.where(key)}: {path} {what}; create it or point "
-                              f"{key} at the right folder")
+            raise ConfigError(
+                f"{self.where(key)}: {path} {what}; create it or point {key} at the right folder"
+            )
         return Path(path)
 
     def detector_overrides(self) -> dict[str, Any]:
         """Return the `monitor:` detector keys set explicitly (file or flag), to beat calibration."""
         mon = self.config.monitor
-        return {key: getattr(mon, key) for key in DETECTOR_KEYS
-                if self.source(f"monitor.{key}") != SOURCE_DEFAULT}
+        return {
+            key: getattr(mon, key) for key in DETECTOR_KEYS if self.source(f"monitor.{key}") != SOURCE_DEFAULT
+        }
 
     def background_label(self) -> str | None:
         """Return training.background_label if set explicitly (else the model's own decides)."""
@@ -495,8 +621,13 @@ class ResolvedConfig:
         h = self.config.history
         clips = self.clip_folder()
         folder = h.folder or clips
-        return EventStore(folder / HISTORY_FILE, clip_folder=clips, max_age_days=h.max_age_days,
-                          max_clip_bytes=int(h.max_clip_mb * BYTES_PER_MB), create=create)
+        return EventStore(
+            folder / HISTORY_FILE,
+            clip_folder=clips,
+            max_age_days=h.max_age_days,
+            max_clip_bytes=int(h.max_clip_mb * BYTES_PER_MB),
+            create=create,
+        )
 
     def items(self) -> Iterator[tuple[str, Any, str]]:
         """Yield (dotted key, value, source) for every leaf setting."""
@@ -555,8 +686,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected sections such as 'paths:' and 'audio:', got a "
-                          f"{type(data).__name__}")
+        raise ConfigError(
+            f"{path}: expected sections such as 'paths:' and 'audio:', got a {type(data).__name__}"
+        )
     return data
 
 
@@ -606,14 +738,15 @@ def _describe(err: Mapping[str, Any]) -> str:
 def _error_origin(key: str, sources: Mapping[str, str], file: Path | None) -> str:
     src = sources.get(key)
     if src and src.startswith("flag "):
-        return f"{src[len('flag '):]} ({key})"
+        return f"{src[len('flag ') :]} ({key})"
     if file is not None:
         return f"{file}: {key}"
     return key
 
 
-def load_config(path: str | os.PathLike[str] | None = None,
-                flags: list[Flag] | tuple[Flag, ...] = ()) -> ResolvedConfig:
+def load_config(
+    path: str | os.PathLike[str] | None = None, flags: list[Flag] | tuple[Flag, ...] = ()
+) -> ResolvedConfig:
     """Find, read and validate the config, apply `flags`, and record each value's source."""
     file = find_config_file(path)
     data = _canonical_keys(_read_yaml(file)) if file is not None else {}
@@ -630,8 +763,10 @@ def load_config(path: str | os.PathLike[str] | None = None,
         config = Config.model_validate(data)
     except ValidationError as exc:
         # Every problem, not the first one and a count: one fix-and-retry round, not several.
-        problems = [f"{_error_origin('.'.join(str(p) for p in err['loc']), sources, file)}: "
-                    f"{_describe(err)}" for err in exc.errors()]
+        problems = [
+            f"{_error_origin('.'.join(str(p) for p in err['loc']), sources, file)}: {_describe(err)}"
+            for err in exc.errors()
+        ]
         raise ConfigError("; ".join(problems)) from None
     resolved = ResolvedConfig(config=config, file=file, sources=sources)
     if base is not None:
@@ -666,8 +801,7 @@ def _check_features(resolved: ResolvedConfig) -> None:
     """Check the feature settings together (cutoffs vs Nyquist, bins vs resolution)."""
     config = resolved.config
     nyquist = config.audio.sample_rate / 2
-    if resolved.source("features.high_freq") == SOURCE_DEFAULT and \
-            config.features.high_freq > nyquist:
+    if resolved.source("features.high_freq") == SOURCE_DEFAULT and config.features.high_freq > nyquist:
         # The 20 kHz default follows a lower sample rate down instead of failing.
         config.features.high_freq = nyquist
     try:
@@ -675,8 +809,7 @@ def _check_features(resolved: ResolvedConfig) -> None:
     except ParameterError as exc:
         key = _SPEC_KEYS.get(exc.parameter or "", "features")
         message = str(exc).removeprefix(f"{exc.parameter}:").strip()
-        raise ConfigError(f"{_error_origin(key, resolved.sources, resolved.file)}: {message}"
-                          ) from None
+        raise ConfigError(f"{_error_origin(key, resolved.sources, resolved.file)}: {message}") from None
 
 
 # -- what the CLI shows of each key ---------------------------------------------------------------
@@ -727,8 +860,7 @@ def _yaml_value(value: Any) -> str:
         value = str(value)
     if isinstance(value, BaseModel):
         value = value.model_dump(mode="json")
-    return yaml.safe_dump(value, default_flow_style=True, width=1000).strip().removesuffix(
-        "\n...").strip()
+    return yaml.safe_dump(value, default_flow_style=True, width=1000).strip().removesuffix("\n...").strip()
 
 
 def _field_comment(info: Any) -> str:
@@ -771,9 +903,22 @@ def render_example() -> str:
 
 
 __all__ = [
-    "AudioConfig", "Config", "ConfigError", "EvaluateConfig", "FeaturesConfig", "Flag",
+    "AudioConfig",
+    "Config",
+    "ConfigError",
+    "EvaluateConfig",
+    "FeaturesConfig",
+    "Flag",
     "HistoryConfig",
-    "MonitorConfig", "PathsConfig", "PredictConfig", "ResolvedConfig", "Section",
-    "TrainingConfig", "config_search_path", "find_config_file", "get_key", "load_config",
+    "MonitorConfig",
+    "PathsConfig",
+    "PredictConfig",
+    "ResolvedConfig",
+    "Section",
+    "TrainingConfig",
+    "config_search_path",
+    "find_config_file",
+    "get_key",
+    "load_config",
     "render_example",
 ]

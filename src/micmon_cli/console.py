@@ -105,8 +105,9 @@ def progress(*, seconds: bool = False) -> Progress:
     return Progress(*columns, console=err, disable=not interactive(), transient=False)
 
 
-def table(title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], *,
-          numeric: Sequence[str] = ()) -> Table:
+def table(
+    title: str | None, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, numeric: Sequence[str] = ()
+) -> Table:
     """Return a Rich table with right-aligned `numeric` columns."""
     from rich.table import Table
 

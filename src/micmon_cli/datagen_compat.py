@@ -18,13 +18,17 @@ from micmon_cli.app import EXIT_ERROR
 from micmon_cli.commands.datagen import datagen
 from micmon_cli.options import MicmonCommand
 
-compat = typer.Typer(name="micmon-datagen", add_completion=False, pretty_exceptions_enable=False,
-                     rich_markup_mode="rich", context_settings={"help_option_names": ["--help"]})
+compat = typer.Typer(
+    name="micmon-datagen",
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+    context_settings={"help_option_names": ["--help"]},
+)
 compat.command(cls=MicmonCommand)(datagen)
 
 #: The original tool's flag names -> micmon datagen's.
-ORIGINAL_FLAGS = {"-d": "--window-seconds", "--sample-duration": "--window-seconds",
-                  "-c": "--channels"}
+ORIGINAL_FLAGS = {"-d": "--window-seconds", "--sample-duration": "--window-seconds", "-c": "--channels"}
 
 
 def translate(args: Sequence[str]) -> list[str]:

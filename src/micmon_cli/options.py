@@ -36,8 +36,9 @@ class Binding:
 _BINDING_ATTR = "micmon_binding"
 
 
-def config_option(key: str, *decls: str, help: str | None = None,
-                  convert: Callable[[Any], Any] | None = None, **kwargs: Any) -> Any:
+def config_option(
+    key: str, *decls: str, help: str | None = None, convert: Callable[[Any], Any] | None = None, **kwargs: Any
+) -> Any:
     """Return a Typer option overriding config `key`; `help` replaces the schema's description."""
     info = typer.Option(*decls, show_default=False, **kwargs)
     setattr(info, _BINDING_ATTR, Binding(key, help, convert))
@@ -83,8 +84,7 @@ def resolve() -> ResolvedConfig:
         param = by_name[name]
         choices = getattr(param, "micmon_choices", ())
         if choices and value not in choices:
-            raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}",
-                                     ctx=ctx, param=param)
+            raise typer.BadParameter(f"{value!r} is not one of {', '.join(choices)}", ctx=ctx, param=param)
         if binding.convert is not None:
             value = binding.convert(value)
         flags.append(Flag(binding.key, value, _display_name(param)))
@@ -169,5 +169,13 @@ class MicmonCommand(TyperCommand):
             param.help = help_text  # type: ignore[attr-defined]
 
 
-__all__ = ["Binding", "MicmonCommand", "bindings", "config_argument", "config_option", "resolve",
-           "split_list", "unwrap"]
+__all__ = [
+    "Binding",
+    "MicmonCommand",
+    "bindings",
+    "config_argument",
+    "config_option",
+    "resolve",
+    "split_list",
+    "unwrap",
+]

@@ -12,21 +12,31 @@ if TYPE_CHECKING:
 
 def show_report(report: dict[str, Any], title: str) -> None:
     """Print a classification report: accuracy, per-label table, confusion matrix."""
+
     def fmt(value: float | None) -> str:
         return "-" if value is None else f"{value:.3f}"
 
     labels = report["labels"]
-    console.result(f"[bold]{title}[/bold]: accuracy {fmt(report['accuracy'])} on "
-                   f"{report['windows']} windows")
-    console.result(console.table(
-        "per label", ["label", "precision", "recall", "F1", "windows"],
-        [(name, fmt(m["precision"]), fmt(m["recall"]), fmt(m["f1"]), m["support"])
-         for name, m in report["per_label"].items()],
-        numeric=("precision", "recall", "F1", "windows")))
-    console.result(console.table(
-        "confusion matrix (rows: true label, columns: predicted)", ["true \\ predicted", *labels],
-        [(name, *row) for name, row in zip(labels, report["confusion_matrix"], strict=True)],
-        numeric=tuple(labels)))
+    console.result(f"[bold]{title}[/bold]: accuracy {fmt(report['accuracy'])} on {report['windows']} windows")
+    console.result(
+        console.table(
+            "per label",
+            ["label", "precision", "recall", "F1", "windows"],
+            [
+                (name, fmt(m["precision"]), fmt(m["recall"]), fmt(m["f1"]), m["support"])
+                for name, m in report["per_label"].items()
+            ],
+            numeric=("precision", "recall", "F1", "windows"),
+        )
+    )
+    console.result(
+        console.table(
+            "confusion matrix (rows: true label, columns: predicted)",
+            ["true \\ predicted", *labels],
+            [(name, *row) for name, row in zip(labels, report["confusion_matrix"], strict=True)],
+            numeric=tuple(labels),
+        )
+    )
 
 
 def train_with_progress(datasets: Any, options: TrainingOptions) -> TrainingResult:

@@ -99,9 +99,10 @@ def cli_data(cli_audio: Path, empty_config: Path) -> Path:
     The README's spectrum + dense path trains in seconds on this little audio; the default logmel
     + cnn path is covered by tests/test_cnn.py and tests/cli/test_evaluate.py."""
     out = cli_audio.parent / "data"
-    result = _invoke(["datagen", "--feature", "spectrum", "--low", "250", "--high", "7500",
-                      cli_audio, out],
-                     env={"MICMON_CONFIG": str(empty_config)})
+    result = _invoke(
+        ["datagen", "--feature", "spectrum", "--low", "250", "--high", "7500", cli_audio, out],
+        env={"MICMON_CONFIG": str(empty_config)},
+    )
     assert result.exit_code == 0, result.output
     return out
 
@@ -110,8 +111,9 @@ def cli_data(cli_audio: Path, empty_config: Path) -> Path:
 def cli_model(cli_data: Path, empty_config: Path) -> Path:
     """A model trained by `micmon train --plot` on the datasets."""
     out = cli_data.parent / "model"
-    result = _invoke(["train", cli_data, out, "--epochs", TRAIN_EPOCHS, "--plot"],
-                     env={"MICMON_CONFIG": str(empty_config)})
+    result = _invoke(
+        ["train", cli_data, out, "--epochs", TRAIN_EPOCHS, "--plot"], env={"MICMON_CONFIG": str(empty_config)}
+    )
     assert result.exit_code == 0, result.output
     _SESSION["train_output"] = result.output
     return out

@@ -43,13 +43,14 @@ def test_verbose_says_which_runtime_scores(invoke, cli_model: Path, cli_audio: P
     assert f"scoring with {runtime_name()}" in " ".join(result.stderr.split())
 
 
-def test_train_without_tensorflow_is_one_line(invoke, assert_error, cli_data: Path,
-                                              empty_config: Path,
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_train_without_tensorflow_is_one_line(
+    invoke, assert_error, cli_data: Path, empty_config: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     for name in ("keras", "tensorflow"):
         monkeypatch.setitem(sys.modules, name, None)  # as on a Pi with the base install
-    result = invoke(["train", cli_data, "model-out", "--epochs", "1"],
-                    env={"MICMON_CONFIG": str(empty_config)})
+    result = invoke(
+        ["train", cli_data, "model-out", "--epochs", "1"], env={"MICMON_CONFIG": str(empty_config)}
+    )
     assert_error(result, "training needs TensorFlow", "pip install 'micmon[train]'")
     assert not Path("model-out").exists()
 
@@ -111,16 +112,20 @@ def _probe(args: list[str]) -> dict:
     env = {"MICMON_NO_LIVE": "1", "PATH": os.environ["PATH"], "HOME": str(Path.cwd())}
     if "PYTHONPATH" in os.environ:  # test this checkout, not the installed one
         env["PYTHONPATH"] = os.environ["PYTHONPATH"]
-    proc = subprocess.run([sys.executable, "-c", _PROBE, *args], capture_output=True, text=True,
-                          env=env, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", _PROBE, *args], capture_output=True, text=True, env=env, timeout=120
+    )
     return json.loads(proc.stderr.strip().splitlines()[-1])
 
 
-def test_help_version_predict_and_label_do_not_import_tensorflow(cli_model: Path, cli_audio: Path
-                                                         ) -> None:
+def test_help_version_predict_and_label_do_not_import_tensorflow(cli_model: Path, cli_audio: Path) -> None:
     sample = cli_audio / "sample_1"
-    for args in (["--help"], ["--version"], ["predict", "--model", str(cli_model), str(sample)],
-                 ["label", str(sample)]):
+    for args in (
+        ["--help"],
+        ["--version"],
+        ["predict", "--model", str(cli_model), str(sample)],
+        ["label", str(sample)],
+    ):
         seen = _probe(args)
         assert seen["code"] in (0, None), (args, seen)
         assert not seen["tf"] and not seen["keras"], (args, seen)
@@ -172,8 +177,11 @@ def test_no_short_flag_means_two_things() -> None:
 
 
 def test_usage_names_arguments_as_the_docs_do(invoke) -> None:
-    for name, metavars in {"datagen": ["AUDIO_DIR", "DATASETS_DIR"],
-                           "train": ["DATASETS_DIR", "MODEL_DIR"], "evaluate": ["AUDIO_DIR"]}.items():
+    for name, metavars in {
+        "datagen": ["AUDIO_DIR", "DATASETS_DIR"],
+        "train": ["DATASETS_DIR", "MODEL_DIR"],
+        "evaluate": ["AUDIO_DIR"],
+    }.items():
         usage = invoke([name, "--help"]).stdout
         for metavar in metavars:
             assert metavar in usage.split("\n\n")[0] or f"[{metavar}]" in usage, (name, metavar)

@@ -22,8 +22,7 @@ def test_defaults_without_any_file(invoke) -> None:
     data = _settings(invoke)
     assert data["file"] is None
     assert data["settings"]["features.bins"] == {"value": 100, "source": "default"}
-    assert data["settings"]["paths.audio_dir"]["value"] == str(
-        Path.home() / "datasets/sound-detect/audio")
+    assert data["settings"]["paths.audio_dir"]["value"] == str(Path.home() / "datasets/sound-detect/audio")
 
 
 def test_lookup_order(invoke, isolated: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -49,8 +48,9 @@ def test_lookup_order(invoke, isolated: Path, monkeypatch: pytest.MonkeyPatch) -
 def test_flags_override_the_file_and_sources_say_so(isolated: Path) -> None:
     cfg = isolated / "micmon.yaml"
     cfg.write_text("features:\n  low_freq: 250\n  high_freq: 7500\n")
-    resolved = load_config(cfg, [Flag("features.low_freq", 300.0, "--low"),
-                                 Flag("features.bins", None, "--bins")])
+    resolved = load_config(
+        cfg, [Flag("features.low_freq", 300.0, "--low"), Flag("features.bins", None, "--bins")]
+    )
     assert resolved.config.features.low_freq == 300
     assert resolved.config.features.high_freq == 7500
     assert resolved.source("features.low_freq") == "flag --low"
@@ -69,8 +69,7 @@ def test_config_table_shows_value_and_source(invoke, isolated: Path) -> None:
     assert "alsa" in line and "default" in line
 
 
-def test_paths_expand_home_and_vars_and_are_relative_to_the_file(isolated: Path,
-                                                                monkeypatch) -> None:
+def test_paths_expand_home_and_vars_and_are_relative_to_the_file(isolated: Path, monkeypatch) -> None:
     monkeypatch.setenv("SOUNDS", "/srv/sounds")
     cfg = isolated / "sub" / "micmon.yaml"
     cfg.parent.mkdir()
@@ -87,20 +86,23 @@ def test_default_high_freq_follows_a_low_sample_rate(isolated: Path) -> None:
     assert load_config(cfg).config.features.high_freq == 8000
 
 
-@pytest.mark.parametrize(("text", "fragments"), [
-    ("features:\n  lowfreq: 250\n", ["features.lowfreq", "unknown key", "did you mean 'low_freq'"]),
-    ("low_freq: 250\n", ["low_freq", "unknown key", "did you mean 'features.low_freq'"]),
-    ("audio:\n  sample_rate: fast\n", ["audio.sample_rate", "integer", "'fast'"]),
-    ("features:\n  low_freq: 8000\n  high_freq: 7000\n", ["features.low_freq", "must be below"]),
-    ("features:\n  high_freq: 30000\n", ["features.high_freq", "Nyquist", "22050"]),
-    ("features:\n  scale: db\n", ["features.scale", "'log' or 'linear'", "'db'"]),
-    ("training:\n  validation_split: 1.5\n", ["training.validation_split", "less than 1"]),
-    ("paths: [a, b]\n", ["paths", "key: value"]),
-    ("audio:\n  device: [unclosed\n", ["line 3", "invalid YAML"]),
-])
-def test_bad_config_is_one_line_naming_file_key_and_problem(invoke, assert_error, isolated: Path,
-                                                            text: str, fragments: list[str]
-                                                            ) -> None:
+@pytest.mark.parametrize(
+    ("text", "fragments"),
+    [
+        ("features:\n  lowfreq: 250\n", ["features.lowfreq", "unknown key", "did you mean 'low_freq'"]),
+        ("low_freq: 250\n", ["low_freq", "unknown key", "did you mean 'features.low_freq'"]),
+        ("audio:\n  sample_rate: fast\n", ["audio.sample_rate", "integer", "'fast'"]),
+        ("features:\n  low_freq: 8000\n  high_freq: 7000\n", ["features.low_freq", "must be below"]),
+        ("features:\n  high_freq: 30000\n", ["features.high_freq", "Nyquist", "22050"]),
+        ("features:\n  scale: db\n", ["features.scale", "'log' or 'linear'", "'db'"]),
+        ("training:\n  validation_split: 1.5\n", ["training.validation_split", "less than 1"]),
+        ("paths: [a, b]\n", ["paths", "key: value"]),
+        ("audio:\n  device: [unclosed\n", ["line 3", "invalid YAML"]),
+    ],
+)
+def test_bad_config_is_one_line_naming_file_key_and_problem(
+    invoke, assert_error, isolated: Path, text: str, fragments: list[str]
+) -> None:
     cfg = isolated / "bad.yaml"
     cfg.write_text(text)
     line = assert_error(invoke(["--config", str(cfg), "config"]), str(cfg), *fragments)
@@ -108,13 +110,11 @@ def test_bad_config_is_one_line_naming_file_key_and_problem(invoke, assert_error
 
 
 def test_bad_flag_value_names_the_flag(invoke, assert_error) -> None:
-    assert_error(invoke(["datagen", "--low", "9000", "--high", "8000", "."]), "--low",
-                 "must be below")
+    assert_error(invoke(["datagen", "--low", "9000", "--high", "8000", "."]), "--low", "must be below")
 
 
 def test_missing_config_file(invoke, assert_error, monkeypatch) -> None:
-    assert_error(invoke(["--config", "nope.yaml", "config"]), "--config", "nope.yaml",
-                 "does not exist")
+    assert_error(invoke(["--config", "nope.yaml", "config"]), "--config", "nope.yaml", "does not exist")
     monkeypatch.setenv("MICMON_CONFIG", "/no/such/micmon.yaml")
     assert_error(invoke(["config"]), "$MICMON_CONFIG", "/no/such/micmon.yaml")
 
@@ -122,14 +122,12 @@ def test_missing_config_file(invoke, assert_error, monkeypatch) -> None:
 def test_missing_path_names_the_config_key(invoke, assert_error, isolated: Path) -> None:
     cfg = isolated / "micmon.yaml"
     cfg.write_text("paths:\n  audio_dir: /no/such/audio\n")
-    assert_error(invoke(["datagen"]), str(cfg), "paths.audio_dir", "/no/such/audio",
-                 "does not exist")
+    assert_error(invoke(["datagen"]), str(cfg), "paths.audio_dir", "/no/such/audio", "does not exist")
 
 
 def test_example_file_documents_every_key_with_its_default() -> None:
     example = (REPO / "micmon.yaml.example").read_text()
-    assert example == render_example(), \
-        "regenerate it: micmon config --init micmon.yaml.example --force"
+    assert example == render_example(), "regenerate it: micmon config --init micmon.yaml.example --force"
     import yaml
 
     data = yaml.safe_load(example)
@@ -139,8 +137,9 @@ def test_example_file_documents_every_key_with_its_default() -> None:
     assert Config.model_validate(data).model_dump() == Config().model_dump()
 
 
-def test_config_init_writes_the_example_and_refuses_to_overwrite(invoke, assert_error,
-                                                                isolated: Path) -> None:
+def test_config_init_writes_the_example_and_refuses_to_overwrite(
+    invoke, assert_error, isolated: Path
+) -> None:
     assert invoke(["config", "--init", "micmon.yaml"]).exit_code == 0
     assert (isolated / "micmon.yaml").read_text() == render_example()
     assert_error(invoke(["config", "--init", "micmon.yaml"]), "already exists", "--force")

@@ -22,8 +22,7 @@ def _windows_per_label(seconds: float, events: tuple[tuple[float, float], ...]) 
     return counts
 
 
-def test_datagen_writes_one_dataset_per_folder_with_exact_counts(cli_data: Path,
-                                                                 recordings: dict) -> None:
+def test_datagen_writes_one_dataset_per_folder_with_exact_counts(cli_data: Path, recordings: dict) -> None:
     files = sorted(p.name for p in cli_data.glob("*.npz"))
     assert files == [f"{name}.npz" for name in recordings]
     for name, (seconds, events) in recordings.items():
@@ -32,12 +31,27 @@ def test_datagen_writes_one_dataset_per_folder_with_exact_counts(cli_data: Path,
         assert data.spec == FeatureSpec(low_freq=250, high_freq=7500, bins=100)
 
 
-def test_datagen_jobs_refuse_and_force(invoke, assert_error, cli_audio: Path, isolated: Path,
-                                       recordings: dict) -> None:
+def test_datagen_jobs_refuse_and_force(
+    invoke, assert_error, cli_audio: Path, isolated: Path, recordings: dict
+) -> None:
     out = isolated / "data"
-    result = invoke(["datagen", cli_audio, out, "--feature", "spectrum", "--jobs", "2",
-                     "--bins", "40",
-                     "--sample-rate", "16000", "--high", "8000"])
+    result = invoke(
+        [
+            "datagen",
+            cli_audio,
+            out,
+            "--feature",
+            "spectrum",
+            "--jobs",
+            "2",
+            "--bins",
+            "40",
+            "--sample-rate",
+            "16000",
+            "--high",
+            "8000",
+        ]
+    )
     assert result.exit_code == 0, result.output
     table = " ".join(result.stdout.split())
     for name in recordings:
@@ -46,19 +60,33 @@ def test_datagen_jobs_refuse_and_force(invoke, assert_error, cli_audio: Path, is
     first = (out / "sample_1.npz").read_bytes()
     assert_error(invoke(["datagen", cli_audio, out]), "sample_1.npz", "already exist", "--force")
     assert (out / "sample_1.npz").read_bytes() == first
-    assert invoke(["datagen", cli_audio, out, "--force", "--feature", "spectrum",
-                   "--bins", "20"]).exit_code == 0
+    assert (
+        invoke(["datagen", cli_audio, out, "--force", "--feature", "spectrum", "--bins", "20"]).exit_code == 0
+    )
     assert Dataset.load(out / "sample_1.npz").samples.shape[1] == 20
 
 
-def test_micmon_datagen_accepts_the_original_command_line(cli_audio: Path, isolated: Path,
-                                                          cli_data: Path, recordings: dict
-                                                          ) -> None:
+def test_micmon_datagen_accepts_the_original_command_line(
+    cli_audio: Path, isolated: Path, cli_data: Path, recordings: dict
+) -> None:
     out = isolated / "original"
     with pytest.raises(SystemExit) as exit_info:
-        datagen_compat.main(["--low", "250", "--high", "7500", "--bins", "100",
-                             "--sample-duration", "2", "--channels", "1", str(cli_audio),
-                             str(out)])
+        datagen_compat.main(
+            [
+                "--low",
+                "250",
+                "--high",
+                "7500",
+                "--bins",
+                "100",
+                "--sample-duration",
+                "2",
+                "--channels",
+                "1",
+                str(cli_audio),
+                str(out),
+            ]
+        )
     assert exit_info.value.code in (0, None)
     for name in recordings:
         mine, reference = Dataset.load(out / f"{name}.npz"), Dataset.load(cli_data / f"{name}.npz")
@@ -66,8 +94,9 @@ def test_micmon_datagen_accepts_the_original_command_line(cli_audio: Path, isola
         assert mine.labels == reference.labels
     # The original's short flags work too.
     with pytest.raises(SystemExit) as exit_info:
-        datagen_compat.main(["-b", "50", "-d", "1", "-r", "22050", "-c", "1", "--force",
-                             str(cli_audio), str(out)])
+        datagen_compat.main(
+            ["-b", "50", "-d", "1", "-r", "22050", "-c", "1", "--force", str(cli_audio), str(out)]
+        )
     assert exit_info.value.code in (0, None)
     assert Dataset.load(out / "sample_1.npz").spec.window_seconds == 1.0  # type: ignore[union-attr]
 
@@ -85,8 +114,11 @@ def test_datagen_errors(invoke, assert_error, cli_audio: Path, isolated: Path) -
     assert_error(invoke(["datagen", "no_such_dir", "out"]), "no_such_dir", "does not exist")
     (isolated / "empty").mkdir()
     assert_error(invoke(["datagen", "empty", "out"]), "no sample folders", "micmon record")
-    assert_error(invoke(["datagen", cli_audio, "out", "--ffmpeg", "/opt/none/ffmpeg"]),
-                 "/opt/none/ffmpeg", "does not exist")
+    assert_error(
+        invoke(["datagen", cli_audio, "out", "--ffmpeg", "/opt/none/ffmpeg"]),
+        "/opt/none/ffmpeg",
+        "does not exist",
+    )
     broken = isolated / "broken"
     shutil.copytree(cli_audio / "sample_1", broken / "sample_1")
     (broken / "sample_1" / "audio.mp3").write_bytes(b"this is not audio" * 100)

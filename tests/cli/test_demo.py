@@ -13,9 +13,16 @@ def test_demo_runs_end_to_end_and_finds_the_alarms(invoke, isolated: Path) -> No
     result = invoke(["demo", "ws"])
     assert result.exit_code == 0, result.output
     ws = isolated / "ws"
-    for name in ("micmon.yaml", "audio/sample_1/audio.mp3", "audio/sample_1/labels.json",
-                 "data/sample_1.npz", "model/model.tflite", "model/micmon.json",
-                 "test/audio.mp3", "test/labels.json"):
+    for name in (
+        "micmon.yaml",
+        "audio/sample_1/audio.mp3",
+        "audio/sample_1/labels.json",
+        "data/sample_1.npz",
+        "model/model.tflite",
+        "model/micmon.json",
+        "test/audio.mp3",
+        "test/labels.json",
+    ):
         assert (ws / name).is_file(), name
     summary = " ".join(result.stdout.split())
     match = re.search(r"found (\d) of (\d) alarms, (\d+) false alarms?; (\d+)/(\d+) windows", summary)

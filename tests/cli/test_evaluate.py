@@ -28,8 +28,9 @@ def run(*args: str) -> tuple[int, str, str]:
 
 
 def test_json_report_counts_events(workspace: Path, trained_model_dir: Path) -> None:
-    code, out, err = run("evaluate", str(workspace / "audio"), "--model", str(trained_model_dir),
-                         "--hop", "1", "--json")
+    code, out, err = run(
+        "evaluate", str(workspace / "audio"), "--model", str(trained_model_dir), "--hop", "1", "--json"
+    )
     assert code == 0, err
     report = json.loads(out)
     overall = report["overall"]
@@ -44,27 +45,48 @@ def test_json_report_counts_events(workspace: Path, trained_model_dir: Path) -> 
 
 
 def test_tables_on_the_terminal(workspace: Path, trained_model_dir: Path) -> None:
-    code, out, err = run("evaluate", str(workspace / "audio"), "--model", str(trained_model_dir),
-                         "--hop", "1")
+    code, out, err = run(
+        "evaluate", str(workspace / "audio"), "--model", str(trained_model_dir), "--hop", "1"
+    )
     assert code == 0, err
     assert "Events of positive" in out and "precision" in out and "detector: threshold" in out
 
 
-def test_config_threshold_applies_without_calibration(workspace: Path, model_copy: Path,
-                                                      tmp_path: Path) -> None:
+def test_config_threshold_applies_without_calibration(
+    workspace: Path, model_copy: Path, tmp_path: Path
+) -> None:
     config = tmp_path / "micmon.yaml"
     config.write_text("monitor:\n  threshold: 0.9\n")
-    code, out, err = run("--config", str(config), "evaluate", str(workspace / "audio"),
-                         "--model", str(model_copy), "--hop", "1", "--json")
+    code, out, err = run(
+        "--config",
+        str(config),
+        "evaluate",
+        str(workspace / "audio"),
+        "--model",
+        str(model_copy),
+        "--hop",
+        "1",
+        "--json",
+    )
     assert code == 0, err
     assert json.loads(out)["detector"]["threshold"] == 0.9
 
 
-def test_calibrate_stores_settings_within_budget(workspace: Path, model_copy: Path,
-                                                 tmp_path: Path) -> None:
-    code, out, err = run("evaluate", str(workspace / "audio"), "--model", str(model_copy),
-                         "--hop", "1", "--calibrate", "--max-false-alarms-per-hour", "50",
-                         "--json", "--plot", str(tmp_path / "plots"))
+def test_calibrate_stores_settings_within_budget(workspace: Path, model_copy: Path, tmp_path: Path) -> None:
+    code, out, err = run(
+        "evaluate",
+        str(workspace / "audio"),
+        "--model",
+        str(model_copy),
+        "--hop",
+        "1",
+        "--calibrate",
+        "--max-false-alarms-per-hour",
+        "50",
+        "--json",
+        "--plot",
+        str(tmp_path / "plots"),
+    )
     assert code == 0, err
     report = json.loads(out)
     calibration = report["calibration"]
@@ -75,13 +97,17 @@ def test_calibrate_stores_settings_within_budget(workspace: Path, model_copy: Pa
     assert stored["detector"] == report["detector"]
     assert stored["calibration"]["hop_seconds"] == 1.0
     pngs = sorted((tmp_path / "plots").glob("*.png"))
-    assert [p.name for p in pngs] == ["sample_1.png", "sample_2.png", "sample_3.png",
-                                      "sample_4.png", "tradeoff.png"]
+    assert [p.name for p in pngs] == [
+        "sample_1.png",
+        "sample_2.png",
+        "sample_3.png",
+        "sample_4.png",
+        "tradeoff.png",
+    ]
     assert all(p.read_bytes()[:8] == PNG_MAGIC for p in pngs)
 
     # the next run (and monitor) picks the calibrated settings up
-    code, out, err = run("evaluate", str(workspace / "audio"), "--model", str(model_copy),
-                         "--json")
+    code, out, err = run("evaluate", str(workspace / "audio"), "--model", str(model_copy), "--json")
     assert code == 0, err
     again = json.loads(out)
     assert again["detector"] == stored["detector"] and again["hop_seconds"] == 1.0
@@ -101,45 +127,54 @@ def test_no_labelled_recordings_is_an_error(trained_model_dir: Path, tmp_path: P
 
 
 @pytest.mark.slow
-def test_holdout_recordings_then_calibrate_warns_about_trained_ones(workspace: Path,
-                                                                    tmp_path: Path) -> None:
+def test_holdout_recordings_then_calibrate_warns_about_trained_ones(workspace: Path, tmp_path: Path) -> None:
     data, model = tmp_path / "data", tmp_path / "model"
-    code, _, err = run("datagen", str(workspace / "audio"), str(data), "--sample-rate", "16000",
-                       "--high", "7500", "--window-seconds", "1")
+    code, _, err = run(
+        "datagen",
+        str(workspace / "audio"),
+        str(data),
+        "--sample-rate",
+        "16000",
+        "--high",
+        "7500",
+        "--window-seconds",
+        "1",
+    )
     assert code == 0, err
-    code, _, err = run("train", str(data), str(model), "--epochs", "3",
-                       "--holdout-recordings", "1")
+    code, _, err = run("train", str(data), str(model), "--epochs", "3", "--holdout-recordings", "1")
     assert code == 0, err
     training = json.loads((model / "micmon.json").read_text())["training"]
     assert len(training["holdout_recordings"]) == 1
     held = training["holdout_recordings"][0]
     assert held not in training["datasets"] and len(training["datasets"]) == 3
 
-    code, out, err = run("evaluate", str(workspace / "audio"), "--model", str(model),
-                         "--calibrate", "--json")
+    code, out, err = run("evaluate", str(workspace / "audio"), "--model", str(model), "--calibrate", "--json")
     assert code == 0, err
     assert "calibrating on 3 recording(s) the network was trained on" in err
     assert held not in err.split("trained on")[1].split(")")[0]
-    code, out, err = run("evaluate", str(workspace / "audio" / held), "--model", str(model),
-                         "--calibrate", "--json")
+    code, out, err = run(
+        "evaluate", str(workspace / "audio" / held), "--model", str(model), "--calibrate", "--json"
+    )
     assert code == 0, err
     assert "trained on" not in err
 
 
 @pytest.mark.slow
 def test_calibrate_without_a_folder_uses_held_out_and_background_recordings(
-        workspace: Path, tmp_path: Path) -> None:
+    workspace: Path, tmp_path: Path
+) -> None:
     audio = tmp_path / "audio"
     shutil.copytree(workspace / "audio", audio)
     # An hour of the room is what users should record; a minute shows the mechanism.
     make_recording(audio / "room", seconds=60.0, events=(), seed=42, rate=16000)
     config = tmp_path / "micmon.yaml"
-    config.write_text(f"paths:\n  audio_dir: {audio}\n  datasets_dir: {tmp_path / 'data'}\n"
-                      f"  model_dir: {tmp_path / 'model'}\naudio:\n  sample_rate: 16000\n"
-                      "features:\n  high_freq: 7500\n  window_seconds: 1\n")
+    config.write_text(
+        f"paths:\n  audio_dir: {audio}\n  datasets_dir: {tmp_path / 'data'}\n"
+        f"  model_dir: {tmp_path / 'model'}\naudio:\n  sample_rate: 16000\n"
+        "features:\n  high_freq: 7500\n  window_seconds: 1\n"
+    )
     assert run("--config", str(config), "datagen")[0] == 0
-    code, _, err = run("--config", str(config), "train", "--epochs", "3", "--holdout-recordings",
-                       "1")
+    code, _, err = run("--config", str(config), "train", "--epochs", "3", "--holdout-recordings", "1")
     assert code == 0, err
     training = json.loads((tmp_path / "model" / "micmon.json").read_text())["training"]
     held = training["holdout_sources"]
@@ -150,19 +185,18 @@ def test_calibrate_without_a_folder_uses_held_out_and_background_recordings(
     shown = " ".join(err.split())
     assert "calibrating on 2 recording(s): the ones training held out and the background" in shown
     report = json.loads(out)
-    assert sorted(Path(r["path"]).name for r in report["recordings"]) == sorted(
-        [Path(held[0]).name, "room"])
+    assert sorted(Path(r["path"]).name for r in report["recordings"]) == sorted([Path(held[0]).name, "room"])
     # A few minutes of audio cannot vouch for 1 false alarm per hour: the user is told.
     assert "per hour (95 % confidence), not 1; record about 3.0 h of your room" in shown
     assert report["calibration"]["false_alarms_per_hour_bound"] > 1
 
 
 def test_calibrate_without_anything_to_calibrate_on_says_what_to_do(
-        trained_model_dir: Path, tmp_path: Path) -> None:
+    trained_model_dir: Path, tmp_path: Path
+) -> None:
     (tmp_path / "audio").mkdir()
     config = tmp_path / "micmon.yaml"
     config.write_text(f"paths:\n  audio_dir: {tmp_path / 'audio'}\n")
-    code, _, err = run("--config", str(config), "evaluate", "--model", str(trained_model_dir),
-                       "--calibrate")
+    code, _, err = run("--config", str(config), "evaluate", "--model", str(trained_model_dir), "--calibrate")
     assert code == 1
     assert "no recordings to calibrate on" in err and "--holdout-recordings" in err

@@ -74,21 +74,23 @@ def template(tmp_path_factory: pytest.TempPathFactory, trained_model_dir: Path) 
     from micmon.model import Model
 
     root = tmp_path_factory.mktemp("hostile") / "ws"
-    make_recording(root / "audio" / "s1", seconds=8.0, events=[(2.0, 5.0)], rate=RATE, fmt="wav",
-                   seed=1)
-    make_recording(root / "audio" / "s2", seconds=8.0, events=[(3.0, 6.0)], rate=RATE, fmt="wav",
-                   seed=2)
+    make_recording(root / "audio" / "s1", seconds=8.0, events=[(2.0, 5.0)], rate=RATE, fmt="wav", seed=1)
+    make_recording(root / "audio" / "s2", seconds=8.0, events=[(3.0, 6.0)], rate=RATE, fmt="wav", seed=2)
     spec = Model.load(trained_model_dir).spec
     for folder in AudioDirectory.scan(root / "audio"):
-        with AudioFile(folder, sample_duration=spec.window_seconds, sample_rate=spec.sample_rate) \
-                as reader, DatasetWriter(root / "data" / f"{folder.name}.npz", spec=spec) as w:
+        with (
+            AudioFile(folder, sample_duration=spec.window_seconds, sample_rate=spec.sample_rate) as reader,
+            DatasetWriter(root / "data" / f"{folder.name}.npz", spec=spec) as w,
+        ):
             for window in reader:
                 w += window
     shutil.copytree(trained_model_dir, root / "model")
     rng = np.random.default_rng(5)
-    encode(root / "clip.wav", background(6.0, RATE, rng) + np.r_[np.zeros(RATE * 2),
-                                                                  beeps(2.0, RATE),
-                                                                  np.zeros(RATE * 2)], RATE)
+    encode(
+        root / "clip.wav",
+        background(6.0, RATE, rng) + np.r_[np.zeros(RATE * 2), beeps(2.0, RATE), np.zeros(RATE * 2)],
+        RATE,
+    )
     encode(root / "short.wav", background(0.5, RATE, rng), RATE)
     low = 8000
     encode(root / "phone.wav", background(6.0, low, rng) + 0.0, low)
@@ -130,6 +132,7 @@ def write(rel: str, data: str | bytes) -> Setup:
             path.write_bytes(data)
         else:
             path.write_text(data, encoding="utf-8")
+
     return setup
 
 
@@ -139,6 +142,7 @@ def folder(rel: str) -> Setup:
         if path.exists() and not path.is_dir():
             path.unlink()
         path.mkdir(parents=True, exist_ok=True)
+
     return setup
 
 
@@ -146,6 +150,7 @@ def remove(rel: str) -> Setup:
     def setup(root: Path, mp: pytest.MonkeyPatch) -> None:
         path = root / rel
         shutil.rmtree(path) if path.is_dir() else path.unlink()
+
     return setup
 
 
@@ -153,6 +158,7 @@ def copy(src: str, dest: str) -> Setup:
     def setup(root: Path, mp: pytest.MonkeyPatch) -> None:
         (root / dest).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(root / src, root / dest)
+
     return setup
 
 
@@ -160,6 +166,7 @@ def both(*setups: Setup) -> Setup:
     def setup(root: Path, mp: pytest.MonkeyPatch) -> None:
         for s in setups:
             s(root, mp)
+
     return setup
 
 
@@ -169,6 +176,7 @@ def labels(rel: str, mapping: dict[str, str]) -> Setup:
 
 def disk_full(module: str, name: str) -> Setup:
     """Make `module.name` (a writer) fail as a full disk would."""
+
     def setup(root: Path, mp: pytest.MonkeyPatch) -> None:
         import importlib
 
@@ -178,11 +186,13 @@ def disk_full(module: str, name: str) -> Setup:
             raise OSError(errno.ENOSPC, "No space left on device")
 
         mp.setattr(mod, name, full)
+
     return setup
 
 
 def stale_temp(rel_dir: str) -> Setup:
     """Leave what a killed run leaves: a hidden temp file of a process that is gone."""
+
     def setup(root: Path, mp: pytest.MonkeyPatch) -> None:
         proc = subprocess.Popen([sys.executable, "-c", "pass"])
         proc.wait()
@@ -191,12 +201,14 @@ def stale_temp(rel_dir: str) -> Setup:
 
         host = temp_sibling(root / "x").name.split("@")[1].split(".")[0]
         (root / rel_dir / f".s9.npz.{proc.pid}@{host}.dead{TEMP_MARKER}.npz").write_bytes(b"")
+
     return setup
 
 
 def chmod_x(rel: str) -> Setup:
     def setup(root: Path, mp: pytest.MonkeyPatch) -> None:
         (root / rel).chmod(0o755)
+
     return setup
 
 
@@ -207,124 +219,278 @@ GOOD = {"00:00": "negative", "00:02": "positive", "00:05": "negative"}
 # -- the cases -----------------------------------------------------------------------------------
 CASES: list[Case] = [
     # config
-    Case("config-yaml-syntax", ["config"], 1, ("micmon.yaml",),
-         write("micmon.yaml", "paths: [unclosed\n")),
-    Case("config-every-problem", ["config"], 1, ("monitor.threshold", "monitor.k", "paths.bogus"),
-         write("micmon.yaml", "monitor:\n  threshold: 7\n  k: -1\npaths:\n  bogus: 1\n"),
-         never=("more problem",)),
+    Case("config-yaml-syntax", ["config"], 1, ("micmon.yaml",), write("micmon.yaml", "paths: [unclosed\n")),
+    Case(
+        "config-every-problem",
+        ["config"],
+        1,
+        ("monitor.threshold", "monitor.k", "paths.bogus"),
+        write("micmon.yaml", "monitor:\n  threshold: 7\n  k: -1\npaths:\n  bogus: 1\n"),
+        never=("more problem",),
+    ),
     Case("config-is-a-folder", ["--config", "audio", "config"], 2, ("audio", "directory")),
-    Case("config-not-utf8", ["config"], 1, ("micmon.yaml", "UTF-8"),
-         write("micmon.yaml", "paths:\n  audio_dir: caf\xe9\n".encode("latin-1"))),
+    Case(
+        "config-not-utf8",
+        ["config"],
+        1,
+        ("micmon.yaml", "UTF-8"),
+        write("micmon.yaml", "paths:\n  audio_dir: caf\xe9\n".encode("latin-1")),
+    ),
     Case("config-missing-file", ["--config", "nowhere.yaml", "config"], 1, ("nowhere.yaml",)),
-    Case("config-env-missing", ["config"], 1, ("elsewhere.yaml",),
-         env={"MICMON_CONFIG": "elsewhere.yaml"}),
+    Case("config-env-missing", ["config"], 1, ("elsewhere.yaml",), env={"MICMON_CONFIG": "elsewhere.yaml"}),
     Case("config-init-exists", ["config", "--init", "micmon.yaml"], 1, ("micmon.yaml", "--force")),
-    Case("config-init-into-file", ["config", "--init", "notes.txt/micmon.yaml"], 1,
-         ("notes.txt",)),
+    Case("config-init-into-file", ["config", "--init", "notes.txt/micmon.yaml"], 1, ("notes.txt",)),
     Case("config-init-onto-folder", ["config", "--init", "audio", "--force"], 2, ("audio",)),
-    Case("config-wrong-type", ["config"], 1, ("audio.sample_rate", "'fast'"),
-         write("micmon.yaml", "audio:\n  sample_rate: fast\n")),
-    Case("config-unknown-section", ["config"], 1, ("trainnig",),
-         write("micmon.yaml", "trainnig:\n  epochs: 3\n")),
+    Case(
+        "config-wrong-type",
+        ["config"],
+        1,
+        ("audio.sample_rate", "'fast'"),
+        write("micmon.yaml", "audio:\n  sample_rate: fast\n"),
+    ),
+    Case(
+        "config-unknown-section",
+        ["config"],
+        1,
+        ("trainnig",),
+        write("micmon.yaml", "trainnig:\n  epochs: 3\n"),
+    ),
     Case("config-not-a-mapping", ["config"], 1, ("micmon.yaml",), write("micmon.yaml", "- a\n- b\n")),
     # label
-    Case("label-latin1", ["label", "s1"], 1, ("labels.json", "not UTF-8", "save it as UTF-8"),
-         write("audio/s1/labels.json", LATIN1)),
+    Case(
+        "label-latin1",
+        ["label", "s1"],
+        1,
+        ("labels.json", "not UTF-8", "save it as UTF-8"),
+        write("audio/s1/labels.json", LATIN1),
+    ),
     Case("label-bom-accepted", ["label", "s1"], 0, ("positive",), write("audio/s1/labels.json", BOM)),
-    Case("label-check-goes-on", ["label", "--check"], 1, ("s1", "not UTF-8", "s2", "past the end"),
-         both(write("audio/s1/labels.json", LATIN1),
-              labels("audio/s2/labels.json", {"00:00": "negative", "09:00": "positive"}))),
-    Case("label-json-is-folder", ["label", "s1"], 1, ("labels.json", "is a folder"),
-         folder("audio/s1/labels.json")),
-    Case("label-bad-json", ["label", "s1"], 1, ("labels.json", "line 1"),
-         write("audio/s1/labels.json", '{"00:00": "negative",')),
-    Case("label-repeated-key", ["label", "s1"], 1, ("'00:00'", "twice"),
-         write("audio/s1/labels.json", '{"00:00": "negative", "00:00": "positive"}')),
-    Case("label-json-list", ["label", "s1"], 1, ("labels.json", "list"),
-         write("audio/s1/labels.json", '["negative"]')),
-    Case("label-json-empty", ["label", "s1"], 1, ("labels.json", "no labels"),
-         write("audio/s1/labels.json", "{}")),
-    Case("label-bad-time-key", ["label", "s1"], 1, ("'1:2:3:4'",),
-         labels("audio/s1/labels.json", {"1:2:3:4": "negative"})),
+    Case(
+        "label-check-goes-on",
+        ["label", "--check"],
+        1,
+        ("s1", "not UTF-8", "s2", "past the end"),
+        both(
+            write("audio/s1/labels.json", LATIN1),
+            labels("audio/s2/labels.json", {"00:00": "negative", "09:00": "positive"}),
+        ),
+    ),
+    Case(
+        "label-json-is-folder",
+        ["label", "s1"],
+        1,
+        ("labels.json", "is a folder"),
+        folder("audio/s1/labels.json"),
+    ),
+    Case(
+        "label-bad-json",
+        ["label", "s1"],
+        1,
+        ("labels.json", "line 1"),
+        write("audio/s1/labels.json", '{"00:00": "negative",'),
+    ),
+    Case(
+        "label-repeated-key",
+        ["label", "s1"],
+        1,
+        ("'00:00'", "twice"),
+        write("audio/s1/labels.json", '{"00:00": "negative", "00:00": "positive"}'),
+    ),
+    Case(
+        "label-json-list",
+        ["label", "s1"],
+        1,
+        ("labels.json", "list"),
+        write("audio/s1/labels.json", '["negative"]'),
+    ),
+    Case(
+        "label-json-empty",
+        ["label", "s1"],
+        1,
+        ("labels.json", "no labels"),
+        write("audio/s1/labels.json", "{}"),
+    ),
+    Case(
+        "label-bad-time-key",
+        ["label", "s1"],
+        1,
+        ("'1:2:3:4'",),
+        labels("audio/s1/labels.json", {"1:2:3:4": "negative"}),
+    ),
     Case("label-bad-pair", ["label", "s1", "abc"], 1, ("'abc'", "TIME=LABEL")),
     Case("label-empty-label", ["label", "s1", "00:05="], 1, ("'00:05='",)),
     Case("label-pair-past-end", ["label", "s1", "09:00=positive"], 1, ("09:00", "past the end")),
     Case("label-negative-time", ["label", "s1", "--", "-5=positive"], 1, ("-5",)),
     Case("label-no-such-sample", ["label", "nope"], 1, ("nope", "micmon record nope")),
     Case("label-no-audio", ["label", "s1"], 1, ("s1", "no audio file"), remove("audio/s1/audio.wav")),
-    Case("label-timeline-past-end", ["label", "s1"], 0, ("positive", "09:00", "past the end"),
-         labels("audio/s1/labels.json", {"00:00": "negative", "00:02": "positive",
-                                         "09:00": "negative"}), never=("-532",)),
-    Case("label-garbage-audio", ["label", "s1"], 1, ("audio.wav",),
-         both(remove("audio/s1/audio.wav"), copy("garbage.mp3", "audio/s1/audio.wav"))),
-    Case("label-empty-audio", ["label", "s1"], 1, ("audio.wav",),
-         both(remove("audio/s1/audio.wav"), copy("empty.mp3", "audio/s1/audio.wav"))),
-    Case("label-check-empty-audio", ["label", "--check"], 1, ("s1",),
-         both(remove("audio/s1/audio.wav"), copy("empty.mp3", "audio/s1/audio.wav"))),
-    Case("label-check-no-labels", ["label", "--check"], 1, ("s2", "no labels.json"),
-         remove("audio/s2/labels.json")),
-    Case("label-labels-json-is-folder-on-write", ["label", "s1", "00:03=positive"], 1,
-         ("labels.json", "folder"), folder("audio/s1/labels.json")),
+    Case(
+        "label-timeline-past-end",
+        ["label", "s1"],
+        0,
+        ("positive", "09:00", "past the end"),
+        labels("audio/s1/labels.json", {"00:00": "negative", "00:02": "positive", "09:00": "negative"}),
+        never=("-532",),
+    ),
+    Case(
+        "label-garbage-audio",
+        ["label", "s1"],
+        1,
+        ("audio.wav",),
+        both(remove("audio/s1/audio.wav"), copy("garbage.mp3", "audio/s1/audio.wav")),
+    ),
+    Case(
+        "label-empty-audio",
+        ["label", "s1"],
+        1,
+        ("audio.wav",),
+        both(remove("audio/s1/audio.wav"), copy("empty.mp3", "audio/s1/audio.wav")),
+    ),
+    Case(
+        "label-check-empty-audio",
+        ["label", "--check"],
+        1,
+        ("s1",),
+        both(remove("audio/s1/audio.wav"), copy("empty.mp3", "audio/s1/audio.wav")),
+    ),
+    Case(
+        "label-check-no-labels",
+        ["label", "--check"],
+        1,
+        ("s2", "no labels.json"),
+        remove("audio/s2/labels.json"),
+    ),
+    Case(
+        "label-labels-json-is-folder-on-write",
+        ["label", "s1", "00:03=positive"],
+        1,
+        ("labels.json", "folder"),
+        folder("audio/s1/labels.json"),
+    ),
     Case("label-no-sample", ["label"], 1, ("SAMPLE",)),
     Case("label-audio-dir-missing", ["label", "--check", "--audio-dir", "nowhere"], 1, ("nowhere",)),
     # datagen
     Case("datagen-out-is-file", ["datagen", "audio", "notes.txt"], 1, ("notes.txt", "not a folder")),
-    Case("datagen-out-parent-is-file", ["datagen", "audio", "notes.txt/data"], 1,
-         ("notes.txt", "not a folder")),
-    Case("datagen-short-recording", ["datagen", "audio", "out"], 1,
-         ("s3", "no labelled", "1 of 3 sample folders failed"),
-         both(folder("audio/s3"), copy("short.wav", "audio/s3/audio.wav"),
-              labels("audio/s3/labels.json", {"00:00": "negative"})),
-         creates=("out", "out/s1.npz", "out/s2.npz"), absent=("out/s3.npz",)),
-    Case("datagen-empty-audio", ["datagen", "audio", "out"], 1, ("s3", "empty"),
-         both(folder("audio/s3"), copy("empty.mp3", "audio/s3/audio.mp3"),
-              labels("audio/s3/labels.json", {"00:00": "negative"})),
-         creates=("out", "out/s1.npz", "out/s2.npz"), absent=("out/s3.npz",)),
-    Case("datagen-garbage-audio", ["datagen", "audio", "out"], 1, ("s3", "audio.mp3"),
-         both(folder("audio/s3"), copy("garbage.mp3", "audio/s3/audio.mp3"),
-              labels("audio/s3/labels.json", {"00:00": "negative"})),
-         creates=("out", "out/s1.npz", "out/s2.npz"), absent=("out/s3.npz",)),
-    Case("datagen-latin1-labels", ["datagen", "audio", "out"], 1, ("s1", "labels.json", "UTF-8"),
-         write("audio/s1/labels.json", LATIN1), creates=("out", "out/s2.npz")),
-    Case("datagen-labels-is-folder", ["datagen", "audio", "out"], 1,
-         ("s1/labels.json", "is a folder"),
-         both(remove("audio/s1/labels.json"), folder("audio/s1/labels.json"))),
-    Case("datagen-low-above-high", ["datagen", "audio", "out", "--low", "9000", "--high", "100"], 1,
-         ("9000",)),
+    Case(
+        "datagen-out-parent-is-file", ["datagen", "audio", "notes.txt/data"], 1, ("notes.txt", "not a folder")
+    ),
+    Case(
+        "datagen-short-recording",
+        ["datagen", "audio", "out"],
+        1,
+        ("s3", "no labelled", "1 of 3 sample folders failed"),
+        both(
+            folder("audio/s3"),
+            copy("short.wav", "audio/s3/audio.wav"),
+            labels("audio/s3/labels.json", {"00:00": "negative"}),
+        ),
+        creates=("out", "out/s1.npz", "out/s2.npz"),
+        absent=("out/s3.npz",),
+    ),
+    Case(
+        "datagen-empty-audio",
+        ["datagen", "audio", "out"],
+        1,
+        ("s3", "empty"),
+        both(
+            folder("audio/s3"),
+            copy("empty.mp3", "audio/s3/audio.mp3"),
+            labels("audio/s3/labels.json", {"00:00": "negative"}),
+        ),
+        creates=("out", "out/s1.npz", "out/s2.npz"),
+        absent=("out/s3.npz",),
+    ),
+    Case(
+        "datagen-garbage-audio",
+        ["datagen", "audio", "out"],
+        1,
+        ("s3", "audio.mp3"),
+        both(
+            folder("audio/s3"),
+            copy("garbage.mp3", "audio/s3/audio.mp3"),
+            labels("audio/s3/labels.json", {"00:00": "negative"}),
+        ),
+        creates=("out", "out/s1.npz", "out/s2.npz"),
+        absent=("out/s3.npz",),
+    ),
+    Case(
+        "datagen-latin1-labels",
+        ["datagen", "audio", "out"],
+        1,
+        ("s1", "labels.json", "UTF-8"),
+        write("audio/s1/labels.json", LATIN1),
+        creates=("out", "out/s2.npz"),
+    ),
+    Case(
+        "datagen-labels-is-folder",
+        ["datagen", "audio", "out"],
+        1,
+        ("s1/labels.json", "is a folder"),
+        both(remove("audio/s1/labels.json"), folder("audio/s1/labels.json")),
+    ),
+    Case(
+        "datagen-low-above-high", ["datagen", "audio", "out", "--low", "9000", "--high", "100"], 1, ("9000",)
+    ),
     Case("datagen-bins-zero", ["datagen", "audio", "out", "--bins", "0"], (1, 2), ("bins",)),
-    Case("datagen-rate-zero", ["datagen", "audio", "out", "--sample-rate", "0"], (1, 2),
-         ("sample",)),
-    Case("datagen-ffmpeg-missing", ["datagen", "audio", "out", "--ffmpeg", "/opt/none/ffmpeg"], 1,
-         ("/opt/none/ffmpeg", "does not exist"), creates=("out",)),
-    Case("datagen-ffmpeg-folder", ["datagen", "audio", "out", "--ffmpeg", "./audio"], 1,
-         ("audio", "is a folder"), creates=("out",)),
-    Case("datagen-ffmpeg-not-executable", ["datagen", "audio", "out", "--ffmpeg", "./notes.txt"], 1,
-         ("notes.txt", "not executable"), creates=("out",)),
+    Case("datagen-rate-zero", ["datagen", "audio", "out", "--sample-rate", "0"], (1, 2), ("sample",)),
+    Case(
+        "datagen-ffmpeg-missing",
+        ["datagen", "audio", "out", "--ffmpeg", "/opt/none/ffmpeg"],
+        1,
+        ("/opt/none/ffmpeg", "does not exist"),
+        creates=("out",),
+    ),
+    Case(
+        "datagen-ffmpeg-folder",
+        ["datagen", "audio", "out", "--ffmpeg", "./audio"],
+        1,
+        ("audio", "is a folder"),
+        creates=("out",),
+    ),
+    Case(
+        "datagen-ffmpeg-not-executable",
+        ["datagen", "audio", "out", "--ffmpeg", "./notes.txt"],
+        1,
+        ("notes.txt", "not executable"),
+        creates=("out",),
+    ),
     Case("datagen-exists-no-force", ["datagen", "audio", "data"], 1, ("already exist", "--force")),
     Case("datagen-audio-dir-missing", ["datagen", "nowhere", "out"], 1, ("nowhere",)),
     Case("datagen-audio-dir-is-file", ["datagen", "notes.txt", "out"], 1, ("notes.txt",)),
     Case("datagen-jobs-zero", ["datagen", "audio", "out", "--jobs", "0"], 1, ("--jobs",)),
-    Case("datagen-no-sample-folders", ["datagen", "empty", "out"], 1, ("no sample folders",),
-         folder("empty")),
-    Case("datagen-stale-temp-removed", ["datagen", "audio", "out"], 0, (),
-         stale_temp("out"), creates=("out/s1.npz", "out/s2.npz")),
-    Case("datagen-disk-full", ["datagen", "audio", "out"], 1, ("out/s1.npz", "no space left"),
-         disk_full("numpy", "savez_compressed"), creates=("out",)),
+    Case(
+        "datagen-no-sample-folders", ["datagen", "empty", "out"], 1, ("no sample folders",), folder("empty")
+    ),
+    Case(
+        "datagen-stale-temp-removed",
+        ["datagen", "audio", "out"],
+        0,
+        (),
+        stale_temp("out"),
+        creates=("out/s1.npz", "out/s2.npz"),
+    ),
+    Case(
+        "datagen-disk-full",
+        ["datagen", "audio", "out"],
+        1,
+        ("out/s1.npz", "no space left"),
+        disk_full("numpy", "savez_compressed"),
+        creates=("out",),
+    ),
     # train (all fail before TensorFlow is imported)
     Case("train-data-missing", ["train", "nowhere", "m"], 1, ("nowhere",)),
     Case("train-data-empty", ["train", "empty", "m"], 1, ("empty", "micmon datagen"), folder("empty")),
     Case("train-model-dir-is-file", ["train", "data", "notes.txt"], 1, ("notes.txt", "not a folder")),
-    Case("train-model-parent-is-file", ["train", "data", "notes.txt/model"], 1,
-         ("notes.txt", "not a folder")),
+    Case(
+        "train-model-parent-is-file", ["train", "data", "notes.txt/model"], 1, ("notes.txt", "not a folder")
+    ),
     Case("train-model-exists", ["train", "data", "model"], 1, ("model", "--force")),
-    Case("train-corrupt-npz", ["train", "data", "m"], 1, ("bad.npz",),
-         write("data/bad.npz", b"not a zip file")),
+    Case(
+        "train-corrupt-npz", ["train", "data", "m"], 1, ("bad.npz",), write("data/bad.npz", b"not a zip file")
+    ),
     Case("train-empty-npz", ["train", "data", "m"], 1, ("bad.npz",), write("data/bad.npz", b"")),
     Case("train-epochs-zero", ["train", "data", "m", "--epochs", "0"], 1, ("epochs",)),
-    Case("train-split-two", ["train", "data", "m", "--validation-split", "2"], 1,
-         ("validation_split",)),
-    Case("train-unknown-label", ["train", "data", "m", "--labels", "negative,barking"], 1,
-         ("barking",)),
+    Case("train-split-two", ["train", "data", "m", "--validation-split", "2"], 1, ("validation_split",)),
+    Case("train-unknown-label", ["train", "data", "m", "--labels", "negative,barking"], 1, ("barking",)),
     Case("train-datasets-is-file", ["train", "notes.txt", "m"], 1, ("notes.txt",)),
     # predict
     Case("predict-missing-file", ["predict", "nope.wav"], 1, ("nope.wav", "no such audio file")),
@@ -333,78 +499,182 @@ CASES: list[Case] = [
     Case("predict-empty-file", ["predict", "empty.mp3"], 1, ("empty.mp3", "empty")),
     Case("predict-garbage", ["predict", "garbage.mp3"], 1, ("garbage.mp3", "not an audio file")),
     Case("predict-text-file", ["predict", "notes.txt"], 1, ("notes.txt",)),
-    Case("predict-batch-goes-on", ["predict", "clip.wav", "nope.wav", "audio/s1"], 1,
-         ("nope.wav", "1 of 3 files failed", "clip.wav", "s1")),
+    Case(
+        "predict-batch-goes-on",
+        ["predict", "clip.wav", "nope.wav", "audio/s1"],
+        1,
+        ("nope.wav", "1 of 3 files failed", "clip.wav", "s1"),
+    ),
     Case("predict-folder-without-audio", ["predict", "empty"], 1, ("empty", "audio"), folder("empty")),
     Case("predict-model-missing", ["predict", "--model", "nowhere", "clip.wav"], 1, ("nowhere",)),
-    Case("predict-model-json-corrupt", ["predict", "clip.wav"], 1, ("micmon.json",),
-         write("model/micmon.json", "{not json")),
-    Case("predict-model-empty-folder", ["predict", "--model", "empty", "clip.wav"], 1, ("empty",),
-         folder("empty")),
-    Case("predict-model-tflite-garbage", ["predict", "clip.wav"], 1, ("model",),
-         both(write("model/model.tflite", b"garbage"), remove("model/model.keras"))),
+    Case(
+        "predict-model-json-corrupt",
+        ["predict", "clip.wav"],
+        1,
+        ("micmon.json",),
+        write("model/micmon.json", "{not json"),
+    ),
+    Case(
+        "predict-model-empty-folder",
+        ["predict", "--model", "empty", "clip.wav"],
+        1,
+        ("empty",),
+        folder("empty"),
+    ),
+    Case(
+        "predict-model-tflite-garbage",
+        ["predict", "clip.wav"],
+        1,
+        ("model",),
+        both(write("model/model.tflite", b"garbage"), remove("model/model.keras")),
+    ),
     Case("predict-bad-start", ["predict", "clip.wav", "--start", "-5"], 1, ("--start",)),
     Case("predict-bad-duration", ["predict", "clip.wav", "--duration", "abc"], 1, ("--duration",)),
     Case("predict-hop-zero", ["predict", "clip.wav", "--hop", "0"], 1, ("hop",)),
     Case("predict-batch-size-zero", ["predict", "clip.wav", "--batch-size", "0"], 1, ("batch",)),
-    Case("predict-ffmpeg-missing", ["predict", "clip.wav", "--ffmpeg", "/no/ffmpeg"], 1,
-         ("/no/ffmpeg", "does not exist")),
-    Case("predict-start-past-end", ["predict", "clip.wav", "--start", "5:00"], 1,
-         ("clip.wav", "shorter than one")),
+    Case(
+        "predict-ffmpeg-missing",
+        ["predict", "clip.wav", "--ffmpeg", "/no/ffmpeg"],
+        1,
+        ("/no/ffmpeg", "does not exist"),
+    ),
+    Case(
+        "predict-start-past-end",
+        ["predict", "clip.wav", "--start", "5:00"],
+        1,
+        ("clip.wav", "shorter than one"),
+    ),
     # evaluate
-    Case("evaluate-unknown-labels", ["evaluate", "audio"], 1, ("'barking'", "unknown to the model"),
-         labels("audio/s1/labels.json", {"00:00": "negative", "00:02": "barking"}),
-         never=("false alarms/h",)),
-    Case("evaluate-calibrate-unknown-labels", ["evaluate", "audio", "--calibrate"], 1,
-         ("'barking'", "unknown to the model"),
-         labels("audio/s2/labels.json", {"00:00": "barking"})),
-    Case("evaluate-no-folders", ["evaluate", "empty"], 1, ("empty", "no labelled sample folders"),
-         folder("empty")),
-    Case("evaluate-budget-negative", ["evaluate", "audio", "--calibrate",
-                                      "--max-false-alarms-per-hour", "-1"], 1,
-         ("max_false_alarms_per_hour",)),
-    Case("evaluate-latin1-goes-on", ["evaluate", "audio"], 1, ("s1", "UTF-8", "1 of 2 recordings"),
-         write("audio/s1/labels.json", LATIN1)),
-    Case("evaluate-short-recording", ["evaluate", "audio"], 1, ("s3", "shorter than one"),
-         both(folder("audio/s3"), copy("short.wav", "audio/s3/audio.wav"),
-              labels("audio/s3/labels.json", {"00:00": "negative"}))),
+    Case(
+        "evaluate-unknown-labels",
+        ["evaluate", "audio"],
+        1,
+        ("'barking'", "unknown to the model"),
+        labels("audio/s1/labels.json", {"00:00": "negative", "00:02": "barking"}),
+        never=("false alarms/h",),
+    ),
+    Case(
+        "evaluate-calibrate-unknown-labels",
+        ["evaluate", "audio", "--calibrate"],
+        1,
+        ("'barking'", "unknown to the model"),
+        labels("audio/s2/labels.json", {"00:00": "barking"}),
+    ),
+    Case(
+        "evaluate-no-folders",
+        ["evaluate", "empty"],
+        1,
+        ("empty", "no labelled sample folders"),
+        folder("empty"),
+    ),
+    Case(
+        "evaluate-budget-negative",
+        ["evaluate", "audio", "--calibrate", "--max-false-alarms-per-hour", "-1"],
+        1,
+        ("max_false_alarms_per_hour",),
+    ),
+    Case(
+        "evaluate-latin1-goes-on",
+        ["evaluate", "audio"],
+        1,
+        ("s1", "UTF-8", "1 of 2 recordings"),
+        write("audio/s1/labels.json", LATIN1),
+    ),
+    Case(
+        "evaluate-short-recording",
+        ["evaluate", "audio"],
+        1,
+        ("s3", "shorter than one"),
+        both(
+            folder("audio/s3"),
+            copy("short.wav", "audio/s3/audio.wav"),
+            labels("audio/s3/labels.json", {"00:00": "negative"}),
+        ),
+    ),
     Case("evaluate-plot-into-file", ["evaluate", "audio", "--plot", "notes.txt"], 2, ("notes.txt",)),
-    Case("evaluate-plot-under-file", ["evaluate", "audio", "--plot", "notes.txt/plots"], 1,
-         ("notes.txt",)),
+    Case("evaluate-plot-under-file", ["evaluate", "audio", "--plot", "notes.txt/plots"], 1, ("notes.txt",)),
     # monitor (file replay; a device that does not exist)
-    Case("monitor-silence-no-event", ["monitor", "-i", "silence.wav", "--fast", "--json"], 0,
-         ("digital silence",), never=('"event"',)),
-    Case("monitor-device-never-opens", ["monitor", "--system", "alsa", "--device", "hw:97,0"], 1,
-         ("hw:97,0", "arecord -l", "pactl list sources short")),
-    Case("monitor-clip-folder-is-file", ["monitor", "-i", "clip.wav", "--fast"], 1,
-         ("notes.txt", "clip folder"),
-         write("micmon.yaml", CONFIG + "  actions:\n    - type: clip\n      folder: notes.txt/clips\n")),
+    Case(
+        "monitor-silence-no-event",
+        ["monitor", "-i", "silence.wav", "--fast", "--json"],
+        0,
+        ("digital silence",),
+        never=('"event"',),
+    ),
+    Case(
+        "monitor-device-never-opens",
+        ["monitor", "--system", "alsa", "--device", "hw:97,0"],
+        1,
+        ("hw:97,0", "arecord -l", "pactl list sources short"),
+    ),
+    Case(
+        "monitor-clip-folder-is-file",
+        ["monitor", "-i", "clip.wav", "--fast"],
+        1,
+        ("notes.txt", "clip folder"),
+        write("micmon.yaml", CONFIG + "  actions:\n    - type: clip\n      folder: notes.txt/clips\n"),
+    ),
     Case("monitor-input-missing", ["monitor", "-i", "nope.wav", "--fast"], 2, ("nope.wav",)),
     Case("monitor-input-garbage", ["monitor", "-i", "garbage.mp3", "--fast"], 1, ("garbage.mp3",)),
-    Case("monitor-threshold-two", ["monitor", "-i", "clip.wav", "--threshold", "2"], 1,
-         ("threshold",)),
-    Case("monitor-k-above-n", ["monitor", "-i", "clip.wav"], 1, ("k",),
-         write("micmon.yaml", CONFIG + "  k: 3\n  n: 2\n")),
-    Case("monitor-unknown-target", ["monitor", "-i", "clip.wav"], 1, ("barking",),
-         write("micmon.yaml", CONFIG + "  targets: [barking]\n")),
-    Case("monitor-command-missing", ["monitor", "-i", "clip.wav", "--fast"], 1, ("no-such-program",),
-         write("micmon.yaml", CONFIG + "  actions:\n    - type: command\n"
-                                       "      command: [no-such-program]\n")),
-    Case("monitor-model-missing", ["monitor", "-i", "clip.wav", "--model", "nowhere"], 1,
-         ("nowhere",)),
+    Case("monitor-threshold-two", ["monitor", "-i", "clip.wav", "--threshold", "2"], 1, ("threshold",)),
+    Case(
+        "monitor-k-above-n",
+        ["monitor", "-i", "clip.wav"],
+        1,
+        ("k",),
+        write("micmon.yaml", CONFIG + "  k: 3\n  n: 2\n"),
+    ),
+    Case(
+        "monitor-unknown-target",
+        ["monitor", "-i", "clip.wav"],
+        1,
+        ("barking",),
+        write("micmon.yaml", CONFIG + "  targets: [barking]\n"),
+    ),
+    Case(
+        "monitor-command-missing",
+        ["monitor", "-i", "clip.wav", "--fast"],
+        1,
+        ("no-such-program",),
+        write("micmon.yaml", CONFIG + "  actions:\n    - type: command\n      command: [no-such-program]\n"),
+    ),
+    Case("monitor-model-missing", ["monitor", "-i", "clip.wav", "--model", "nowhere"], 1, ("nowhere",)),
     # record
-    Case("record-ffmpeg-missing", ["record", "x", "--ffmpeg", "/no/ffmpeg", "--duration", "1"], 1,
-         ("/no/ffmpeg", "does not exist"), absent=("audio/x",)),
-    Case("record-bad-device", ["record", "x", "--system", "lavfi", "--device", "nonsense_src",
-                               "--duration", "1"], 1, ("nonsense_src", "recording failed"),
-         absent=("audio/x",)),
+    Case(
+        "record-ffmpeg-missing",
+        ["record", "x", "--ffmpeg", "/no/ffmpeg", "--duration", "1"],
+        1,
+        ("/no/ffmpeg", "does not exist"),
+        absent=("audio/x",),
+    ),
+    Case(
+        "record-bad-device",
+        ["record", "x", "--system", "lavfi", "--device", "nonsense_src", "--duration", "1"],
+        1,
+        ("nonsense_src", "recording failed"),
+        absent=("audio/x",),
+    ),
     Case("record-exists", ["record", "s1", "--duration", "1"], 1, ("s1", "--force")),
     Case("record-bad-name", ["record", "../x", "--duration", "1"], 1, ("'../x'",)),
     Case("record-duration-zero", ["record", "x", "--duration", "0"], 1, ("--duration",)),
-    Case("record-audio-dir-is-file", ["record", "x", "--audio-dir", "notes.txt", "--system", "lavfi",
-                                      "--device", "sine", "--duration", "1"], 1, ("notes.txt",)),
-    Case("record-bad-format", ["record", "x", "--format", "xyz", "--duration", "1"], 1,
-         ("xyz",)),
+    Case(
+        "record-audio-dir-is-file",
+        [
+            "record",
+            "x",
+            "--audio-dir",
+            "notes.txt",
+            "--system",
+            "lavfi",
+            "--device",
+            "sine",
+            "--duration",
+            "1",
+        ],
+        1,
+        ("notes.txt",),
+    ),
+    Case("record-bad-format", ["record", "x", "--format", "xyz", "--duration", "1"], 1, ("xyz",)),
 ]
 
 
@@ -440,18 +710,23 @@ def _run(case: Case, ws: Path, monkeypatch: pytest.MonkeyPatch) -> dict:
     changed = sorted(k for k in before if after.get(k) != before[k])
     new = sorted(k for k in after if k not in before)
     allowed = set(case.creates)
-    unexpected = [k for k in new if k not in allowed and not any(k.startswith(a + "/")
-                                                                  for a in allowed)]
-    leftovers = [str(p.relative_to(ws)) for p in ws.rglob("*")
-                 if TEMP_MARKER in p.name or p.name.endswith(".partial")]
+    unexpected = [k for k in new if k not in allowed and not any(k.startswith(a + "/") for a in allowed)]
+    leftovers = [
+        str(p.relative_to(ws)) for p in ws.rglob("*") if TEMP_MARKER in p.name or p.name.endswith(".partial")
+    ]
     codes = case.code if isinstance(case.code, tuple) else (case.code,)
     crashed = exception is not None and not isinstance(exception, SystemExit)
     record = {
-        "id": case.id, "command": case.args[0] if case.args[0] != "--config" else case.args[2],
-        "exit": exit_code, "exit_ok": exit_code in codes and not hung, "hung": hung,
+        "id": case.id,
+        "command": case.args[0] if case.args[0] != "--config" else case.args[2],
+        "exit": exit_code,
+        "exit_ok": exit_code in codes and not hung,
+        "hung": hung,
         "traceback": crashed or "Traceback" in output,
         "clear": all(s in flat for s in case.says) and not any(s in flat for s in case.never),
-        "changed": changed, "unexpected": unexpected, "leftovers": leftovers,
+        "changed": changed,
+        "unexpected": unexpected,
+        "leftovers": leftovers,
         "absent_ok": all(not (ws / a).exists() for a in case.absent),
         "output": output[-1500:],
     }

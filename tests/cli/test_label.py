@@ -22,7 +22,10 @@ def test_pairs_merge_into_labels_json_and_show_the_timeline(invoke, isolated: Pa
     result = invoke(["label", "--audio-dir", "audio", "s1", "00:08.000=negative"])
     assert result.exit_code == 0, result.output
     assert json.loads((folder / "labels.json").read_text()) == {
-        "00:00": "negative", "00:04": "positive", "00:08": "negative"}
+        "00:00": "negative",
+        "00:04": "positive",
+        "00:08": "negative",
+    }
     rows = [ln for ln in result.stdout.splitlines() if "negative" in ln or "positive" in ln]
     assert len(rows) == 3
     # The beeping segment is the loud one: its mean dBFS is well above the background's.
@@ -58,7 +61,8 @@ def test_check_lists_every_problem_at_once(invoke, assert_error, isolated: Path)
     (isolated / "audio" / "orphan").mkdir()
     (isolated / "audio" / "orphan" / "labels.json").write_text("{}")
     (isolated / "micmon.yaml").write_text(
-        "paths:\n  audio_dir: audio\ntraining:\n  labels: [negative, positive]\n")
+        "paths:\n  audio_dir: audio\ntraining:\n  labels: [negative, positive]\n"
+    )
     result = invoke(["label", "--check"])
     assert_error(result, "4 problems")
     table = " ".join(result.stdout.split())
@@ -82,7 +86,6 @@ def test_suggest_drafts_boundaries_near_the_loud_segments(invoke, isolated: Path
     assert result.exit_code == 0, result.output
     draft = json.loads(result.stdout)
     found = [(parse_time(t), label) for t, label in draft.items()]
-    assert [label for _, label in found] == ["negative", "positive", "negative", "positive",
-                                             "negative"]
+    assert [label for _, label in found] == ["negative", "positive", "negative", "positive", "negative"]
     for (t, _), expected in zip(found[1:], (6.0, 12.0, 20.0, 25.0), strict=True):
         assert abs(t - expected) <= 0.5

@@ -40,7 +40,7 @@ def positive_wav(tmp_path_factory: pytest.TempPathFactory) -> Path:
     rng = np.random.default_rng(11)
     signal_ = background(LEAD_IN + SOUND + TAIL, rate, rng)
     a = int(LEAD_IN * rate)
-    signal_[a:a + int(SOUND * rate)] += beeps(SOUND, rate)
+    signal_[a : a + int(SOUND * rate)] += beeps(SOUND, rate)
     return encode(tmp_path_factory.mktemp("play") / "positive.wav", signal_, rate)
 
 
@@ -55,13 +55,20 @@ class Process:
     """A `micmon` child process whose stdout JSON lines are collected as they arrive."""
 
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen([MICMON, *args], env={**env, "MICMON_NO_LIVE": "1"},
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        self.proc = subprocess.Popen(
+            [MICMON, *args],
+            env={**env, "MICMON_NO_LIVE": "1"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         self.lines: queue.Queue[tuple[float, dict]] = queue.Queue()
         self.stdout: list[str] = []
         self.stderr: list[str] = []
-        self._readers = [threading.Thread(target=self._read, daemon=True),
-                         threading.Thread(target=self._read_err, daemon=True)]
+        self._readers = [
+            threading.Thread(target=self._read, daemon=True),
+            threading.Thread(target=self._read_err, daemon=True),
+        ]
         for thread in self._readers:
             thread.start()
 
@@ -81,8 +88,7 @@ class Process:
         except queue.Empty:
             self.proc.kill()
             self.proc.wait()
-            raise AssertionError(f"no event in {timeout} s; stderr:\n"
-                                 f"{''.join(self.stderr)}") from None
+            raise AssertionError(f"no event in {timeout} s; stderr:\n{''.join(self.stderr)}") from None
 
     def terminate(self) -> tuple[int, str]:
         """SIGTERM, wait for the exit and for both pipes to be read to the end."""
@@ -98,8 +104,13 @@ def _wait_for_capture(pulse: PulseServer, timeout: float = 20.0) -> None:
     """Wait until a client (ffmpeg) records from the server."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        out = subprocess.run(["pactl", "list", "short", "source-outputs"], env=pulse.env,
-                             capture_output=True, text=True, check=False).stdout
+        out = subprocess.run(
+            ["pactl", "list", "short", "source-outputs"],
+            env=pulse.env,
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout
         if out.strip():
             return
         time.sleep(0.1)
@@ -107,13 +118,26 @@ def _wait_for_capture(pulse: PulseServer, timeout: float = 20.0) -> None:
 
 
 @pytest.mark.pulse
-def test_pulse_sink_one_start_and_one_end_in_time(pulse_server: PulseServer,
-                                                  trained_model_dir: Path,
-                                                  positive_wav: Path, config: Path) -> None:
+def test_pulse_sink_one_start_and_one_end_in_time(
+    pulse_server: PulseServer, trained_model_dir: Path, positive_wav: Path, config: Path
+) -> None:
     pulse = pulse_server
     env = {k: v for k, v in pulse.env.items() if k != "MICMON_CONFIG"}
-    mon = Process(["--config", str(config), "monitor", "--model", str(trained_model_dir),
-                   "--system", "pulse", "--device", pulse.monitor, "--json"], env)
+    mon = Process(
+        [
+            "--config",
+            str(config),
+            "monitor",
+            "--model",
+            str(trained_model_dir),
+            "--system",
+            "pulse",
+            "--device",
+            pulse.monitor,
+            "--json",
+        ],
+        env,
+    )
     try:
         _wait_for_capture(pulse)
         time.sleep(1.0)  # some silence first (gated by min_dbfs)
@@ -135,11 +159,23 @@ def test_pulse_sink_one_start_and_one_end_in_time(pulse_server: PulseServer,
     assert "stopped after" in err
 
 
-def test_sigterm_ends_the_open_event_and_exits_0(trained_model_dir: Path, positive_wav: Path,
-                                                 config: Path) -> None:
+def test_sigterm_ends_the_open_event_and_exits_0(
+    trained_model_dir: Path, positive_wav: Path, config: Path
+) -> None:
     env = {k: v for k, v in os.environ.items() if k != "MICMON_CONFIG"}
-    mon = Process(["--config", str(config), "monitor", "--model", str(trained_model_dir),
-                   "--input", str(positive_wav), "--json"], env)
+    mon = Process(
+        [
+            "--config",
+            str(config),
+            "monitor",
+            "--model",
+            str(trained_model_dir),
+            "--input",
+            str(positive_wav),
+            "--json",
+        ],
+        env,
+    )
     _, start = mon.next_event(timeout=30)
     assert start["event"] == "start"
     code, err = mon.terminate()
@@ -154,50 +190,76 @@ def run(*args: str) -> tuple[int, str, str]:
     return result.exit_code, result.stdout, result.stderr
 
 
-def test_fast_replay_prints_only_json_lines(trained_model_dir: Path, positive_wav: Path,
-                                            config: Path, tmp_path: Path) -> None:
-    config.write_text(CONFIG + "  actions:\n    - type: clip\n      format: wav\n"
-                      "      folder: clips\n      pre_roll: 1\n")
-    code, out, err = run("--config", str(config), "monitor", "--model", str(trained_model_dir),
-                         "--input", str(positive_wav), "--fast", "--json")
+def test_fast_replay_prints_only_json_lines(
+    trained_model_dir: Path, positive_wav: Path, config: Path, tmp_path: Path
+) -> None:
+    config.write_text(
+        CONFIG + "  actions:\n    - type: clip\n      format: wav\n      folder: clips\n      pre_roll: 1\n"
+    )
+    code, out, err = run(
+        "--config",
+        str(config),
+        "monitor",
+        "--model",
+        str(trained_model_dir),
+        "--input",
+        str(positive_wav),
+        "--fast",
+        "--json",
+    )
     assert code == 0, err
     lines = [json.loads(line) for line in out.splitlines()]
-    assert [(d["event"], d["label"]) for d in lines] == [("start", "positive"),
-                                                         ("end", "positive")]
+    assert [(d["event"], d["label"]) for d in lines] == [("start", "positive"), ("end", "positive")]
     clip = Path(lines[1]["clip"])
     assert clip.exists() and clip.parent == tmp_path / "clips"
 
 
-@pytest.mark.parametrize(("yaml_text", "message"), [
-    ("monitor:\n  actions:\n    - type: sms\n", "monitor.actions.0: input tag 'sms'"),
-    ("monitor:\n  threshold: 1.5\n", "monitor.threshold: input should be less than or equal"),
-    ("monitor:\n  thresholds:\n    positive: 0\n", "thresholds.positive must be a score"),
-    ("monitor:\n  k: 3\n  n: 2\n", "k: 3 windows above the threshold can never happen"),
-    ("monitor:\n  thresholds:\n    cry: 0.5\n", "unknown label 'cry'"),
-    ("monitor:\n  actions:\n    - type: mqtt\n      broker: http://broker\n",
-     "broker: unknown scheme 'http'"),
-    ("monitor:\n  actions:\n    - type: mqtt\n      broker: 'mqtt://host:99999'\n",
-     "not a valid URL"),
-    ("monitor:\n  actions:\n    - type: webhook\n      url: hook.local\n",
-     "expected an http:// or https:// URL"),
-    ("monitor:\n  actions:\n    - type: command\n      command: [no-such-prog-micmon]\n",
-     "monitor.actions[0] (command): command: 'no-such-prog-micmon' is not an executable"),
-])
-def test_bad_config_values_get_clear_messages(trained_model_dir: Path, positive_wav: Path,
-                                              tmp_path: Path, yaml_text: str,
-                                              message: str) -> None:
+@pytest.mark.parametrize(
+    ("yaml_text", "message"),
+    [
+        ("monitor:\n  actions:\n    - type: sms\n", "monitor.actions.0: input tag 'sms'"),
+        ("monitor:\n  threshold: 1.5\n", "monitor.threshold: input should be less than or equal"),
+        ("monitor:\n  thresholds:\n    positive: 0\n", "thresholds.positive must be a score"),
+        ("monitor:\n  k: 3\n  n: 2\n", "k: 3 windows above the threshold can never happen"),
+        ("monitor:\n  thresholds:\n    cry: 0.5\n", "unknown label 'cry'"),
+        (
+            "monitor:\n  actions:\n    - type: mqtt\n      broker: http://broker\n",
+            "broker: unknown scheme 'http'",
+        ),
+        ("monitor:\n  actions:\n    - type: mqtt\n      broker: 'mqtt://host:99999'\n", "not a valid URL"),
+        (
+            "monitor:\n  actions:\n    - type: webhook\n      url: hook.local\n",
+            "expected an http:// or https:// URL",
+        ),
+        (
+            "monitor:\n  actions:\n    - type: command\n      command: [no-such-prog-micmon]\n",
+            "monitor.actions[0] (command): command: 'no-such-prog-micmon' is not an executable",
+        ),
+    ],
+)
+def test_bad_config_values_get_clear_messages(
+    trained_model_dir: Path, positive_wav: Path, tmp_path: Path, yaml_text: str, message: str
+) -> None:
     config = tmp_path / "micmon.yaml"
     config.write_text(yaml_text)
-    code, out, err = run("--config", str(config), "monitor", "--model", str(trained_model_dir),
-                         "--input", str(positive_wav), "--fast", "--json")
+    code, out, err = run(
+        "--config",
+        str(config),
+        "monitor",
+        "--model",
+        str(trained_model_dir),
+        "--input",
+        str(positive_wav),
+        "--fast",
+        "--json",
+    )
     assert code == 1
     assert message in " ".join(err.split()), err
     assert out == ""
 
 
 def test_missing_model_says_how_to_fix(tmp_path: Path, positive_wav: Path) -> None:
-    code, _, err = run("monitor", "--model", str(tmp_path / "nope"), "--input",
-                       str(positive_wav))
+    code, _, err = run("monitor", "--model", str(tmp_path / "nope"), "--input", str(positive_wav))
     assert code == 1 and "no such model folder" in err
 
 
@@ -211,8 +273,9 @@ def test_settings_come_from_calibration_then_config(tmp_path: Path) -> None:
     labels = ["quiet", "negative", "cry"]
 
     def settings_for(metadata: dict):  # noqa: ANN202 - as the monitor command computes them
-        return model_settings(metadata, labels, overrides=cfg.detector_overrides(),
-                              background_label=cfg.background_label())
+        return model_settings(
+            metadata, labels, overrides=cfg.detector_overrides(), background_label=cfg.background_label()
+        )
 
     settings = settings_for({})
     assert settings.targets == ("negative", "cry") and (settings.k, settings.n) == (2, 3)
@@ -233,26 +296,33 @@ def _calibrated_copy(model_dir: Path, tmp_path: Path, **detector: object) -> Pat
     return copy
 
 
-def test_explicit_threshold_beats_the_calibration(trained_model_dir: Path, positive_wav: Path,
-                                                  tmp_path: Path) -> None:
+def test_explicit_threshold_beats_the_calibration(
+    trained_model_dir: Path, positive_wav: Path, tmp_path: Path
+) -> None:
     model = _calibrated_copy(trained_model_dir, tmp_path, thresholds={"positive": 0.35}, k=1, n=1)
-    code, _, err = run("monitor", "--model", str(model), "--input", str(positive_wav), "--fast",
-                       "--json")
+    code, _, err = run("monitor", "--model", str(model), "--input", str(positive_wav), "--fast", "--json")
     assert code == 0, err
     assert "positive (threshold 0.35" in " ".join(err.split())
-    code, _, err = run("monitor", "--model", str(model), "--input", str(positive_wav), "--fast",
-                       "--json", "--threshold", "0.9")
+    code, _, err = run(
+        "monitor",
+        "--model",
+        str(model),
+        "--input",
+        str(positive_wav),
+        "--fast",
+        "--json",
+        "--threshold",
+        "0.9",
+    )
     assert code == 0, err
     assert "positive (threshold 0.9" in " ".join(err.split())
 
 
-def test_library_monitor_applies_the_stored_calibration(trained_model_dir: Path,
-                                                        tmp_path: Path) -> None:
+def test_library_monitor_applies_the_stored_calibration(trained_model_dir: Path, tmp_path: Path) -> None:
     from micmon.model import Model
     from micmon.monitor import Listener
 
-    model_dir = _calibrated_copy(trained_model_dir, tmp_path, thresholds={"positive": 0.42}, k=2,
-                                 n=3)
+    model_dir = _calibrated_copy(trained_model_dir, tmp_path, thresholds={"positive": 0.42}, k=2, n=3)
     from micmon.model import Model as _Model
 
     _Model.update_metadata(model_dir, calibration={"hop_seconds": 0.4})
@@ -262,15 +332,29 @@ def test_library_monitor_applies_the_stored_calibration(trained_model_dir: Path,
     assert listener.hop == 0.4
 
 
-def test_predict_reports_the_events_monitor_raises(trained_model_dir: Path, positive_wav: Path,
-                                                   config: Path) -> None:
-    code, out, err = run("--config", str(config), "monitor", "--model", str(trained_model_dir),
-                         "--input", str(positive_wav), "--fast", "--json")
+def test_predict_reports_the_events_monitor_raises(
+    trained_model_dir: Path, positive_wav: Path, config: Path
+) -> None:
+    code, out, err = run(
+        "--config",
+        str(config),
+        "monitor",
+        "--model",
+        str(trained_model_dir),
+        "--input",
+        str(positive_wav),
+        "--fast",
+        "--json",
+    )
     assert code == 0, err
-    raised = [(d["label"], d["start_seconds"], d["end_seconds"])
-              for d in map(json.loads, out.splitlines()) if d["event"] == "end"]
-    code, out, err = run("--config", str(config), "predict", "--model", str(trained_model_dir),
-                         "--json", str(positive_wav))
+    raised = [
+        (d["label"], d["start_seconds"], d["end_seconds"])
+        for d in map(json.loads, out.splitlines())
+        if d["event"] == "end"
+    ]
+    code, out, err = run(
+        "--config", str(config), "predict", "--model", str(trained_model_dir), "--json", str(positive_wav)
+    )
     assert code == 0, err
     rows = [json.loads(line) for line in out.splitlines()]
     windows = [r for r in rows if r["type"] == "window"]

@@ -46,22 +46,55 @@ def test_plot_writes_png_files(cli_model: Path) -> None:
         assert (cli_model / name).read_bytes()[:8] == PNG_MAGIC
 
 
-def test_train_refuses_an_existing_model_without_force(invoke, assert_error, cli_model: Path,
-                                                       cli_data: Path) -> None:
+def test_train_refuses_an_existing_model_without_force(
+    invoke, assert_error, cli_model: Path, cli_data: Path
+) -> None:
     before = (cli_model / "micmon.json").read_text()
-    assert_error(invoke(["train", cli_data, cli_model, "--epochs", "1"]), str(cli_model),
-                 "already holds a model", "--force")
+    assert_error(
+        invoke(["train", cli_data, cli_model, "--epochs", "1"]),
+        str(cli_model),
+        "already holds a model",
+        "--force",
+    )
     assert (cli_model / "micmon.json").read_text() == before
 
 
 def test_train_cnn_on_logmel_with_options(invoke, cli_audio: Path, isolated: Path) -> None:
     data = isolated / "logmel"
-    result = invoke(["datagen", cli_audio, data, "--feature", "logmel", "--sample-rate", "16000",
-                     "--high", "7500", "--low", "250"])
+    result = invoke(
+        [
+            "datagen",
+            cli_audio,
+            data,
+            "--feature",
+            "logmel",
+            "--sample-rate",
+            "16000",
+            "--high",
+            "7500",
+            "--low",
+            "250",
+        ]
+    )
     assert result.exit_code == 0, result.output
     model = isolated / "cnn"
-    result = invoke(["train", data, model, "--epochs", "2", "--no-class-weight", "--by-window",
-                     "--validation-split", "0.2", "--batch-size", "8", "--seed", "3"])
+    result = invoke(
+        [
+            "train",
+            data,
+            model,
+            "--epochs",
+            "2",
+            "--no-class-weight",
+            "--by-window",
+            "--validation-split",
+            "0.2",
+            "--batch-size",
+            "8",
+            "--seed",
+            "3",
+        ]
+    )
     assert result.exit_code == 0, result.output
     meta = json.loads((model / "micmon.json").read_text())
     assert meta["training"]["model_type"] == "cnn"  # follows the datasets' feature type
@@ -74,11 +107,19 @@ def test_train_errors(invoke, assert_error, cli_data: Path, isolated: Path) -> N
     assert_error(invoke(["train", "no_such_data", "m"]), "no_such_data", "does not exist")
     (isolated / "empty").mkdir()
     assert_error(invoke(["train", "empty", "m"]), "empty", "no .npz datasets", "micmon datagen")
-    assert_error(invoke(["train", cli_data, "m", "--labels", "negative,alarm"]),
-                 "'positive'", "not in the label list", "['negative', 'alarm']")
+    assert_error(
+        invoke(["train", cli_data, "m", "--labels", "negative,alarm"]),
+        "'positive'",
+        "not in the label list",
+        "['negative', 'alarm']",
+    )
     one = isolated / "one_label"
     one.mkdir()
     shutil.copy(cli_data / "sample_1.npz", one)
-    assert_error(invoke(["train", one, "m", "--labels", "negative,positive,cat"]),
-                 "--labels", "cat", "occur in no dataset")
+    assert_error(
+        invoke(["train", one, "m", "--labels", "negative,positive,cat"]),
+        "--labels",
+        "cat",
+        "occur in no dataset",
+    )
     assert not (isolated / "work" / "m").exists()

@@ -55,30 +55,52 @@ def probe_audio(path: str | os.PathLike[str], *, ffmpeg_bin: str = "ffmpeg") -> 
         raise AudioError(f"{path}: the file is empty (0 bytes); record it again or remove it")
     ffprobe = sibling_tool(ffmpeg_bin, "ffprobe")
     result = subprocess.run(
-        [ffprobe, "-v", "error", "-select_streams", "a:0", "-show_entries",
-         "stream=sample_rate,channels:format=duration", "-of", "json", path],
-        capture_output=True, text=True, check=False)
+        [
+            ffprobe,
+            "-v",
+            "error",
+            "-select_streams",
+            "a:0",
+            "-show_entries",
+            "stream=sample_rate,channels:format=duration",
+            "-of",
+            "json",
+            path,
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     try:
         data: dict[str, Any] = json.loads(result.stdout or "{}")
     except json.JSONDecodeError:
         data = {}
     streams = data.get("streams") or []
     if result.returncode != 0 or not streams:
-        reason = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else \
-            "no audio stream"
+        reason = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "no audio stream"
         raise AudioError(f"{path}: not an audio file ffmpeg can read ({reason})")
     stream = streams[0]
     try:
         duration = float((data.get("format") or {}).get("duration", "nan"))
     except (TypeError, ValueError):
         duration = float("nan")
-    return AudioInfo(path=path, duration=duration, sample_rate=int(stream.get("sample_rate") or 0),
-                     channels=int(stream.get("channels") or 0))
+    return AudioInfo(
+        path=path,
+        duration=duration,
+        sample_rate=int(stream.get("sample_rate") or 0),
+        channels=int(stream.get("channels") or 0),
+    )
 
 
-def check_input(path: str | os.PathLike[str], spec: Any, *, start: float = 0.0,
-                duration: float | None = None, hop: float | None = None,
-                ffmpeg_bin: str = "ffmpeg") -> InputCheck:
+def check_input(
+    path: str | os.PathLike[str],
+    spec: Any,
+    *,
+    start: float = 0.0,
+    duration: float | None = None,
+    hop: float | None = None,
+    ffmpeg_bin: str = "ffmpeg",
+) -> InputCheck:
     """Check `path` against a model's FeatureSpec: warn about a far lower sample rate and no windows.
 
     `start`/`duration` are the part of the file that will be scored. Raises AudioError when the
@@ -93,7 +115,8 @@ def check_input(path: str | os.PathLike[str], spec: Any, *, start: float = 0.0,
             f"{info.path}: recorded at {info.sample_rate} Hz, the model listens at "
             f"{spec.sample_rate} Hz (up to {spec.high_freq:g} Hz); the file has nothing above "
             f"{info.sample_rate / 2:g} Hz, so its scores are unreliable; record at "
-            f"{spec.sample_rate} Hz or more")
+            f"{spec.sample_rate} Hz or more"
+        )
     seconds = info.duration - start if info.duration == info.duration else 0.0
     if duration is not None:
         seconds = min(seconds, duration)
@@ -102,6 +125,8 @@ def check_input(path: str | os.PathLike[str], spec: Any, *, start: float = 0.0,
     windows = 0 if seconds < window - 1e-9 else int((seconds - window + 1e-9) // step) + 1
     problem = None
     if windows == 0:
-        problem = (f"{info.path}: {max(seconds, 0.0):.2f} s of audio is shorter than one "
-                   f"{window:g} s window; nothing to score (use a longer recording)")
+        problem = (
+            f"{info.path}: {max(seconds, 0.0):.2f} s of audio is shorter than one "
+            f"{window:g} s window; nothing to score (use a longer recording)"
+        )
     return InputCheck(info=info, windows=windows, warnings=tuple(warnings), problem=problem)

@@ -27,16 +27,21 @@ def find_audio_file(folder: str | os.PathLike[str]) -> Path | None:
 class AudioDirectory:
     """A sample folder: an audio file named `audio.<ext>` and, usually, a labels.json beside it."""
 
-    def __init__(self, path: str | os.PathLike[str], audio_file: str | os.PathLike[str] | None = None,
-                 labels_file: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        audio_file: str | os.PathLike[str] | None = None,
+        labels_file: str | os.PathLike[str] | None = None,
+    ) -> None:
         self.path = str(expand_path(path))
         folder = Path(self.path)
         if not folder.is_dir():
             raise AudioError(f"{self.path}: no such sample folder")
         found = expand_path(audio_file) if audio_file is not None else find_audio_file(folder)
         if found is None:
-            raise AudioError(f"{self.path}: no audio file; expected one named audio."
-                             f"{{{','.join(AUDIO_EXTENSIONS)}}}")
+            raise AudioError(
+                f"{self.path}: no audio file; expected one named audio.{{{','.join(AUDIO_EXTENSIONS)}}}"
+            )
         self.audio_file = str(found)
         labels = expand_path(labels_file) if labels_file is not None else folder / LABELS_FILE
         if labels.exists() and not labels.is_file():

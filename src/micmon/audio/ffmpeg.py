@@ -18,11 +18,11 @@ def find_executable(name: str = "ffmpeg") -> str:
         if not os.path.exists(path):
             raise FFmpegNotFoundError(f"{name}: does not exist; {INSTALL_HINT}")
         if os.path.isdir(path):
-            raise FFmpegNotFoundError(f"{name}: is a folder, not the {os.path.basename(path)} "
-                                      f"program; {INSTALL_HINT}")
+            raise FFmpegNotFoundError(
+                f"{name}: is a folder, not the {os.path.basename(path)} program; {INSTALL_HINT}"
+            )
         if not os.access(path, os.X_OK):
-            raise FFmpegNotFoundError(f"{name}: is not executable; `chmod +x {name}` or "
-                                      f"{INSTALL_HINT}")
+            raise FFmpegNotFoundError(f"{name}: is not executable; `chmod +x {name}` or {INSTALL_HINT}")
         return os.path.abspath(path)
     found = shutil.which(path)
     if found is None:
@@ -52,9 +52,10 @@ def probe_duration(path: str | os.PathLike[str], *, ffmpeg_bin: str = "ffmpeg") 
     if os.path.getsize(path) == 0:
         raise AudioError(f"{path}: the file is empty (0 bytes); record it again or remove it")
     result = subprocess.run(
-        [ffprobe, "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0",
-         os.fspath(path)],
-        capture_output=True, text=True, check=False,
+        [ffprobe, "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", os.fspath(path)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     text = result.stdout.strip()
     try:
@@ -67,5 +68,15 @@ def probe_duration(path: str | os.PathLike[str], *, ffmpeg_bin: str = "ffmpeg") 
 
 def pcm_output_args(sample_rate: int, channels: int) -> list[str]:
     """Return ffmpeg output arguments for raw signed 16-bit little-endian PCM on stdout."""
-    return ["-vn", "-f", "s16le", "-acodec", "pcm_s16le", "-ar", str(sample_rate),
-            "-ac", str(channels), "pipe:1"]
+    return [
+        "-vn",
+        "-f",
+        "s16le",
+        "-acodec",
+        "pcm_s16le",
+        "-ar",
+        str(sample_rate),
+        "-ac",
+        str(channels),
+        "pipe:1",
+    ]

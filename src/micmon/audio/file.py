@@ -22,13 +22,22 @@ class AudioFile(AudioSource):
     (`Labels.label_for`).
     """
 
-    def __init__(self, audio_file: str | os.PathLike[str] | AudioDirectory,
-                 labels_file: str | os.PathLike[str] | None = None,
-                 start: str | float = 0, duration: str | float | None = None,
-                 window_seconds: float = 2, sample_rate: int = 44100, channels: int = 1, *,
-                 hop: float | None = None, realtime: bool = False,
-                 ffmpeg_bin: str = "ffmpeg", sample_duration: float | None = None,
-                 background_labels: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        audio_file: str | os.PathLike[str] | AudioDirectory,
+        labels_file: str | os.PathLike[str] | None = None,
+        start: str | float = 0,
+        duration: str | float | None = None,
+        window_seconds: float = 2,
+        sample_rate: int = 44100,
+        channels: int = 1,
+        *,
+        hop: float | None = None,
+        realtime: bool = False,
+        ffmpeg_bin: str = "ffmpeg",
+        sample_duration: float | None = None,
+        background_labels: Sequence[str] | None = None,
+    ) -> None:
         if isinstance(audio_file, AudioDirectory):
             directory = audio_file
             path = directory.audio_file
@@ -44,7 +53,9 @@ class AudioFile(AudioSource):
         self.start = parse_time(start, name="start")
         self.duration = None if duration is None else parse_time(duration, name="duration")
         if self.duration is not None and self.duration <= 0:
-            raise ParameterError(f"duration: must be > 0, got {duration!r}", parameter='duration', value=duration)
+            raise ParameterError(
+                f"duration: must be > 0, got {duration!r}", parameter="duration", value=duration
+            )
         self.labels: Labels | None = Labels.load(labels_file) if labels_file is not None else None
         self.labels_file = None if labels_file is None else str(expand_path(labels_file))
         args = ["-re"] if realtime else []
@@ -53,8 +64,17 @@ class AudioFile(AudioSource):
         if self.duration is not None:
             args += ["-t", f"{self.duration:.6f}"]
         args += ["-i", path]
-        super().__init__(args, window_seconds=window_length(window_seconds, sample_duration), sample_rate=sample_rate,
-                         channels=channels, hop=hop, ffmpeg_bin=ffmpeg_bin, live=False, name=path,
-                         start_offset=self.start,
-                         labeller=None if self.labels is None else
-                         partial(self.labels.label_for, background=background_labels))
+        super().__init__(
+            args,
+            window_seconds=window_length(window_seconds, sample_duration),
+            sample_rate=sample_rate,
+            channels=channels,
+            hop=hop,
+            ffmpeg_bin=ffmpeg_bin,
+            live=False,
+            name=path,
+            start_offset=self.start,
+            labeller=None
+            if self.labels is None
+            else partial(self.labels.label_for, background=background_labels),
+        )

@@ -25,8 +25,9 @@ class AudioPlayer:
         find_executable(self.ffplay_bin)
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def play(self, sample: AudioSegment) -> None:
@@ -35,11 +36,24 @@ class AudioPlayer:
         if self._proc is not None and self._format != fmt:
             self.close()
         if self._proc is None:
-            cmd = [find_executable(self.ffplay_bin), "-nodisp", "-autoexit", "-loglevel", "error",
-                   "-f", "s16le", "-ar", str(fmt[0]), "-ch_layout",
-                   "mono" if fmt[1] == 1 else "stereo" if fmt[1] == 2 else f"{fmt[1]}c", "-i", "pipe:0"]
-            self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.DEVNULL)
+            cmd = [
+                find_executable(self.ffplay_bin),
+                "-nodisp",
+                "-autoexit",
+                "-loglevel",
+                "error",
+                "-f",
+                "s16le",
+                "-ar",
+                str(fmt[0]),
+                "-ch_layout",
+                "mono" if fmt[1] == 1 else "stereo" if fmt[1] == 2 else f"{fmt[1]}c",
+                "-i",
+                "pipe:0",
+            ]
+            self._proc = subprocess.Popen(
+                cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
             self._format = fmt
             self._queued_seconds = 0.0
         assert self._proc.stdin is not None

@@ -49,8 +49,18 @@ class Recording:
     stopped. `run()` blocks until the end; `level`, `seconds` and `mean_dbfs` follow the capture.
     """
 
-    def __init__(self, target: Path, *, system: str, device: str, sample_rate: int, channels: int,
-                 duration: float | None, codec_args: list[str], ffmpeg_bin: str) -> None:
+    def __init__(
+        self,
+        target: Path,
+        *,
+        system: str,
+        device: str,
+        sample_rate: int,
+        channels: int,
+        duration: float | None,
+        codec_args: list[str],
+        ffmpeg_bin: str,
+    ) -> None:
         self.target = target
         self.tmp = target.with_name(f".{target.name}.partial")
         self.fmt = target.suffix.lstrip(".")
@@ -77,13 +87,43 @@ class Recording:
         # Live inputs (pulse) stamp packets with the wall clock, so a timestamp-based -t cut a
         # "2 s" recording to ~1.3 s of audio; restamping by sample count makes -t count samples.
         by_samples = ["-af", "asetpts=N/SR/TB"]
-        return [find_ffmpeg(self.ffmpeg_bin), "-hide_banner", "-loglevel", "error", "-y",
-                *realtime, "-f", self.system, "-i", self.device,
-                "-map", "0:a:0", *by_samples, *limit, "-ar", str(self.sample_rate),
-                "-ac", str(self.channels), *self.codec_args, "-flush_packets", "1",
-                "-f", self.fmt, str(self.tmp),
-                "-map", "0:a:0", *by_samples, *limit, "-ar", str(METER_RATE), "-ac", "1",
-                "-f", "s16le", "pipe:1"]
+        return [
+            find_ffmpeg(self.ffmpeg_bin),
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-y",
+            *realtime,
+            "-f",
+            self.system,
+            "-i",
+            self.device,
+            "-map",
+            "0:a:0",
+            *by_samples,
+            *limit,
+            "-ar",
+            str(self.sample_rate),
+            "-ac",
+            str(self.channels),
+            *self.codec_args,
+            "-flush_packets",
+            "1",
+            "-f",
+            self.fmt,
+            str(self.tmp),
+            "-map",
+            "0:a:0",
+            *by_samples,
+            *limit,
+            "-ar",
+            str(METER_RATE),
+            "-ac",
+            "1",
+            "-f",
+            "s16le",
+            "pipe:1",
+        ]
 
     def _read_levels(self, stdout: object) -> None:
         import numpy as np
@@ -146,10 +186,13 @@ class Recording:
         cmd = self.command()
         log.debug("%s", " ".join(cmd))
         # A session of its own: Ctrl-C reaches only us, and we stop ffmpeg cleanly.
-        self._proc = proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                             stderr=subprocess.PIPE, start_new_session=True)
-        readers = [threading.Thread(target=self._read_levels, args=(proc.stdout,), daemon=True),
-                   threading.Thread(target=self._read_stderr, args=(proc.stderr,), daemon=True)]
+        self._proc = proc = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True
+        )
+        readers = [
+            threading.Thread(target=self._read_levels, args=(proc.stdout,), daemon=True),
+            threading.Thread(target=self._read_stderr, args=(proc.stderr,), daemon=True),
+        ]
         for thread in readers:
             thread.start()
         previous = _on_sigterm()
@@ -166,12 +209,13 @@ class Recording:
             for thread in readers:
                 thread.join(timeout=2)
         ok_codes = (0, 255, -signal.SIGINT)
-        if proc.returncode not in ok_codes or not self.tmp.exists() or \
-                self.tmp.stat().st_size == 0:
+        if proc.returncode not in ok_codes or not self.tmp.exists() or self.tmp.stat().st_size == 0:
             self.tmp.unlink(missing_ok=True)
             reason = self._stderr[-1] if self._stderr else f"ffmpeg exited with {proc.returncode}"
-            raise AudioError(f"{self.system}:{self.device}: recording failed ({reason}); check "
-                             "--system and --device (e.g. `arecord -l` lists alsa devices)")
+            raise AudioError(
+                f"{self.system}:{self.device}: recording failed ({reason}); check "
+                "--system and --device (e.g. `arecord -l` lists alsa devices)"
+            )
         os.replace(self.tmp, self.target)
         try:
             self.seconds = probe_duration(self.target, ffmpeg_bin=self.ffmpeg_bin)
@@ -201,6 +245,9 @@ def _restore_sigterm(previous: list[object] | None) -> None:
 
 def next_sample_name(audio_dir: Path) -> str:
     """Return `sample_N` with N one more than the highest existing `sample_<n>` folder."""
-    taken = [int(m.group(1)) for p in audio_dir.glob("sample_*")
-             if (m := _SAMPLE_RE.match(p.name))] if audio_dir.is_dir() else []
+    taken = (
+        [int(m.group(1)) for p in audio_dir.glob("sample_*") if (m := _SAMPLE_RE.match(p.name))]
+        if audio_dir.is_dir()
+        else []
+    )
     return f"sample_{max(taken, default=0) + 1}"

@@ -26,8 +26,14 @@ if TYPE_CHECKING:
 class AudioSegment:
     """One window of 16-bit PCM audio (interleaved if multi-channel), with its label and position."""
 
-    def __init__(self, data: bytes | bytearray | memoryview | np.ndarray, sample_rate: int,
-                 channels: int = 1, label: str | None = None, start: float = 0.0) -> None:
+    def __init__(
+        self,
+        data: bytes | bytearray | memoryview | np.ndarray,
+        sample_rate: int,
+        channels: int = 1,
+        label: str | None = None,
+        start: float = 0.0,
+    ) -> None:
         if isinstance(data, np.ndarray) and np.issubdtype(data.dtype, np.floating):
             # Float samples are taken as [-1, 1] audio, not truncated to integers.
             scaled = np.clip(np.asarray(data, dtype=np.float64), -1.0, 1.0) * 32767.0
@@ -42,8 +48,10 @@ class AudioSegment:
         self.start = float(start)
 
     def __repr__(self) -> str:
-        return (f"AudioSegment(start={self.start:.3f}, duration={self.duration:.3f}, "
-                f"rate={self.sample_rate}, channels={self.channels}, label={self.label!r})")
+        return (
+            f"AudioSegment(start={self.start:.3f}, duration={self.duration:.3f}, "
+            f"rate={self.sample_rate}, channels={self.channels}, label={self.label!r})"
+        )
 
     @property
     def raw(self) -> bytes:
@@ -70,23 +78,38 @@ class AudioSegment:
         """RMS level in dBFS."""
         return dbfs(self.audio)
 
-    def feature_spec(self, low_freq: float | None = None, high_freq: float | None = None,
-                     bins: int = 100, scale: Scale = "log", **extra: Any) -> FeatureSpec:
+    def feature_spec(
+        self,
+        low_freq: float | None = None,
+        high_freq: float | None = None,
+        bins: int = 100,
+        scale: Scale = "log",
+        **extra: Any,
+    ) -> FeatureSpec:
         """Return the FeatureSpec of this window's format with the given cutoffs."""
         nyquist = self.sample_rate / 2
         return FeatureSpec(
-            sample_rate=self.sample_rate, channels=self.channels,
+            sample_rate=self.sample_rate,
+            channels=self.channels,
             window_seconds=len(self.audio) / self.channels / self.sample_rate,
             low_freq=DEFAULT_LOW_FREQ if low_freq is None else low_freq,
             high_freq=min(DEFAULT_HIGH_FREQ, nyquist) if high_freq is None else high_freq,
-            bins=bins, scale=scale, **extra)
+            bins=bins,
+            scale=scale,
+            **extra,
+        )
 
     def features(self, spec: FeatureSpec) -> np.ndarray:
         """Return this window's features as defined by `spec`."""
         return compute(self.audio, spec)
 
-    def spectrum(self, low_freq: float | None = None, high_freq: float | None = None,
-                 bins: int = 100, scale: Scale = "log") -> np.ndarray:
+    def spectrum(
+        self,
+        low_freq: float | None = None,
+        high_freq: float | None = None,
+        bins: int = 100,
+        scale: Scale = "log",
+    ) -> np.ndarray:
         """Return the band spectrum of this window between low_freq and high_freq Hz."""
         return self.features(self.feature_spec(low_freq, high_freq, bins, scale))
 
@@ -96,12 +119,23 @@ class AudioSegment:
         fig, ax = plt.subplots(figsize=(10, 3))
         t = self.start + np.arange(len(self.audio) // self.channels) / self.sample_rate
         ax.plot(t, self.samples, linewidth=0.5)
-        ax.set(xlabel="time (s)", ylabel="amplitude", ylim=(-1, 1),
-               title=f"{self.start:.2f}-{self.end:.2f} s ({self.label or 'unlabelled'})")
+        ax.set(
+            xlabel="time (s)",
+            ylabel="amplitude",
+            ylim=(-1, 1),
+            title=f"{self.start:.2f}-{self.end:.2f} s ({self.label or 'unlabelled'})",
+        )
         return _finish(plt, fig, show)
 
-    def plot_spectrum(self, low_freq: float | None = None, high_freq: float | None = None,
-                      bins: int = 100, scale: Scale = "log", *, show: bool = True) -> Figure:
+    def plot_spectrum(
+        self,
+        low_freq: float | None = None,
+        high_freq: float | None = None,
+        bins: int = 100,
+        scale: Scale = "log",
+        *,
+        show: bool = True,
+    ) -> Figure:
         """Plot the band spectrum (matplotlib) and return the figure."""
         spec = self.feature_spec(low_freq, high_freq, bins, scale)
         values = self.features(spec)
@@ -109,8 +143,11 @@ class AudioSegment:
         plt = pyplot()
         fig, ax = plt.subplots(figsize=(10, 3))
         ax.bar(edges[:-1], values, width=np.diff(edges), align="edge")
-        ax.set(xlabel="frequency (Hz)", ylabel=f"band level ({scale})",
-               title=f"spectrum {self.start:.2f}-{self.end:.2f} s ({self.label or 'unlabelled'})")
+        ax.set(
+            xlabel="frequency (Hz)",
+            ylabel=f"band level ({scale})",
+            title=f"spectrum {self.start:.2f}-{self.end:.2f} s ({self.label or 'unlabelled'})",
+        )
         return _finish(plt, fig, show)
 
 

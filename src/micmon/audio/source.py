@@ -50,8 +50,17 @@ class _Pipe:
     """What the reader threads share with the consumer; it never refers to the AudioSource, so an
     abandoned source is garbage-collected (and its ffmpeg stopped) even while its threads run."""
 
-    def __init__(self, proc: subprocess.Popen[bytes], *, name: str, live: bool, chunk_bytes: int,
-                 frame_bytes: int, sample_rate: int, max_chunks: int) -> None:
+    def __init__(
+        self,
+        proc: subprocess.Popen[bytes],
+        *,
+        name: str,
+        live: bool,
+        chunk_bytes: int,
+        frame_bytes: int,
+        sample_rate: int,
+        max_chunks: int,
+    ) -> None:
         self.proc = proc
         self.name = name
         self.live = live
@@ -112,8 +121,9 @@ class _Pipe:
         now = time.monotonic()
         if now - self._last_warning >= DROP_WARNING_INTERVAL:
             self._last_warning = now
-            log.warning("%s: consumer too slow, dropped %.2f s of audio so far", self.name,
-                        self.dropped_seconds)
+            log.warning(
+                "%s: consumer too slow, dropped %.2f s of audio so far", self.name, self.dropped_seconds
+            )
 
     def read_stderr(self) -> None:
         """Thread body: keep ffmpeg's last stderr lines."""
@@ -143,22 +153,45 @@ class AudioSource:
     count every sample ffmpeg delivered, including audio dropped by an overrun live buffer.
     """
 
-    def __init__(self, input_args: Sequence[str], *, window_seconds: float = 2.0,
-                 sample_rate: int = 44100, channels: int = 1, hop: float | None = None,
-                 ffmpeg_bin: str = "ffmpeg", live: bool = False, name: str = "audio",
-                 start_offset: float = 0.0,
-                 labeller: Callable[[float, float], str | None] | None = None) -> None:
+    def __init__(
+        self,
+        input_args: Sequence[str],
+        *,
+        window_seconds: float = 2.0,
+        sample_rate: int = 44100,
+        channels: int = 1,
+        hop: float | None = None,
+        ffmpeg_bin: str = "ffmpeg",
+        live: bool = False,
+        name: str = "audio",
+        start_offset: float = 0.0,
+        labeller: Callable[[float, float], str | None] | None = None,
+    ) -> None:
         self._pipe: _Pipe | None = None
         self._closed = False
         self._dropped_closed = 0.0  # dropped_seconds of pipes already closed
         if not isinstance(sample_rate, int) or sample_rate <= 0:
-            raise ParameterError(f"sample_rate: must be a positive integer (Hz), got {sample_rate!r}", parameter='sample_rate', value=sample_rate)
+            raise ParameterError(
+                f"sample_rate: must be a positive integer (Hz), got {sample_rate!r}",
+                parameter="sample_rate",
+                value=sample_rate,
+            )
         if not isinstance(channels, int) or channels <= 0:
-            raise ParameterError(f"channels: must be a positive integer, got {channels!r}", parameter='channels', value=channels)
-        if isinstance(window_seconds, bool) or not isinstance(window_seconds, (int, float)) \
-                or not window_seconds > 0:
-            raise ParameterError(f"window_seconds: must be > 0 seconds, got {window_seconds!r}",
-                                 parameter="window_seconds", value=window_seconds)
+            raise ParameterError(
+                f"channels: must be a positive integer, got {channels!r}",
+                parameter="channels",
+                value=channels,
+            )
+        if (
+            isinstance(window_seconds, bool)
+            or not isinstance(window_seconds, (int, float))
+            or not window_seconds > 0
+        ):
+            raise ParameterError(
+                f"window_seconds: must be > 0 seconds, got {window_seconds!r}",
+                parameter="window_seconds",
+                value=window_seconds,
+            )
         self.input_args = list(input_args)
         self.window_seconds = float(window_seconds)
         self.sample_rate = sample_rate
@@ -172,8 +205,11 @@ class AudioSource:
         self._frame_bytes = BYTES_PER_SAMPLE * channels
         self._window_frames = int(round(self.window_seconds * sample_rate))
         if self._window_frames < 1:
-            raise ParameterError(f"window_seconds: {window_seconds} s is shorter than one sample",
-                                 parameter="window_seconds", value=window_seconds)
+            raise ParameterError(
+                f"window_seconds: {window_seconds} s is shorter than one sample",
+                parameter="window_seconds",
+                value=window_seconds,
+            )
         self._hop_frames = max(1, int(round(self.hop * sample_rate)))
         self._window_bytes = self._window_frames * self._frame_bytes
         self._chunk_seconds = CHUNK_SECONDS if live else FILE_CHUNK_SECONDS
@@ -192,8 +228,15 @@ class AudioSource:
 
     def command(self) -> list[str]:
         """Return the ffmpeg command line this source runs."""
-        return [find_ffmpeg(self.ffmpeg_bin), "-hide_banner", "-nostdin", "-loglevel", "error",
-                *self.input_args, *pcm_output_args(self.sample_rate, self.channels)]
+        return [
+            find_ffmpeg(self.ffmpeg_bin),
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            *self.input_args,
+            *pcm_output_args(self.sample_rate, self.channels),
+        ]
 
     def open(self) -> AudioSource:
         """Start ffmpeg (if not running) and return self."""
@@ -201,15 +244,22 @@ class AudioSource:
             return self
         cmd = self.command()
         try:
-            proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, bufsize=0)
+            proc = subprocess.Popen(
+                cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0
+            )
         except OSError as exc:
             raise AudioError(f"{self.name}: cannot start ffmpeg ({exc.strerror})") from None
         _enlarge_pipe(proc)
         buffer_seconds = LIVE_BUFFER_SECONDS if self.live else FILE_BUFFER_SECONDS
-        pipe = _Pipe(proc, name=self.name, live=self.live, chunk_bytes=self._chunk_bytes,
-                     frame_bytes=self._frame_bytes, sample_rate=self.sample_rate,
-                     max_chunks=max(4, int(buffer_seconds / self._chunk_seconds)))
+        pipe = _Pipe(
+            proc,
+            name=self.name,
+            live=self.live,
+            chunk_bytes=self._chunk_bytes,
+            frame_bytes=self._frame_bytes,
+            sample_rate=self.sample_rate,
+            max_chunks=max(4, int(buffer_seconds / self._chunk_seconds)),
+        )
         self._pipe = pipe
         self._closed = False
         self._threads = [
@@ -234,8 +284,9 @@ class AudioSource:
     def __enter__(self) -> AudioSource:
         return self.open()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def __del__(self) -> None:
@@ -333,7 +384,6 @@ class AudioSource:
             error = self.last_error or f"exit code {code}"
             self.close()
             raise AudioError(f"{self.name}: ffmpeg failed ({error})")
-
 
 
 def _enlarge_pipe(proc: subprocess.Popen[bytes]) -> None:

@@ -16,23 +16,38 @@ from micmon.features import DEFAULT_HIGH_FREQ, DEFAULT_LOW_FREQ, FeatureSpec
 
 def _check_split(validation_split: float) -> float:
     if not 0.0 <= validation_split < 1.0:
-        raise ParameterError(f"validation_split: must be in [0, 1), got {validation_split!r}", parameter='validation_split', value=validation_split)
+        raise ParameterError(
+            f"validation_split: must be in [0, 1), got {validation_split!r}",
+            parameter="validation_split",
+            value=validation_split,
+        )
     return float(validation_split)
 
 
 class Dataset:
     """Feature vectors (`samples`) and class indices (`classes`) split into train and validation."""
 
-    def __init__(self, samples: np.ndarray, classes: np.ndarray, validation_split: float = 0.0,
-                 low_freq: float = DEFAULT_LOW_FREQ, high_freq: float = DEFAULT_HIGH_FREQ, *,
-                 labels: Sequence[str] | None = None, spec: FeatureSpec | None = None,
-                 seed: int | None = 0, name: str | None = None,
-                 validation_mask: np.ndarray | None = None, source: str | None = None) -> None:
+    def __init__(
+        self,
+        samples: np.ndarray,
+        classes: np.ndarray,
+        validation_split: float = 0.0,
+        low_freq: float = DEFAULT_LOW_FREQ,
+        high_freq: float = DEFAULT_HIGH_FREQ,
+        *,
+        labels: Sequence[str] | None = None,
+        spec: FeatureSpec | None = None,
+        seed: int | None = 0,
+        name: str | None = None,
+        validation_mask: np.ndarray | None = None,
+        source: str | None = None,
+    ) -> None:
         self.samples = np.asarray(samples, dtype=np.float32)
         self.classes = np.asarray(classes, dtype=np.int64).reshape(-1)
         if len(self.samples) != len(self.classes):
-            raise DatasetError(f"{name or 'dataset'}: {len(self.samples)} samples but "
-                               f"{len(self.classes)} classes")
+            raise DatasetError(
+                f"{name or 'dataset'}: {len(self.samples)} samples but {len(self.classes)} classes"
+            )
         self.validation_split = _check_split(validation_split)
         self.low_freq = float(low_freq)
         self.high_freq = float(high_freq)
@@ -41,8 +56,9 @@ class Dataset:
         self.name = name
         self.source = source  # the sample folder the windows came from, when known
         if self.labels is not None and len(self.classes) and self.classes.max() >= len(self.labels):
-            raise DatasetError(f"{name or 'dataset'}: class index {int(self.classes.max())} has no "
-                               f"label in {self.labels}")
+            raise DatasetError(
+                f"{name or 'dataset'}: class index {int(self.classes.max())} has no label in {self.labels}"
+            )
         if validation_mask is None:
             rng = np.random.default_rng(seed)
             order = rng.permutation(len(self.samples))
@@ -59,8 +75,10 @@ class Dataset:
         return len(self.samples)
 
     def __repr__(self) -> str:
-        return (f"Dataset({self.name or ''!s}, windows={len(self)}, labels={self.labels}, "
-                f"train={len(self.train_samples)}, validation={len(self.validation_samples)})")
+        return (
+            f"Dataset({self.name or ''!s}, windows={len(self)}, labels={self.labels}, "
+            f"train={len(self.train_samples)}, validation={len(self.validation_samples)})"
+        )
 
     def class_counts(self) -> dict[str, int]:
         """Windows per label (by index when the label names are unknown)."""
@@ -70,8 +88,14 @@ class Dataset:
 
     # -- loading ------------------------------------------------------------------------------
     @classmethod
-    def load(cls, path: str | os.PathLike[str], validation_split: float = 0.0,
-             labels: Sequence[str] | None = None, *, seed: int | None = 0) -> Dataset:
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        validation_split: float = 0.0,
+        labels: Sequence[str] | None = None,
+        *,
+        seed: int | None = 0,
+    ) -> Dataset:
         """Load one .npz dataset, re-indexing its classes onto `labels` when given."""
         path = expand_path(path)
         try:
@@ -91,8 +115,11 @@ class Dataset:
             except (ValueError, TypeError) as exc:
                 raise DatasetError(f"{path}: bad feature spec: {exc}") from None
         cutoffs = fields.get("cutoff_frequencies")
-        low, high = ((float(cutoffs[0]), float(cutoffs[1])) if cutoffs is not None and len(cutoffs) >= 2
-                     else (DEFAULT_LOW_FREQ, DEFAULT_HIGH_FREQ))
+        low, high = (
+            (float(cutoffs[0]), float(cutoffs[1]))
+            if cutoffs is not None and len(cutoffs) >= 2
+            else (DEFAULT_LOW_FREQ, DEFAULT_HIGH_FREQ)
+        )
         classes = fields["classes"].astype(np.int64).reshape(-1)
         file_labels = [str(x) for x in fields["labels"]] if "labels" in fields else None
         if labels is not None:
@@ -100,18 +127,31 @@ class Dataset:
             if file_labels is not None:
                 missing = [name for name in file_labels if name not in labels]
                 if missing:
-                    raise DatasetError(f"{path}: label(s) {', '.join(map(repr, missing))} are not "
-                                       f"in the label list {labels}; add them or relabel")
+                    raise DatasetError(
+                        f"{path}: label(s) {', '.join(map(repr, missing))} are not "
+                        f"in the label list {labels}; add them or relabel"
+                    )
                 remap = np.array([labels.index(name) for name in file_labels], dtype=np.int64)
                 classes = remap[classes] if len(classes) else classes
             elif len(classes) and classes.max() >= len(labels):
-                raise DatasetError(f"{path}: class index {int(classes.max())} does not fit the "
-                                   f"label list {labels}")
+                raise DatasetError(
+                    f"{path}: class index {int(classes.max())} does not fit the label list {labels}"
+                )
         else:
             labels = file_labels
         source = str(fields["source"]) if "source" in fields else ""
-        return cls(fields["samples"], classes, validation_split, low, high, labels=labels,
-                   spec=spec, seed=seed, name=path.stem, source=source or None)
+        return cls(
+            fields["samples"],
+            classes,
+            validation_split,
+            low,
+            high,
+            labels=labels,
+            spec=spec,
+            seed=seed,
+            name=path.stem,
+            source=source or None,
+        )
 
     @staticmethod
     def files(path: str | os.PathLike[str]) -> list[Path]:
@@ -126,8 +166,14 @@ class Dataset:
         return found
 
     @classmethod
-    def scan(cls, path: str | os.PathLike[str], validation_split: float = 0.0,
-             labels: Sequence[str] | None = None, *, seed: int | None = 0) -> list[Dataset]:
+    def scan(
+        cls,
+        path: str | os.PathLike[str],
+        validation_split: float = 0.0,
+        labels: Sequence[str] | None = None,
+        *,
+        seed: int | None = 0,
+    ) -> list[Dataset]:
         """Load every .npz in folder `path` with one label index shared by all files."""
         files = cls.files(path)
         if labels is None:
@@ -141,14 +187,22 @@ class Dataset:
             reference = with_spec[0]
             assert d.spec is not None and reference.spec is not None
             if d.spec != reference.spec:
-                raise DatasetError(f"{d.name}.npz: computed with different features than "
-                                   f"{reference.name}.npz ({_spec_diff(d.spec, reference.spec)}); "
-                                   "regenerate the datasets with the same settings")
+                raise DatasetError(
+                    f"{d.name}.npz: computed with different features than "
+                    f"{reference.name}.npz ({_spec_diff(d.spec, reference.spec)}); "
+                    "regenerate the datasets with the same settings"
+                )
         return datasets
 
     @classmethod
-    def combine(cls, datasets: Sequence[Dataset], validation_split: float = 0.0, *,
-                by_recording: bool = False, seed: int | None = 0) -> Dataset:
+    def combine(
+        cls,
+        datasets: Sequence[Dataset],
+        validation_split: float = 0.0,
+        *,
+        by_recording: bool = False,
+        seed: int | None = 0,
+    ) -> Dataset:
         """Merge datasets into one; with `by_recording`, whole recordings go to validation."""
         if not datasets:
             raise DatasetError("no datasets to combine")
@@ -156,8 +210,10 @@ class Dataset:
         first = datasets[0]
         for d in datasets[1:]:
             if d.labels != first.labels:
-                raise DatasetError(f"{d.name}: labels {d.labels} differ from {first.name}'s "
-                                   f"{first.labels}; load them with Dataset.scan")
+                raise DatasetError(
+                    f"{d.name}: labels {d.labels} differ from {first.name}'s "
+                    f"{first.labels}; load them with Dataset.scan"
+                )
         samples = np.concatenate([d.samples for d in datasets])
         classes = np.concatenate([d.classes for d in datasets])
         mask = None
@@ -170,9 +226,18 @@ class Dataset:
             chosen = set(order[:n_val].tolist())
             mask = np.concatenate([np.full(len(d), i in chosen) for i, d in enumerate(datasets)])
         spec = next((d.spec for d in datasets if d.spec is not None), None)
-        return cls(samples, classes, validation_split, first.low_freq, first.high_freq,
-                   labels=first.labels, spec=spec, seed=seed, name="combined",
-                   validation_mask=mask)
+        return cls(
+            samples,
+            classes,
+            validation_split,
+            first.low_freq,
+            first.high_freq,
+            labels=first.labels,
+            spec=spec,
+            seed=seed,
+            name="combined",
+            validation_mask=mask,
+        )
 
 
 def _peek_labels(path: Path) -> list[str] | None:
@@ -186,4 +251,3 @@ def _peek_labels(path: Path) -> list[str] | None:
 def _spec_diff(a: FeatureSpec, b: FeatureSpec) -> str:
     da, db = a.to_dict(), b.to_dict()
     return ", ".join(f"{k} {da[k]!r} vs {db[k]!r}" for k in da if da[k] != db[k])
-

@@ -50,8 +50,14 @@ def dataset_name(folder: Path, root: Path) -> str:
     return "__".join(rel.parts) + ".npz"
 
 
-def plan(audio_dir: str | os.PathLike[str], datasets_dir: str | os.PathLike[str], *,
-         overwrite: bool = False, ffmpeg_bin: str = "ffmpeg", batch: Batch | None = None) -> Plan:
+def plan(
+    audio_dir: str | os.PathLike[str],
+    datasets_dir: str | os.PathLike[str],
+    *,
+    overwrite: bool = False,
+    ffmpeg_bin: str = "ffmpeg",
+    batch: Batch | None = None,
+) -> Plan:
     """Find the sample folders and name their outputs; refuse to overwrite without `overwrite`.
 
     With `batch`, a folder whose audio cannot be read is reported there and left out.
@@ -59,8 +65,10 @@ def plan(audio_dir: str | os.PathLike[str], datasets_dir: str | os.PathLike[str]
     root = expand_path(audio_dir)
     folders = AudioDirectory.scan(root)
     if not folders:
-        raise AudioError(f"{root}: no sample folders (a folder with audio.mp3 and labels.json); "
-                         "record one with `micmon record` and label it with `micmon label`")
+        raise AudioError(
+            f"{root}: no sample folders (a folder with audio.mp3 and labels.json); "
+            "record one with `micmon record` and label it with `micmon label`"
+        )
     out_dir = expand_path(datasets_dir)
     outputs = [out_dir / dataset_name(Path(d.path), root) for d in folders]
     existing = [p for p in outputs if p.exists()]
@@ -78,10 +86,16 @@ def plan(audio_dir: str | os.PathLike[str], datasets_dir: str | os.PathLike[str]
     return Plan(root, [k[0] for k in kept], [k[1] for k in kept], [k[2] for k in kept])
 
 
-def process_folder(directory: AudioDirectory, output: Path, spec: FeatureSpec, *,
-                   ffmpeg_bin: str = "ffmpeg", overwrite: bool = False,
-                   background_labels: Sequence[str] | None = None,
-                   on_seconds: Callable[[float], None] | None = None) -> FolderResult:
+def process_folder(
+    directory: AudioDirectory,
+    output: Path,
+    spec: FeatureSpec,
+    *,
+    ffmpeg_bin: str = "ffmpeg",
+    overwrite: bool = False,
+    background_labels: Sequence[str] | None = None,
+    on_seconds: Callable[[float], None] | None = None,
+) -> FolderResult:
     """Write the windows of one sample folder to `output` (atomically); return the counts.
 
     With `background_labels`, a sound shorter than the window still labels the window holding
@@ -89,11 +103,19 @@ def process_folder(directory: AudioDirectory, output: Path, spec: FeatureSpec, *
     """
     result = FolderResult(folder=directory.path, output=output)
     try:
-        with AudioFile(directory, window_seconds=spec.window_seconds,
-                       sample_rate=spec.sample_rate, channels=spec.channels,
-                       ffmpeg_bin=ffmpeg_bin, background_labels=background_labels) as reader, \
-                DatasetWriter(output, spec=spec, overwrite=overwrite, source=directory.path,
-                              write_empty=False) as writer:
+        with (
+            AudioFile(
+                directory,
+                window_seconds=spec.window_seconds,
+                sample_rate=spec.sample_rate,
+                channels=spec.channels,
+                ffmpeg_bin=ffmpeg_bin,
+                background_labels=background_labels,
+            ) as reader,
+            DatasetWriter(
+                output, spec=spec, overwrite=overwrite, source=directory.path, write_empty=False
+            ) as writer,
+        ):
             for window in reader:
                 writer += window
                 result.seconds += window.duration
@@ -102,9 +124,11 @@ def process_folder(directory: AudioDirectory, output: Path, spec: FeatureSpec, *
             result.counts = writer.label_counts
             result.skipped = writer.skipped
         if not writer.written:  # an empty dataset would only confuse train
-            raise DatasetError(f"no labelled {spec.window_seconds:g} s window (the recording is "
-                               "shorter than one window, or its labels cover none of it); no "
-                               "dataset written")
+            raise DatasetError(
+                f"no labelled {spec.window_seconds:g} s window (the recording is "
+                "shorter than one window, or its labels cover none of it); no "
+                "dataset written"
+            )
     except MicmonError as exc:
         text = str(exc)
         # Name the sample folder unless the library's message already does.
@@ -112,11 +136,18 @@ def process_folder(directory: AudioDirectory, output: Path, spec: FeatureSpec, *
     return result
 
 
-def generate(work: Plan, spec: FeatureSpec, *, ffmpeg_bin: str = "ffmpeg", jobs: int = 1,
-             overwrite: bool = False, background_labels: Sequence[str] | None = None,
-             batch: Batch | None = None, on_seconds: Callable[[float], None] | None = None,
-             on_folder: Callable[[FolderResult | None], None] | None = None
-             ) -> list[FolderResult]:
+def generate(
+    work: Plan,
+    spec: FeatureSpec,
+    *,
+    ffmpeg_bin: str = "ffmpeg",
+    jobs: int = 1,
+    overwrite: bool = False,
+    background_labels: Sequence[str] | None = None,
+    batch: Batch | None = None,
+    on_seconds: Callable[[float], None] | None = None,
+    on_folder: Callable[[FolderResult | None], None] | None = None,
+) -> list[FolderResult]:
     """Write the dataset of every planned sample folder, `jobs` folders at a time.
 
     With `batch`, a folder that fails is reported there and the others go on (call
@@ -134,9 +165,15 @@ def generate(work: Plan, spec: FeatureSpec, *, ffmpeg_bin: str = "ffmpeg", jobs:
     def one(i: int) -> FolderResult | None:
         result = None
         with batch.item(work.folders[i].path) if batch is not None else nullcontext():
-            result = process_folder(work.folders[i], work.outputs[i], spec, ffmpeg_bin=ffmpeg_bin,
-                                    overwrite=overwrite, background_labels=background_labels,
-                                    on_seconds=counted)
+            result = process_folder(
+                work.folders[i],
+                work.outputs[i],
+                spec,
+                ffmpeg_bin=ffmpeg_bin,
+                overwrite=overwrite,
+                background_labels=background_labels,
+                on_seconds=counted,
+            )
             result.seconds = work.durations[i]  # the recording's length, not its whole windows'
         if on_folder is not None:
             on_folder(result)

@@ -23,11 +23,20 @@ BATCH_WINDOWS = 64
 class DatasetWriter:
     """Collects labelled windows (`writer += segment`) and writes them as one .npz file on close."""
 
-    def __init__(self, path: str | os.PathLike[str], low_freq: float | None = None,
-                 high_freq: float | None = None, bins: int = 100, *, scale: Scale = "log",
-                 spec: FeatureSpec | None = None, overwrite: bool = False,
-                 source: str | None = None, write_empty: bool = True,
-                 **spec_options: Any) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        low_freq: float | None = None,
+        high_freq: float | None = None,
+        bins: int = 100,
+        *,
+        scale: Scale = "log",
+        spec: FeatureSpec | None = None,
+        overwrite: bool = False,
+        source: str | None = None,
+        write_empty: bool = True,
+        **spec_options: Any,
+    ) -> None:
         target = expand_path(path)
         if target.suffix != ".npz":
             target = target.with_name(target.name + ".npz")
@@ -35,8 +44,7 @@ class DatasetWriter:
             raise DatasetError(f"{target}: already exists; pass overwrite=True (--force) to replace it")
         self.path = str(target)
         self.spec = spec
-        self._options = dict(low_freq=low_freq, high_freq=high_freq, bins=bins, scale=scale,
-                             **spec_options)
+        self._options = dict(low_freq=low_freq, high_freq=high_freq, bins=bins, scale=scale, **spec_options)
         self.source = source
         self._features: list[np.ndarray] = []
         self._pending: list[np.ndarray] = []
@@ -54,12 +62,15 @@ class DatasetWriter:
         if self.spec is None:
             self.spec = sample.feature_spec(**self._options)
         spec = self.spec
-        if (sample.sample_rate, sample.channels) != (spec.sample_rate, spec.channels) or \
-                len(sample.audio) != spec.window_samples * spec.channels:
+        if (sample.sample_rate, sample.channels) != (spec.sample_rate, spec.channels) or len(
+            sample.audio
+        ) != spec.window_samples * spec.channels:
             raise ParameterError(
                 f"{self.path}: window at {sample.start:.3f} s is {sample.duration:g} s at "
                 f"{sample.sample_rate} Hz x {sample.channels} channels, but the dataset holds "
-                f"{spec.window_seconds:g} s at {spec.sample_rate} Hz x {spec.channels}", parameter='sample')
+                f"{spec.window_seconds:g} s at {spec.sample_rate} Hz x {spec.channels}",
+                parameter="sample",
+            )
         return spec
 
     def add(self, sample: AudioSegment) -> None:
@@ -111,17 +122,22 @@ class DatasetWriter:
         low = spec.low_freq if spec else self._options["low_freq"] or DEFAULT_LOW_FREQ
         high = spec.high_freq if spec else self._options["high_freq"] or DEFAULT_HIGH_FREQ
         width = spec.shape if spec else (int(self._options["bins"]),)
-        samples = (np.concatenate(self._features) if self._features
-                   else np.zeros((0, *width), dtype=np.float32))
+        samples = (
+            np.concatenate(self._features) if self._features else np.zeros((0, *width), dtype=np.float32)
+        )
         labels = sorted(set(self._names))
         index = {name: i for i, name in enumerate(labels)}
         classes = np.array([index[n] for n in self._names], dtype=np.int64)
         if self.skipped:
             log.info("%s: skipped %d unlabelled windows", self.path, self.skipped)
-        arrays: dict[str, Any] = dict(samples=samples.astype(np.float32), classes=classes,
-                      cutoff_frequencies=np.array([low, high]), labels=np.array(labels, dtype=str),
-                      starts=np.array(self._starts, dtype=np.float64),
-                      source=np.array(self.source or ""))
+        arrays: dict[str, Any] = dict(
+            samples=samples.astype(np.float32),
+            classes=classes,
+            cutoff_frequencies=np.array([low, high]),
+            labels=np.array(labels, dtype=str),
+            starts=np.array(self._starts, dtype=np.float64),
+            source=np.array(self.source or ""),
+        )
         if spec is not None:
             arrays["spec"] = np.array(spec.to_json())
         with atomic_path(self.path, suffix=".npz") as tmp:
@@ -132,8 +148,9 @@ class DatasetWriter:
     def __enter__(self) -> DatasetWriter:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if exc_type is None:
             self.close()
         else:

@@ -30,13 +30,20 @@ BAND_LIMIT_DB = 40.0
 MASK_SHARE = 0.15
 
 
-def augment(features: np.ndarray, classes: np.ndarray, *, spec: FeatureSpec,
-            background: Sequence[int] | np.ndarray, rng: np.random.Generator | int | None = 0,
-            copies: int = 1, gain_db: float = AUGMENT_GAIN_DB,
-            mix_probability: float = AUGMENT_MIX_PROBABILITY,
-            mix_level_db: tuple[float, float] = AUGMENT_MIX_LEVEL_DB,
-            band_limit_probability: float = 0.0, mask_probability: float = 0.0,
-            ) -> tuple[np.ndarray, np.ndarray]:
+def augment(
+    features: np.ndarray,
+    classes: np.ndarray,
+    *,
+    spec: FeatureSpec,
+    background: Sequence[int] | np.ndarray,
+    rng: np.random.Generator | int | None = 0,
+    copies: int = 1,
+    gain_db: float = AUGMENT_GAIN_DB,
+    mix_probability: float = AUGMENT_MIX_PROBABILITY,
+    mix_level_db: tuple[float, float] = AUGMENT_MIX_LEVEL_DB,
+    band_limit_probability: float = 0.0,
+    mask_probability: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray]:
     """Return the windows plus `copies` augmented copies of each: random gain, background mixing.
 
     `features` has shape (N, *spec.shape) in `spec.scale`; `classes` holds one class index per
@@ -51,24 +58,40 @@ def augment(features: np.ndarray, classes: np.ndarray, *, spec: FeatureSpec,
     x = np.asarray(features)
     y = np.asarray(classes)
     if x.shape[1:] != spec.shape:
-        raise ParameterError(f"features: expected windows of shape {spec.shape} for this spec, "
-                             f"got {x.shape[1:]}", parameter='features', value=x.shape[1:])
+        raise ParameterError(
+            f"features: expected windows of shape {spec.shape} for this spec, got {x.shape[1:]}",
+            parameter="features",
+            value=x.shape[1:],
+        )
     if len(y) != len(x):
-        raise ParameterError(f"classes: {len(y)} classes for {len(x)} windows; pass one per window", parameter='classes')
+        raise ParameterError(
+            f"classes: {len(y)} classes for {len(x)} windows; pass one per window", parameter="classes"
+        )
     if not isinstance(copies, (int, np.integer)) or copies < 0:
-        raise ParameterError(f"copies: must be an integer >= 0, got {copies!r}", parameter='copies', value=copies)
+        raise ParameterError(
+            f"copies: must be an integer >= 0, got {copies!r}", parameter="copies", value=copies
+        )
     if gain_db < 0:
-        raise ParameterError(f"gain_db: must be >= 0, got {gain_db!r}", parameter='gain_db', value=gain_db)
-    for name, value in (("band_limit_probability", band_limit_probability),
-                        ("mask_probability", mask_probability)):
+        raise ParameterError(f"gain_db: must be >= 0, got {gain_db!r}", parameter="gain_db", value=gain_db)
+    for name, value in (
+        ("band_limit_probability", band_limit_probability),
+        ("mask_probability", mask_probability),
+    ):
         if not 0.0 <= value <= 1.0:
-            raise ParameterError(f"{name}: must be in [0, 1], got {value!r}", parameter=name,
-                                 value=value)
+            raise ParameterError(f"{name}: must be in [0, 1], got {value!r}", parameter=name, value=value)
     if not 0.0 <= mix_probability <= 1.0:
-        raise ParameterError(f"mix_probability: must be in [0, 1], got {mix_probability!r}", parameter='mix_probability', value=mix_probability)
+        raise ParameterError(
+            f"mix_probability: must be in [0, 1], got {mix_probability!r}",
+            parameter="mix_probability",
+            value=mix_probability,
+        )
     low_db, high_db = mix_level_db
     if low_db > high_db:
-        raise ParameterError(f"mix_level_db: (low, high) with low <= high, got {mix_level_db!r}", parameter='mix_level_db', value=mix_level_db)
+        raise ParameterError(
+            f"mix_level_db: (low, high) with low <= high, got {mix_level_db!r}",
+            parameter="mix_level_db",
+            value=mix_level_db,
+        )
     if copies == 0 or len(x) == 0:
         return x, y
     gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
@@ -103,8 +126,7 @@ def augment(features: np.ndarray, classes: np.ndarray, *, spec: FeatureSpec,
     return np.concatenate(out_x), np.concatenate(out_y)
 
 
-def _band_limit(power: np.ndarray, spec: FeatureSpec, rows: np.ndarray,
-                gen: np.random.Generator) -> None:
+def _band_limit(power: np.ndarray, spec: FeatureSpec, rows: np.ndarray, gen: np.random.Generator) -> None:
     """Attenuate, in place, the bands above a random cutoff of each selected window."""
     centres = band_centres(spec)
     for row in np.flatnonzero(rows):
@@ -121,16 +143,22 @@ def _mask(power: np.ndarray, rows: np.ndarray, gen: np.random.Generator) -> None
         bands = window.shape[-1]
         width = int(gen.integers(0, max(1, int(bands * MASK_SHARE)) + 1))
         start = int(gen.integers(0, bands - width + 1))
-        window[..., start:start + width] = mean
+        window[..., start : start + width] = mean
         if window.ndim == 2:
             frames = window.shape[0]
             width = int(gen.integers(0, max(1, int(frames * MASK_SHARE)) + 1))
             start = int(gen.integers(0, frames - width + 1))
-            window[start:start + width, :] = mean
+            window[start : start + width, :] = mean
 
 
-def augment_dataset(dataset: Any, *, background_labels: Sequence[str] = ("negative",),
-                    copies: int = 1, seed: int = 0, **options: Any) -> Any:
+def augment_dataset(
+    dataset: Any,
+    *,
+    background_labels: Sequence[str] = ("negative",),
+    copies: int = 1,
+    seed: int = 0,
+    **options: Any,
+) -> Any:
     """Return a Dataset whose training windows are augmented (see `augment`); validation unchanged.
 
     `background_labels` names the classes mixed into the others (labels not in the dataset are
@@ -140,15 +168,31 @@ def augment_dataset(dataset: Any, *, background_labels: Sequence[str] = ("negati
     from micmon.dataset import Dataset
 
     if dataset.spec is None:
-        raise ParameterError("dataset: has no feature spec; regenerate it with micmon datagen", parameter='dataset')
+        raise ParameterError(
+            "dataset: has no feature spec; regenerate it with micmon datagen", parameter="dataset"
+        )
     labels = list(dataset.labels or [])
     background = [labels.index(name) for name in background_labels if name in labels]
-    x, y = augment(dataset.train_samples, dataset.train_classes, spec=dataset.spec,
-                   background=background, rng=seed, copies=copies, **options)
+    x, y = augment(
+        dataset.train_samples,
+        dataset.train_classes,
+        spec=dataset.spec,
+        background=background,
+        rng=seed,
+        copies=copies,
+        **options,
+    )
     samples = np.concatenate([x, dataset.validation_samples])
     classes = np.concatenate([y, dataset.validation_classes])
     mask = np.zeros(len(samples), dtype=bool)
-    mask[len(x):] = True
-    return Dataset(samples, classes, spec=dataset.spec, labels=dataset.labels,
-                   low_freq=dataset.low_freq, high_freq=dataset.high_freq, name=dataset.name,
-                   validation_mask=mask)
+    mask[len(x) :] = True
+    return Dataset(
+        samples,
+        classes,
+        spec=dataset.spec,
+        labels=dataset.labels,
+        low_freq=dataset.low_freq,
+        high_freq=dataset.high_freq,
+        name=dataset.name,
+        validation_mask=mask,
+    )

@@ -68,15 +68,27 @@ def balanced_class_weights(classes: np.ndarray, n_labels: int) -> dict[int, floa
 class Model:
     """A sound classifier: Keras layers, label names and the FeatureSpec its inputs come from."""
 
-    def __init__(self, layers: Sequence[Any] | None = None, labels: Sequence[str] | None = None,
-                 low_freq: float = DEFAULT_LOW_FREQ, high_freq: float = DEFAULT_HIGH_FREQ, *,
-                 spec: FeatureSpec | None = None, optimizer: Any = "adam",
-                 loss: str = "sparse_categorical_crossentropy",
-                 metrics: Sequence[str] = ("accuracy",), keras_model: Any = None) -> None:
+    def __init__(
+        self,
+        layers: Sequence[Any] | None = None,
+        labels: Sequence[str] | None = None,
+        low_freq: float = DEFAULT_LOW_FREQ,
+        high_freq: float = DEFAULT_HIGH_FREQ,
+        *,
+        spec: FeatureSpec | None = None,
+        optimizer: Any = "adam",
+        loss: str = "sparse_categorical_crossentropy",
+        metrics: Sequence[str] = ("accuracy",),
+        keras_model: Any = None,
+    ) -> None:
         if not labels:
-            raise ParameterError("labels: give the label names, e.g. ['negative', 'positive']", parameter='labels')
+            raise ParameterError(
+                "labels: give the label names, e.g. ['negative', 'positive']", parameter="labels"
+            )
         if len(set(labels)) != len(labels):
-            raise ParameterError(f"labels: names must be unique, got {list(labels)}", parameter='labels', value=list(labels))
+            raise ParameterError(
+                f"labels: names must be unique, got {list(labels)}", parameter="labels", value=list(labels)
+            )
         self.labels = [str(x) for x in labels]
         self.spec = spec
         self.low_freq = float(spec.low_freq if spec else low_freq)
@@ -86,13 +98,18 @@ class Model:
         self.backend = "keras"
         if keras_model is None:
             if not layers:
-                raise ParameterError("layers: give the network's Keras layers, input first", parameter='layers')
+                raise ParameterError(
+                    "layers: give the network's Keras layers, input first", parameter="layers"
+                )
             keras_model = _build(list(layers), optimizer=optimizer, loss=loss, metrics=list(metrics))
         self._keras = keras_model
         outputs = int(keras_model.output_shape[-1])
         if outputs != len(self.labels):
-            raise ParameterError(f"labels: the network has {outputs} outputs but {len(self.labels)} "
-                                 f"labels were given ({self.labels})", parameter='labels')
+            raise ParameterError(
+                f"labels: the network has {outputs} outputs but {len(self.labels)} "
+                f"labels were given ({self.labels})",
+                parameter="labels",
+            )
 
     def __repr__(self) -> str:
         return f"Model(labels={self.labels}, backend={self.backend!r}, spec={self.spec})"
@@ -117,36 +134,57 @@ class Model:
             self.spec = spec
             self.low_freq, self.high_freq = spec.low_freq, spec.high_freq
         elif spec != self.spec:
-            raise ModelError(f"dataset {dataset.name or ''}: computed with different features than "
-                             "the model's; regenerate it with the model's settings")
+            raise ModelError(
+                f"dataset {dataset.name or ''}: computed with different features than "
+                "the model's; regenerate it with the model's settings"
+            )
         if dataset.labels is None or dataset.labels == self.labels:
             return np.arange(len(self.labels))
         missing = [n for n in dataset.labels if n not in self.labels]
         if missing:
-            raise ModelError(f"dataset {dataset.name or ''}: label(s) {missing} are not among the "
-                             f"model's labels {self.labels}")
+            raise ModelError(
+                f"dataset {dataset.name or ''}: label(s) {missing} are not among the "
+                f"model's labels {self.labels}"
+            )
         return np.array([self.labels.index(n) for n in dataset.labels], dtype=np.int64)
 
-    def fit(self, dataset: Dataset, epochs: int = 1, batch_size: int = DEFAULT_BATCH_SIZE, *,
-            class_weight: str | dict[int, float] | None = "balanced", verbose: int = 0,
-            callbacks: Sequence[Any] | None = None, validation: bool = False, **kwargs: Any) -> Any:
+    def fit(
+        self,
+        dataset: Dataset,
+        epochs: int = 1,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        *,
+        class_weight: str | dict[int, float] | None = "balanced",
+        verbose: int = 0,
+        callbacks: Sequence[Any] | None = None,
+        validation: bool = False,
+        **kwargs: Any,
+    ) -> Any:
         """Train on the dataset's training windows and return the Keras History."""
         require_keras("Model.fit")
         if self._keras is None:
-            raise ModelError("this model was loaded from model.tflite and cannot be trained; "
-                             "load a folder with model.keras or build a new Model")
+            raise ModelError(
+                "this model was loaded from model.tflite and cannot be trained; "
+                "load a folder with model.keras or build a new Model"
+            )
         remap = self._adopt(dataset)
         x, y = dataset.train_samples, remap[dataset.train_classes]
         if len(x) == 0:
             raise ModelError(f"dataset {dataset.name or ''}: no training windows")
         _adapt_normalization(self._keras, x)
-        weights = (balanced_class_weights(y, len(self.labels)) if class_weight == "balanced"
-                   else class_weight)
+        weights = balanced_class_weights(y, len(self.labels)) if class_weight == "balanced" else class_weight
         if validation and len(dataset.validation_samples):
-            kwargs["validation_data"] = (dataset.validation_samples,
-                                         remap[dataset.validation_classes])
-        return self._keras.fit(x, y, epochs=epochs, batch_size=batch_size, class_weight=weights,
-                               verbose=verbose, callbacks=list(callbacks or []), **kwargs)
+            kwargs["validation_data"] = (dataset.validation_samples, remap[dataset.validation_classes])
+        return self._keras.fit(
+            x,
+            y,
+            epochs=epochs,
+            batch_size=batch_size,
+            class_weight=weights,
+            verbose=verbose,
+            callbacks=list(callbacks or []),
+            **kwargs,
+        )
 
     def evaluate(self, dataset: Dataset, **kwargs: Any) -> list[float]:
         """Return [loss, accuracy] on the validation windows (all windows if there are none)."""
@@ -169,8 +207,10 @@ class Model:
         x = np.asarray(features, dtype=np.float32)
         expected = self.runner.input_shape
         if x.shape[1:] != expected:
-            raise ModelError(f"features of shape {x.shape[1:]} do not fit the model's input "
-                             f"{expected}; compute them with the model's feature spec")
+            raise ModelError(
+                f"features of shape {x.shape[1:]} do not fit the model's input "
+                f"{expected}; compute them with the model's feature spec"
+            )
         return self.runner(x)
 
     def _windows(self, samples: Sequence[AudioSegment] | np.ndarray) -> np.ndarray:
@@ -180,19 +220,23 @@ class Model:
             if samples.ndim == 1 and samples.size % width == 0:
                 return samples.reshape(-1, width)
             if samples.ndim != 2:
-                raise ModelError(f"windows of shape {samples.shape} do not fit the model: it wants "
-                                 f"(N, {width}) samples ({spec.window_seconds:g} s at "
-                                 f"{spec.sample_rate} Hz x {spec.channels} channels)")
+                raise ModelError(
+                    f"windows of shape {samples.shape} do not fit the model: it wants "
+                    f"(N, {width}) samples ({spec.window_seconds:g} s at "
+                    f"{spec.sample_rate} Hz x {spec.channels} channels)"
+                )
             return samples
         for s in samples:
-            if (s.sample_rate, s.channels) != (spec.sample_rate, spec.channels) or \
-                    len(s.audio) != spec.window_samples * spec.channels:
+            if (s.sample_rate, s.channels) != (spec.sample_rate, spec.channels) or len(
+                s.audio
+            ) != spec.window_samples * spec.channels:
                 raise ModelError(
                     f"window at {s.start:.3f} s is {s.duration:g} s at {s.sample_rate} Hz x "
                     f"{s.channels} channels; the model wants {spec.window_seconds:g} s at "
                     f"{spec.sample_rate} Hz x {spec.channels} (pass window_seconds="
                     f"{spec.window_seconds:g}, sample_rate={spec.sample_rate}, "
-                    f"channels={spec.channels} to the audio source)")
+                    f"channels={spec.channels} to the audio source)"
+                )
         if not samples:
             return np.zeros((0, spec.window_samples * spec.channels), dtype=np.int16)
         return np.stack([s.audio for s in samples])
@@ -214,8 +258,9 @@ class Model:
         return self.spec
 
     # -- saving and loading ---------------------------------------------------------------------
-    def save(self, path: str | os.PathLike[str], overwrite: bool = False,
-             metrics: dict[str, Any] | None = None) -> None:
+    def save(
+        self, path: str | os.PathLike[str], overwrite: bool = False, metrics: dict[str, Any] | None = None
+    ) -> None:
         """Write model.keras, model.tflite and micmon.json to folder `path`, replacing it as a whole.
 
         The files are written to a hidden folder beside `path` that then takes its place in one
@@ -228,10 +273,17 @@ class Model:
         spec = self._require_spec()
         if metrics is not None:
             self.metadata["metrics"] = metrics
-        meta = {**self.metadata, "format": FORMAT_VERSION, "micmon_version": __version__,
-                "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-                "labels": self.labels, "spec": spec.to_dict(), "low_freq": spec.low_freq,
-                "high_freq": spec.high_freq, "input_shape": list(spec.shape)}
+        meta = {
+            **self.metadata,
+            "format": FORMAT_VERSION,
+            "micmon_version": __version__,
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "labels": self.labels,
+            "spec": spec.to_dict(),
+            "low_freq": spec.low_freq,
+            "high_freq": spec.high_freq,
+            "input_shape": list(spec.shape),
+        }
         staging = make_staging_dir(target)
         try:
             if self._keras is not None:
@@ -251,28 +303,32 @@ class Model:
             shutil.rmtree(staging, ignore_errors=True)
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], *, backend: str = "auto",
-             num_threads: int = 1) -> Model:
+    def load(cls, path: str | os.PathLike[str], *, backend: str = "auto", num_threads: int = 1) -> Model:
         """Load a saved model; served by LiteRT (no TensorFlow) when model.tflite exists."""
         folder = expand_path(path)
         if not folder.is_dir():
             raise ModelError(f"{folder}: no such model folder; train one first (micmon train)")
         meta = read_metadata(folder)
         if backend not in ("auto", "litert", "keras"):
-            raise ParameterError(f"backend: must be auto, litert or keras, got {backend!r}", parameter='backend', value=backend)
+            raise ParameterError(
+                f"backend: must be auto, litert or keras, got {backend!r}", parameter="backend", value=backend
+            )
         use_litert = backend == "litert" or (backend == "auto" and (folder / TFLITE_FILE).exists())
         if use_litert:
             if not (folder / TFLITE_FILE).exists():
-                raise ModelError(f"{folder}: no {TFLITE_FILE}; train the model again or load it "
-                                 "with backend='keras'")
+                raise ModelError(
+                    f"{folder}: no {TFLITE_FILE}; train the model again or load it with backend='keras'"
+                )
             model = cls.__new__(cls)
             model._keras = None
             model._runner = LiteRTRunner(folder / TFLITE_FILE, num_threads=num_threads)
             model.backend = "litert"
         else:
             if not (folder / KERAS_FILE).exists():
-                raise ModelError(f"{folder}: no {KERAS_FILE} or {TFLITE_FILE}; the model folder "
-                                 "is incomplete, train it again")
+                raise ModelError(
+                    f"{folder}: no {KERAS_FILE} or {TFLITE_FILE}; the model folder "
+                    "is incomplete, train it again"
+                )
             keras = require_keras(f"loading {folder / KERAS_FILE}")
             try:
                 keras_model = keras.models.load_model(folder / KERAS_FILE)
@@ -288,8 +344,10 @@ class Model:
         model.metadata = {**meta, "_path": str(folder)}
         outputs = model.runner.output_size
         if outputs != len(model.labels):
-            raise ModelError(f"{folder}: the network has {outputs} outputs but micmon.json lists "
-                             f"{len(model.labels)} labels")
+            raise ModelError(
+                f"{folder}: the network has {outputs} outputs but micmon.json lists "
+                f"{len(model.labels)} labels"
+            )
         return model
 
     @staticmethod
@@ -313,8 +371,10 @@ def check_destination(path: str | os.PathLike[str], *, overwrite: bool = False) 
         raise ModelError(f"{target}: exists and is not a folder; choose another model folder")
     existing = [n for n in MODEL_FILES if (target / n).exists()]
     if existing and not overwrite:
-        raise ModelError(f"{target}: already holds a model ({', '.join(existing)}); pass "
-                         "overwrite=True (--force) to replace it, or choose another model folder")
+        raise ModelError(
+            f"{target}: already holds a model ({', '.join(existing)}); pass "
+            "overwrite=True (--force) to replace it, or choose another model folder"
+        )
     check_writable_dir(target.parent, what="model folder's parent")
     return target
 
@@ -324,8 +384,10 @@ def read_metadata(folder: str | os.PathLike[str]) -> dict[str, Any]:
     folder = expand_path(folder)
     meta_path = folder / META_FILE
     if not meta_path.exists():
-        raise ModelError(f"{folder}: no model here ({META_FILE} is missing); train one with "
-                         "micmon train or point --model at a model folder")
+        raise ModelError(
+            f"{folder}: no model here ({META_FILE} is missing); train one with "
+            "micmon train or point --model at a model folder"
+        )
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
         if not isinstance(meta, dict):
@@ -344,8 +406,7 @@ def _build(layers: list[Any], **compile_args: Any) -> Any:
     if layers and isinstance(layers[0], keras.KerasTensor):
         # Feature-wise standardisation, adapted on the first training data: band levels share a
         # large common offset, and a dense network learns slowly from un-centred inputs.
-        layers = [layers[0], keras.layers.Normalization(axis=-1, name=NORMALIZATION_LAYER),
-                  *layers[1:]]
+        layers = [layers[0], keras.layers.Normalization(axis=-1, name=NORMALIZATION_LAYER), *layers[1:]]
     model = keras.Sequential(layers)
     model.compile(**compile_args)
     return model
@@ -373,5 +434,4 @@ def export_tflite(keras_model: Any, path: str | os.PathLike[str]) -> None:
 def _original_spec(dataset: Dataset) -> FeatureSpec:
     """The spec of an original-format dataset: 44.1 kHz, 2 s windows, linear magnitudes."""
     bins = int(np.prod(dataset.samples.shape[1:])) if dataset.samples.ndim > 1 else 100
-    return FeatureSpec(low_freq=dataset.low_freq, high_freq=dataset.high_freq, bins=bins,
-                       scale="linear")
+    return FeatureSpec(low_freq=dataset.low_freq, high_freq=dataset.high_freq, bins=bins, scale="linear")

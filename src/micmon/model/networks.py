@@ -39,12 +39,15 @@ README_LAYER_FACTORS: tuple[float, ...] = (2.0, 0.75)
 
 def _check_n_labels(n_labels: int) -> None:
     if not isinstance(n_labels, (int, np.integer)) or n_labels < 2:
-        raise ParameterError(f"n_labels: a classifier needs at least 2 labels, got {n_labels!r}; "
-                             "label some windows of another class (e.g. 'negative')", parameter='n_labels', value=n_labels)
+        raise ParameterError(
+            f"n_labels: a classifier needs at least 2 labels, got {n_labels!r}; "
+            "label some windows of another class (e.g. 'negative')",
+            parameter="n_labels",
+            value=n_labels,
+        )
 
 
-def dense_layers(spec: FeatureSpec, n_labels: int, *,
-                 hidden: Sequence[int] | None = None) -> list[Any]:
+def dense_layers(spec: FeatureSpec, n_labels: int, *, hidden: Sequence[int] | None = None) -> list[Any]:
     """Return the README network: ReLU layers of 2x and 0.75x the input width (or `hidden`), softmax.
 
     Multi-dimensional inputs (logmel) are flattened first.
@@ -61,8 +64,9 @@ def dense_layers(spec: FeatureSpec, n_labels: int, *,
     return out
 
 
-def cnn_layers(spec: FeatureSpec, n_labels: int, *, filters: Sequence[int] = CNN_FILTERS,
-               dropout: float = CNN_DROPOUT) -> list[Any]:
+def cnn_layers(
+    spec: FeatureSpec, n_labels: int, *, filters: Sequence[int] = CNN_FILTERS, dropout: float = CNN_DROPOUT
+) -> list[Any]:
     """Return a small 2-D CNN (frames x mel bands -> softmax) for `logmel` features.
 
     Each block is conv 3x3 -> batch norm -> ReLU -> 2x2 max pool; a global average pool over
@@ -71,18 +75,30 @@ def cnn_layers(spec: FeatureSpec, n_labels: int, *, filters: Sequence[int] = CNN
     """
     _check_n_labels(n_labels)
     if spec.feature != "logmel":
-        raise ParameterError(f"feature: the cnn model is built for 'logmel' features, the spec has "
-                             f"{spec.feature!r}; use model_type='dense' or feature='logmel'", parameter='feature')
+        raise ParameterError(
+            f"feature: the cnn model is built for 'logmel' features, the spec has "
+            f"{spec.feature!r}; use model_type='dense' or feature='logmel'",
+            parameter="feature",
+        )
     if not filters or any(int(f) < 1 for f in filters):
-        raise ParameterError(f"filters: expected positive filter counts, got {list(filters)!r}", parameter='filters', value=list(filters))
+        raise ParameterError(
+            f"filters: expected positive filter counts, got {list(filters)!r}",
+            parameter="filters",
+            value=list(filters),
+        )
     if not 0.0 <= dropout < 1.0:
-        raise ParameterError(f"dropout: must be in [0, 1), got {dropout!r}", parameter='dropout', value=dropout)
+        raise ParameterError(
+            f"dropout: must be in [0, 1), got {dropout!r}", parameter="dropout", value=dropout
+        )
     frames, bands = spec.shape
     smallest = 2 ** len(filters)
     if frames < smallest or bands < smallest:
-        raise ParameterError(f"mel_bands/window: the cnn needs at least {smallest} frames and mel "
-                             f"bands, the spec gives {frames} frames x {bands} bands; use a longer "
-                             "window, a shorter frame hop or more mel bands", parameter='mel_bands/window')
+        raise ParameterError(
+            f"mel_bands/window: the cnn needs at least {smallest} frames and mel "
+            f"bands, the spec gives {frames} frames x {bands} bands; use a longer "
+            "window, a shorter frame hop or more mel bands",
+            parameter="mel_bands/window",
+        )
     layers = require_keras("cnn_layers").layers
 
     out: list[Any] = [layers.Input(shape=spec.shape), layers.Reshape((frames, bands, 1))]
@@ -101,8 +117,9 @@ def cnn_layers(spec: FeatureSpec, n_labels: int, *, filters: Sequence[int] = CNN
     return out
 
 
-def build_layers(model_type: str, spec: FeatureSpec, n_labels: int, *,
-                 hidden: Sequence[int] | None = None) -> list[Any]:
+def build_layers(
+    model_type: str, spec: FeatureSpec, n_labels: int, *, hidden: Sequence[int] | None = None
+) -> list[Any]:
     """Return the layers of `model_type` ("dense" or "cnn") for `spec` and `n_labels` labels.
 
     `hidden` sets the dense network's hidden layer widths (default: the README network).
@@ -111,8 +128,11 @@ def build_layers(model_type: str, spec: FeatureSpec, n_labels: int, *,
         return dense_layers(spec, n_labels, hidden=hidden)
     if model_type == "cnn":
         return cnn_layers(spec, n_labels)
-    raise ParameterError(f"model_type: must be one of {', '.join(MODEL_TYPES)}, got {model_type!r}",
-                         parameter="model_type", value=model_type)
+    raise ParameterError(
+        f"model_type: must be one of {', '.join(MODEL_TYPES)}, got {model_type!r}",
+        parameter="model_type",
+        value=model_type,
+    )
 
 
 def model_type_for(spec: FeatureSpec) -> str:

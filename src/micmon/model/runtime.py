@@ -35,8 +35,10 @@ RUNTIME_CANDIDATES: tuple[tuple[str, str], ...] = (
     ("tensorflow.lite.python.interpreter", "tensorflow"),
 )
 #: What to install when no candidate imports.
-RUNTIME_INSTALL_HINT = ("pip install ai-edge-litert (on 32-bit ARM: pip install tflite-runtime 'numpy<2'), "
-                        "or reinstall micmon so pip picks the right one")
+RUNTIME_INSTALL_HINT = (
+    "pip install ai-edge-litert (on 32-bit ARM: pip install tflite-runtime 'numpy<2'), "
+    "or reinstall micmon so pip picks the right one"
+)
 
 
 @dataclass(frozen=True)
@@ -73,12 +75,13 @@ def find_runtime(candidates: Sequence[tuple[str, str]] = RUNTIME_CANDIDATES) -> 
         if interpreter is None:
             failures.append(f"{module_name}: has no Interpreter")
             continue
-        return Runtime(name=module_name.split(".")[0], distribution=distribution,
-                       interpreter=interpreter)
+        return Runtime(name=module_name.split(".")[0], distribution=distribution, interpreter=interpreter)
     tried = ", ".join(name for name, _ in candidates)
     broken = f"; {'; '.join(failures)}" if failures else ""
-    raise MissingDependencyError(f"no LiteRT runtime can be imported (tried {tried}{broken}): "
-                                 f"{RUNTIME_INSTALL_HINT}", package="ai-edge-litert")
+    raise MissingDependencyError(
+        f"no LiteRT runtime can be imported (tried {tried}{broken}): {RUNTIME_INSTALL_HINT}",
+        package="ai-edge-litert",
+    )
 
 
 @functools.cache
@@ -100,8 +103,9 @@ class LiteRTRunner:
         log.debug("%s: scoring with %s %s", path, self.runtime.name, self.runtime.version)
         try:
             with _quiet_native_stderr():
-                self._interpreter = self.runtime.interpreter(model_path=os.fspath(path),
-                                                             num_threads=num_threads)
+                self._interpreter = self.runtime.interpreter(
+                    model_path=os.fspath(path), num_threads=num_threads
+                )
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"{path}: not a valid LiteRT model ({exc})") from None
         self._input = self._interpreter.get_input_details()[0]
@@ -122,7 +126,7 @@ class LiteRTRunner:
         x = np.ascontiguousarray(features, dtype=np.float32)
         out = []
         for start in range(0, len(x), MAX_BATCH):
-            part = x[start:start + MAX_BATCH]
+            part = x[start : start + MAX_BATCH]
             self._ensure_batch(len(part))
             self._interpreter.set_tensor(self._input["index"], part)
             self._interpreter.invoke()
@@ -160,6 +164,8 @@ class KerasRunner:
         """Return class probabilities, shape (N, labels)."""
         keras = require_keras("scoring with a Keras model")
         x = np.asarray(features, dtype=np.float32)
-        out = [keras.ops.convert_to_numpy(self.model(x[s:s + MAX_BATCH], training=False))
-               for s in range(0, len(x), MAX_BATCH)]
+        out = [
+            keras.ops.convert_to_numpy(self.model(x[s : s + MAX_BATCH], training=False))
+            for s in range(0, len(x), MAX_BATCH)
+        ]
         return np.concatenate(out) if out else np.zeros((0, 0), dtype=np.float32)

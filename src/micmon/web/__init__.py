@@ -83,20 +83,22 @@ def parse_bind(text: str | int) -> Bind:
     except ValueError:
         port = -1
     if not 0 <= port <= 65535 or not host or " " in host:
-        raise ParameterError(f"web: expected PORT or HOST:PORT such as 8080 or 0.0.0.0:8080, "
-                             f"got {text!r}")
+        raise ParameterError(f"web: expected PORT or HOST:PORT such as 8080 or 0.0.0.0:8080, got {text!r}")
     return Bind(host, port)
 
 
 def check_token(bind: Bind, token: str | None) -> str | None:
     """Return the token to require (None on loopback without one); refuse non-loopback without one."""
     if token is not None and (not isinstance(token, str) or len(token.strip()) < 8):
-        raise ParameterError("web_token: must be a string of at least 8 characters (e.g. from "
-                             "`openssl rand -hex 16`)")
+        raise ParameterError(
+            "web_token: must be a string of at least 8 characters (e.g. from `openssl rand -hex 16`)"
+        )
     if token is None and not bind.loopback:
-        raise ParameterError(f"web: {bind} is reachable from other machines, so the page needs "
-                             "a token: set monitor.web_token (e.g. from `openssl rand -hex 16`) "
-                             "or listen on 127.0.0.1")
+        raise ParameterError(
+            f"web: {bind} is reachable from other machines, so the page needs "
+            "a token: set monitor.web_token (e.g. from `openssl rand -hex 16`) "
+            "or listen on 127.0.0.1"
+        )
     return token.strip() if token else None
 
 
@@ -121,15 +123,22 @@ class WebServer:
         Shown on the page.
     """
 
-    def __init__(self, bind: str | int | Bind, *, store: EventStore | None = None,
-                 clip_folder: str | os.PathLike[str] | None = None, token: str | None = None,
-                 model: str | None = None) -> None:
+    def __init__(
+        self,
+        bind: str | int | Bind,
+        *,
+        store: EventStore | None = None,
+        clip_folder: str | os.PathLike[str] | None = None,
+        token: str | None = None,
+        model: str | None = None,
+    ) -> None:
         try:
             import starlette  # noqa: F401
             import uvicorn  # noqa: F401
         except ImportError as exc:
-            raise WebError(f"the web page needs the web extra ({exc.name} is missing): "
-                           f"{INSTALL_HINT}") from None
+            raise WebError(
+                f"the web page needs the web extra ({exc.name} is missing): {INSTALL_HINT}"
+            ) from None
         self.monitor: Any = None
         self.store = store
         self.clip_folder = None if clip_folder is None else expand_path(clip_folder)
@@ -166,8 +175,9 @@ class WebServer:
             sock.bind((self.bind.host, self.bind.port))
         except OSError as exc:
             sock.close()
-            raise WebError(f"web: cannot listen on {self.bind} ({exc.strerror or exc}); choose "
-                           "another port or address") from None
+            raise WebError(
+                f"web: cannot listen on {self.bind} ({exc.strerror or exc}); choose another port or address"
+            ) from None
         sock.listen(64)
         sock.setblocking(False)
         self.port = sock.getsockname()[1]
@@ -182,8 +192,9 @@ class WebServer:
             if hasattr(action, "clip_base_url"):
                 action.clip_base_url = self.url
         app = self.app()
-        config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
-                                timeout_graceful_shutdown=1, ws="none")
+        config = uvicorn.Config(
+            app, log_level="warning", access_log=False, lifespan="off", timeout_graceful_shutdown=1, ws="none"
+        )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._serve, name="micmon-web", daemon=True)
         self._thread.start()
@@ -207,7 +218,6 @@ class WebServer:
         if self._thread is not None:
             self._thread.join(STOP_TIMEOUT)
         self._socket.close()
-
 
 
 def clip_url(base: str, clip: str | None, clip_folder: Path | None) -> str | None:

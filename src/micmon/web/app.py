@@ -87,19 +87,25 @@ class TokenGate:
             return
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         if self._matches((query.get("token") or [None])[0]):
+
             async def send_with_cookie(message: Any) -> None:
                 if message["type"] == "http.response.start":
-                    value = (f"{COOKIE}={quote(self.token)}; Path=/; HttpOnly; SameSite=Strict; "
-                             "Max-Age=31536000")
-                    message = {**message, "headers": [*message.get("headers", []),
-                                                      (b"set-cookie", value.encode("latin-1"))]}
+                    value = (
+                        f"{COOKIE}={quote(self.token)}; Path=/; HttpOnly; SameSite=Strict; Max-Age=31536000"
+                    )
+                    message = {
+                        **message,
+                        "headers": [*message.get("headers", []), (b"set-cookie", value.encode("latin-1"))],
+                    }
                 await send(message)
 
             await self.app(scope, receive, send_with_cookie)
             return
-        response = PlainTextResponse("micmon: this page needs its token: open it as "
-                                     "/?token=<monitor.web_token>\n", status_code=401,
-                                     headers={"WWW-Authenticate": "Bearer"})
+        response = PlainTextResponse(
+            "micmon: this page needs its token: open it as /?token=<monitor.web_token>\n",
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
         await response(scope, receive, send)
 
 
@@ -126,12 +132,15 @@ def create_app(server: WebServer) -> Any:
 
     def counters() -> dict[str, Any]:
         stats = monitor.stats
-        return {"windows": stats.windows - stats.gated, "gated": stats.gated,
-                "detections": sum(monitor.status.events_by_label.values()),
-                "reconnects": stats.reconnects,
-                "audio_seconds": round(stats.audio_seconds, 3),
-                "dropped_seconds": round(monitor.dropped_seconds, 3),
-                "last_error": stats.last_error}
+        return {
+            "windows": stats.windows - stats.gated,
+            "gated": stats.gated,
+            "detections": sum(monitor.status.events_by_label.values()),
+            "reconnects": stats.reconnects,
+            "audio_seconds": round(stats.audio_seconds, 3),
+            "dropped_seconds": round(monitor.dropped_seconds, 3),
+            "last_error": stats.last_error,
+        }
 
     def live_payload() -> dict[str, Any]:
         snap: dict[str, Any] = monitor.status.snapshot()
@@ -140,20 +149,29 @@ def create_app(server: WebServer) -> Any:
         return snap
 
     async def index(request: Request) -> Response:
-        return FileResponse(STATIC / "index.html", media_type="text/html; charset=utf-8",
-                            headers={"Cache-Control": "no-cache"})
+        return FileResponse(
+            STATIC / "index.html",
+            media_type="text/html; charset=utf-8",
+            headers={"Cache-Control": "no-cache"},
+        )
 
     async def status(request: Request) -> Response:
         detector = monitor.listener.detector
-        return JSONResponse({
-            **live_payload(), "labels": list(detector.labels), "targets": list(detector.targets),
-            "thresholds": detector.thresholds, "model": server.model,
-            "hop_seconds": monitor.hop, "window_seconds": monitor.listener.window,
-            "history": store is not None,
-            "history_labels": await asyncio.to_thread(store.labels) if store is not None else [],
-            "series": monitor.status.series(),
-            "live_interval": LIVE_INTERVAL,
-        })
+        return JSONResponse(
+            {
+                **live_payload(),
+                "labels": list(detector.labels),
+                "targets": list(detector.targets),
+                "thresholds": detector.thresholds,
+                "model": server.model,
+                "hop_seconds": monitor.hop,
+                "window_seconds": monitor.listener.window,
+                "history": store is not None,
+                "history_labels": await asyncio.to_thread(store.labels) if store is not None else [],
+                "series": monitor.status.series(),
+                "live_interval": LIVE_INTERVAL,
+            }
+        )
 
     async def live(request: Request) -> Response:
         async def stream() -> Any:
@@ -162,8 +180,11 @@ def create_app(server: WebServer) -> Any:
                 yield f"data: {json.dumps(live_payload(), separators=(',', ':'))}\n\n"
                 await asyncio.sleep(LIVE_INTERVAL)
 
-        return StreamingResponse(stream(), media_type="text/event-stream",
-                                 headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+        return StreamingResponse(
+            stream(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
 
     async def events(request: Request) -> Response:
         if store is None:
@@ -175,12 +196,14 @@ def create_app(server: WebServer) -> Any:
             limit_text = q.get("limit") or str(DEFAULT_LIMIT)
             if not limit_text.isdigit():
                 return _bad(f"limit: expected a whole number, got {limit_text!r}")
-            rows = await asyncio.to_thread(store.query, since=since, until=until,
-                                           label=q.get("label") or None, limit=int(limit_text))
+            rows = await asyncio.to_thread(
+                store.query, since=since, until=until, label=q.get("label") or None, limit=int(limit_text)
+            )
         except MicmonError as exc:
             return _bad(str(exc))
-        return JSONResponse({"events": [event_dict(r) for r in rows], "history": True,
-                             "version": history_version()})
+        return JSONResponse(
+            {"events": [event_dict(r) for r in rows], "history": True, "version": history_version()}
+        )
 
     async def clip(request: Request) -> Response:
         name = request.path_params["name"]
@@ -192,8 +215,7 @@ def create_app(server: WebServer) -> Any:
         except (OSError, RuntimeError, ValueError):  # loops, NUL bytes
             return PlainTextResponse("refused\n", status_code=403)
         if not path.is_relative_to(root) or path == root or path.suffix.lower() not in CLIP_TYPES:
-            return PlainTextResponse("refused: only clips inside the clip folder\n",
-                                     status_code=403)
+            return PlainTextResponse("refused: only clips inside the clip folder\n", status_code=403)
         if not path.is_file():
             return PlainTextResponse("no such clip\n", status_code=404)
         return FileResponse(path, media_type=CLIP_TYPES[path.suffix.lower()])
@@ -217,9 +239,13 @@ def create_app(server: WebServer) -> Any:
         if health == "ok" and (age is None or age > limit):
             health = "stalled"
         ok = health == "ok"
-        return JSONResponse({"status": health, "last_window_age": None if age is None or
-                             not math.isfinite(age) else round(age, 3)},
-                            status_code=200 if ok else 503)
+        return JSONResponse(
+            {
+                "status": health,
+                "last_window_age": None if age is None or not math.isfinite(age) else round(age, 3),
+            },
+            status_code=200 if ok else 503,
+        )
 
     async def metrics(request: Request) -> Response:
         return Response(prometheus_text(monitor), media_type=METRICS_TYPE)

@@ -15,8 +15,20 @@ import typer
 
 from micmon_cli.options import config_option, resolve
 
-__all__ = ["Channels", "Device", "FFmpeg", "Force", "HighFreq", "LowFreq", "ModelDir", "SampleRate",
-           "System", "WindowSeconds", "Bins", "resolve"]
+__all__ = [
+    "Channels",
+    "Device",
+    "FFmpeg",
+    "Force",
+    "HighFreq",
+    "LowFreq",
+    "ModelDir",
+    "SampleRate",
+    "System",
+    "WindowSeconds",
+    "Bins",
+    "resolve",
+]
 
 # -- shared options (None means "take it from the config") --------------------------------------
 Force = Annotated[bool, typer.Option("--force", "-f", help="Overwrite existing output.")]
@@ -25,8 +37,7 @@ SampleRate = Annotated[int | None, config_option("audio.sample_rate", "--sample-
 Channels = Annotated[int | None, config_option("audio.channels", "--channels")]
 System = Annotated[str | None, config_option("audio.system", "--system")]
 Device = Annotated[str | None, config_option("audio.device", "--device")]
-WindowSeconds = Annotated[float | None, config_option("features.window_seconds", "--window-seconds",
-                                                      "-w")]
+WindowSeconds = Annotated[float | None, config_option("features.window_seconds", "--window-seconds", "-w")]
 LowFreq = Annotated[float | None, config_option("features.low_freq", "--low")]
 HighFreq = Annotated[float | None, config_option("features.high_freq", "--high")]
 Bins = Annotated[int | None, config_option("features.bins", "--bins", "-b")]

@@ -23,11 +23,17 @@ def _show(value: Any) -> str:
 
 
 def config(
-    init: Annotated[Path | None, typer.Option(
-        "--init", help="Write a documented config file with every key and its default to this "
-        "path (e.g. micmon.yaml).", show_default=False, dir_okay=False)] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the effective values as "
-                                          "JSON.")] = False,
+    init: Annotated[
+        Path | None,
+        typer.Option(
+            "--init",
+            help="Write a documented config file with every key and its default to this "
+            "path (e.g. micmon.yaml).",
+            show_default=False,
+            dir_okay=False,
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the effective values as JSON.")] = False,
     force: Force = False,
 ) -> None:
     """Show the effective configuration: every key, its value and where it came from
@@ -46,14 +52,21 @@ def config(
         return
     resolved = resolve()
     if as_json:
-        data = {key: {"value": value if not isinstance(value, Path) else str(value),
-                      "source": source} for key, value, source in resolved.items()}
-        console.out.print_json(json.dumps({"file": str(resolved.file) if resolved.file else None,
-                                           "settings": data}))
+        data = {
+            key: {"value": value if not isinstance(value, Path) else str(value), "source": source}
+            for key, value, source in resolved.items()
+        }
+        console.out.print_json(
+            json.dumps({"file": str(resolved.file) if resolved.file else None, "settings": data})
+        )
         return
     where = str(resolved.file) if resolved.file else "none found; built-in defaults"
     console.info(f"config file: {where}")
     file = str(resolved.file)
-    console.result(console.table(None, ["key", "value", "source"],
-                                 ((k, _show(v), "file" if s == file else s)
-                                  for k, v, s in resolved.items())))
+    console.result(
+        console.table(
+            None,
+            ["key", "value", "source"],
+            ((k, _show(v), "file" if s == file else s) for k, v, s in resolved.items()),
+        )
+    )

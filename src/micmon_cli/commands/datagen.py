@@ -33,21 +33,33 @@ def _report(results: list[FolderResult], root: Path) -> None:
             name = str(Path(r.folder).relative_to(root)) or Path(r.folder).name
         except ValueError:
             name = r.folder
-        rows.append((name, *(r.counts.get(label, 0) for label in labels), r.skipped,
-                     f"{r.seconds:.0f}"))
-    totals = ("total", *(sum(r.counts.get(label, 0) for r in results) for label in labels),
-              sum(r.skipped for r in results), f"{sum(r.seconds for r in results):.0f}")
-    console.result(console.table("windows per label", ["sample", *labels, "unlabelled", "seconds"],
-                                 [*rows, totals], numeric=(*labels, "unlabelled", "seconds")))
+        rows.append((name, *(r.counts.get(label, 0) for label in labels), r.skipped, f"{r.seconds:.0f}"))
+    totals = (
+        "total",
+        *(sum(r.counts.get(label, 0) for r in results) for label in labels),
+        sum(r.skipped for r in results),
+        f"{sum(r.seconds for r in results):.0f}",
+    )
+    console.result(
+        console.table(
+            "windows per label",
+            ["sample", *labels, "unlabelled", "seconds"],
+            [*rows, totals],
+            numeric=(*labels, "unlabelled", "seconds"),
+        )
+    )
     if results:
         console.info(f"wrote {len(results)} datasets to {results[0].output.parent}")
 
 
 def datagen(
-    audio_dir: Annotated[Path | None, config_argument(
-        "paths.audio_dir", "AUDIO_DIR", help="folder of sample folders")] = None,
-    datasets_dir: Annotated[Path | None, config_argument(
-        "paths.datasets_dir", "DATASETS_DIR", help="output folder for the .npz datasets")] = None,
+    audio_dir: Annotated[
+        Path | None, config_argument("paths.audio_dir", "AUDIO_DIR", help="folder of sample folders")
+    ] = None,
+    datasets_dir: Annotated[
+        Path | None,
+        config_argument("paths.datasets_dir", "DATASETS_DIR", help="output folder for the .npz datasets"),
+    ] = None,
     low: LowFreq = None,
     high: HighFreq = None,
     bins: Bins = None,
@@ -56,8 +68,9 @@ def datagen(
     channels: Channels = None,
     feature: Annotated[str | None, config_option("features.feature", "--feature")] = None,
     ffmpeg: FFmpeg = None,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1,
-                                      help="Sample folders processed in parallel.")] = 1,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", min=1, help="Sample folders processed in parallel.")
+    ] = 1,
     force: Force = False,
 ) -> None:
     """Compute the features of every labelled window of every sample folder: one .npz each.
@@ -76,10 +89,11 @@ def datagen(
     spec = c.feature_spec()
     # A bad sample folder is reported and the others are still processed; exit 1 at the end.
     batch = Batch(what="sample folder", on_error=console.error)
-    work = plan(root, c.paths.datasets_dir, overwrite=force, ffmpeg_bin=c.audio.ffmpeg,
-                batch=batch)
-    console.info(f"{len(work.folders)} sample folders, {console.fmt_seconds(work.seconds)} of "
-                 f"audio -> {c.paths.datasets_dir}")
+    work = plan(root, c.paths.datasets_dir, overwrite=force, ffmpeg_bin=c.audio.ffmpeg, batch=batch)
+    console.info(
+        f"{len(work.folders)} sample folders, {console.fmt_seconds(work.seconds)} of "
+        f"audio -> {c.paths.datasets_dir}"
+    )
     console.debug(f"features: {spec.to_json()}")
     with console.progress(seconds=True) as bar:
         task = bar.add_task("folders", total=len(work.folders), audio="")
@@ -87,11 +101,20 @@ def datagen(
 
         def on_seconds(seconds: float) -> None:
             done[0] += seconds
-            bar.update(task, audio=f"{console.fmt_seconds(done[0])}/"
-                                   f"{console.fmt_seconds(work.seconds)} audio")
+            bar.update(
+                task, audio=f"{console.fmt_seconds(done[0])}/{console.fmt_seconds(work.seconds)} audio"
+            )
 
-        results = generate(work, spec, ffmpeg_bin=c.audio.ffmpeg, jobs=jobs, overwrite=force,
-                           background_labels=[c.training.background_label], batch=batch,
-                           on_seconds=on_seconds, on_folder=lambda _: bar.advance(task))
+        results = generate(
+            work,
+            spec,
+            ffmpeg_bin=c.audio.ffmpeg,
+            jobs=jobs,
+            overwrite=force,
+            background_labels=[c.training.background_label],
+            batch=batch,
+            on_seconds=on_seconds,
+            on_folder=lambda _: bar.advance(task),
+        )
     _report(results, root)
     batch.finish()

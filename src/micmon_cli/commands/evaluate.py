@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from micmon.evaluate import Calibration, EvaluationReport, RecordingScores
     from micmon_cli.config import ResolvedConfig
 
+
 def _fmt(value: float | None, spec: str = ".2f", suffix: str = "") -> str:
     return "-" if value is None else f"{value:{spec}}{suffix}"
 
@@ -31,49 +32,87 @@ def _recording_table(report: EvaluationReport) -> Any:
         m = report.overall if r is None else r.metrics
         targets = [m.per_label()[t]["f1"] for t in m.targets]
         f1 = sum(v for v in targets if v is not None) / len(targets) if targets else None
-        rows.append([name, console.fmt_seconds(m.seconds), _fmt(m.window_accuracy),
-                     _fmt(f1), f"{m.found}/{m.runs}", _fmt(m.event_recall), m.false_alarms,
-                     _fmt(m.false_alarms_per_hour, ".1f"), _fmt(m.median_delay, ".1f", " s"),
-                     _fmt(m.worst_delay, ".1f", " s")])
-    columns = ["recording", "length", "acc", "F1", "found", "recall", "alarms", "alarms/h",
-               "delay", "worst"]
-    return console.table(f"Events of {', '.join(report.targets)} (hop {report.hop_seconds:g} s)",
-                         columns, rows, numeric=columns[1:])
+        rows.append(
+            [
+                name,
+                console.fmt_seconds(m.seconds),
+                _fmt(m.window_accuracy),
+                _fmt(f1),
+                f"{m.found}/{m.runs}",
+                _fmt(m.event_recall),
+                m.false_alarms,
+                _fmt(m.false_alarms_per_hour, ".1f"),
+                _fmt(m.median_delay, ".1f", " s"),
+                _fmt(m.worst_delay, ".1f", " s"),
+            ]
+        )
+    columns = ["recording", "length", "acc", "F1", "found", "recall", "alarms", "alarms/h", "delay", "worst"]
+    return console.table(
+        f"Events of {', '.join(report.targets)} (hop {report.hop_seconds:g} s)",
+        columns,
+        rows,
+        numeric=columns[1:],
+    )
 
 
 def _label_table(report: EvaluationReport) -> Any:
-    rows = [[label, _fmt(d["precision"]), _fmt(d["recall"]), _fmt(d["f1"]), d["support"]]
-            for label, d in report.overall.per_label().items()]
+    rows = [
+        [label, _fmt(d["precision"]), _fmt(d["recall"]), _fmt(d["f1"]), d["support"]]
+        for label, d in report.overall.per_label().items()
+    ]
     columns = ["label", "precision", "recall", "F1", "windows"]
     return console.table("Per window, all recordings", columns, rows, numeric=columns[1:])
 
 
 def _tradeoff_table(cal: Calibration) -> Any:
-    rows = [[", ".join(f"{v:g}" for v in p.thresholds.values()), f"{p.k} of {p.n}", p.m,
-             _fmt(p.event_recall), _fmt(p.false_alarms_per_hour, ".1f"),
-             _fmt(p.median_delay, ".1f", " s"), "<- chosen" if p == cal.chosen else ""]
-            for p in cal.pareto()]
+    rows = [
+        [
+            ", ".join(f"{v:g}" for v in p.thresholds.values()),
+            f"{p.k} of {p.n}",
+            p.m,
+            _fmt(p.event_recall),
+            _fmt(p.false_alarms_per_hour, ".1f"),
+            _fmt(p.median_delay, ".1f", " s"),
+            "<- chosen" if p == cal.chosen else "",
+        ]
+        for p in cal.pareto()
+    ]
     columns = ["threshold", "k of n", "m", "recall", "alarms/h", "median delay", ""]
-    return console.table("Best recall at each false-alarm rate", columns, rows,
-                         numeric=columns[1:-1])
+    return console.table("Best recall at each false-alarm rate", columns, rows, numeric=columns[1:-1])
 
 
 def evaluate(
-    audio_dir: Annotated[Path | None, config_argument(
-        "evaluate.audio_dir", "AUDIO_DIR",
-        help="folder of labelled sample folders (audio.* + labels.json); empty: paths.audio_dir")
+    audio_dir: Annotated[
+        Path | None,
+        config_argument(
+            "evaluate.audio_dir",
+            "AUDIO_DIR",
+            help="folder of labelled sample folders (audio.* + labels.json); empty: paths.audio_dir",
+        ),
     ] = None,
     model_dir: ModelDir = None,
     hop: Annotated[float | None, config_option("evaluate.hop", "--hop")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
-    do_calibrate: Annotated[bool, typer.Option(
-        "--calibrate", help="Search threshold, K of N and M for the best event recall within "
-        "the false-alarm budget; store them in the model's micmon.json.")] = False,
-    max_false_alarms_per_hour: Annotated[float | None, config_option(
-        "evaluate.max_false_alarms_per_hour", "--max-false-alarms-per-hour")] = None,
-    plot: Annotated[Path | None, typer.Option(
-        "--plot", help="Write a score PNG per recording and a recall / false-alarm curve here.",
-        file_okay=False, show_default=False)] = None,
+    do_calibrate: Annotated[
+        bool,
+        typer.Option(
+            "--calibrate",
+            help="Search threshold, K of N and M for the best event recall within "
+            "the false-alarm budget; store them in the model's micmon.json.",
+        ),
+    ] = False,
+    max_false_alarms_per_hour: Annotated[
+        float | None, config_option("evaluate.max_false_alarms_per_hour", "--max-false-alarms-per-hour")
+    ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option(
+            "--plot",
+            help="Write a score PNG per recording and a recall / false-alarm curve here.",
+            file_okay=False,
+            show_default=False,
+        ),
+    ] = None,
     ffmpeg: FFmpeg = None,
 ) -> None:
     """Replay labelled recordings through the monitor's detector; report events found and false alarms.
@@ -94,9 +133,12 @@ def evaluate(
     model_path = cfg.existing_dir("paths.model_dir")
     model = Model.load(model_path)
     assert model.spec is not None
-    settings = model_settings(model.metadata, list(model.labels),
-                              overrides=cfg.detector_overrides(),
-                              background_label=cfg.background_label())  # as `micmon monitor`
+    settings = model_settings(
+        model.metadata,
+        list(model.labels),
+        overrides=cfg.detector_overrides(),
+        background_label=cfg.background_label(),
+    )  # as `micmon monitor`
     window_hop = model_hop(model.metadata, model.spec.window_seconds, c.evaluate.hop or c.monitor.hop)
     folders = _folders(cfg, model.metadata, calibrating=do_calibrate)
     scored, batch = _score(folders, model, window_hop, c.audio.ffmpeg, calibrating=do_calibrate)
@@ -123,8 +165,7 @@ def evaluate(
     batch.finish()  # exit 1 if a recording could not be scored (it was reported)
 
 
-def _folders(cfg: ResolvedConfig, metadata: dict[str, Any], *, calibrating: bool
-             ) -> list[AudioDirectory]:
+def _folders(cfg: ResolvedConfig, metadata: dict[str, Any], *, calibrating: bool) -> list[AudioDirectory]:
     """Return the recordings to replay: AUDIO_DIR, else (calibrating) the held-out and
     background recordings, else paths.audio_dir."""
     from micmon.audio import AudioDirectory
@@ -135,18 +176,24 @@ def _folders(cfg: ResolvedConfig, metadata: dict[str, Any], *, calibrating: bool
     if calibrating and c.evaluate.audio_dir is None:
         folders = calibration_folders(metadata, c.paths.audio_dir)
         if not folders:
-            raise AudioError(f"{c.paths.audio_dir}: no recordings to calibrate on: the model "
-                             "kept none out (micmon train --holdout-recordings N) and no sample "
-                             "folder is labelled all background; record an hour of your room "
-                             "(micmon label room 00:00=negative) or pass AUDIO_DIR")
-        console.info(f"calibrating on {len(folders)} recording(s): the ones training held out "
-                     f"and the background recordings under {c.paths.audio_dir}")
+            raise AudioError(
+                f"{c.paths.audio_dir}: no recordings to calibrate on: the model "
+                "kept none out (micmon train --holdout-recordings N) and no sample "
+                "folder is labelled all background; record an hour of your room "
+                "(micmon label room 00:00=negative) or pass AUDIO_DIR"
+            )
+        console.info(
+            f"calibrating on {len(folders)} recording(s): the ones training held out "
+            f"and the background recordings under {c.paths.audio_dir}"
+        )
         return folders
     root = c.evaluate.audio_dir or c.paths.audio_dir
     folders = AudioDirectory.scan(root)
     if not folders:
-        raise AudioError(f"{root}: no labelled sample folders (audio.* + labels.json) at or below "
-                         "it; pass AUDIO_DIR or set evaluate.audio_dir")
+        raise AudioError(
+            f"{root}: no labelled sample folders (audio.* + labels.json) at or below "
+            "it; pass AUDIO_DIR or set evaluate.audio_dir"
+        )
     return folders
 
 
@@ -156,18 +203,23 @@ def _warn_about_budget(calibration: Calibration) -> None:
 
     budget = calibration.max_false_alarms_per_hour
     if not calibration.met_budget:
-        console.warn(f"no setting keeps false alarms within {budget:g} per hour on these "
-                     "recordings; stored the one with the fewest")
+        console.warn(
+            f"no setting keeps false alarms within {budget:g} per hour on these "
+            "recordings; stored the one with the fewest"
+        )
     elif not calibration.vouched:
         hours = calibration.chosen.hours
-        console.warn(f"{calibration.chosen.false_alarms} false alarms in {hours:.2g} h of audio only "
-                     f"show fewer than {calibration.false_alarm_bound:.2g} per hour (95 % "
-                     f"confidence), not {budget:g}; record about {hours_to_vouch(budget):.1f} h of "
-                     "your room without the sound (label it all background) to vouch for it")
+        console.warn(
+            f"{calibration.chosen.false_alarms} false alarms in {hours:.2g} h of audio only "
+            f"show fewer than {calibration.false_alarm_bound:.2g} per hour (95 % "
+            f"confidence), not {budget:g}; record about {hours_to_vouch(budget):.1f} h of "
+            "your room without the sound (label it all background) to vouch for it"
+        )
 
 
-def _score(folders: list[AudioDirectory], model: Any, hop: float, ffmpeg_bin: str, *,
-           calibrating: bool) -> tuple[list[RecordingScores], Batch]:
+def _score(
+    folders: list[AudioDirectory], model: Any, hop: float, ffmpeg_bin: str, *, calibrating: bool
+) -> tuple[list[RecordingScores], Batch]:
     """Score every labelled recording, with a progress bar; a bad one is reported and the others
     go on (the command fails at the end), but calibration needs every recording."""
     from micmon.batch import Batch
@@ -193,20 +245,22 @@ def _warn_if_trained_on(metadata: dict[str, Any], paths: list[str]) -> None:
     seen = trained_on(metadata, paths)
     if seen:
         shown = ", ".join(Path(p).name for p in seen[:3]) + ("..." if len(seen) > 3 else "")
-        console.warn(f"calibrating on {len(seen)} recording(s) the network was trained on "
-                     f"({shown}); the settings will look better than they are. Hold "
-                     "recordings out with `micmon train --holdout-recordings N` or use a "
-                     "separate folder")
+        console.warn(
+            f"calibrating on {len(seen)} recording(s) the network was trained on "
+            f"({shown}); the settings will look better than they are. Hold "
+            "recordings out with `micmon train --holdout-recordings N` or use a "
+            "separate folder"
+        )
 
 
-def _show(report: EvaluationReport, calibration: Calibration | None, model_path: Path,
-          plots: list[Path]) -> None:
+def _show(
+    report: EvaluationReport, calibration: Calibration | None, model_path: Path, plots: list[Path]
+) -> None:
     console.result(_recording_table(report))
     console.result(_label_table(report))
     s = report.settings
     thresholds = ", ".join(f"{k}={v:g}" for k, v in s.thresholds.items()) or f"{s.threshold:g}"
-    console.result(f"detector: threshold {thresholds}, {s.k} of {s.n} windows to start, "
-                   f"{s.m} below to end")
+    console.result(f"detector: threshold {thresholds}, {s.k} of {s.n} windows to start, {s.m} below to end")
     if calibration is not None:
         console.result(_tradeoff_table(calibration))
         console.result(f"saved the calibrated detector settings to {model_path / 'micmon.json'}")

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from micmon.labels import Labels
     from micmon_cli.config import ResolvedConfig
 
+
 def find_sample(sample: str, cfg: ResolvedConfig) -> Path:
     """Return the sample folder `sample` names: a path, or a folder name under audio_dir."""
     from micmon._io import expand_path
@@ -29,8 +30,10 @@ def find_sample(sample: str, cfg: ResolvedConfig) -> Path:
     under = cfg.config.paths.audio_dir / sample
     if under.is_dir():
         return under
-    raise AudioError(f"{sample}: no such sample folder (looked in {direct.absolute()} and "
-                     f"{under}); record one with `micmon record {sample}`")
+    raise AudioError(
+        f"{sample}: no such sample folder (looked in {direct.absolute()} and "
+        f"{under}); record one with `micmon record {sample}`"
+    )
 
 
 def _pairs(pairs: list[str]) -> dict[str | float, str]:
@@ -48,9 +51,16 @@ def _pairs(pairs: list[str]) -> dict[str | float, str]:
 def _timeline(labels: Labels, duration: float, power: np.ndarray) -> list[tuple[str, ...]]:
     from micmon.labels import format_time, segment_levels
 
-    return [(format_time(seg.start), format_time(seg.end or duration), seg.label,
-             f"{(seg.end or duration) - seg.start:.1f}", console.fmt_db(level))
-            for seg, level in segment_levels(labels, duration, power)]
+    return [
+        (
+            format_time(seg.start),
+            format_time(seg.end or duration),
+            seg.label,
+            f"{(seg.end or duration) - seg.start:.1f}",
+            console.fmt_db(level),
+        )
+        for seg, level in segment_levels(labels, duration, power)
+    ]
 
 
 def _check(cfg: ResolvedConfig, ffmpeg_bin: str) -> None:
@@ -58,27 +68,47 @@ def _check(cfg: ResolvedConfig, ffmpeg_bin: str) -> None:
     from micmon.errors import LabelsError
     from micmon.labels import check_folders
 
-    problems = check_folders(cfg.existing_dir("paths.audio_dir"),
-                             known=cfg.config.training.labels, ffmpeg_bin=ffmpeg_bin)
+    problems = check_folders(
+        cfg.existing_dir("paths.audio_dir"), known=cfg.config.training.labels, ffmpeg_bin=ffmpeg_bin
+    )
     if problems:
-        console.result(console.table("problems", ["sample", "problem"],
-                                     ((p.folder, p.problem) for p in problems)))
-        raise LabelsError(f"{len(problems)} problem{'s' if len(problems) > 1 else ''} in "
-                          f"{cfg.config.paths.audio_dir}; fix them and run --check again")
+        console.result(
+            console.table("problems", ["sample", "problem"], ((p.folder, p.problem) for p in problems))
+        )
+        raise LabelsError(
+            f"{len(problems)} problem{'s' if len(problems) > 1 else ''} in "
+            f"{cfg.config.paths.audio_dir}; fix them and run --check again"
+        )
     console.result(f"all sample folders under {cfg.config.paths.audio_dir} are fine")
 
 
 def label(
-    sample: Annotated[str | None, typer.Argument(
-        metavar="SAMPLE", help="Sample folder: a path, or a folder name under audio_dir.",
-        show_default=False)] = None,
-    pairs: Annotated[list[str] | None, typer.Argument(
-        metavar="TIME=LABEL...", help="Pairs to add (TIME as seconds, MM:SS or HH:MM:SS[.fff]).",
-        show_default=False)] = None,
-    check: Annotated[bool, typer.Option("--check", help="Validate every sample folder under "
-                                        "audio_dir and list all problems.")] = False,
-    suggest: Annotated[bool, typer.Option("--suggest", help="Propose boundaries from loudness "
-                                          "changes; prints a labels.json draft.")] = False,
+    sample: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="SAMPLE",
+            help="Sample folder: a path, or a folder name under audio_dir.",
+            show_default=False,
+        ),
+    ] = None,
+    pairs: Annotated[
+        list[str] | None,
+        typer.Argument(
+            metavar="TIME=LABEL...",
+            help="Pairs to add (TIME as seconds, MM:SS or HH:MM:SS[.fff]).",
+            show_default=False,
+        ),
+    ] = None,
+    check: Annotated[
+        bool,
+        typer.Option("--check", help="Validate every sample folder under audio_dir and list all problems."),
+    ] = False,
+    suggest: Annotated[
+        bool,
+        typer.Option(
+            "--suggest", help="Propose boundaries from loudness changes; prints a labels.json draft."
+        ),
+    ] = False,
     audio_dir: Annotated[Path | None, config_option("paths.audio_dir", "--audio-dir")] = None,
     ffmpeg: FFmpeg = None,
 ) -> None:
@@ -107,13 +137,16 @@ def label(
         _check(cfg, ffmpeg_bin)
         return
     if sample is None:
-        raise ParameterError("SAMPLE: name a sample folder, or use --check; e.g. "
-                             "`micmon label sample_1`", parameter='SAMPLE')
+        raise ParameterError(
+            "SAMPLE: name a sample folder, or use --check; e.g. `micmon label sample_1`", parameter="SAMPLE"
+        )
     folder = find_sample(sample, cfg)
     audio = find_audio_file(folder)
     if audio is None:
-        raise AudioError(f"{folder}: no audio file (audio.mp3, audio.wav...); record one with "
-                         f"`micmon record {folder.name}`")
+        raise AudioError(
+            f"{folder}: no audio file (audio.mp3, audio.wav...); record one with "
+            f"`micmon record {folder.name}`"
+        )
     duration = probe_duration(audio, ffmpeg_bin=ffmpeg_bin)
     labels_path = folder / "labels.json"
     existing = Labels.load(labels_path) if find_labels_file(folder) else None
@@ -121,9 +154,11 @@ def label(
 
     if suggest:
         names = [n for n in cfg.config.training.labels if n != background]
-        draft = suggest_labels(loudness_profile(audio, ffmpeg_bin=ffmpeg_bin),
-                                   background=background,
-                                   foreground=names[0] if names else "positive")
+        draft = suggest_labels(
+            loudness_profile(audio, ffmpeg_bin=ffmpeg_bin),
+            background=background,
+            foreground=names[0] if names else "positive",
+        )
         console.out.print_json(json.dumps(draft))
         console.info(f"review it, then save it as {labels_path}")
         return
@@ -132,21 +167,30 @@ def label(
         new = Labels(_pairs(pairs), source="command line")
         late = new.past(duration)
         if late:
-            raise LabelsError(f"{format_time(late[0])}: past the end of the recording "
-                              f"({format_time(duration)}); use a time before it")
+            raise LabelsError(
+                f"{format_time(late[0])}: past the end of the recording "
+                f"({format_time(duration)}); use a time before it"
+            )
         labels = existing.merged(new) if existing is not None else new
         labels.save(labels_path)
         console.info(f"saved {labels_path}")
     elif existing is None:
-        raise LabelsError(f"{labels_path}: no labels yet; add some, e.g. `micmon label "
-                          f"{sample} 00:00={background}`")
+        raise LabelsError(
+            f"{labels_path}: no labels yet; add some, e.g. `micmon label {sample} 00:00={background}`"
+        )
     else:
         labels = existing
     power = loudness_profile(audio, ffmpeg_bin=ffmpeg_bin)
-    console.result(console.table(
-        f"{folder.name}: {format_time(duration)}",
-        ["start", "end", "label", "seconds", "dBFS"], _timeline(labels, duration, power),
-        numeric=("seconds", "dBFS")))
+    console.result(
+        console.table(
+            f"{folder.name}: {format_time(duration)}",
+            ["start", "end", "label", "seconds", "dBFS"],
+            _timeline(labels, duration, power),
+            numeric=("seconds", "dBFS"),
+        )
+    )
     for past_end in labels.past(duration):  # left out of the timeline, but not silently
-        console.warn(f"{labels_path}: the label at {format_time(past_end)} is past the end of the "
-                     f"recording ({format_time(duration)}) and labels nothing; remove it")
+        console.warn(
+            f"{labels_path}: the label at {format_time(past_end)} is past the end of the "
+            f"recording ({format_time(duration)}) and labels nothing; remove it"
+        )

@@ -40,23 +40,36 @@ def build_actions(cfg: ResolvedConfig, labels: list[str]) -> list[Action]:
         try:
             action: Action
             if spec.type == "command":
-                argv = shlex.split(spec.command) if isinstance(spec.command, str) \
-                    else spec.command
+                argv = shlex.split(spec.command) if isinstance(spec.command, str) else spec.command
                 action = CommandAction(argv, timeout=spec.timeout, events=spec.events)
             elif spec.type == "webhook":
-                action = WebhookAction(spec.url, timeout=spec.timeout, headers=spec.headers,
-                                       events=spec.events)
+                action = WebhookAction(
+                    spec.url, timeout=spec.timeout, headers=spec.headers, events=spec.events
+                )
             elif spec.type == "mqtt":
-                action = MqttAction(spec.broker, labels=labels, topic=spec.topic,
-                                    node_id=spec.node_id, username=spec.username,
-                                    password=spec.password, tls=spec.tls, ca_certs=spec.ca_certs,
-                                    tls_insecure=spec.tls_insecure, client_id=spec.client_id,
-                                    discovery=spec.discovery,
-                                    discovery_prefix=spec.discovery_prefix)
+                action = MqttAction(
+                    spec.broker,
+                    labels=labels,
+                    topic=spec.topic,
+                    node_id=spec.node_id,
+                    username=spec.username,
+                    password=spec.password,
+                    tls=spec.tls,
+                    ca_certs=spec.ca_certs,
+                    tls_insecure=spec.tls_insecure,
+                    client_id=spec.client_id,
+                    discovery=spec.discovery,
+                    discovery_prefix=spec.discovery_prefix,
+                )
             else:
                 folder = spec.folder if spec.folder.is_absolute() else base / spec.folder
-                action = ClipAction(folder, format=spec.format, pre_roll=spec.pre_roll,
-                                    post_roll=spec.post_roll, max_seconds=spec.max_seconds)
+                action = ClipAction(
+                    folder,
+                    format=spec.format,
+                    pre_roll=spec.pre_roll,
+                    post_roll=spec.post_roll,
+                    max_seconds=spec.max_seconds,
+                )
         except ParameterError as exc:
             raise ConfigError(f"{where}: {exc}") from None
         action.retries = spec.retries
@@ -74,8 +87,9 @@ class LiveView:
         self.monitor = monitor
         self.source = source
         self.last: WindowResult | None = None
-        self.live = Live(self._render(), console=console.err, refresh_per_second=LIVE_REFRESH,
-                         transient=False)
+        self.live = Live(
+            self._render(), console=console.err, refresh_per_second=LIVE_REFRESH, transient=False
+        )
 
     def on_window(self, result: WindowResult) -> None:
         """Remember the newest window (rendered at the next refresh)."""
@@ -90,14 +104,13 @@ class LiveView:
         grid.add_column(justify="right", style="bold")
         grid.add_column()
         stats = self.monitor.stats
-        state = ("[green]listening[/green]" if stats.connected
-                 else "[yellow]waiting for audio[/yellow]")
-        grid.add_row("input", Text.from_markup(f"{self.source}  {state}"
-                                               f"  {console.fmt_seconds(stats.audio_seconds)}"))
+        state = "[green]listening[/green]" if stats.connected else "[yellow]waiting for audio[/yellow]"
+        grid.add_row(
+            "input", Text.from_markup(f"{self.source}  {state}  {console.fmt_seconds(stats.audio_seconds)}")
+        )
         r = self.last
         level = r.level_dbfs if r is not None else -math.inf
-        grid.add_row("level", _bar((max(level, -60.0) + 60) / 60, "cyan",
-                                   f"{console.fmt_db(level)} dBFS"))
+        grid.add_row("level", _bar((max(level, -60.0) + 60) / 60, "cyan", f"{console.fmt_db(level)} dBFS"))
         active = self.monitor.listener.detector.active
         if r is not None:
             for label, score in r.scores.items():
@@ -113,8 +126,9 @@ def _bar(value: float, colour: str, text: str, note: str = "") -> Any:
     from rich.text import Text
 
     filled = max(0, min(BAR_WIDTH, int(round(value * BAR_WIDTH))))
-    return Text.assemble(("█" * filled, colour), ("·" * (BAR_WIDTH - filled), "dim"),
-                         f" {text}", Text.from_markup(note))
+    return Text.assemble(
+        ("█" * filled, colour), ("·" * (BAR_WIDTH - filled), "dim"), f" {text}", Text.from_markup(note)
+    )
 
 
 def _event_text(event: Event) -> str:
@@ -124,31 +138,46 @@ def _event_text(event: Event) -> str:
 
 
 def monitor(
-    model: Annotated[Path | None, config_option("monitor.model", "--model", "-m",
-                                                rich_help_panel=INPUT)] = None,
-    system: Annotated[str | None, config_option("audio.system", "--system",
-                                                rich_help_panel=INPUT)] = None,
-    device: Annotated[str | None, config_option("audio.device", "--device",
-                                                rich_help_panel=INPUT)] = None,
-    input_file: Annotated[Path | None, typer.Option(
-        "--input", "-i", help="Replay this audio file instead of listening to a device.",
-        exists=True, dir_okay=False, show_default=False, rich_help_panel=INPUT)] = None,
-    fast: Annotated[bool, typer.Option(
-        "--fast", help="With --input: replay as fast as possible, not in real time.",
-        rich_help_panel=INPUT)] = False,
-    ffmpeg: Annotated[str | None, config_option("audio.ffmpeg", "--ffmpeg",
-                                                rich_help_panel=INPUT)] = None,
-    hop: Annotated[float | None, config_option("monitor.hop", "--hop",
-                                               rich_help_panel=DETECTOR)] = None,
-    threshold: Annotated[float | None, config_option("monitor.threshold", "--threshold", "-T",
-                                                     rich_help_panel=DETECTOR)] = None,
-    min_dbfs: Annotated[float | None, config_option("monitor.min_dbfs", "--min-dbfs",
-                                                    rich_help_panel=DETECTOR)] = None,
-    json_lines: Annotated[bool, typer.Option(
-        "--json", help="Print only JSON lines, one per event, on stdout.",
-        rich_help_panel=OUTPUT)] = False,
-    web: Annotated[str | None, config_option("monitor.web", "--web",
-                                             rich_help_panel=OUTPUT)] = None,
+    model: Annotated[
+        Path | None, config_option("monitor.model", "--model", "-m", rich_help_panel=INPUT)
+    ] = None,
+    system: Annotated[str | None, config_option("audio.system", "--system", rich_help_panel=INPUT)] = None,
+    device: Annotated[str | None, config_option("audio.device", "--device", rich_help_panel=INPUT)] = None,
+    input_file: Annotated[
+        Path | None,
+        typer.Option(
+            "--input",
+            "-i",
+            help="Replay this audio file instead of listening to a device.",
+            exists=True,
+            dir_okay=False,
+            show_default=False,
+            rich_help_panel=INPUT,
+        ),
+    ] = None,
+    fast: Annotated[
+        bool,
+        typer.Option(
+            "--fast",
+            help="With --input: replay as fast as possible, not in real time.",
+            rich_help_panel=INPUT,
+        ),
+    ] = False,
+    ffmpeg: Annotated[str | None, config_option("audio.ffmpeg", "--ffmpeg", rich_help_panel=INPUT)] = None,
+    hop: Annotated[float | None, config_option("monitor.hop", "--hop", rich_help_panel=DETECTOR)] = None,
+    threshold: Annotated[
+        float | None, config_option("monitor.threshold", "--threshold", "-T", rich_help_panel=DETECTOR)
+    ] = None,
+    min_dbfs: Annotated[
+        float | None, config_option("monitor.min_dbfs", "--min-dbfs", rich_help_panel=DETECTOR)
+    ] = None,
+    json_lines: Annotated[
+        bool,
+        typer.Option(
+            "--json", help="Print only JSON lines, one per event, on stdout.", rich_help_panel=OUTPUT
+        ),
+    ] = False,
+    web: Annotated[str | None, config_option("monitor.web", "--web", rich_help_panel=OUTPUT)] = None,
 ) -> None:
     """Listen with a trained model and report when its sounds start and stop.
 
@@ -171,29 +200,42 @@ def monitor(
     loaded = Model.load(model_dir)
     spec = loaded.spec
     assert spec is not None  # Model.load always reads one from micmon.json
-    settings = model_settings(loaded.metadata, list(loaded.labels),
-                              overrides=cfg.detector_overrides(),
-                              background_label=cfg.background_label())
+    settings = model_settings(
+        loaded.metadata,
+        list(loaded.labels),
+        overrides=cfg.detector_overrides(),
+        background_label=cfg.background_label(),
+    )
     window_hop = model_hop(loaded.metadata, spec.window_seconds, c.monitor.hop)
     actions, server = _outputs(cfg, loaded, settings, str(model_dir))
     interactive = console.interactive() and not json_lines
     if json_lines or not interactive:
         actions.insert(0, PrintAction(json_lines=json_lines))
     if input_file is not None:
-        source = file_source(input_file, spec=spec, hop=window_hop, realtime=not fast,
-                             ffmpeg_bin=c.audio.ffmpeg)
+        source = file_source(
+            input_file, spec=spec, hop=window_hop, realtime=not fast, ffmpeg_bin=c.audio.ffmpeg
+        )
         name = str(input_file)
     else:
-        source = device_source(c.audio.system, c.audio.device, spec=spec, hop=window_hop,
-                               ffmpeg_bin=c.audio.ffmpeg)
+        source = device_source(
+            c.audio.system, c.audio.device, spec=spec, hop=window_hop, ffmpeg_bin=c.audio.ffmpeg
+        )
         name = f"{c.audio.system}:{c.audio.device}"
-    mon = Monitor(loaded, source, settings=settings, actions=actions, hop=window_hop,
-                  live=input_file is None, max_backoff=c.monitor.reconnect_max_seconds)
+    mon = Monitor(
+        loaded,
+        source,
+        settings=settings,
+        actions=actions,
+        hop=window_hop,
+        live=input_file is None,
+        max_backoff=c.monitor.reconnect_max_seconds,
+    )
     detector = mon.listener.detector
-    targets = ", ".join(f"{label} (threshold {detector.thresholds[label]:g})"
-                        for label in detector.targets)
-    console.info(f"listening to {name} for {targets} ({spec.window_seconds:g} s windows every "
-                 f"{window_hop:g} s, model {model_dir}); Ctrl-C to stop")
+    targets = ", ".join(f"{label} (threshold {detector.thresholds[label]:g})" for label in detector.targets)
+    console.info(
+        f"listening to {name} for {targets} ({spec.window_seconds:g} s windows every "
+        f"{window_hop:g} s, model {model_dir}); Ctrl-C to stop"
+    )
     if server is not None:
         console.info(f"web page at {server.start(mon).url}")
     try:
@@ -201,13 +243,16 @@ def monitor(
     finally:
         if server is not None:
             server.stop()
-    console.info(f"stopped after {console.fmt_seconds(stats.audio_seconds)} of audio: "
-                 f"{stats.windows} windows, {stats.events} events, "
-                 f"{stats.reconnects} reconnects")
+    console.info(
+        f"stopped after {console.fmt_seconds(stats.audio_seconds)} of audio: "
+        f"{stats.windows} windows, {stats.events} events, "
+        f"{stats.reconnects} reconnects"
+    )
 
 
-def _outputs(cfg: ResolvedConfig, model: Any, settings: DetectorSettings, model_dir: str
-             ) -> tuple[list[Action], WebServer | None]:
+def _outputs(
+    cfg: ResolvedConfig, model: Any, settings: DetectorSettings, model_dir: str
+) -> tuple[list[Action], WebServer | None]:
     """Return the configured actions (plus the event history) and the web server, if any; the
     web address is checked and bound now, before anything starts."""
     from micmon.detect import Detector
@@ -224,8 +269,13 @@ def _outputs(cfg: ResolvedConfig, model: Any, settings: DetectorSettings, model_
     if c.monitor.web is not None:
         from micmon.web import WebServer
 
-        server = WebServer(c.monitor.web, store=store, clip_folder=cfg.clip_folder(),
-                           token=c.monitor.web_token, model=model_dir)
+        server = WebServer(
+            c.monitor.web,
+            store=store,
+            clip_folder=cfg.clip_folder(),
+            token=c.monitor.web_token,
+            model=model_dir,
+        )
     return actions, server
 
 

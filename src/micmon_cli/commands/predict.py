@@ -19,8 +19,16 @@ if TYPE_CHECKING:
     from micmon.detect import Detection
 
 
-def _window_lines(path: str, labels: list[str], times: np.ndarray, scores: np.ndarray,
-                  window: float, *, as_json: bool, background: str) -> None:
+def _window_lines(
+    path: str,
+    labels: list[str],
+    times: np.ndarray,
+    scores: np.ndarray,
+    window: float,
+    *,
+    as_json: bool,
+    background: str,
+) -> None:
     """Print one line per scored window (text, or one JSON object each)."""
     from micmon.labels import format_time
 
@@ -29,17 +37,26 @@ def _window_lines(path: str, labels: list[str], times: np.ndarray, scores: np.nd
         best = int(row.argmax())
         label, confidence = labels[best], float(row[best])
         if as_json:
-            line = json.dumps({"type": "window", "file": path, "start": round(float(start), 3),
-                               "end": round(float(start) + window, 3), "label": label,
-                               "confidence": round(confidence, 4),
-                               "scores": {k: round(float(v), 4) for k, v in zip(labels, row,
-                                                                                strict=True)}})
+            line = json.dumps(
+                {
+                    "type": "window",
+                    "file": path,
+                    "start": round(float(start), 3),
+                    "end": round(float(start) + window, 3),
+                    "label": label,
+                    "confidence": round(confidence, 4),
+                    "scores": {k: round(float(v), 4) for k, v in zip(labels, row, strict=True)},
+                }
+            )
         else:
-            line = (f"  {format_time(float(start)):>9} - {format_time(float(start) + window):<9}  "
-                    f"{label:<12} {confidence:.2f}")
+            line = (
+                f"  {format_time(float(start)):>9} - {format_time(float(start) + window):<9}  "
+                f"{label:<12} {confidence:.2f}"
+            )
         if styled:
-            console.out.print(line, style="dim" if label == background else "bold", markup=False,
-                              highlight=False)
+            console.out.print(
+                line, style="dim" if label == background else "bold", markup=False, highlight=False
+            )
         else:  # plain writes: a Rich print costs ~1 ms, as much as scoring the window
             console.out.file.write(line + "\n")
 
@@ -50,14 +67,23 @@ def _events(path: str, found: list[Detection], windows: int, *, as_json: bool) -
 
     if as_json:
         for d in found:
-            console.out.file.write(json.dumps({"type": "event", "file": path, **d.to_dict(),
-                                               "duration": round(d.end - d.start, 3)}) + "\n")
-    rows = [(d.label, format_time(d.start), format_time(d.end), f"{d.end - d.start:.1f}",
-             f"{d.peak:.2f}") for d in found]
+            console.out.file.write(
+                json.dumps(
+                    {"type": "event", "file": path, **d.to_dict(), "duration": round(d.end - d.start, 3)}
+                )
+                + "\n"
+            )
+    rows = [
+        (d.label, format_time(d.start), format_time(d.end), f"{d.end - d.start:.1f}", f"{d.peak:.2f}")
+        for d in found
+    ]
     plural = "" if len(found) == 1 else "s"
-    summary = console.table(f"{Path(path).name}: {len(found)} event{plural} in {windows} windows",
-                            ["label", "start", "end", "seconds", "peak"], rows,
-                            numeric=("seconds", "peak"))
+    summary = console.table(
+        f"{Path(path).name}: {len(found)} event{plural} in {windows} windows",
+        ["label", "start", "end", "seconds", "peak"],
+        rows,
+        numeric=("seconds", "peak"),
+    )
     if not as_json:
         console.result(summary)
     elif not console.state.quiet:
@@ -65,21 +91,33 @@ def _events(path: str, found: list[Detection], windows: int, *, as_json: bool) -
 
 
 def predict(
-    files: Annotated[list[Path], typer.Argument(
-        metavar="FILES...", help="Audio files (any format ffmpeg reads) or sample folders.",
-        show_default=False)],
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            metavar="FILES...",
+            help="Audio files (any format ffmpeg reads) or sample folders.",
+            show_default=False,
+        ),
+    ],
     model_dir: ModelDir = None,
-    start: Annotated[str | None, typer.Option(
-        "--start", help="Start this far into each file (seconds or MM:SS).",
-        show_default=False)] = None,
-    duration: Annotated[str | None, typer.Option(
-        "--duration", "-t", help="Score only this much of each file (seconds or MM:SS).",
-        show_default=False)] = None,
+    start: Annotated[
+        str | None,
+        typer.Option("--start", help="Start this far into each file (seconds or MM:SS).", show_default=False),
+    ] = None,
+    duration: Annotated[
+        str | None,
+        typer.Option(
+            "--duration",
+            "-t",
+            help="Score only this much of each file (seconds or MM:SS).",
+            show_default=False,
+        ),
+    ] = None,
     hop: Annotated[float | None, config_option("monitor.hop", "--hop")] = None,
-    threshold: Annotated[float | None, config_option("monitor.threshold", "--threshold", "-T")]
-    = None,
-    as_json: Annotated[bool, typer.Option(
-        "--json", help="JSON lines on stdout: one per window, then one per event.")] = False,
+    threshold: Annotated[float | None, config_option("monitor.threshold", "--threshold", "-T")] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="JSON lines on stdout: one per window, then one per event.")
+    ] = False,
     batch_size: Annotated[int | None, config_option("predict.batch_size", "--batch-size")] = None,
     ffmpeg: FFmpeg = None,
 ) -> None:
@@ -108,8 +146,9 @@ def predict(
     assert model.spec is not None
     window = model.spec.window_seconds
     labels = list(model.labels)
-    settings = model_settings(model.metadata, labels, overrides=cfg.detector_overrides(),
-                              background_label=cfg.background_label())
+    settings = model_settings(
+        model.metadata, labels, overrides=cfg.detector_overrides(), background_label=cfg.background_label()
+    )
     window_hop = model_hop(model.metadata, window, c.monitor.hop)
     background = cfg.background_label() or ""
     # A bad file is reported and the others are still scored; exit 1 at the end.
@@ -117,8 +156,9 @@ def predict(
     for name in files:
         with batch.item(name):
             path = audio_input(name)
-            checked = check_input(path, model.spec, start=offset, duration=length, hop=window_hop,
-                                  ffmpeg_bin=c.audio.ffmpeg)
+            checked = check_input(
+                path, model.spec, start=offset, duration=length, hop=window_hop, ffmpeg_bin=c.audio.ffmpeg
+            )
             for warning in checked.warnings:
                 console.warn(warning)
             if checked.problem:
@@ -126,12 +166,26 @@ def predict(
             if not as_json:
                 console.result(f"[bold]{path}[/bold]")
             scored = score_recording(
-                path, model, hop=window_hop, start=offset, duration=length, require_labels=False,
-                batch_size=c.predict.batch_size, ffmpeg_bin=c.audio.ffmpeg,
-                on_scores=partial(_window_lines, path, labels, window=window, as_json=as_json,
-                                  background=background))
-            found = detections(scored.scores, scored.times, labels, settings,
-                               window_seconds=scored.window_seconds,
-                               hop_seconds=scored.hop_seconds, levels_dbfs=scored.levels)
+                path,
+                model,
+                hop=window_hop,
+                start=offset,
+                duration=length,
+                require_labels=False,
+                batch_size=c.predict.batch_size,
+                ffmpeg_bin=c.audio.ffmpeg,
+                on_scores=partial(
+                    _window_lines, path, labels, window=window, as_json=as_json, background=background
+                ),
+            )
+            found = detections(
+                scored.scores,
+                scored.times,
+                labels,
+                settings,
+                window_seconds=scored.window_seconds,
+                hop_seconds=scored.hop_seconds,
+                levels_dbfs=scored.levels,
+            )
             _events(path, found, len(scored.times), as_json=as_json)
     batch.finish()

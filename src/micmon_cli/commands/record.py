@@ -29,9 +29,13 @@ def _meter() -> Callable[[Recording], None]:
         level = rec.level if math.isfinite(rec.level) else -90.0
         filled = max(0, min(40, int((level + 60) / 60 * 40)))
         colour = "red" if level > -3 else "yellow" if level > -12 else "green"
-        text = Text.assemble(("● REC ", "bold red"), f"{console.fmt_seconds(rec.seconds):>8}  ",
-                             ("█" * filled, colour), ("·" * (40 - filled), "dim"),
-                             f"  {console.fmt_db(rec.level):>6} dBFS")
+        text = Text.assemble(
+            ("● REC ", "bold red"),
+            f"{console.fmt_seconds(rec.seconds):>8}  ",
+            ("█" * filled, colour),
+            ("·" * (40 - filled), "dim"),
+            f"  {console.fmt_db(rec.level):>6} dBFS",
+        )
         live.update(text)
         if rec._proc is not None and rec._proc.poll() is not None:
             live.stop()
@@ -40,14 +44,24 @@ def _meter() -> Callable[[Recording], None]:
     return tick
 
 
-
 def record(
-    name: Annotated[str | None, typer.Argument(
-        metavar="NAME", help="Sample folder to create under audio_dir (default: the next free "
-        "sample_N).", show_default=False)] = None,
-    duration: Annotated[str | None, typer.Option(
-        "--duration", "-t", help="Stop after this long (seconds or MM:SS); default: until "
-        "Ctrl-C.", show_default=False)] = None,
+    name: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="NAME",
+            help="Sample folder to create under audio_dir (default: the next free sample_N).",
+            show_default=False,
+        ),
+    ] = None,
+    duration: Annotated[
+        str | None,
+        typer.Option(
+            "--duration",
+            "-t",
+            help="Stop after this long (seconds or MM:SS); default: until Ctrl-C.",
+            show_default=False,
+        ),
+    ] = None,
     fmt: Annotated[str | None, config_option("audio.format", "--format")] = None,
     system: System = None,
     device: Device = None,
@@ -74,23 +88,35 @@ def record(
     c = cfg.config
     seconds = parse_time(duration, name="--duration") if duration is not None else None
     if seconds is not None and seconds <= 0:
-        raise ParameterError(f"--duration: must be > 0, got {duration!r}", parameter="--duration", value=duration)
+        raise ParameterError(
+            f"--duration: must be > 0, got {duration!r}", parameter="--duration", value=duration
+        )
     root = c.paths.audio_dir
     name = name or next_sample_name(root)
     if not NAME_RE.match(name):
-        raise ParameterError(f"NAME: {name!r} is not a folder name; use letters, digits, _ or -",
-                             parameter="NAME")
+        raise ParameterError(
+            f"NAME: {name!r} is not a folder name; use letters, digits, _ or -", parameter="NAME"
+        )
     folder = root / name
     target = folder / f"audio.{c.audio.format}"
     if folder.exists() and not force:
-        raise ParameterError(f"{folder}: already exists; choose another NAME or use --force "
-                             "to record over it", parameter="NAME")
-    recorder = Recording(target, system=c.audio.system, device=c.audio.device,
-                         sample_rate=c.audio.sample_rate, channels=c.audio.channels,
-                         duration=seconds, codec_args=CODECS[c.audio.format],
-                         ffmpeg_bin=c.audio.ffmpeg)
-    console.info(f"recording {c.audio.system}:{c.audio.device} to {target}"
-                 + ("" if seconds else " (Ctrl-C to stop)"))
+        raise ParameterError(
+            f"{folder}: already exists; choose another NAME or use --force to record over it",
+            parameter="NAME",
+        )
+    recorder = Recording(
+        target,
+        system=c.audio.system,
+        device=c.audio.device,
+        sample_rate=c.audio.sample_rate,
+        channels=c.audio.channels,
+        duration=seconds,
+        codec_args=CODECS[c.audio.format],
+        ffmpeg_bin=c.audio.ffmpeg,
+    )
+    console.info(
+        f"recording {c.audio.system}:{c.audio.device} to {target}" + ("" if seconds else " (Ctrl-C to stop)")
+    )
     tick = _meter() if console.interactive() else None
     try:
         with removed_if_failed(folder):  # a failed recording leaves no empty sample folder
@@ -105,9 +131,10 @@ def record(
     if folder.joinpath("labels.json").exists():
         console.warn(f"{folder / 'labels.json'} is from the earlier recording; check it")
     level = recorder.mean_dbfs
-    console.result(f"saved {target} ({recorder.seconds:.1f} s, mean level "
-                   f"{console.fmt_db(level)} dBFS)")
+    console.result(f"saved {target} ({recorder.seconds:.1f} s, mean level {console.fmt_db(level)} dBFS)")
     if level < SILENT_DBFS:
-        console.warn(f"the recording is silent (below {SILENT_DBFS} dBFS): check --device and "
-                     "the input volume (alsamixer / pavucontrol)")
+        console.warn(
+            f"the recording is silent (below {SILENT_DBFS} dBFS): check --device and "
+            "the input volume (alsamixer / pavucontrol)"
+        )
     console.info(f"next: label it, e.g. `micmon label {name} 00:00=negative 00:05=positive`")

@@ -21,29 +21,55 @@ def _class_weight(value: bool) -> str:
 
 
 def train(
-    datasets_dir: Annotated[Path | None, config_argument(
-        "paths.datasets_dir", "DATASETS_DIR", help="folder of .npz datasets")] = None,
-    model_dir: Annotated[Path | None, config_argument(
-        "paths.model_dir", "MODEL_DIR", help="output model folder")] = None,
+    datasets_dir: Annotated[
+        Path | None, config_argument("paths.datasets_dir", "DATASETS_DIR", help="folder of .npz datasets")
+    ] = None,
+    model_dir: Annotated[
+        Path | None, config_argument("paths.model_dir", "MODEL_DIR", help="output model folder")
+    ] = None,
     epochs: Annotated[int | None, config_option("training.epochs", "--epochs", "-e")] = None,
-    validation_split: Annotated[float | None, config_option(
-        "training.validation_split", "--validation-split")] = None,
-    by_recording: Annotated[bool | None, config_option(
-        "training.split_by_recording", "--by-recording/--by-window",
-        help="hold out whole recordings (honest on unseen audio) or random windows")] = None,
+    validation_split: Annotated[
+        float | None, config_option("training.validation_split", "--validation-split")
+    ] = None,
+    by_recording: Annotated[
+        bool | None,
+        config_option(
+            "training.split_by_recording",
+            "--by-recording/--by-window",
+            help="hold out whole recordings (honest on unseen audio) or random windows",
+        ),
+    ] = None,
     batch_size: Annotated[int | None, config_option("training.batch_size", "--batch-size")] = None,
     seed: Annotated[int | None, config_option("training.seed", "--seed")] = None,
     model_type: Annotated[str | None, config_option("training.model_type", "--model-type")] = None,
-    labels: Annotated[str | None, config_option(
-        "training.labels", "--labels", convert=split_list,
-        help="comma-separated label list in class order; empty: every label in the datasets")] = None,
-    class_weight: Annotated[bool | None, config_option(
-        "training.class_weight", "--class-weight/--no-class-weight", convert=_class_weight,
-        help="weight classes by inverse frequency")] = None,
-    holdout_recordings: Annotated[int | None, config_option(
-        "training.holdout_recordings", "--holdout-recordings")] = None,
-    plot: Annotated[bool, typer.Option("--plot", help="Write learning curves and the confusion "
-                                       "matrix as PNG files into the model folder.")] = False,
+    labels: Annotated[
+        str | None,
+        config_option(
+            "training.labels",
+            "--labels",
+            convert=split_list,
+            help="comma-separated label list in class order; empty: every label in the datasets",
+        ),
+    ] = None,
+    class_weight: Annotated[
+        bool | None,
+        config_option(
+            "training.class_weight",
+            "--class-weight/--no-class-weight",
+            convert=_class_weight,
+            help="weight classes by inverse frequency",
+        ),
+    ] = None,
+    holdout_recordings: Annotated[
+        int | None, config_option("training.holdout_recordings", "--holdout-recordings")
+    ] = None,
+    plot: Annotated[
+        bool,
+        typer.Option(
+            "--plot",
+            help="Write learning curves and the confusion matrix as PNG files into the model folder.",
+        ),
+    ] = False,
     force: Force = False,
 ) -> None:
     """Train the sound classifier on the datasets and save it (Keras + LiteRT) to MODEL_DIR.
