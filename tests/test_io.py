@@ -156,15 +156,15 @@ def test_model_folder_is_replaced_as_a_whole_with_umask_permissions(
 
 
 def test_model_target_is_checked_before_training(tmp_path: Path) -> None:
-    from micmon.model import Model
+    from micmon.training import check_destination  # what `micmon train` calls first
 
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
     with pytest.raises(OutputError, match=f"{blocker}: is a file, not a folder"):
-        Model.check_target(blocker / "model")
+        check_destination(blocker / "model")
     with pytest.raises(ModelError, match="exists and is not a folder"):
-        Model.check_target(blocker)
-    assert Model.check_target(tmp_path / "new" / "model") == tmp_path / "new" / "model"
+        check_destination(blocker)
+    assert check_destination(tmp_path / "new" / "model") == tmp_path / "new" / "model"
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root writes anywhere")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -48,7 +50,13 @@ def config(isolated: Path) -> Path:
 def test_history_survives_restarts_and_lists(
     invoke: Invoke, config: Path, beeping: Path, trained_model_dir: Path, isolated: Path
 ) -> None:
-    for _ in range(2):  # two monitor runs: the second must not lose the first's events
+    # Two monitor runs: the second must not lose the first's events. A --fast replay reports
+    # events on the file's own clock, so the second run replays a copy recorded a minute later.
+    later = isolated / "later.wav"
+    shutil.copyfile(beeping, later)
+    mtime = beeping.stat().st_mtime + 60
+    os.utime(later, (mtime, mtime))
+    for replay in (beeping, later):
         result = invoke(
             [
                 "--config",
@@ -57,7 +65,7 @@ def test_history_survives_restarts_and_lists(
                 "--model",
                 trained_model_dir,
                 "--input",
-                beeping,
+                replay,
                 "--fast",
                 "--json",
             ]

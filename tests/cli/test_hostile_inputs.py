@@ -456,7 +456,7 @@ CASES: list[Case] = [
     Case("datagen-exists-no-force", ["datagen", "audio", "data"], 1, ("already exist", "--force")),
     Case("datagen-audio-dir-missing", ["datagen", "nowhere", "out"], 1, ("nowhere",)),
     Case("datagen-audio-dir-is-file", ["datagen", "notes.txt", "out"], 1, ("notes.txt",)),
-    Case("datagen-jobs-zero", ["datagen", "audio", "out", "--jobs", "0"], 1, ("--jobs",)),
+    Case("datagen-jobs-zero", ["datagen", "audio", "out", "--jobs", "0"], 2, ("--jobs",)),
     Case(
         "datagen-no-sample-folders", ["datagen", "empty", "out"], 1, ("no sample folders",), folder("empty")
     ),
@@ -674,7 +674,7 @@ CASES: list[Case] = [
         1,
         ("notes.txt",),
     ),
-    Case("record-bad-format", ["record", "x", "--format", "xyz", "--duration", "1"], 1, ("xyz",)),
+    Case("record-bad-format", ["record", "x", "--format", "xyz", "--duration", "1"], 2, ("xyz",)),
 ]
 
 

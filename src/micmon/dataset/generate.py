@@ -76,6 +76,8 @@ def plan(
         more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
         raise DatasetError(f"{existing[0]}{more}: already exist; use --force to regenerate")
     check_writable_dir(out_dir, what="datasets folder")
+    if batch is not None and batch.total is None:
+        batch.total = len(folders)  # one folder: its own error is the whole story
     kept: list[tuple[AudioDirectory, Path, float]] = []
     for folder, output in zip(folders, outputs, strict=True):
         if batch is None:
