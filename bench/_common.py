@@ -30,8 +30,11 @@ def ffmpeg() -> str:
 
 
 def _mmss(seconds: int) -> str:
-    return f"{seconds // 60:02d}:{seconds % 60:02d}" if seconds < 3600 else \
-        f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+    return (
+        f"{seconds // 60:02d}:{seconds % 60:02d}"
+        if seconds < 3600
+        else f"{seconds // 3600:02d}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}"
+    )
 
 
 def recording(minutes: int, name: str | None = None) -> Path:
@@ -48,20 +51,43 @@ def recording(minutes: int, name: str | None = None) -> Path:
     seconds = minutes * 60
     beep = f"0.4*mod(floor(t/{STRETCH}),2)*lt(mod(t,1),0.5)"
     cmd = [
-        ffmpeg(), "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
-        "-f", "lavfi", "-i", f"anoisesrc=d={seconds}:c=pink:r={SAMPLE_RATE}:a=0.08:seed=1",
-        "-f", "lavfi", "-i", f"sine=f=3000:r={SAMPLE_RATE}:d={seconds}",
-        "-f", "lavfi", "-i", f"sine=f=120:r={SAMPLE_RATE}:d={seconds}",
+        ffmpeg(),
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-nostdin",
+        "-y",
+        "-f",
+        "lavfi",
+        "-i",
+        f"anoisesrc=d={seconds}:c=pink:r={SAMPLE_RATE}:a=0.08:seed=1",
+        "-f",
+        "lavfi",
+        "-i",
+        f"sine=f=3000:r={SAMPLE_RATE}:d={seconds}",
+        "-f",
+        "lavfi",
+        "-i",
+        f"sine=f=120:r={SAMPLE_RATE}:d={seconds}",
         "-filter_complex",
-        f"[1]volume=eval=frame:volume='{beep}'[b];[2]volume=0.1[h];"
-        "[0][b][h]amix=inputs=3:normalize=0[m]",
-        "-map", "[m]", "-ac", "1", "-ar", str(SAMPLE_RATE), "-c:a", "libmp3lame", "-b:a", "128k",
+        f"[1]volume=eval=frame:volume='{beep}'[b];[2]volume=0.1[h];[0][b][h]amix=inputs=3:normalize=0[m]",
+        "-map",
+        "[m]",
+        "-ac",
+        "1",
+        "-ar",
+        str(SAMPLE_RATE),
+        "-c:a",
+        "libmp3lame",
+        "-b:a",
+        "128k",
         str(audio),
     ]
     print(f"generating {minutes} min recording {audio} (once) ...", file=sys.stderr, flush=True)
     subprocess.run(cmd, check=True)
-    entries = {_mmss(t): ("positive" if (t // STRETCH) % 2 else "negative")
-               for t in range(0, seconds, STRETCH)}
+    entries = {
+        _mmss(t): ("positive" if (t // STRETCH) % 2 else "negative") for t in range(0, seconds, STRETCH)
+    }
     labels.write_text(json.dumps(entries, indent=1) + "\n", encoding="utf-8")
     done.touch()
     return folder
@@ -72,8 +98,22 @@ def ffmpeg_bare_decode(path: Path) -> dict[str, float]:
 
     The same command and output shape as the library's decoder, without anyone reading the PCM.
     """
-    cmd = [ffmpeg(), "-hide_banner", "-loglevel", "error", "-nostdin", "-i", str(path),
-           "-f", "s16le", "-ar", str(SAMPLE_RATE), "-ac", "1", "-"]
+    cmd = [
+        ffmpeg(),
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-nostdin",
+        "-i",
+        str(path),
+        "-f",
+        "s16le",
+        "-ar",
+        str(SAMPLE_RATE),
+        "-ac",
+        "1",
+        "-",
+    ]
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     with open(os.devnull, "wb") as sink:
         t0 = time.perf_counter()
@@ -103,8 +143,13 @@ def peak_rss_mib() -> float:
 
 def run_worker(script: Path, *args: str, timeout: float = 1800) -> dict:
     """Run `script --worker ...` in a fresh interpreter (clean peak RSS) and return its JSON line."""
-    proc = subprocess.run([sys.executable, str(script), "--worker", *args], capture_output=True,
-                          text=True, timeout=timeout, check=False)
+    proc = subprocess.run(
+        [sys.executable, str(script), "--worker", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr)
         raise SystemExit(f"worker {script.name} {' '.join(args)} failed ({proc.returncode})")

@@ -57,8 +57,14 @@ def _spectrum(**kw: Any) -> dict[str, Any]:
 
 
 def _logmel(**kw: Any) -> dict[str, Any]:
-    return {"feature": "logmel", "scale": "log", "mel_bands": 40, "window_seconds": 2.0,
-            "frame_hop_seconds": 0.010, **kw}
+    return {
+        "feature": "logmel",
+        "scale": "log",
+        "mel_bands": 40,
+        "window_seconds": 2.0,
+        "frame_hop_seconds": 0.010,
+        **kw,
+    }
 
 
 #: In order of interest: the expected default first, then the original fixed, then the ablations.
@@ -72,10 +78,15 @@ VARIANTS = [
     Variant("logmel-cnn-40-aug-1s", "cnn", _logmel(window_seconds=1.0), augment=True),
     Variant("logmel-cnn-40", "cnn", _logmel()),
     Variant("logmel-cnn-40-aug-noweights", "cnn", _logmel(), augment=True, class_weight=None),
-    Variant("logmel-cnn-64-hop20ms-aug", "cnn", _logmel(mel_bands=64, frame_hop_seconds=0.020),
-            augment=True),
-    Variant("logmel-cnn-40-aug-gain20", "cnn", _logmel(), augment=True,
-            extra={"gain_db": 20.0}, notes="random gain +/- 20 dB instead of 6"),
+    Variant("logmel-cnn-64-hop20ms-aug", "cnn", _logmel(mel_bands=64, frame_hop_seconds=0.020), augment=True),
+    Variant(
+        "logmel-cnn-40-aug-gain20",
+        "cnn",
+        _logmel(),
+        augment=True,
+        extra={"gain_db": 20.0},
+        notes="random gain +/- 20 dB instead of 6",
+    ),
 ]
 
 
@@ -94,8 +105,7 @@ def training_windows(corpus: Path, window: float) -> tuple[np.ndarray, np.ndarra
     if window not in _WINDOW_CACHE:
         audio, classes = [], []
         for folder in AudioDirectory.scan(corpus / "train"):
-            with AudioFile(folder, window_seconds=window, sample_rate=RATE,
-                           hop=window / 2) as source:
+            with AudioFile(folder, window_seconds=window, sample_rate=RATE, hop=window / 2) as source:
                 for seg in source:
                     if seg.label in LABELS:
                         audio.append(seg.audio)
@@ -116,16 +126,25 @@ def train(variant: Variant, corpus: Path, model_dir: Path, seed: int) -> dict[st
     started = time.perf_counter()
     features = compute_batch(audio, spec)
     data = Dataset(features, classes, labels=LABELS, spec=spec, name="corpus")
-    options = TrainingOptions(model_type=variant.model_type, epochs=variant.epochs, batch_size=32,
-                              validation_split=0.15, augment=variant.augment, seed=seed,
-                              class_weight=variant.class_weight or "none",
-                              **{f"augment_{k}": v for k, v in variant.extra.items()})
+    options = TrainingOptions(
+        model_type=variant.model_type,
+        epochs=variant.epochs,
+        batch_size=32,
+        validation_split=0.15,
+        augment=variant.augment,
+        seed=seed,
+        class_weight=variant.class_weight or "none",
+        **{f"augment_{k}": v for k, v in variant.extra.items()},
+    )
     result = train_model([data], options)
     seconds = time.perf_counter() - started
     result.save(model_dir, overwrite=True)
-    return {"train_windows": int(sum(result.class_counts.values()) * 0.85),
-            "validation_accuracy": result.report["accuracy"], "train_seconds": round(seconds, 1),
-            "params": int(result.model.keras_model.count_params())}
+    return {
+        "train_windows": int(sum(result.class_counts.values()) * 0.85),
+        "validation_accuracy": result.report["accuracy"],
+        "train_seconds": round(seconds, 1),
+        "params": int(result.model.keras_model.count_params()),
+    }
 
 
 def litert_timing(model_dir: Path) -> dict[str, float]:
@@ -155,8 +174,7 @@ def litert_timing(model_dir: Path) -> dict[str, float]:
 def micmon(*args: str) -> dict[str, Any]:
     """Run the micmon CLI with --json; return its report."""
     exe = Path(sys.executable).with_name("micmon")
-    result = subprocess.run([str(exe), *args, "--json"], capture_output=True, text=True,
-                            check=False)
+    result = subprocess.run([str(exe), *args, "--json"], capture_output=True, text=True, check=False)
     if result.returncode:
         raise RuntimeError(f"micmon {' '.join(args)} failed: {result.stderr.strip()[-500:]}")
     return json.loads(result.stdout)
@@ -172,8 +190,9 @@ def summarise(test: dict[str, Any]) -> dict[str, Any]:
     """Return recall per tier and false alarms per hour on the alarm-free recording."""
     tiers: dict[str, dict[str, float]] = {}
     for rec in test["recordings"]:
-        t = tiers.setdefault(tier_of(rec["path"]), {"events": 0, "found": 0, "false_alarms": 0,
-                                                    "seconds": 0.0})
+        t = tiers.setdefault(
+            tier_of(rec["path"]), {"events": 0, "found": 0, "false_alarms": 0, "seconds": 0.0}
+        )
         for key in ("events", "found", "false_alarms", "seconds"):
             t[key] += rec[key]
     out: dict[str, Any] = {}
@@ -183,29 +202,41 @@ def summarise(test: dict[str, Any]) -> dict[str, Any]:
         out[f"false_alarms_{name}"] = int(t["false_alarms"])
     quiet = tiers.get("quiet")
     if quiet:
-        out["false_alarms_per_hour_quiet"] = round(quiet["false_alarms"] / (quiet["seconds"] / 3600),
-                                                   2)
+        out["false_alarms_per_hour_quiet"] = round(quiet["false_alarms"] / (quiet["seconds"] / 3600), 2)
     overall = test["overall"]
-    out.update({
-        "window_f1": overall["labels"][TARGET]["f1"],
-        "window_accuracy": overall["window_accuracy"],
-        "event_recall": overall["event_recall"],
-        "events": overall["events"],
-        "false_alarms_per_hour": overall["false_alarms_per_hour"],
-        "median_delay": overall["median_delay"],
-        "worst_delay": overall["worst_delay"],
-    })
+    out.update(
+        {
+            "window_f1": overall["labels"][TARGET]["f1"],
+            "window_accuracy": overall["window_accuracy"],
+            "event_recall": overall["event_recall"],
+            "events": overall["events"],
+            "false_alarms_per_hour": overall["false_alarms_per_hour"],
+            "median_delay": overall["median_delay"],
+            "worst_delay": overall["worst_delay"],
+        }
+    )
     return out
 
 
-def run_variant(variant: Variant, corpus: Path, out: Path, seed: int, budget: float,
-                hop_fraction: float, reuse: bool = False) -> dict[str, Any]:
+def run_variant(
+    variant: Variant,
+    corpus: Path,
+    out: Path,
+    seed: int,
+    budget: float,
+    hop_fraction: float,
+    reuse: bool = False,
+) -> dict[str, Any]:
     """Train, calibrate and test one variant; return its row."""
     model_dir = out / "models" / variant.name
     log(f"{variant.name}: training")
-    row: dict[str, Any] = {"variant": variant.name, "model_type": variant.model_type,
-                           **variant.spec, "augment": variant.augment,
-                           "class_weight": variant.class_weight or "none"}
+    row: dict[str, Any] = {
+        "variant": variant.name,
+        "model_type": variant.model_type,
+        **variant.spec,
+        "augment": variant.augment,
+        "class_weight": variant.class_weight or "none",
+    }
     meta = model_dir / "micmon.json"
     if reuse and meta.exists() and "bench" in json.loads(meta.read_text()):
         log(f"{variant.name}: reusing the trained model")
@@ -221,8 +252,17 @@ def run_variant(variant: Variant, corpus: Path, out: Path, seed: int, budget: fl
     row["hop_seconds"] = hop
     log(f"{variant.name}: calibrating on calib/ (hop {hop:g} s)")
     started = time.perf_counter()
-    calib = micmon("evaluate", str(corpus / "calib"), "--model", str(model_dir), "--hop", str(hop),
-                   "--calibrate", "--max-false-alarms-per-hour", str(budget))
+    calib = micmon(
+        "evaluate",
+        str(corpus / "calib"),
+        "--model",
+        str(model_dir),
+        "--hop",
+        str(hop),
+        "--calibrate",
+        "--max-false-alarms-per-hour",
+        str(budget),
+    )
     cal = calib["calibration"]
     row["detector"] = {k: calib["detector"][k] for k in ("thresholds", "k", "n", "m")}
     row["calib_met_budget"] = cal["met_budget"]
@@ -230,22 +270,30 @@ def run_variant(variant: Variant, corpus: Path, out: Path, seed: int, budget: fl
     row["calib_tradeoff"] = cal["tradeoff"]
     log(f"{variant.name}: testing on test/")
     plots = out / "plots" / variant.name
-    test = micmon("evaluate", str(corpus / "test"), "--model", str(model_dir), "--plot",
-                  str(plots))
+    test = micmon("evaluate", str(corpus / "test"), "--model", str(model_dir), "--plot", str(plots))
     row["evaluate_seconds"] = round(time.perf_counter() - started, 1)
     row.update(summarise(test))
-    log(f"{variant.name}: done: recall {row['event_recall']}, "
-        f"{row.get('false_alarms_per_hour_quiet')} false alarms/h on the quiet hour")
+    log(
+        f"{variant.name}: done: recall {row['event_recall']}, "
+        f"{row.get('false_alarms_per_hour_quiet')} false alarms/h on the quiet hour"
+    )
     return row
 
 
 COLUMNS = [
-    ("variant", "variant"), ("params", "params"), ("window_f1", "window F1"),
-    ("recall_easy", "recall easy"), ("recall_medium", "recall medium"),
-    ("recall_hard", "recall hard"), ("recall_very-hard", "recall -20 dB"),
-    ("recall_extreme", "recall -30 dB"), ("event_recall", "recall all"),
-    ("false_alarms_per_hour_quiet", "FA/h quiet hour"), ("median_delay", "median delay s"),
-    ("worst_delay", "worst delay s"), ("litert_ms_per_window", "LiteRT ms/window"),
+    ("variant", "variant"),
+    ("params", "params"),
+    ("window_f1", "window F1"),
+    ("recall_easy", "recall easy"),
+    ("recall_medium", "recall medium"),
+    ("recall_hard", "recall hard"),
+    ("recall_very-hard", "recall -20 dB"),
+    ("recall_extreme", "recall -30 dB"),
+    ("event_recall", "recall all"),
+    ("false_alarms_per_hour_quiet", "FA/h quiet hour"),
+    ("median_delay", "median delay s"),
+    ("worst_delay", "worst delay s"),
+    ("litert_ms_per_window", "LiteRT ms/window"),
     ("feature_ms_per_window", "features ms/window"),
 ]
 
@@ -259,8 +307,7 @@ def table(rows: list[dict[str, Any]]) -> str:
         cells = []
         for key, _ in COLUMNS:
             value = row.get(key)
-            cells.append("-" if value is None else f"{value:.3g}" if isinstance(value, float)
-                         else str(value))
+            cells.append("-" if value is None else f"{value:.3g}" if isinstance(value, float) else str(value))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -272,20 +319,29 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    tiers = [("recall_easy", "+6 dB"), ("recall_medium", "0 dB"), ("recall_hard", "-10 dB"),
-             ("recall_very-hard", "-20 dB"), ("recall_extreme", "-30 dB")]
+    tiers = [
+        ("recall_easy", "+6 dB"),
+        ("recall_medium", "0 dB"),
+        ("recall_hard", "-10 dB"),
+        ("recall_very-hard", "-20 dB"),
+        ("recall_extreme", "-30 dB"),
+    ]
     names = [r["variant"] for r in rows]
     y = np.arange(len(rows))
-    fig, axes = plt.subplots(1, 3, figsize=(13, 0.45 * len(rows) + 1.8), dpi=100, sharey=True,
-                             gridspec_kw={"width_ratios": [3, 1, 1]})
+    fig, axes = plt.subplots(
+        1,
+        3,
+        figsize=(13, 0.45 * len(rows) + 1.8),
+        dpi=100,
+        sharey=True,
+        gridspec_kw={"width_ratios": [3, 1, 1]},
+    )
     height = 0.8 / len(tiers)
     for i, (key, label) in enumerate(tiers):
-        axes[0].barh(y + (i - 2) * height, [r.get(key) or 0.0 for r in rows], height,
-                     label=label)
+        axes[0].barh(y + (i - 2) * height, [r.get(key) or 0.0 for r in rows], height, label=label)
     axes[0].set_xlim(0, 1)
     axes[0].set_xlabel("event recall (test, calibrated)")
-    axes[0].legend(fontsize="x-small", loc="lower right", title="alarm vs speech",
-                   title_fontsize="x-small")
+    axes[0].legend(fontsize="x-small", loc="lower right", title="alarm vs speech", title_fontsize="x-small")
     axes[1].barh(y, [r.get("false_alarms_per_hour_quiet") or 0.0 for r in rows], color="tab:red")
     axes[1].axvline(MAX_FALSE_ALARMS_PER_HOUR, color="black", ls="--", lw=0.8)
     axes[1].set_xlabel("false alarms / hour (quiet hour)")
@@ -301,17 +357,27 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Run the variants and write results.json, table.md and tradeoff.png."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("corpus", type=Path, nargs="?", default=None,
-                   help="corpus folder (default: bench/out/corpus, built if missing)")
+    p.add_argument(
+        "corpus",
+        type=Path,
+        nargs="?",
+        default=None,
+        help="corpus folder (default: bench/out/corpus, built if missing)",
+    )
     p.add_argument("--out", type=Path, default=Path(__file__).parent / "out" / "accuracy")
     p.add_argument("--variants", default="", help="comma-separated names (default: all)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, default=None, help="override every variant's epochs")
     p.add_argument("--max-false-alarms-per-hour", type=float, default=MAX_FALSE_ALARMS_PER_HOUR)
-    p.add_argument("--hop-fraction", type=float, default=HOP_FRACTION,
-                   help="evaluation hop as a share of the window (monitor default: 0.25)")
-    p.add_argument("--reuse", action="store_true",
-                   help="reuse models already trained in OUT/models (same variant names)")
+    p.add_argument(
+        "--hop-fraction",
+        type=float,
+        default=HOP_FRACTION,
+        help="evaluation hop as a share of the window (monitor default: 0.25)",
+    )
+    p.add_argument(
+        "--reuse", action="store_true", help="reuse models already trained in OUT/models (same variant names)"
+    )
     args = p.parse_args(argv)
     if args.corpus is None:
         sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -330,9 +396,15 @@ def main(argv: list[str] | None = None) -> None:
     results: dict[str, Any] = json.loads(results_path.read_text()) if results_path.exists() else {}
     for variant in variants:
         try:
-            results[variant.name] = run_variant(variant, args.corpus, args.out, args.seed,
-                                                args.max_false_alarms_per_hour,
-                                                args.hop_fraction, args.reuse)
+            results[variant.name] = run_variant(
+                variant,
+                args.corpus,
+                args.out,
+                args.seed,
+                args.max_false_alarms_per_hour,
+                args.hop_fraction,
+                args.reuse,
+            )
         except Exception as exc:  # noqa: BLE001 - one failing variant must not stop the others
             log(f"{variant.name}: FAILED: {exc}")
             results[variant.name] = {"variant": variant.name, "error": str(exc)}

@@ -51,18 +51,30 @@ def _train() -> dict:
     folder = c.recording(4, "train4")
     with tempfile.TemporaryDirectory(dir=c.OUT) as tmp:
         npz = Path(tmp) / "train4.npz"
-        with AudioFile(folder / "audio.mp3", folder / "labels.json", window_seconds=c.WINDOW,
-                       sample_rate=c.SAMPLE_RATE) as src, \
-                DatasetWriter(npz, low_freq=c.LOW_FREQ, high_freq=c.HIGH_FREQ, bins=c.BINS) as writer:
+        with (
+            AudioFile(
+                folder / "audio.mp3",
+                folder / "labels.json",
+                window_seconds=c.WINDOW,
+                sample_rate=c.SAMPLE_RATE,
+            ) as src,
+            DatasetWriter(npz, low_freq=c.LOW_FREQ, high_freq=c.HIGH_FREQ, bins=c.BINS) as writer,
+        ):
             for sample in src:
                 writer += sample
         data = Dataset.load(npz, validation_split=0.3)
     labels = data.labels or ["negative", "positive"]
-    model = Model([layers.Input(shape=(c.BINS,)),
-                   layers.Dense(2 * c.BINS, activation="relu"),
-                   layers.Dense(int(0.75 * c.BINS), activation="relu"),
-                   layers.Dense(len(labels), activation="softmax")],
-                  labels=labels, low_freq=data.low_freq, high_freq=data.high_freq)
+    model = Model(
+        [
+            layers.Input(shape=(c.BINS,)),
+            layers.Dense(2 * c.BINS, activation="relu"),
+            layers.Dense(int(0.75 * c.BINS), activation="relu"),
+            layers.Dense(len(labels), activation="softmax"),
+        ],
+        labels=labels,
+        low_freq=data.low_freq,
+        high_freq=data.high_freq,
+    )
     model.fit(data, epochs=10)
     loss, accuracy = model.evaluate(data)[:2]
     model.save(MODEL_DIR, overwrite=True)
@@ -81,8 +93,14 @@ def time_help(micmon: str, runs: int) -> tuple[list[float], list[float]]:
     for _ in range(runs + 1):
         before = c.cpu_seconds()[1]
         t0 = time.perf_counter()
-        proc = subprocess.run([micmon, "--help"], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, cwd=c.OUT, env=_env(), check=False)
+        proc = subprocess.run(
+            [micmon, "--help"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            cwd=c.OUT,
+            env=_env(),
+            check=False,
+        )
         walls.append(time.perf_counter() - t0)
         cpus.append(c.cpu_seconds()[1] - before)
         if proc.returncode != 0:
@@ -92,26 +110,27 @@ def time_help(micmon: str, runs: int) -> tuple[list[float], list[float]]:
 
 def predict_available(micmon: str) -> bool:
     """Whether this install has a `micmon predict` subcommand."""
-    proc = subprocess.run([micmon, "predict", "--help"], capture_output=True, cwd=c.OUT,
-                          env=_env(), check=False)
+    proc = subprocess.run(
+        [micmon, "predict", "--help"], capture_output=True, cwd=c.OUT, env=_env(), check=False
+    )
     return proc.returncode == 0
 
 
 def time_predict(micmon: str, audio: Path, json_output: bool) -> tuple[float, float, Path]:
     """Wall and CPU seconds (micmon + its ffmpeg) of one `micmon predict` run, stdout to a file."""
     out = c.OUT / ("predict.jsonl" if json_output else "predict.txt")
-    cmd = [micmon, "predict", str(audio), "--model", str(MODEL_DIR)] + (["--json"] if json_output
-                                                                          else [])
+    cmd = [micmon, "predict", str(audio), "--model", str(MODEL_DIR)] + (["--json"] if json_output else [])
     before = c.cpu_seconds()[1]
     with open(out, "wb") as fh:
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.PIPE, cwd=c.OUT, env=_env(),
-                              check=False)
+        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.PIPE, cwd=c.OUT, env=_env(), check=False)
         wall = time.perf_counter() - t0
     cpu = c.cpu_seconds()[1] - before
     if proc.returncode != 0:
-        sys.exit(f"micmon predict failed ({proc.returncode}): "
-                 f"{proc.stderr.decode(errors='replace').strip()[-2000:]}")
+        sys.exit(
+            f"micmon predict failed ({proc.returncode}): "
+            f"{proc.stderr.decode(errors='replace').strip()[-2000:]}"
+        )
     return wall, cpu, out
 
 
@@ -144,15 +163,28 @@ def main() -> int:
     c.OUT.mkdir(parents=True, exist_ok=True)
     helps, help_cpus = time_help(micmon, args.runs)
     help_median = statistics.median(helps)
-    print(c.table(f"`micmon --help` wall time ({args.runs} runs; load average {c.load_average()})",
-                  ["median s", "min s", "max s", "median CPU s", "target", "result"],
-                  [[f"{help_median:.3f}", f"{min(helps):.3f}", f"{max(helps):.3f}",
+    print(
+        c.table(
+            f"`micmon --help` wall time ({args.runs} runs; load average {c.load_average()})",
+            ["median s", "min s", "max s", "median CPU s", "target", "result"],
+            [
+                [
+                    f"{help_median:.3f}",
+                    f"{min(helps):.3f}",
+                    f"{max(helps):.3f}",
                     f"{statistics.median(help_cpus):.3f}",
-                    f"< {HELP_TARGET_S}", c.verdict(help_median < HELP_TARGET_S)]]))
+                    f"< {HELP_TARGET_S}",
+                    c.verdict(help_median < HELP_TARGET_S),
+                ]
+            ],
+        )
+    )
 
     if not predict_available(micmon):
-        print("\n`micmon predict` is not available in this install yet (no such subcommand); "
-              "the predict benchmark was skipped.")
+        print(
+            "\n`micmon predict` is not available in this install yet (no such subcommand); "
+            "the predict benchmark was skipped."
+        )
         return 0
 
     trained = c.run_worker(Path(__file__), "train")
@@ -172,24 +204,50 @@ def main() -> int:
     (text_wall, text_cpu), (json_wall, json_cpu) = min(texts), min(jsons)
     windows, agreement = check_json(json_out, folder / "labels.json", args.minutes)
     speed_bare = audio_seconds / bare
-    rows = [["ffmpeg bare decode to s16le (/dev/null)", f"{bare:.2f}", f"{speed_bare:.0f}", "-",
-             f"{bare_cpu:.2f}"]]
-    for name, wall, cpu in (("micmon predict (text)", text_wall, text_cpu),
-                            ("micmon predict --json", json_wall, json_cpu)):
-        rows.append([name, f"{wall:.2f}", f"{audio_seconds / wall:.0f}",
-                     f"{audio_seconds / wall / speed_bare:.2f}", f"{cpu:.2f}"])
-    print(c.table(f"`micmon predict` on a {args.minutes} min 44.1 kHz mp3 (model: README network, "
-                  f"{c.BINS} bins; best of {args.repeats}; load average {load_before} before, "
-                  f"{c.load_average()} after)",
-                  ["run", "wall s", "audio s / wall s", "ratio to ffmpeg",
-                   "CPU s (incl. ffmpeg)"], rows))
+    rows = [
+        [
+            "ffmpeg bare decode to s16le (/dev/null)",
+            f"{bare:.2f}",
+            f"{speed_bare:.0f}",
+            "-",
+            f"{bare_cpu:.2f}",
+        ]
+    ]
+    for name, wall, cpu in (
+        ("micmon predict (text)", text_wall, text_cpu),
+        ("micmon predict --json", json_wall, json_cpu),
+    ):
+        rows.append(
+            [
+                name,
+                f"{wall:.2f}",
+                f"{audio_seconds / wall:.0f}",
+                f"{audio_seconds / wall / speed_bare:.2f}",
+                f"{cpu:.2f}",
+            ]
+        )
+    print(
+        c.table(
+            f"`micmon predict` on a {args.minutes} min 44.1 kHz mp3 (model: README network, "
+            f"{c.BINS} bins; best of {args.repeats}; load average {load_before} before, "
+            f"{c.load_average()} after)",
+            ["run", "wall s", "audio s / wall s", "ratio to ffmpeg", "CPU s (incl. ffmpeg)"],
+            rows,
+        )
+    )
     ratio = min(bare / text_wall, bare / json_wall)
-    print(c.table("Target", ["worst ratio predict / bare decode", "target", "result"],
-                  [[f"{ratio:.2f}", f">= {PREDICT_TARGET_RATIO}",
-                    c.verdict(ratio >= PREDICT_TARGET_RATIO)]]))
-    print(f"\nmodel: trained on {trained['windows']} windows, validation accuracy "
-          f"{trained['val_accuracy']:.3f}; predict --json printed {windows} windows, "
-          f"{agreement:.1%} agree with labels.json")
+    print(
+        c.table(
+            "Target",
+            ["worst ratio predict / bare decode", "target", "result"],
+            [[f"{ratio:.2f}", f">= {PREDICT_TARGET_RATIO}", c.verdict(ratio >= PREDICT_TARGET_RATIO)]],
+        )
+    )
+    print(
+        f"\nmodel: trained on {trained['windows']} windows, validation accuracy "
+        f"{trained['val_accuracy']:.3f}; predict --json printed {windows} windows, "
+        f"{agreement:.1%} agree with labels.json"
+    )
     return 0
 
 

@@ -47,15 +47,17 @@ def _worker(mode: str, folder: Path, profile: bool) -> dict:
         if mode == "datagen":
             t_close = 0.0
             with AudioFile(audio, labels, window_seconds=c.WINDOW, sample_rate=c.SAMPLE_RATE) as src:
-                writer = DatasetWriter(Path(tmp) / "data.npz", low_freq=c.LOW_FREQ,
-                                       high_freq=c.HIGH_FREQ, bins=c.BINS)
+                writer = DatasetWriter(
+                    Path(tmp) / "data.npz", low_freq=c.LOW_FREQ, high_freq=c.HIGH_FREQ, bins=c.BINS
+                )
                 for sample in src:
                     writer += sample
                 t1 = time.perf_counter()
                 writer.close()
                 t_close = time.perf_counter() - t1
-            result.update(windows=len(writer), close_s=t_close,
-                          npz_mib=(Path(tmp) / "data.npz").stat().st_size / 2**20)
+            result.update(
+                windows=len(writer), close_s=t_close, npz_mib=(Path(tmp) / "data.npz").stat().st_size / 2**20
+            )
         elif mode == "decode":  # AudioFile windows only: ffmpeg + pipe + reader thread + segments
             n = 0
             with AudioFile(audio, labels, window_seconds=c.WINDOW, sample_rate=c.SAMPLE_RATE) as src:
@@ -66,8 +68,9 @@ def _worker(mode: str, folder: Path, profile: bool) -> dict:
             from micmon.audio.segment import AudioSegment
             from micmon.dataset.writer import BATCH_WINDOWS
 
-            spec = AudioSegment(np.zeros(int(c.WINDOW * c.SAMPLE_RATE), np.int16),
-                                c.SAMPLE_RATE).feature_spec(c.LOW_FREQ, c.HIGH_FREQ, c.BINS)
+            spec = AudioSegment(
+                np.zeros(int(c.WINDOW * c.SAMPLE_RATE), np.int16), c.SAMPLE_RATE
+            ).feature_spec(c.LOW_FREQ, c.HIGH_FREQ, c.BINS)
             rng = np.random.default_rng(0)
             batch = (rng.standard_normal((BATCH_WINDOWS, spec.window_samples)) * 3000).astype(np.int16)
             n_windows = int(float(folder.name.removeprefix("rec")) * 60 / c.WINDOW)
@@ -125,31 +128,59 @@ def main() -> int:
     def cpu(r: dict) -> str:
         return f"{r['cpu_s']:.2f} + ffmpeg {r['ffmpeg_cpu_s']:.2f}"
 
-    print(c.table(
-        f"Dataset generation, {args.minutes} min 44.1 kHz mono mp3, 2 s windows, "
-        f"{c.LOW_FREQ:g}-{c.HIGH_FREQ:g} Hz, {c.BINS} bins (best of {args.repeats}; load average "
-        f"{load_before} before, {c.load_average()} after)",
-        ["measurement", "wall s", "audio s / wall s", "CPU s (python + ffmpeg)", "peak RSS MiB"],
-        [
-            ["ffmpeg bare decode to s16le (/dev/null)", f"{bare['wall_s']:.2f}", f"{speed_bare:.0f}",
-             f"ffmpeg {bare['cpu_s']:.2f}", "-"],
-            ["datagen: AudioFile -> DatasetWriter -> .npz", f"{datagen['wall_s']:.2f}",
-             f"{speed_gen:.0f}", cpu(datagen), f"{datagen['peak_rss_mib']:.0f} (ffmpeg "
-             f"{datagen['ffmpeg_peak_rss_mib']:.0f})"],
-            ["  part: AudioFile windows alone", f"{decode['wall_s']:.2f}",
-             f"{audio_seconds / decode['wall_s']:.0f}", cpu(decode), f"{decode['peak_rss_mib']:.0f}"],
-            ["  part: features alone (compute_batch, 64/batch)", f"{features['wall_s']:.2f}",
-             f"{audio_seconds / features['wall_s']:.0f}", f"{features['cpu_s']:.2f}",
-             f"{features['peak_rss_mib']:.0f}"],
-            ["  part: .npz write (close)", f"{datagen['close_s']:.2f}", "-", "-", "-"],
-        ]))
-    print(c.table("Target", ["ratio datagen / bare decode", "target", "result"],
-                  [[f"{ratio:.2f}", f">= {TARGET_RATIO}", c.verdict(ratio >= TARGET_RATIO)]]))
+    print(
+        c.table(
+            f"Dataset generation, {args.minutes} min 44.1 kHz mono mp3, 2 s windows, "
+            f"{c.LOW_FREQ:g}-{c.HIGH_FREQ:g} Hz, {c.BINS} bins (best of {args.repeats}; load average "
+            f"{load_before} before, {c.load_average()} after)",
+            ["measurement", "wall s", "audio s / wall s", "CPU s (python + ffmpeg)", "peak RSS MiB"],
+            [
+                [
+                    "ffmpeg bare decode to s16le (/dev/null)",
+                    f"{bare['wall_s']:.2f}",
+                    f"{speed_bare:.0f}",
+                    f"ffmpeg {bare['cpu_s']:.2f}",
+                    "-",
+                ],
+                [
+                    "datagen: AudioFile -> DatasetWriter -> .npz",
+                    f"{datagen['wall_s']:.2f}",
+                    f"{speed_gen:.0f}",
+                    cpu(datagen),
+                    f"{datagen['peak_rss_mib']:.0f} (ffmpeg {datagen['ffmpeg_peak_rss_mib']:.0f})",
+                ],
+                [
+                    "  part: AudioFile windows alone",
+                    f"{decode['wall_s']:.2f}",
+                    f"{audio_seconds / decode['wall_s']:.0f}",
+                    cpu(decode),
+                    f"{decode['peak_rss_mib']:.0f}",
+                ],
+                [
+                    "  part: features alone (compute_batch, 64/batch)",
+                    f"{features['wall_s']:.2f}",
+                    f"{audio_seconds / features['wall_s']:.0f}",
+                    f"{features['cpu_s']:.2f}",
+                    f"{features['peak_rss_mib']:.0f}",
+                ],
+                ["  part: .npz write (close)", f"{datagen['close_s']:.2f}", "-", "-", "-"],
+            ],
+        )
+    )
+    print(
+        c.table(
+            "Target",
+            ["ratio datagen / bare decode", "target", "result"],
+            [[f"{ratio:.2f}", f">= {TARGET_RATIO}", c.verdict(ratio >= TARGET_RATIO)]],
+        )
+    )
     print(f"\nwindows: {datagen['windows']}, dataset {datagen['npz_mib']:.2f} MiB")
     if args.profile or ratio < TARGET_RATIO:
         prof = c.run_worker(Path(__file__), "datagen", str(folder), "--profile")
-        print(f"\ncProfile of one datagen run (main thread only; wall {prof['wall_s']:.2f} s "
-              "under the profiler):\n")
+        print(
+            f"\ncProfile of one datagen run (main thread only; wall {prof['wall_s']:.2f} s "
+            "under the profiler):\n"
+        )
         print(prof["profile"])
     return 0
 

@@ -51,13 +51,27 @@ HOP_FRACTION = 0.5
 #: What `micmon train` does with no flags (src/micmon_cli/config.py defaults), plus the
 #: held-out recordings the documented workflow uses (`--holdout-recordings 2`).
 DEFAULTS: dict[str, Any] = {
-    "model_type": "cnn", "epochs": 10, "batch_size": 32, "validation_split": 0.3,
-    "class_weight": "balanced", "augment": True, "holdout_recordings": 2, "holdout_room": 1,
+    "model_type": "cnn",
+    "epochs": 10,
+    "batch_size": 32,
+    "validation_split": 0.3,
+    "class_weight": "balanced",
+    "augment": True,
+    "holdout_recordings": 2,
+    "holdout_room": 1,
     # seconds between training windows; None: one window after the other, as `micmon datagen`
     "datagen_hop": None,
-    "spec": {"sample_rate": 44100, "window_seconds": 2.0, "low_freq": 20.0, "high_freq": 20000.0,
-             "feature": "logmel", "scale": "log", "mel_bands": 40, "frame_seconds": 0.025,
-             "frame_hop_seconds": 0.010},
+    "spec": {
+        "sample_rate": 44100,
+        "window_seconds": 2.0,
+        "low_freq": 20.0,
+        "high_freq": 20000.0,
+        "feature": "logmel",
+        "scale": "log",
+        "mel_bands": 40,
+        "frame_seconds": 0.025,
+        "frame_hop_seconds": 0.010,
+    },
 }
 #: Variant name -> options that differ from DEFAULTS (add rows here to compare settings).
 VARIANTS: dict[str, dict[str, Any]] = {
@@ -67,13 +81,27 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "overlap-0.5": {"datagen_hop": 0.5},
     # the candidate defaults of issue 8, all together: 16 kHz front end, longer training with
     # early stopping on the held-out recordings, band-limit and SpecAugment copies, hard negatives
-    "candidate": {"spec": {"sample_rate": 16000, "high_freq": 8000.0}, "epochs": 30,
-                  "patience": 5, "split_by_recording": True, "augment_copies": 2,
-                  "augment_band_limit": 0.5, "augment_mask": 0.5, "hard_negatives": 0.1},
-    "candidate-ens3": {"spec": {"sample_rate": 16000, "high_freq": 8000.0}, "epochs": 30,
-                       "patience": 5, "split_by_recording": True, "augment_copies": 2,
-                       "augment_band_limit": 0.5, "augment_mask": 0.5, "hard_negatives": 0.1,
-                       "ensemble": 3},
+    "candidate": {
+        "spec": {"sample_rate": 16000, "high_freq": 8000.0},
+        "epochs": 30,
+        "patience": 5,
+        "split_by_recording": True,
+        "augment_copies": 2,
+        "augment_band_limit": 0.5,
+        "augment_mask": 0.5,
+        "hard_negatives": 0.1,
+    },
+    "candidate-ens3": {
+        "spec": {"sample_rate": 16000, "high_freq": 8000.0},
+        "epochs": 30,
+        "patience": 5,
+        "split_by_recording": True,
+        "augment_copies": 2,
+        "augment_band_limit": 0.5,
+        "augment_mask": 0.5,
+        "hard_negatives": 0.1,
+        "ensemble": 3,
+    },
 }
 
 
@@ -103,8 +131,7 @@ def spec_key(spec: Any) -> str:
     return hashlib.sha256(spec.to_json().encode()).hexdigest()[:10]
 
 
-def datagen(folder: Path, spec: Any, cache: Path, labels: Sequence[str],
-            hop: float | None = None) -> Any:
+def datagen(folder: Path, spec: Any, cache: Path, labels: Sequence[str], hop: float | None = None) -> Any:
     """Return the Dataset of one sample folder, written once as `micmon datagen` would."""
     from micmon.audio import AudioDirectory, AudioFile
     from micmon.dataset import Dataset, DatasetWriter
@@ -114,10 +141,17 @@ def datagen(folder: Path, spec: Any, cache: Path, labels: Sequence[str],
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
         directory = AudioDirectory(folder)
-        with AudioFile(directory, window_seconds=spec.window_seconds, sample_rate=spec.sample_rate,
-                       channels=spec.channels, hop=hop,
-                       background_labels=[BACKGROUND]) as reader, \
-                DatasetWriter(path, spec=spec, overwrite=True, source=str(folder)) as writer:
+        with (
+            AudioFile(
+                directory,
+                window_seconds=spec.window_seconds,
+                sample_rate=spec.sample_rate,
+                channels=spec.channels,
+                hop=hop,
+                background_labels=[BACKGROUND],
+            ) as reader,
+            DatasetWriter(path, spec=spec, overwrite=True, source=str(folder)) as writer,
+        ):
             for window in reader:
                 writer += window
     data = Dataset.load(path, labels=list(labels))
@@ -135,15 +169,19 @@ def train_model(datasets: Sequence[Any], seed: int, model_dir: Path, **variant: 
 
     started = time.perf_counter()
     known = {f.name for f in fields(TrainingOptions)} - {"holdout_recordings", "seed"}
-    options = TrainingOptions(seed=seed, background_label=BACKGROUND,
-                              **{k: v for k, v in variant.items() if k in known})
+    options = TrainingOptions(
+        seed=seed, background_label=BACKGROUND, **{k: v for k, v in variant.items() if k in known}
+    )
     result = train(list(datasets), options)
     seconds = time.perf_counter() - started
     result.save(model_dir, overwrite=True)
-    return {"train_windows": int(sum(result.class_counts.values())),
-            "validation_accuracy": result.report["accuracy"], "epochs_run":
-            len(result.history.get("loss", [])), "train_seconds": round(seconds, 1),
-            "params": int(result.model.keras_model.count_params())}
+    return {
+        "train_windows": int(sum(result.class_counts.values())),
+        "validation_accuracy": result.report["accuracy"],
+        "epochs_run": len(result.history.get("loss", [])),
+        "train_seconds": round(seconds, 1),
+        "params": int(result.model.keras_model.count_params()),
+    }
 
 
 # -- one run --------------------------------------------------------------------------------------
@@ -191,15 +229,18 @@ def run(corpus: Path, task: str, seed: int, variant: str, out: Path) -> dict[str
     room_train = sample_folders(corpus / "room" / "train")
     fit_events, held_events = pick(events_train, opts["holdout_recordings"], seed)
     fit_room, held_room = pick(room_train, opts["holdout_room"], seed)
-    row: dict[str, Any] = {"task": task, "seed": seed, "variant": variant,
-                           "fitted": [str(p.relative_to(corpus)) for p in fit_events + fit_room],
-                           "calibrated_on": [str(p.relative_to(corpus))
-                                             for p in held_events + held_room]}
+    row: dict[str, Any] = {
+        "task": task,
+        "seed": seed,
+        "variant": variant,
+        "fitted": [str(p.relative_to(corpus)) for p in fit_events + fit_room],
+        "calibrated_on": [str(p.relative_to(corpus)) for p in held_events + held_room],
+    }
     t0 = time.perf_counter()
-    datasets = [datagen(f, spec, out / "data", labels, opts["datagen_hop"])
-                for f in fit_events + fit_room]
-    row["class_windows"] = {name: int(sum(np.sum(d.classes == i) for d in datasets))
-                            for i, name in enumerate(labels)}
+    datasets = [datagen(f, spec, out / "data", labels, opts["datagen_hop"]) for f in fit_events + fit_room]
+    row["class_windows"] = {
+        name: int(sum(np.sum(d.classes == i) for d in datasets)) for i, name in enumerate(labels)
+    }
     row["datagen_seconds"] = round(time.perf_counter() - t0, 1)
     model_dir = out / "models" / variant / task / f"seed{seed}"
     log(f"{task} seed {seed} {variant}: training on {len(datasets)} recordings")
@@ -207,10 +248,13 @@ def run(corpus: Path, task: str, seed: int, variant: str, out: Path) -> dict[str
     model = Model.load(model_dir)
     hop = spec.window_seconds * HOP_FRACTION
     t0 = time.perf_counter()
-    log(f"{task} seed {seed} {variant}: calibrating on {len(held_events) + len(held_room)} held-out "
-        f"recordings ({row['train_seconds']} s training)")
-    calibration = calibrate(score(held_events + held_room, model, hop),
-                            max_false_alarms_per_hour=MAX_FALSE_ALARMS_PER_HOUR)
+    log(
+        f"{task} seed {seed} {variant}: calibrating on {len(held_events) + len(held_room)} held-out "
+        f"recordings ({row['train_seconds']} s training)"
+    )
+    calibration = calibrate(
+        score(held_events + held_room, model, hop), max_false_alarms_per_hour=MAX_FALSE_ALARMS_PER_HOUR
+    )
     row["calibration"] = {k: v for k, v in calibration.to_dict().items() if k != "tradeoff"}
     row["detector"] = calibration.settings.to_dict()
     log(f"{task} seed {seed} {variant}: testing")
@@ -237,26 +281,31 @@ def run(corpus: Path, task: str, seed: int, variant: str, out: Path) -> dict[str
             table[key][0] += m.found
             table[key][1] += m.runs
         for ev in form["events"]:
-            hit = any(d.label == ev["label"] and d.start < ev["end"] and ev["start"] < d.end
-                      for d in rec.detections)
+            hit = any(
+                d.label == ev["label"] and d.start < ev["end"] and ev["start"] < d.end for d in rec.detections
+            )
             bucket = snr_bucket(ev["snr_db"])
             by_snr.setdefault(bucket, [0, 0])
             by_snr[bucket][0] += int(hit)
             by_snr[bucket][1] += 1
     overall = report.overall
     targets = list(report.targets)
-    row.update({
-        "events": overall.runs, "found": overall.found,
-        "event_recall": round(overall.found / overall.runs, 4) if overall.runs else None,
-        "false_alarms_room": int(room_fa), "room_hours": round(room_hours, 3),
-        "false_alarms_per_hour_room": round(room_fa / room_hours, 3) if room_hours else None,
-        "false_alarms_per_hour_all": round(overall.false_alarms / overall.hours, 3),
-        "recall_by_format": {k: round(f / n, 4) for k, (f, n) in sorted(by_format.items()) if n},
-        "recall_by_rate": {k: round(f / n, 4) for k, (f, n) in sorted(by_rate.items()) if n},
-        "recall_by_snr": {k: round(f / n, 4) for k, (f, n) in sorted(by_snr.items()) if n},
-        "window_macro_f1": round(macro_f1(overall, targets), 4),
-        "median_delay": overall.median_delay,
-    })
+    row.update(
+        {
+            "events": overall.runs,
+            "found": overall.found,
+            "event_recall": round(overall.found / overall.runs, 4) if overall.runs else None,
+            "false_alarms_room": int(room_fa),
+            "room_hours": round(room_hours, 3),
+            "false_alarms_per_hour_room": round(room_fa / room_hours, 3) if room_hours else None,
+            "false_alarms_per_hour_all": round(overall.false_alarms / overall.hours, 3),
+            "recall_by_format": {k: round(f / n, 4) for k, (f, n) in sorted(by_format.items()) if n},
+            "recall_by_rate": {k: round(f / n, 4) for k, (f, n) in sorted(by_rate.items()) if n},
+            "recall_by_snr": {k: round(f / n, 4) for k, (f, n) in sorted(by_snr.items()) if n},
+            "window_macro_f1": round(macro_f1(overall, targets), 4),
+            "median_delay": overall.median_delay,
+        }
+    )
     if len(targets) > 1:
         per_class = {}
         for label in targets:
@@ -266,15 +315,18 @@ def run(corpus: Path, task: str, seed: int, variant: str, out: Path) -> dict[str
                     if run_.label != label:
                         continue
                     runs += 1
-                    found += any(d.label == label and d.start < run_.end and run_.start < d.end
-                                 for d in rec.detections)
+                    found += any(
+                        d.label == label and d.start < run_.end and run_.start < d.end for d in rec.detections
+                    )
             per_class[label] = round(found / runs, 4) if runs else None
         row["recall_by_class"] = per_class
     fmt_values = list(row["recall_by_format"].values())
     row["format_spread"] = round(max(fmt_values) - min(fmt_values), 4) if fmt_values else None
-    log(f"{task} seed {seed} {variant}: recall {row['event_recall']} ({overall.found}/{overall.runs}), "
+    log(
+        f"{task} seed {seed} {variant}: recall {row['event_recall']} ({overall.found}/{overall.runs}), "
         f"{row['false_alarms_per_hour_room']} false alarms/h on {room_hours:.1f} h room audio, "
-        f"macro F1 {row['window_macro_f1']}")
+        f"macro F1 {row['window_macro_f1']}"
+    )
     return row
 
 
@@ -287,32 +339,50 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             groups.setdefault((r["variant"], r["task"]), []).append(r)
     out = []
     for (variant, task), rs in groups.items():
+
         def vals(key: str, rs: list[dict[str, Any]] = rs) -> list[float]:
             return [float(r[key]) for r in rs if r.get(key) is not None]
 
         recall, fa = vals("event_recall"), vals("false_alarms_per_hour_room")
         spread, f1 = vals("format_spread"), vals("window_macro_f1")
         fmt_min = [min(r["recall_by_format"].values()) for r in rs if r.get("recall_by_format")]
-        out.append({
-            "variant": variant, "task": task, "seeds": len(rs),
-            "recall_mean": np.mean(recall), "recall_worst": min(recall),
-            "fa_mean": np.mean(fa), "fa_worst": max(fa),
-            "format_min_worst": min(fmt_min) if fmt_min else None,
-            "format_spread_worst": max(spread) if spread else None,
-            "macro_f1_mean": np.mean(f1), "macro_f1_worst": min(f1),
-            "train_seconds_mean": np.mean(vals("train_seconds")),
-            "room_hours": rs[0].get("room_hours"),
-            "events": rs[0].get("events"),
-        })
+        out.append(
+            {
+                "variant": variant,
+                "task": task,
+                "seeds": len(rs),
+                "recall_mean": np.mean(recall),
+                "recall_worst": min(recall),
+                "fa_mean": np.mean(fa),
+                "fa_worst": max(fa),
+                "format_min_worst": min(fmt_min) if fmt_min else None,
+                "format_spread_worst": max(spread) if spread else None,
+                "macro_f1_mean": np.mean(f1),
+                "macro_f1_worst": min(f1),
+                "train_seconds_mean": np.mean(vals("train_seconds")),
+                "room_hours": rs[0].get("room_hours"),
+                "events": rs[0].get("events"),
+            }
+        )
     return out
 
 
-COLUMNS = [("variant", "variant"), ("task", "task"), ("seeds", "seeds"), ("events", "test events"),
-           ("recall_mean", "recall mean"), ("recall_worst", "recall worst"),
-           ("fa_mean", "FA/h mean"), ("fa_worst", "FA/h worst"), ("room_hours", "target-free h"),
-           ("format_min_worst", "worst format recall"), ("format_spread_worst", "format spread worst"),
-           ("macro_f1_mean", "window macro F1 mean"), ("macro_f1_worst", "macro F1 worst"),
-           ("train_seconds_mean", "train s")]
+COLUMNS = [
+    ("variant", "variant"),
+    ("task", "task"),
+    ("seeds", "seeds"),
+    ("events", "test events"),
+    ("recall_mean", "recall mean"),
+    ("recall_worst", "recall worst"),
+    ("fa_mean", "FA/h mean"),
+    ("fa_worst", "FA/h worst"),
+    ("room_hours", "target-free h"),
+    ("format_min_worst", "worst format recall"),
+    ("format_spread_worst", "format spread worst"),
+    ("macro_f1_mean", "window macro F1 mean"),
+    ("macro_f1_worst", "macro F1 worst"),
+    ("train_seconds_mean", "train s"),
+]
 
 
 def table(lines: list[dict[str, Any]]) -> str:
@@ -322,8 +392,7 @@ def table(lines: list[dict[str, Any]]) -> str:
         cells = []
         for key, _ in COLUMNS:
             v = line.get(key)
-            cells.append("-" if v is None else f"{v:.3g}" if isinstance(v, (float, np.floating))
-                         else str(v))
+            cells.append("-" if v is None else f"{v:.3g}" if isinstance(v, (float, np.floating)) else str(v))
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
 

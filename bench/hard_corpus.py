@@ -76,9 +76,15 @@ HARD_PACKAGES: dict[str, str] = {
     "flite": "BSD-style (CMU; speech synthesiser and its voices)",
 }
 #: Packages whose sounds must never be used (the maintainers' held-out benchmark and the easy one).
-FORBIDDEN_PACKAGES = ("oxygen-sounds", "tuxpaint-data", "gcompris-qt-data", "asterisk-core-sounds-es",
-                      "asterisk-core-sounds-fr", "sound-theme-freedesktop",
-                      "asterisk-core-sounds-en-wav")
+FORBIDDEN_PACKAGES = (
+    "oxygen-sounds",
+    "tuxpaint-data",
+    "gcompris-qt-data",
+    "asterisk-core-sounds-es",
+    "asterisk-core-sounds-fr",
+    "sound-theme-freedesktop",
+    "asterisk-core-sounds-en-wav",
+)
 #: File names that smell of a telephone ring: never used, whatever the package.
 RING_WORDS = ("ring", "phone", "call", "incoming")
 
@@ -106,70 +112,166 @@ class Task:
 TASKS: dict[str, Task] = {
     "horn": Task(
         "horn",
-        {"horn": (w("horn-signals/horn-2.ogg", "horn-signals/horn-4.ogg", "horn-signals/horn-5.ogg",
-                    "horn-signals/horn-7.ogg"),
-                  w("horn-signals/horn-3.ogg", "horn-signals/horn-6.ogg"))},
-        calls=(1, 2), gap=(0.4, 1.5),
-        lookalikes=[ICONS / "trumpet-1.wav", ICONS / "pipe.wav", ICONS / "violoncello-7.wav",
-                    *w("fanfare-short.wav", "wail.wav", "wail-sml.wav", "magic-holy-1.ogg"),
-                    DEEPIN / "desktop-login.wav", LOMIRI / "notifications/LowBattery.ogg"],
-        test_only=[ICONS / "trumpet-12.wav", *w("wail-long.wav"), DEEPIN / "system-shutdown.wav"]),
+        {
+            "horn": (
+                w(
+                    "horn-signals/horn-2.ogg",
+                    "horn-signals/horn-4.ogg",
+                    "horn-signals/horn-5.ogg",
+                    "horn-signals/horn-7.ogg",
+                ),
+                w("horn-signals/horn-3.ogg", "horn-signals/horn-6.ogg"),
+            )
+        },
+        calls=(1, 2),
+        gap=(0.4, 1.5),
+        lookalikes=[
+            ICONS / "trumpet-1.wav",
+            ICONS / "pipe.wav",
+            ICONS / "violoncello-7.wav",
+            *w("fanfare-short.wav", "wail.wav", "wail-sml.wav", "magic-holy-1.ogg"),
+            DEEPIN / "desktop-login.wav",
+            LOMIRI / "notifications/LowBattery.ogg",
+        ],
+        test_only=[ICONS / "trumpet-12.wav", *w("wail-long.wav"), DEEPIN / "system-shutdown.wav"],
+    ),
     "wolf": Task(
         "wolf",
-        {"wolf": (w("wolf-growl-1.ogg", "wolf-growl-3.ogg", "wolf-hit-1.ogg", "wolf-hit-3.ogg",
-                    "wolf-die-2.ogg", "wolf-die-4.ogg"),
-                  w("wolf-growl-4.ogg", "wolf-hit-2.ogg", "wolf-die-3.ogg"))},
-        calls=(2, 6), gap=(0.1, 0.7),
-        lookalikes=w("troll-hit-1.ogg", "troll-hit-2.ogg", "troll-die-1.ogg", "ogre-hit-1.ogg",
-                     "ogre-hit-3.ogg", "ogre-die-2.ogg", "drake-hit-1.ogg", "drake-hit-3.ogg",
-                     "orc-hit-1.ogg", "orc-die-1.ogg", "groan.wav", "ugg.wav"),
-        test_only=w("yeti-hit.ogg", "yeti-die.ogg", "tusker-hit.ogg", "tusker-die.ogg",
-                    "zombie-attack.wav")),
+        {
+            "wolf": (
+                w(
+                    "wolf-growl-1.ogg",
+                    "wolf-growl-3.ogg",
+                    "wolf-hit-1.ogg",
+                    "wolf-hit-3.ogg",
+                    "wolf-die-2.ogg",
+                    "wolf-die-4.ogg",
+                ),
+                w("wolf-growl-4.ogg", "wolf-hit-2.ogg", "wolf-die-3.ogg"),
+            )
+        },
+        calls=(2, 6),
+        gap=(0.1, 0.7),
+        lookalikes=w(
+            "troll-hit-1.ogg",
+            "troll-hit-2.ogg",
+            "troll-die-1.ogg",
+            "ogre-hit-1.ogg",
+            "ogre-hit-3.ogg",
+            "ogre-die-2.ogg",
+            "drake-hit-1.ogg",
+            "drake-hit-3.ogg",
+            "orc-hit-1.ogg",
+            "orc-die-1.ogg",
+            "groan.wav",
+            "ugg.wav",
+        ),
+        test_only=w("yeti-hit.ogg", "yeti-die.ogg", "tusker-hit.ogg", "tusker-die.ogg", "zombie-attack.wav"),
+    ),
     "chime": Task(
         "chime",
         {"chime": ([LOMIRI / "notifications/Rhodes.ogg"], [LOMIRI / "notifications/Rhodes.ogg"])},
-        calls=(1, 3), gap=(0.2, 1.0),
-        lookalikes=[LOMIRI / "notifications/A440.ogg", LOMIRI / "notifications/Positive.ogg",
-                    LOMIRI / "notifications/Sintesis.ogg", LOMIRI / "notifications/Slick.ogg",
-                    LOMIRI / "notifications/Blip.ogg", LOMIRI / "notifications/Mallet.ogg",
-                    YARU / "bell.oga", YARU / "message.oga", YARU / "complete.oga",
-                    DEEPIN / "message.wav", DEEPIN / "complete-print.wav", ICONS / "piano-3.wav",
-                    ICONS / "xylofon.wav", ICONS / "glass-water-1.wav", ICONS / "chord-7.wav"],
-        test_only=[LOMIRI / "notifications/Sintonia.ogg", LOMIRI / "notifications/Ede.ogg",
-                   WESNOTH_UI / "bell.wav", ICONS / "electric-piano-3.wav",
-                   DEEPIN / "suspend-resume.wav"]),
+        calls=(1, 3),
+        gap=(0.2, 1.0),
+        lookalikes=[
+            LOMIRI / "notifications/A440.ogg",
+            LOMIRI / "notifications/Positive.ogg",
+            LOMIRI / "notifications/Sintesis.ogg",
+            LOMIRI / "notifications/Slick.ogg",
+            LOMIRI / "notifications/Blip.ogg",
+            LOMIRI / "notifications/Mallet.ogg",
+            YARU / "bell.oga",
+            YARU / "message.oga",
+            YARU / "complete.oga",
+            DEEPIN / "message.wav",
+            DEEPIN / "complete-print.wav",
+            ICONS / "piano-3.wav",
+            ICONS / "xylofon.wav",
+            ICONS / "glass-water-1.wav",
+            ICONS / "chord-7.wav",
+        ],
+        test_only=[
+            LOMIRI / "notifications/Sintonia.ogg",
+            LOMIRI / "notifications/Ede.ogg",
+            WESNOTH_UI / "bell.wav",
+            ICONS / "electric-piano-3.wav",
+            DEEPIN / "suspend-resume.wav",
+        ],
+    ),
     "creatures": Task(
         "creatures",
-        {"horse": (w("horse-hit-1.ogg", "horse-hit-3.ogg", "horse-die.ogg"), w("horse-hit-2.ogg")),
-         "gryphon": (w("gryphon-hit-1.ogg", "gryphon-hit-3.ogg", "gryphon-die-1.ogg",
-                       "gryphon-shriek-1.ogg"),
-                     w("gryphon-hit-2.ogg", "gryphon-die-2.ogg", "gryphon-shriek-2.ogg")),
-         "bat": (w("bat-hit-1.ogg", "bat-hit-2.ogg", "bat-hit-4.ogg"), w("bat-hit-3.ogg")),
-         "goblin": (w("goblin-hit-1.ogg", "goblin-hit-3.ogg", "goblin-die-1.ogg"),
-                    w("goblin-hit-2.ogg", "goblin-die-2.ogg")),
-         "scream": (w("human-female-hit-1.ogg", "human-female-hit-3.ogg", "human-female-die-1.ogg",
-                      "human-female-die-3.ogg"),
-                    w("human-female-hit-2.ogg", "human-female-die-2.ogg")),
-         "applause": ([FROZEN / "applause.ogg"], [FROZEN / "applause.ogg"])},
-        calls=(2, 4), gap=(0.1, 0.8),
-        lookalikes=w("human-hit-1.ogg", "human-die-1.ogg", "elf-hit-1.ogg", "dwarf-hit-1.ogg",
-                     "orc-small-hit-1.ogg", "naga-hit-2.ogg", "mermaid-hit.ogg", "lich-hit-1.ogg",
-                     "wose-hit.ogg", "tusker-charge.ogg"),
-        test_only=w("human-old-hit-1.ogg", "mermaid-die.ogg",
-                    "naga-die.ogg", "dwarf-laugh.wav")),
+        {
+            "horse": (w("horse-hit-1.ogg", "horse-hit-3.ogg", "horse-die.ogg"), w("horse-hit-2.ogg")),
+            "gryphon": (
+                w("gryphon-hit-1.ogg", "gryphon-hit-3.ogg", "gryphon-die-1.ogg", "gryphon-shriek-1.ogg"),
+                w("gryphon-hit-2.ogg", "gryphon-die-2.ogg", "gryphon-shriek-2.ogg"),
+            ),
+            "bat": (w("bat-hit-1.ogg", "bat-hit-2.ogg", "bat-hit-4.ogg"), w("bat-hit-3.ogg")),
+            "goblin": (
+                w("goblin-hit-1.ogg", "goblin-hit-3.ogg", "goblin-die-1.ogg"),
+                w("goblin-hit-2.ogg", "goblin-die-2.ogg"),
+            ),
+            "scream": (
+                w(
+                    "human-female-hit-1.ogg",
+                    "human-female-hit-3.ogg",
+                    "human-female-die-1.ogg",
+                    "human-female-die-3.ogg",
+                ),
+                w("human-female-hit-2.ogg", "human-female-die-2.ogg"),
+            ),
+            "applause": ([FROZEN / "applause.ogg"], [FROZEN / "applause.ogg"]),
+        },
+        calls=(2, 4),
+        gap=(0.1, 0.8),
+        lookalikes=w(
+            "human-hit-1.ogg",
+            "human-die-1.ogg",
+            "elf-hit-1.ogg",
+            "dwarf-hit-1.ogg",
+            "orc-small-hit-1.ogg",
+            "naga-hit-2.ogg",
+            "mermaid-hit.ogg",
+            "lich-hit-1.ogg",
+            "wose-hit.ogg",
+            "tusker-charge.ogg",
+        ),
+        test_only=w("human-old-hit-1.ogg", "mermaid-die.ogg", "naga-die.ogg", "dwarf-laugh.wav"),
+    ),
 }
 
 #: Families of files that are targets of some task (or too close to one): never "other sounds".
-TARGET_FAMILIES = ("horn-signals/", "wolf-", "horse-", "gryphon-", "bat-hit", "goblin-",
-                   "human-female-", "applause", "notifications/Rhodes")
+TARGET_FAMILIES = (
+    "horn-signals/",
+    "wolf-",
+    "horse-",
+    "gryphon-",
+    "bat-hit",
+    "goblin-",
+    "human-female-",
+    "applause",
+    "notifications/Rhodes",
+)
 
 # -- speech -------------------------------------------------------------------------------------
 #: (espeak-ng voice or "flite:<voice>", language of the text)
 VOICES: tuple[tuple[str, str], ...] = (
-    ("en-us+m1", "en"), ("en-gb-x-rp+f2", "en"), ("en+m3", "en"), ("en-us+f4", "en"),
-    ("flite:slt", "en"), ("flite:awb", "en"), ("flite:rms", "en"), ("flite:kal16", "en"),
-    ("de+m2", "de"), ("de+f3", "de"), ("fr+m4", "fr"), ("fr+f1", "fr"),
-    ("es+m1", "es"), ("es-419+f2", "es"), ("it+f4", "it"), ("nl+m3", "nl"),
+    ("en-us+m1", "en"),
+    ("en-gb-x-rp+f2", "en"),
+    ("en+m3", "en"),
+    ("en-us+f4", "en"),
+    ("flite:slt", "en"),
+    ("flite:awb", "en"),
+    ("flite:rms", "en"),
+    ("flite:kal16", "en"),
+    ("de+m2", "de"),
+    ("de+f3", "de"),
+    ("fr+m4", "fr"),
+    ("fr+f1", "fr"),
+    ("es+m1", "es"),
+    ("es-419+f2", "es"),
+    ("it+f4", "it"),
+    ("nl+m3", "nl"),
 )
 #: Household talk written for this corpus (no sentence is heard on both sides).
 TEXTS: dict[str, tuple[str, ...]] = {
@@ -257,8 +359,10 @@ TEXTS: dict[str, tuple[str, ...]] = {
 FORMATS = ("mp3", "wav", "flac", "ogg")
 RATES = (16000, 22050, 44100, 48000)
 CODEC_ARGS: dict[str, list[str]] = {
-    "mp3": ["-c:a", "libmp3lame", "-b:a", "128k"], "wav": ["-c:a", "pcm_s16le"],
-    "flac": ["-c:a", "flac"], "ogg": ["-c:a", "libvorbis", "-q:a", "4"],
+    "mp3": ["-c:a", "libmp3lame", "-b:a", "128k"],
+    "wav": ["-c:a", "pcm_s16le"],
+    "flac": ["-c:a", "flac"],
+    "ogg": ["-c:a", "libvorbis", "-q:a", "4"],
 }
 
 
@@ -295,16 +399,36 @@ class Params:
 
     def digest(self) -> str:
         """A short hash of the parameters, the sources and CORPUS_VERSION (names the folder)."""
-        blob = json.dumps([asdict(self), CORPUS_VERSION, repr(TASKS), VOICES, TEXTS, RATE, FORMATS,
-                           RATES, CODEC_ARGS], sort_keys=True, default=str)
+        blob = json.dumps(
+            [asdict(self), CORPUS_VERSION, repr(TASKS), VOICES, TEXTS, RATE, FORMATS, RATES, CODEC_ARGS],
+            sort_keys=True,
+            default=str,
+        )
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
 
 # -- audio helpers --------------------------------------------------------------------------------
 def decode(path: Path, rate: int = RATE) -> np.ndarray:
     """Return a file's audio as float32 mono at `rate` (ffmpeg)."""
-    out = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", str(path), "-f", "f32le",
-                          "-ac", "1", "-ar", str(rate), "pipe:1"], capture_output=True, check=True)
+    out = subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-nostdin",
+            "-i",
+            str(path),
+            "-f",
+            "f32le",
+            "-ac",
+            "1",
+            "-ar",
+            str(rate),
+            "pipe:1",
+        ],
+        capture_output=True,
+        check=True,
+    )
     return np.frombuffer(out.stdout, dtype=np.float32).copy()
 
 
@@ -316,7 +440,7 @@ def trim(x: np.ndarray, floor_db: float = -45.0) -> np.ndarray:
         return x
     levels = np.sqrt(np.mean(x[: n * frame].reshape(n, frame) ** 2, axis=1)) + 1e-12
     loud = np.flatnonzero(20 * np.log10(levels / levels.max()) > floor_db)
-    return x[loud[0] * frame: (loud[-1] + 1) * frame]
+    return x[loud[0] * frame : (loud[-1] + 1) * frame]
 
 
 def active_db(x: np.ndarray) -> float:
@@ -352,8 +476,7 @@ class Sources:
         lookalikes = {p for t in TASKS.values() for p in (*t.lookalikes, *t.test_only)}
         test_only = {p for t in TASKS.values() for p in t.test_only}
         rest = [p for p in others if p not in lookalikes]
-        test_only |= {p for p in rest
-                      if stable_hash(p.name) % 1000 < params.test_only_share * 1000}
+        test_only |= {p for p in rest if stable_hash(p.name) % 1000 < params.test_only_share * 1000}
         self.others = {"train": [p for p in others if p not in test_only], "test": others}
         self.test_only = sorted(test_only)
         self.speech = self._speech(workdir)
@@ -361,15 +484,26 @@ class Sources:
     @staticmethod
     def check() -> None:
         """Exit with the install command when a source package is missing."""
-        needed = {WESNOTH: "wesnoth-1.16-data", LOMIRI: "lomiri-sounds", YARU: "yaru-theme-sound",
-                  DEEPIN: "deepin-sound-theme", ICONS: "sound-icons", PSI: "psi-plus-sounds",
-                  EISKALT: "eiskaltdcpp-sounds", PINGUS: "pingus-data", FROZEN: "frozen-bubble-data",
-                  ETR: "extremetuxracer-data"}
+        needed = {
+            WESNOTH: "wesnoth-1.16-data",
+            LOMIRI: "lomiri-sounds",
+            YARU: "yaru-theme-sound",
+            DEEPIN: "deepin-sound-theme",
+            ICONS: "sound-icons",
+            PSI: "psi-plus-sounds",
+            EISKALT: "eiskaltdcpp-sounds",
+            PINGUS: "pingus-data",
+            FROZEN: "frozen-bubble-data",
+            ETR: "extremetuxracer-data",
+        }
         missing = [pkg for path, pkg in needed.items() if not path.exists()]
         missing += [tool for tool in ("espeak-ng", "flite", "ffmpeg") if not shutil.which(tool)]
         if not missing:
-            files = [q for t in TASKS.values() for q in (*t.lookalikes, *t.test_only,
-                     *(f for a, b in t.classes.values() for f in (*a, *b)))]
+            files = [
+                q
+                for t in TASKS.values()
+                for q in (*t.lookalikes, *t.test_only, *(f for a, b in t.classes.values() for f in (*a, *b)))
+            ]
             absent = [str(q) for q in files if not q.exists()]
             if absent:
                 sys.exit(f"source files not found (package version changed?): {', '.join(absent)}")
@@ -384,12 +518,28 @@ class Sources:
     @staticmethod
     def _pool_files() -> list[Path]:
         files: list[Path] = []
-        for root in (WESNOTH, WESNOTH_UI, LOMIRI / "notifications", LOMIRI / "camera", YARU, DEEPIN,
-                     ICONS, PSI, EISKALT, PINGUS, FROZEN, ETR):
+        for root in (
+            WESNOTH,
+            WESNOTH_UI,
+            LOMIRI / "notifications",
+            LOMIRI / "camera",
+            YARU,
+            DEEPIN,
+            ICONS,
+            PSI,
+            EISKALT,
+            PINGUS,
+            FROZEN,
+            ETR,
+        ):
             files += [p for p in root.rglob("*") if p.suffix in (".ogg", ".oga", ".wav")]
-        return [p for p in files
-                if not any(word in p.name.lower() for word in RING_WORDS)
-                and "ringtones" not in p.parts and "zik" not in p.name]
+        return [
+            p
+            for p in files
+            if not any(word in p.name.lower() for word in RING_WORDS)
+            and "ringtones" not in p.parts
+            and "zik" not in p.name
+        ]
 
     def sound(self, path: Path) -> np.ndarray:
         """Return a source sound, decoded once, trimmed, at most 6 s."""
@@ -426,8 +576,9 @@ def add(out: np.ndarray, x: np.ndarray, at: int) -> int:
     return end
 
 
-def room(seconds: float, src: Sources, side: str, rng: np.random.Generator,
-         lookalikes: list[Path] | None = None) -> tuple[np.ndarray, list[dict]]:
+def room(
+    seconds: float, src: Sources, side: str, rng: np.random.Generator, lookalikes: list[Path] | None = None
+) -> tuple[np.ndarray, list[dict]]:
     """Return `seconds` of a talker, other sounds now and then, and a noise floor."""
     p = src.params
     n = int(seconds * RATE)
@@ -452,8 +603,9 @@ def room(seconds: float, src: Sources, side: str, rng: np.random.Generator,
     return out, heard
 
 
-def event(task: Task, label: str, src: Sources, side: str, rng: np.random.Generator
-          ) -> tuple[np.ndarray, list[str]]:
+def event(
+    task: Task, label: str, src: Sources, side: str, rng: np.random.Generator
+) -> tuple[np.ndarray, list[str]]:
     """Return one event of `label` (a few calls of its instances on this side) and the files used."""
     train, test = task.classes[label]
     instances = train if side == "train" else test
@@ -468,8 +620,9 @@ def event(task: Task, label: str, src: Sources, side: str, rng: np.random.Genera
     return np.concatenate(pieces), used
 
 
-def event_recording(task: Task, src: Sources, side: str, rng: np.random.Generator
-                    ) -> tuple[np.ndarray, dict[str, str], list[dict], list[dict]]:
+def event_recording(
+    task: Task, src: Sources, side: str, rng: np.random.Generator
+) -> tuple[np.ndarray, dict[str, str], list[dict], list[dict]]:
     """Return audio, labels, events and other sounds of one event recording."""
     p = src.params
     seconds = p.event_minutes * 60
@@ -491,8 +644,15 @@ def event_recording(task: Task, src: Sources, side: str, rng: np.random.Generato
         start, end = a / RATE, (a + len(y)) / RATE
         labels[fmt(start)] = label
         labels[fmt(end)] = "negative"
-        events.append({"label": label, "start": round(start, 3), "end": round(end, 3),
-                       "snr_db": round(snr, 2), "instances": used})
+        events.append(
+            {
+                "label": label,
+                "start": round(start, 3),
+                "end": round(end, 3),
+                "snr_db": round(snr, 2),
+                "instances": used,
+            }
+        )
         t = end + rng.uniform(*p.event_gap)
     return x, labels, events, heard
 
@@ -530,10 +690,18 @@ def forms(count: int, params: Params, rng: np.random.Generator) -> list[Form]:
         fmt_ = FORMATS[(start + j) % len(FORMATS)]
         rate, channels = combos[fmt_][(j // len(FORMATS)) % len(combos[fmt_])]
         lowpass = float(min(rng.uniform(*params.lowpass), 0.45 * rate))
-        out.append(Form(fmt_, rate, channels, round(float(rng.uniform(*params.highpass)), 1),
-                        round(lowpass, 1), round(float(rng.uniform(600, 3500)), 1),
-                        round(float(rng.uniform(*params.resonance_db)), 1),
-                        round(float(rng.uniform(*params.gain_db)), 1)))
+        out.append(
+            Form(
+                fmt_,
+                rate,
+                channels,
+                round(float(rng.uniform(*params.highpass)), 1),
+                round(lowpass, 1),
+                round(float(rng.uniform(600, 3500)), 1),
+                round(float(rng.uniform(*params.resonance_db)), 1),
+                round(float(rng.uniform(*params.gain_db)), 1),
+            )
+        )
     return out
 
 
@@ -549,11 +717,33 @@ def encode(folder: Path, x: np.ndarray, form: Form, rng: np.random.Generator) ->
         right = right + (10 ** (-70 / 20) * rng.standard_normal(len(x))).astype(np.float32)
         x = np.stack([x, right], axis=1)
     target = folder / f"audio.{form.format}"
-    chain = (f"highpass=f={form.highpass},lowpass=f={form.lowpass},"
-             f"equalizer=f={form.resonance_hz}:t=o:w=1:g={form.resonance_db}")
-    cmd = ["ffmpeg", "-v", "error", "-nostdin", "-y", "-threads", "1", "-f", "f32le", "-ar", str(RATE),
-           "-ac", str(form.channels), "-i", "pipe:0", "-af", chain, "-ar", str(form.rate),
-           *CODEC_ARGS[form.format], str(target)]
+    chain = (
+        f"highpass=f={form.highpass},lowpass=f={form.lowpass},"
+        f"equalizer=f={form.resonance_hz}:t=o:w=1:g={form.resonance_db}"
+    )
+    cmd = [
+        "ffmpeg",
+        "-v",
+        "error",
+        "-nostdin",
+        "-y",
+        "-threads",
+        "1",
+        "-f",
+        "f32le",
+        "-ar",
+        str(RATE),
+        "-ac",
+        str(form.channels),
+        "-i",
+        "pipe:0",
+        "-af",
+        chain,
+        "-ar",
+        str(form.rate),
+        *CODEC_ARGS[form.format],
+        str(target),
+    ]
     subprocess.run(cmd, input=np.ascontiguousarray(x, dtype=np.float32).tobytes(), check=True)
     return target
 
@@ -570,32 +760,55 @@ def build(params: Params, out: Path, log: Callable[[str], None] = print) -> dict
     started = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         src = Sources(params, Path(tmp))
-    log(f"sources: {len(src.speech['train'])} + {len(src.speech['test'])} utterances, "
-        f"{len(src.others['test'])} other sounds ({len(src.test_only)} test-only)")
-    manifest: dict = {"params": asdict(params), "digest": params.digest(), "rate": RATE,
-                      "packages": HARD_PACKAGES, "tasks": {}, "room": {"train": [], "test": []},
-                      "other_sounds": [str(p) for p in src.others["test"]],
-                      "test_only_sounds": [str(p) for p in src.test_only]}
+    log(
+        f"sources: {len(src.speech['train'])} + {len(src.speech['test'])} utterances, "
+        f"{len(src.others['test'])} other sounds ({len(src.test_only)} test-only)"
+    )
+    manifest: dict = {
+        "params": asdict(params),
+        "digest": params.digest(),
+        "rate": RATE,
+        "packages": HARD_PACKAGES,
+        "tasks": {},
+        "room": {"train": [], "test": []},
+        "other_sounds": [str(p) for p in src.others["test"]],
+        "test_only_sounds": [str(p) for p in src.test_only],
+    }
     for task in TASKS.values():
-        entry: dict = {"labels": sorted(task.classes), "train": [], "test": [],
-                       "instances": {c: {"train": [p.name for p in a], "test": [p.name for p in b]}
-                                     for c, (a, b) in task.classes.items()},
-                       "lookalikes": [str(p) for p in task.lookalikes],
-                       "test_only_lookalikes": [str(p) for p in task.test_only]}
+        entry: dict = {
+            "labels": sorted(task.classes),
+            "train": [],
+            "test": [],
+            "instances": {
+                c: {"train": [p.name for p in a], "test": [p.name for p in b]}
+                for c, (a, b) in task.classes.items()
+            },
+            "lookalikes": [str(p) for p in task.lookalikes],
+            "test_only_lookalikes": [str(p) for p in task.test_only],
+        }
         for side, count in (("train", params.train_recordings), ("test", params.test_recordings)):
             for i, form in enumerate(forms(count, params, rng)):
                 x, labels, events, heard = event_recording(task, src, side, rng)
                 folder = out / task.name / side / f"rec_{i + 1:02d}"
                 audio = encode(folder, x, form, rng)
                 write_labels(folder, labels)
-                entry[side].append({"path": str(folder.relative_to(out)), "file": audio.name,
-                                    "seconds": params.event_minutes * 60, **asdict(form),
-                                    "events": events, "other_sounds": len(heard),
-                                    "lookalikes": sum(h["lookalike"] for h in heard)})
+                entry[side].append(
+                    {
+                        "path": str(folder.relative_to(out)),
+                        "file": audio.name,
+                        "seconds": params.event_minutes * 60,
+                        **asdict(form),
+                        "events": events,
+                        "other_sounds": len(heard),
+                        "lookalikes": sum(h["lookalike"] for h in heard),
+                    }
+                )
         manifest["tasks"][task.name] = entry
-        log(f"{task.name}: {sum(len(r['events']) for r in entry['train'])} training events, "
+        log(
+            f"{task.name}: {sum(len(r['events']) for r in entry['train'])} training events, "
             f"{sum(len(r['events']) for r in entry['test'])} test events "
-            f"({time.perf_counter() - started:.0f} s)")
+            f"({time.perf_counter() - started:.0f} s)"
+        )
     for side, minutes in (("train", params.room_train_minutes), ("test", params.room_test_minutes)):
         pieces = int(np.ceil(minutes / params.room_piece_minutes))
         for i, form in enumerate(forms(pieces, params, rng)):
@@ -603,10 +816,17 @@ def build(params: Params, out: Path, log: Callable[[str], None] = print) -> dict
             folder = out / "room" / side / f"room_{i + 1:02d}"
             audio = encode(folder, x, form, rng)
             write_labels(folder, {"00:00.000": "negative"})
-            manifest["room"][side].append({"path": str(folder.relative_to(out)), "file": audio.name,
-                                           "seconds": params.room_piece_minutes * 60, **asdict(form),
-                                           "events": [], "other_sounds": len(heard),
-                                           "distinct_other_sounds": len({h["sound"] for h in heard})})
+            manifest["room"][side].append(
+                {
+                    "path": str(folder.relative_to(out)),
+                    "file": audio.name,
+                    "seconds": params.room_piece_minutes * 60,
+                    **asdict(form),
+                    "events": [],
+                    "other_sounds": len(heard),
+                    "distinct_other_sounds": len({h["sound"] for h in heard}),
+                }
+            )
         log(f"room/{side}: {minutes:g} min ({time.perf_counter() - started:.0f} s)")
     manifest["build_seconds"] = round(time.perf_counter() - started, 1)
     return manifest
@@ -626,25 +846,38 @@ def summary(manifest: dict) -> str:
             fmts.update(f"{r['format']}/{r['rate']}/{r['channels']}ch" for r in recs)
             minutes = sum(r["seconds"] for r in recs) / 60
             counts = ", ".join(f"{k} {v}" for k, v in sorted(per_label.items()))
-            lines.append(f"  {name:9s} {side:5s}: {len(recs)} recordings, {minutes:.0f} min, "
-                         f"{len(events)} events ({counts}), "
-                         f"{sum(r['lookalikes'] for r in recs)} lookalike sounds")
+            lines.append(
+                f"  {name:9s} {side:5s}: {len(recs)} recordings, {minutes:.0f} min, "
+                f"{len(events)} events ({counts}), "
+                f"{sum(r['lookalikes'] for r in recs)} lookalike sounds"
+            )
     for side in ("train", "test"):
         recs = manifest["room"][side]
         fmts.update(f"{r['format']}/{r['rate']}/{r['channels']}ch" for r in recs)
-        lines.append(f"  room      {side:5s}: {len(recs)} recordings, "
-                     f"{sum(r['seconds'] for r in recs) / 3600:.2f} h without any target")
+        lines.append(
+            f"  room      {side:5s}: {len(recs)} recordings, "
+            f"{sum(r['seconds'] for r in recs) / 3600:.2f} h without any target"
+        )
     arr = np.asarray(snrs)
-    lines.append(f"  target-to-speech ratio: {arr.min():.1f}..{arr.max():.1f} dB, median "
-                 f"{np.median(arr):.1f}, {np.mean(arr < -5):.0%} of {len(arr)} events below -5 dB")
-    lines.append(f"  other sounds: {len(manifest['other_sounds'])} distinct "
-                 f"({len(manifest['test_only_sounds'])} test-only)")
+    lines.append(
+        f"  target-to-speech ratio: {arr.min():.1f}..{arr.max():.1f} dB, median "
+        f"{np.median(arr):.1f}, {np.mean(arr < -5):.0%} of {len(arr)} events below -5 dB"
+    )
+    lines.append(
+        f"  other sounds: {len(manifest['other_sounds'])} distinct "
+        f"({len(manifest['test_only_sounds'])} test-only)"
+    )
     lines.append("  forms: " + ", ".join(f"{k} x{v}" for k, v in sorted(fmts.items())))
     return "\n".join(lines)
 
 
-def corpus(params: Params | None = None, *, root: Path = OUT_ROOT, force: bool = False,
-           log: Callable[[str], None] = print) -> Path:
+def corpus(
+    params: Params | None = None,
+    *,
+    root: Path = OUT_ROOT,
+    force: bool = False,
+    log: Callable[[str], None] = print,
+) -> Path:
     """Return the folder of the corpus for `params`, building it first unless already complete."""
     params = params or Params()
     out = root / params.digest()
@@ -663,13 +896,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--root", type=Path, default=OUT_ROOT, help="parent folder of corpora")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--force", action="store_true", help="rebuild an existing corpus")
-    p.add_argument("--small", action="store_true",
-                   help="a quick smoke-test corpus (fewer, shorter recordings)")
+    p.add_argument(
+        "--small", action="store_true", help="a quick smoke-test corpus (fewer, shorter recordings)"
+    )
     args = p.parse_args(argv)
     params = Params(seed=args.seed)
     if args.small:
-        params = Params(seed=args.seed, event_minutes=1.0, train_recordings=3, test_recordings=4,
-                        room_train_minutes=4.0, room_test_minutes=4.0, room_piece_minutes=2.0)
+        params = Params(
+            seed=args.seed,
+            event_minutes=1.0,
+            train_recordings=3,
+            test_recordings=4,
+            room_train_minutes=4.0,
+            room_test_minutes=4.0,
+            room_piece_minutes=2.0,
+        )
     out = corpus(params, root=args.root, force=args.force)
     print(out)
     print(summary(json.loads((out / "manifest.json").read_text())))

@@ -85,10 +85,16 @@ def _measure(audio: str, broker: str, clips: str, hop: float, share_frames: bool
         dispatched.append({"kind": event.kind, "start": event.start, "wall": time.time()})
 
     mqtt = MqttAction(broker, labels=model.labels, node_id="bench")
-    monitor = Monitor(model, file_source(audio, spec=model.spec, hop=hop, realtime=True),
-                      settings=DetectorSettings(threshold=0.6, k=2, n=3, m=2), hop=hop,
-                      actions=[mqtt, ClipAction(clips, format="mp3", pre_roll=5.0)], live=False,
-                      on_window=on_window, on_event=on_event)
+    monitor = Monitor(
+        model,
+        file_source(audio, spec=model.spec, hop=hop, realtime=True),
+        settings=DetectorSettings(threshold=0.6, k=2, n=3, m=2),
+        hop=hop,
+        actions=[mqtt, ClipAction(clips, format="mp3", pre_roll=5.0)],
+        live=False,
+        on_window=on_window,
+        on_event=on_event,
+    )
     if not share_frames:  # the comparison: every window's features computed from scratch
         monitor.listener._features = None
     samples: list[tuple[float, float]] = []
@@ -109,19 +115,23 @@ def _measure(audio: str, broker: str, clips: str, hop: float, share_frames: bool
     delays = sorted(monitor.event_delays)
     first = [r for t, r in samples if t <= 60.0]
     return {
-        "audio_seconds": stats.audio_seconds, "wall_seconds": wall, "cpu_seconds": cpu,
+        "audio_seconds": stats.audio_seconds,
+        "wall_seconds": wall,
+        "cpu_seconds": cpu,
         "scoring_cpu_seconds": stats.scoring_seconds,
         "child_cpu_seconds": children.ru_utime + children.ru_stime,
-        "windows": stats.windows, "events": stats.events,
+        "windows": stats.windows,
+        "events": stats.events,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         "rss_after_first_minute_mb": first[-1] if first else float("nan"),
         "rss_at_end_mb": samples[-1][1] if samples else float("nan"),
-        "delay_median_s": c.percentile(delays, 50), "delay_max_s": delays[-1] if delays else None,
+        "delay_median_s": c.percentile(delays, 50),
+        "delay_max_s": delays[-1] if delays else None,
         "anchored_median_s": c.percentile(anchored, 50),
         "anchored_max_s": max(anchored) if anchored else None,
-        "rss_per_minute_mb": [round(r, 1) for t, r in samples
-                              if int(t) % 60 < RSS_SAMPLE_SECONDS],
-        "dispatched": dispatched, "clips": len(list(Path(clips).glob("*.mp3"))),
+        "rss_per_minute_mb": [round(r, 1) for t, r in samples if int(t) % 60 < RSS_SAMPLE_SECONDS],
+        "dispatched": dispatched,
+        "clips": len(list(Path(clips).glob("*.mp3"))),
         "tensorflow_imported": any(m.split(".")[0] == "tensorflow" for m in sys.modules),
     }
 
@@ -141,14 +151,20 @@ def main() -> int:
     parser.add_argument("--minutes", type=int, default=10, help="length of the replay")
     parser.add_argument("--hop", type=float, default=0.5, help="seconds between windows")
     parser.add_argument("--retrain", action="store_true", help="train the model again")
-    parser.add_argument("--per-window", action="store_true",
-                        help="compute every window's features from scratch (the comparison)")
+    parser.add_argument(
+        "--per-window",
+        action="store_true",
+        help="compute every window's features from scratch (the comparison)",
+    )
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         mode, *rest = args.worker
-        out = _train(*rest) if mode == "train" else _measure(rest[0], rest[1], rest[2],
-                                                             float(rest[3]), rest[4] == "share")
+        out = (
+            _train(*rest)
+            if mode == "train"
+            else _measure(rest[0], rest[1], rest[2], float(rest[3]), rest[4] == "share")
+        )
         print(json.dumps(out))
         return 0
 
@@ -167,45 +183,72 @@ def main() -> int:
     print(f"replaying {args.minutes} min in real time ...", file=sys.stderr, flush=True)
     arrived: dict[tuple[str, float], float] = {}
     with MosquittoBroker() as broker, Subscriber(broker, "micmon/bench/event") as sub:
+
         def stamp(client: object, userdata: object, msg: object) -> None:
             data = json.loads(msg.payload)  # type: ignore[attr-defined]
             arrived[(data["event"], round(data["start_seconds"], 3))] = time.time()
 
         sub.client.on_message = stamp
-        m = c.run_worker(here, "measure", str(folder / "audio.mp3"), broker.url, str(clips),
-                         str(args.hop), "per-window" if args.per_window else "share",
-                         timeout=args.minutes * 60 + 600)
+        m = c.run_worker(
+            here,
+            "measure",
+            str(folder / "audio.mp3"),
+            broker.url,
+            str(clips),
+            str(args.hop),
+            "per-window" if args.per_window else "share",
+            timeout=args.minutes * 60 + 600,
+        )
         time.sleep(1.0)
-    legs = {kind: sorted(arrived[key] - d["wall"] for d in m["dispatched"]
-                         if d["kind"] == kind and (key := (kind, round(d["start"], 3))) in arrived)
-            for kind in ("start", "end")}
+    legs = {
+        kind: sorted(
+            arrived[key] - d["wall"]
+            for d in m["dispatched"]
+            if d["kind"] == kind and (key := (kind, round(d["start"], 3))) in arrived
+        )
+        for kind in ("start", "end")
+    }
     audio = m["audio_seconds"]
     cpu_share = m["cpu_seconds"] / audio
     rows = [
         ["audio replayed", f"{audio:.0f} s ({m['windows']} windows, hop {args.hop:g} s)", ""],
         ["events (start + end)", f"{m['events']} ({m['clips']} mp3 clips)", ""],
-        ["monitor CPU per audio second", f"{cpu_share * 100:.2f}% of one core",
-         c.verdict(cpu_share < CPU_TARGET)],
-        ["  of which scoring (features + LiteRT)", f"{m['scoring_cpu_seconds'] / audio * 100:.2f}%",
-         ""],
+        [
+            "monitor CPU per audio second",
+            f"{cpu_share * 100:.2f}% of one core",
+            c.verdict(cpu_share < CPU_TARGET),
+        ],
+        ["  of which scoring (features + LiteRT)", f"{m['scoring_cpu_seconds'] / audio * 100:.2f}%", ""],
         ["ffmpeg decode CPU per audio second", f"{m['child_cpu_seconds'] / audio * 100:.2f}%", ""],
-        ["peak RSS (monitor process)", f"{m['peak_rss_mb']:.0f} MB",
-         c.verdict(m["peak_rss_mb"] < RSS_TARGET_MB)],
-        ["RSS after 1 min / at the end", f"{m['rss_after_first_minute_mb']:.0f} MB / "
-         f"{m['rss_at_end_mb']:.0f} MB", ""],
+        [
+            "peak RSS (monitor process)",
+            f"{m['peak_rss_mb']:.0f} MB",
+            c.verdict(m["peak_rss_mb"] < RSS_TARGET_MB),
+        ],
+        [
+            "RSS after 1 min / at the end",
+            f"{m['rss_after_first_minute_mb']:.0f} MB / {m['rss_at_end_mb']:.0f} MB",
+            "",
+        ],
         ["RSS every minute", " ".join(f"{r:.0f}" for r in m["rss_per_minute_mb"]) + " MB", ""],
         ["window end -> event dispatched", _ms(m["anchored_median_s"], m["anchored_max_s"]), ""],
-        ["  same, from monitor start (incl. ffmpeg start-up)",
-         _ms(m["delay_median_s"], m["delay_max_s"]), ""],
-        ["events received over MQTT", f"{len(legs['start']) + len(legs['end'])} of {m['events']}",
-         ""],
+        [
+            "  same, from monitor start (incl. ffmpeg start-up)",
+            _ms(m["delay_median_s"], m["delay_max_s"]),
+            "",
+        ],
+        ["events received over MQTT", f"{len(legs['start']) + len(legs['end'])} of {m['events']}", ""],
         ["start event dispatched -> MQTT subscriber", _ms(*_mid_max(legs["start"])), ""],
-        ["end event dispatched -> MQTT subscriber (after its mp3 clip)",
-         _ms(*_mid_max(legs["end"])), ""],
+        ["end event dispatched -> MQTT subscriber (after its mp3 clip)", _ms(*_mid_max(legs["end"])), ""],
         ["TensorFlow imported by the monitor", str(m["tensorflow_imported"]), ""],
     ]
-    print(c.table(f"micmon monitor, {args.minutes} min real-time replay, MQTT + clip actions",
-                  ["measure", "value", "target"], rows))
+    print(
+        c.table(
+            f"micmon monitor, {args.minutes} min real-time replay, MQTT + clip actions",
+            ["measure", "value", "target"],
+            rows,
+        )
+    )
     return 0
 
 

@@ -43,13 +43,25 @@ def _train() -> dict:
     rng = np.random.default_rng(0)
     samples = rng.random((256, c.BINS), dtype=np.float32)
     classes = (samples[:, 40] > 0.5).astype(np.int64)
-    data = Dataset(samples, classes, labels=["negative", "positive"], spec=spec,
-                   low_freq=c.LOW_FREQ, high_freq=c.HIGH_FREQ)
-    model = Model([layers.Input(shape=(c.BINS,)),
-                   layers.Dense(2 * c.BINS, activation="relu"),
-                   layers.Dense(int(0.75 * c.BINS), activation="relu"),
-                   layers.Dense(2, activation="softmax")],
-                  labels=["negative", "positive"], low_freq=c.LOW_FREQ, high_freq=c.HIGH_FREQ)
+    data = Dataset(
+        samples,
+        classes,
+        labels=["negative", "positive"],
+        spec=spec,
+        low_freq=c.LOW_FREQ,
+        high_freq=c.HIGH_FREQ,
+    )
+    model = Model(
+        [
+            layers.Input(shape=(c.BINS,)),
+            layers.Dense(2 * c.BINS, activation="relu"),
+            layers.Dense(int(0.75 * c.BINS), activation="relu"),
+            layers.Dense(2, activation="softmax"),
+        ],
+        labels=["negative", "positive"],
+        low_freq=c.LOW_FREQ,
+        high_freq=c.HIGH_FREQ,
+    )
     model.fit(data, epochs=1)
     model.save(MODEL_DIR, overwrite=True)
     return {"saved": str(MODEL_DIR)}
@@ -110,16 +122,16 @@ def _measure(backend: str, calls: int, original_calls: int) -> dict:
         result["tensorflow_imported"] = "tensorflow" in sys.modules
     else:
         keras_model = model.keras_model
-        result["original_predict"] = _time_calls(lambda: keras_model.predict(one, verbose=0),
-                                                 original_calls)
+        result["original_predict"] = _time_calls(lambda: keras_model.predict(one, verbose=0), original_calls)
     return result
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=2000, help="single-window calls per measurement")
-    parser.add_argument("--original-calls", type=int, default=1000,
-                        help="calls of Keras model.predict() (about 30 ms each)")
+    parser.add_argument(
+        "--original-calls", type=int, default=1000, help="calls of Keras model.predict() (about 30 ms each)"
+    )
     parser.add_argument("--worker", nargs=1, metavar="MODE", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -138,24 +150,42 @@ def main() -> int:
     def row(name: str, m: dict) -> list[str]:
         return [name, f"{m['median_ms']:.4f}", f"{m['p99_ms']:.4f}", str(m["calls"])]
 
-    print(c.table(
-        "Per-window latency, README network (100 -> 200 relu -> 75 relu -> 2 softmax), 1 thread",
-        ["call", "median ms", "p99 ms", "calls"],
-        [row("LiteRT Model.scores(1 window)", lite["scores"]),
-         row("LiteRT Model.predict(segment), features included", lite["predict"]),
-         row("LiteRT bare set_tensor/invoke/get_tensor", lite["bare_invoke"]),
-         row("Keras Model.scores(1 window)", keras["scores"]),
-         row("Keras Model.predict(segment), features included", keras["predict"]),
-         row("original: Keras model.predict(x) (1 window)", keras["original_predict"])]))
-    print(c.table(f"Batch throughput, {BATCH} windows of 2 s (median of 20)",
-                  ["call", "LiteRT windows/s", "Keras windows/s"],
-                  [["predict_proba(windows), features included",
-                    f"{lite['batch_proba_wps']:.0f}", f"{keras['batch_proba_wps']:.0f}"],
-                   ["scores(features)", f"{lite['batch_scores_wps']:.0f}",
-                    f"{keras['batch_scores_wps']:.0f}"]]))
+    print(
+        c.table(
+            "Per-window latency, README network (100 -> 200 relu -> 75 relu -> 2 softmax), 1 thread",
+            ["call", "median ms", "p99 ms", "calls"],
+            [
+                row("LiteRT Model.scores(1 window)", lite["scores"]),
+                row("LiteRT Model.predict(segment), features included", lite["predict"]),
+                row("LiteRT bare set_tensor/invoke/get_tensor", lite["bare_invoke"]),
+                row("Keras Model.scores(1 window)", keras["scores"]),
+                row("Keras Model.predict(segment), features included", keras["predict"]),
+                row("original: Keras model.predict(x) (1 window)", keras["original_predict"]),
+            ],
+        )
+    )
+    print(
+        c.table(
+            f"Batch throughput, {BATCH} windows of 2 s (median of 20)",
+            ["call", "LiteRT windows/s", "Keras windows/s"],
+            [
+                [
+                    "predict_proba(windows), features included",
+                    f"{lite['batch_proba_wps']:.0f}",
+                    f"{keras['batch_proba_wps']:.0f}",
+                ],
+                ["scores(features)", f"{lite['batch_scores_wps']:.0f}", f"{keras['batch_scores_wps']:.0f}"],
+            ],
+        )
+    )
     median = lite["scores"]["median_ms"]
-    print(c.table("Target", ["LiteRT scores median ms", "target", "result"],
-                  [[f"{median:.4f}", f"< {TARGET_MS}", c.verdict(median < TARGET_MS)]]))
+    print(
+        c.table(
+            "Target",
+            ["LiteRT scores median ms", "target", "result"],
+            [[f"{median:.4f}", f"< {TARGET_MS}", c.verdict(median < TARGET_MS)]],
+        )
+    )
     print(f"\nTensorFlow imported in the LiteRT process: {lite['tensorflow_imported']}")
     return 0
 

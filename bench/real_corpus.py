@@ -64,8 +64,25 @@ CHUNK_SECONDS = 300.0
 
 def decode(path: Path, rate: int = RATE) -> np.ndarray:
     """Return a file's audio as float32 mono at `rate` (ffmpeg)."""
-    out = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", str(path), "-f", "f32le",
-                          "-ac", "1", "-ar", str(rate), "pipe:1"], capture_output=True, check=True)
+    out = subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-nostdin",
+            "-i",
+            str(path),
+            "-f",
+            "f32le",
+            "-ac",
+            "1",
+            "-ar",
+            str(rate),
+            "pipe:1",
+        ],
+        capture_output=True,
+        check=True,
+    )
     return np.frombuffer(out.stdout, dtype=np.float32).copy()
 
 
@@ -99,21 +116,20 @@ class Sources:
         prompts = sorted(SPEECH.rglob("*.wav"))
         order = rng.permutation(len(prompts))
         half = len(prompts) // 2
-        self.pools = {"train": [prompts[i] for i in order[:half]],
-                      "eval": [prompts[i] for i in order[half:]]}
+        self.pools = {"train": [prompts[i] for i in order[:half]], "eval": [prompts[i] for i in order[half:]]}
         self._cache: dict[Path, np.ndarray] = {}
 
     def prompt(self, path: Path) -> np.ndarray:
         """Return a speech prompt, decoded once, normalised to SPEECH_DBFS while active."""
         if path not in self._cache:
             x = decode(path)
-            self._cache[path] = (x * 10 ** ((SPEECH_DBFS - active_rms_db(x)) / 20)).astype(
-                np.float32) if len(x) else x
+            self._cache[path] = (
+                (x * 10 ** ((SPEECH_DBFS - active_rms_db(x)) / 20)).astype(np.float32) if len(x) else x
+            )
         return self._cache[path]
 
 
-def background(seconds: float, sources: Sources, pool: str, rng: np.random.Generator
-               ) -> np.ndarray:
+def background(seconds: float, sources: Sources, pool: str, rng: np.random.Generator) -> np.ndarray:
     """Return `seconds` of a talker with pauses, other sounds now and then, and a noise floor."""
     n = int(seconds * RATE)
     out = (10 ** (NOISE_DBFS / 20) * rng.standard_normal(n)).astype(np.float32)
@@ -137,13 +153,12 @@ def background(seconds: float, sources: Sources, pool: str, rng: np.random.Gener
     return out
 
 
-def alarm(seconds: float, level_db: float, sources: Sources, rng: np.random.Generator
-          ) -> np.ndarray:
+def alarm(seconds: float, level_db: float, sources: Sources, rng: np.random.Generator) -> np.ndarray:
     """Return the alarm looped for `seconds` (random phase) at `level_db` dB vs the speech."""
     n = int(round(seconds * RATE))
     offset = int(rng.integers(len(sources.alarm)))
     reps = (offset + n) // len(sources.alarm) + 1
-    x = np.tile(sources.alarm, reps)[offset: offset + n]
+    x = np.tile(sources.alarm, reps)[offset : offset + n]
     return x * 10 ** ((SPEECH_DBFS + level_db - sources.alarm_db) / 20)
 
 
@@ -156,11 +171,29 @@ def fmt(seconds: float) -> str:
 def encode(folder: Path, chunks: list[np.ndarray] | np.ndarray) -> None:
     """Encode float audio (one array or consecutive chunks) to folder/audio.mp3 at 128 kbit/s."""
     folder.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.Popen(["ffmpeg", "-v", "error", "-nostdin", "-y", "-f", "f32le", "-ar",
-                             str(RATE), "-ac", "1", "-i", "pipe:0", "-b:a", "128k",
-                             str(folder / "audio.mp3")], stdin=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-nostdin",
+            "-y",
+            "-f",
+            "f32le",
+            "-ar",
+            str(RATE),
+            "-ac",
+            "1",
+            "-i",
+            "pipe:0",
+            "-b:a",
+            "128k",
+            str(folder / "audio.mp3"),
+        ],
+        stdin=subprocess.PIPE,
+    )
     assert proc.stdin is not None
-    for chunk in ([chunks] if isinstance(chunks, np.ndarray) else chunks):
+    for chunk in [chunks] if isinstance(chunks, np.ndarray) else chunks:
         proc.stdin.write(np.asarray(chunk, dtype=np.float32).tobytes())
     proc.stdin.close()
     if proc.wait():
@@ -173,8 +206,15 @@ def limit(x: np.ndarray) -> np.ndarray:
     return x * (PEAK_LIMIT / peak) if peak > PEAK_LIMIT else x
 
 
-def make_recording(folder: Path, *, seconds: float, level_db: float | tuple[float, float],
-                   sources: Sources, pool: str, rng: np.random.Generator) -> dict:
+def make_recording(
+    folder: Path,
+    *,
+    seconds: float,
+    level_db: float | tuple[float, float],
+    sources: Sources,
+    pool: str,
+    rng: np.random.Generator,
+) -> dict:
     """Write one recording with alarm events; return its manifest entry."""
     x = background(seconds, sources, pool, rng)
     labels = {"00:00.000": "negative"}
@@ -187,7 +227,7 @@ def make_recording(folder: Path, *, seconds: float, level_db: float | tuple[floa
         level = level_db if isinstance(level_db, float) else float(rng.uniform(*level_db))
         a = int(round(t * RATE))
         piece = alarm(length, level, sources, rng)
-        x[a: a + len(piece)] += piece
+        x[a : a + len(piece)] += piece
         start, end = a / RATE, (a + len(piece)) / RATE
         labels[fmt(start)] = "alarm"
         labels[fmt(end)] = "negative"
@@ -198,8 +238,9 @@ def make_recording(folder: Path, *, seconds: float, level_db: float | tuple[floa
     return {"path": str(folder), "seconds": seconds, "events": events}
 
 
-def make_quiet(folder: Path, *, minutes: float, sources: Sources, pool: str,
-               rng: np.random.Generator) -> dict:
+def make_quiet(
+    folder: Path, *, minutes: float, sources: Sources, pool: str, rng: np.random.Generator
+) -> dict:
     """Write a long recording without any alarm, in chunks; return its manifest entry."""
     chunks = []
     left = minutes * 60
@@ -219,9 +260,17 @@ def add_extra_tiers(out: Path, *, per_tier: int, minutes: float, seed: int) -> N
     path = out / "corpus.json"
     manifest = json.loads(path.read_text())
     for tier, level in EXTRA_TIERS.items():
-        manifest["test"][tier] = [make_recording(
-            out / "test" / tier / f"rec_{i + 1:02d}", seconds=minutes * 60, level_db=level,
-            sources=sources, pool="eval", rng=rng) for i in range(per_tier)]
+        manifest["test"][tier] = [
+            make_recording(
+                out / "test" / tier / f"rec_{i + 1:02d}",
+                seconds=minutes * 60,
+                level_db=level,
+                sources=sources,
+                pool="eval",
+                rng=rng,
+            )
+            for i in range(per_tier)
+        ]
         manifest["tiers"][tier] = level
         print("test tier", tier, flush=True)
     path.write_text(json.dumps(manifest, indent=1) + "\n")
@@ -239,8 +288,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--per-tier", type=int, default=2)
     p.add_argument("--quiet-minutes", type=float, default=60.0)
     p.add_argument("--calib-quiet-minutes", type=float, default=30.0)
-    p.add_argument("--extra-tiers-only", action="store_true",
-                   help="add only the extra test tiers to an existing corpus")
+    p.add_argument(
+        "--extra-tiers-only", action="store_true", help="add only the extra test tiers to an existing corpus"
+    )
     args = p.parse_args(argv)
     if args.extra_tiers_only:
         add_extra_tiers(args.out, per_tier=args.per_tier, minutes=args.minutes, seed=args.seed)
@@ -252,28 +302,65 @@ def main(argv: list[str] | None = None) -> None:
     sources = Sources(rng)
     span = (min(TIERS.values()), max(TIERS.values()))
     seconds = args.minutes * 60
-    manifest: dict = {"rate": RATE, "tiers": TIERS, "speech_dbfs": SPEECH_DBFS,
-                      "noise_dbfs": NOISE_DBFS, "train": [], "calib": [], "test": {}}
+    manifest: dict = {
+        "rate": RATE,
+        "tiers": TIERS,
+        "speech_dbfs": SPEECH_DBFS,
+        "noise_dbfs": NOISE_DBFS,
+        "train": [],
+        "calib": [],
+        "test": {},
+    }
     for i in range(args.train):
-        manifest["train"].append(make_recording(
-            args.out / "train" / f"rec_{i + 1:02d}", seconds=seconds, level_db=span,
-            sources=sources, pool="train", rng=rng))
+        manifest["train"].append(
+            make_recording(
+                args.out / "train" / f"rec_{i + 1:02d}",
+                seconds=seconds,
+                level_db=span,
+                sources=sources,
+                pool="train",
+                rng=rng,
+            )
+        )
         print("train", i + 1, flush=True)
     for i in range(args.calib):
-        manifest["calib"].append(make_recording(
-            args.out / "calib" / f"rec_{i + 1:02d}", seconds=seconds, level_db=span,
-            sources=sources, pool="eval", rng=rng))
-    manifest["calib"].append(make_quiet(args.out / "calib" / "quiet",
-                                        minutes=args.calib_quiet_minutes, sources=sources,
-                                        pool="eval", rng=rng))
+        manifest["calib"].append(
+            make_recording(
+                args.out / "calib" / f"rec_{i + 1:02d}",
+                seconds=seconds,
+                level_db=span,
+                sources=sources,
+                pool="eval",
+                rng=rng,
+            )
+        )
+    manifest["calib"].append(
+        make_quiet(
+            args.out / "calib" / "quiet",
+            minutes=args.calib_quiet_minutes,
+            sources=sources,
+            pool="eval",
+            rng=rng,
+        )
+    )
     print("calib done", flush=True)
     for tier, level in TIERS.items():
-        manifest["test"][tier] = [make_recording(
-            args.out / "test" / tier / f"rec_{i + 1:02d}", seconds=seconds, level_db=level,
-            sources=sources, pool="eval", rng=rng) for i in range(args.per_tier)]
-    manifest["test"]["quiet"] = [make_quiet(args.out / "test" / "quiet",
-                                            minutes=args.quiet_minutes, sources=sources,
-                                            pool="eval", rng=rng)]
+        manifest["test"][tier] = [
+            make_recording(
+                args.out / "test" / tier / f"rec_{i + 1:02d}",
+                seconds=seconds,
+                level_db=level,
+                sources=sources,
+                pool="eval",
+                rng=rng,
+            )
+            for i in range(args.per_tier)
+        ]
+    manifest["test"]["quiet"] = [
+        make_quiet(
+            args.out / "test" / "quiet", minutes=args.quiet_minutes, sources=sources, pool="eval", rng=rng
+        )
+    ]
     (args.out / "corpus.json").write_text(json.dumps(manifest, indent=1) + "\n")
     add_extra_tiers(args.out, per_tier=args.per_tier, minutes=args.minutes, seed=args.seed)
     events = sum(len(r["events"]) for r in manifest["train"])
