@@ -122,6 +122,11 @@ class FeaturesConfig(Section):
         2.0,
         description="window length in seconds (the original micmon's sample_duration, accepted as an alias)",
     )
+    hop_seconds: PositiveFloat | None = Field(
+        None,
+        description="datagen: seconds between the starts of training windows (overlapping windows "
+        "give short sounds more examples); empty: one window after the other",
+    )
     low_freq: NonNegativeFloat = Field(DEFAULT_LOW_FREQ, description="lowest frequency analysed, Hz")
     high_freq: PositiveFloat = Field(
         DEFAULT_HIGH_FREQ, description="highest frequency analysed, Hz (at most half the sample rate)"
@@ -508,6 +513,7 @@ class Config(Section):
             sample_rate=a.sample_rate,
             channels=a.channels,
             window_seconds=f.window_seconds,
+            hop_seconds=f.hop_seconds,
             low_freq=f.low_freq,
             high_freq=f.high_freq,
             bins=f.bins,
@@ -525,6 +531,7 @@ _SPEC_KEYS = {
     "sample_rate": "audio.sample_rate",
     "channels": "audio.channels",
     "window_seconds": "features.window_seconds",
+    "hop_seconds": "features.hop_seconds",
     "low_freq": "features.low_freq",
     "high_freq": "features.high_freq",
     "bins": "features.bins",

@@ -124,3 +124,17 @@ def test_datagen_errors(invoke, assert_error, cli_audio: Path, isolated: Path) -
     (broken / "sample_1" / "audio.mp3").write_bytes(b"this is not audio" * 100)
     line = assert_error(invoke(["datagen", broken, "out"]), "sample_1", "audio.mp3")
     assert not (isolated / "out" / "sample_1.npz").exists(), line
+
+
+def test_datagen_overlapping_windows(invoke, cli_audio: Path, isolated: Path) -> None:
+    from micmon.dataset import Dataset
+
+    out = isolated / "overlap"
+    result = invoke(["datagen", cli_audio, out, "--sample-rate", "16000", "--high", "7500"])
+    assert result.exit_code == 0, result.output
+    (isolated / "micmon.yaml").write_text("features:\n  hop_seconds: 0.5\n")
+    again = invoke(["datagen", cli_audio, isolated / "overlap2", "--sample-rate", "16000", "--high", "7500"])
+    assert again.exit_code == 0, again.output
+    one, four = Dataset.load(out / "sample_1.npz"), Dataset.load(isolated / "overlap2" / "sample_1.npz")
+    assert len(four) == (len(one) - 1) * 4 + 1  # 2 s windows every 0.5 s instead of every 2 s
+    assert four.spec is not None and four.spec.hop_seconds == 0.5

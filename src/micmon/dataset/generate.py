@@ -109,6 +109,7 @@ def process_folder(
             AudioFile(
                 directory,
                 window_seconds=spec.window_seconds,
+                hop=spec.hop_seconds,  # overlapping training windows, when the spec asks for them
                 sample_rate=spec.sample_rate,
                 channels=spec.channels,
                 ffmpeg_bin=ffmpeg_bin,
