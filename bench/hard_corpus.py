@@ -81,7 +81,13 @@ FORBIDDEN_PACKAGES = (
     "tuxpaint-data",
     "gcompris-qt-data",
     "asterisk-core-sounds-es",
+    "asterisk-core-sounds-es-wav",
+    "asterisk-core-sounds-es-gsm",
+    "asterisk-core-sounds-es-g722",
     "asterisk-core-sounds-fr",
+    "asterisk-core-sounds-fr-wav",
+    "asterisk-core-sounds-fr-gsm",
+    "asterisk-core-sounds-fr-g722",
     "sound-theme-freedesktop",
     "asterisk-core-sounds-en-wav",
 )
@@ -464,6 +470,22 @@ def stable_hash(text: str) -> int:
     return zlib.crc32(text.encode())
 
 
+def check_not_forbidden(paths: list[Path]) -> None:
+    """Exit if any of `paths` belongs to an installed FORBIDDEN_PACKAGES package or is a ring."""
+    banned: set[str] = set()
+    for pkg in FORBIDDEN_PACKAGES:
+        listed = subprocess.run(["dpkg-query", "-L", pkg], capture_output=True, text=True, check=False)
+        if listed.returncode == 0:
+            banned.update(line.strip() for line in listed.stdout.splitlines())
+    bad = [
+        str(p)
+        for p in paths
+        if str(p) in banned or "ringtones" in p.parts or any(word in p.name.lower() for word in RING_WORDS)
+    ]
+    if bad:
+        sys.exit(f"forbidden sources selected: {', '.join(sorted(bad))}")
+
+
 # -- sources --------------------------------------------------------------------------------------
 class Sources:
     """Decoded sounds and speech utterances, split into training and test pools."""
@@ -479,6 +501,12 @@ class Sources:
         test_only |= {p for p in rest if stable_hash(p.name) % 1000 < params.test_only_share * 1000}
         self.others = {"train": [p for p in others if p not in test_only], "test": others}
         self.test_only = sorted(test_only)
+        used = [
+            *others,
+            *lookalikes,
+            *(f for t in TASKS.values() for a, b in t.classes.values() for f in (*a, *b)),
+        ]
+        check_not_forbidden(used)
         self.speech = self._speech(workdir)
 
     @staticmethod
