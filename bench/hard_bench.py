@@ -48,8 +48,9 @@ MAX_FALSE_ALARMS_PER_HOUR = 1.0
 #: Hop between scored windows as a share of the window (monitor: 0.25; half halves scoring time).
 HOP_FRACTION = 0.5
 
-#: What `micmon train` does with no flags (src/micmon_cli/config.py defaults), plus the
-#: held-out recordings the documented workflow uses (`--holdout-recordings 2`).
+#: What `micmon train` did with no flags before issue 8's first change (the runs named `default`
+#: in docs/benchmarks-hard.md), plus the held-out recordings the documented workflow uses
+#: (`--holdout-recordings 2`). The `candidate` variant is what `micmon train` does now.
 DEFAULTS: dict[str, Any] = {
     "model_type": "cnn",
     "epochs": 10,

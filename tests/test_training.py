@@ -74,7 +74,7 @@ def test_train_holds_out_recordings_reports_and_saves(datasets_dir: Path, tmp_pa
     messages: list[str] = []
     result = train(
         datasets_dir,
-        TrainingOptions(epochs=3, holdout_recordings=1, split_by_recording=True, seed=1),
+        TrainingOptions(epochs=3, holdout_recordings=1, hard_negatives=0.0, patience=0, seed=1),
         on_epoch=lambda epoch, logs: epochs.append(epoch),
         on_message=messages.append,
     )

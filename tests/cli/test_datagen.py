@@ -28,7 +28,8 @@ def test_datagen_writes_one_dataset_per_folder_with_exact_counts(cli_data: Path,
     for name, (seconds, events) in recordings.items():
         data = Dataset.load(cli_data / f"{name}.npz")
         assert data.class_counts() == _windows_per_label(seconds, events)
-        assert data.spec == FeatureSpec(low_freq=250, high_freq=7500, bins=100)
+        # the config's defaults: 16 kHz, 2 s windows; the flags' cutoffs and bins
+        assert data.spec == FeatureSpec(sample_rate=16000, low_freq=250, high_freq=7500, bins=100)
 
 
 def test_datagen_jobs_refuse_and_force(

@@ -28,7 +28,8 @@ def test_train_saves_a_model_with_its_validation_report(cli_model: Path) -> None
     assert matrix.sum() == metrics["windows"] > 0
     assert metrics["accuracy"] == round(np.trace(matrix) / matrix.sum(), 4)
     assert metrics["accuracy"] >= 0.75  # beeps over noise are easy, even after 8 epochs
-    assert len(metrics["history"]["loss"]) == 8
+    # 8 epochs (early stopping may end them sooner), then 4 more on the hard negatives
+    assert 4 < len(metrics["history"]["loss"]) <= 8 + 4
     assert meta["training"]["class_weight"] == "balanced"
     assert meta["training"]["model_type"] == "dense"
 
@@ -38,7 +39,7 @@ def test_train_shows_the_report_as_tables(cli_train_output: str) -> None:
     assert "validation: accuracy" in output
     assert "precision" in output and "recall" in output and "F1" in output
     assert "confusion matrix" in output
-    assert "epoch 1/8: accuracy" in output and "epoch 8/8: accuracy" in output
+    assert "epoch 1/12: accuracy" in output  # 8 epochs, then 4 on the hard negatives
 
 
 def test_plot_writes_png_files(cli_model: Path) -> None:
