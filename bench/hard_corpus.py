@@ -43,6 +43,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from real_corpus import decode  # noqa: E402  (one ffmpeg decoder for both corpora)
+
 RATE = 48000
 #: Bump when the generation code changes in a way the parameters do not show.
 CORPUS_VERSION = 1
@@ -414,30 +417,6 @@ class Params:
 
 
 # -- audio helpers --------------------------------------------------------------------------------
-def decode(path: Path, rate: int = RATE) -> np.ndarray:
-    """Return a file's audio as float32 mono at `rate` (ffmpeg)."""
-    out = subprocess.run(
-        [
-            "ffmpeg",
-            "-v",
-            "error",
-            "-nostdin",
-            "-i",
-            str(path),
-            "-f",
-            "f32le",
-            "-ac",
-            "1",
-            "-ar",
-            str(rate),
-            "pipe:1",
-        ],
-        capture_output=True,
-        check=True,
-    )
-    return np.frombuffer(out.stdout, dtype=np.float32).copy()
-
-
 def trim(x: np.ndarray, floor_db: float = -45.0) -> np.ndarray:
     """Cut leading and trailing audio quieter than `floor_db` below the peak (10 ms frames)."""
     frame = RATE // 100
@@ -572,7 +551,7 @@ class Sources:
     def sound(self, path: Path) -> np.ndarray:
         """Return a source sound, decoded once, trimmed, at most 6 s."""
         if path not in self._cache:
-            x = trim(decode(path))
+            x = trim(decode(path, RATE))
             self._cache[path] = x[: 6 * RATE] if len(x) else np.zeros(RATE // 10, np.float32)
         return self._cache[path]
 
@@ -589,7 +568,7 @@ class Sources:
                     speed = 140 + (stable_hash(f"{voice}{i}") % 50)
                     cmd = ["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(wav), text]
                 subprocess.run(cmd, check=True, capture_output=True)
-                x = trim(decode(wav))
+                x = trim(decode(wav, RATE))
                 if len(x) > RATE // 2:
                     pools[side].append(at_level(x, self.params.speech_dbfs))
         return pools
