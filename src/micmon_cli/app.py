@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -20,6 +21,7 @@ from micmon_cli.options import MicmonCommand
 #: Exit code for a MicmonError (usage errors exit with 2, as Click does).
 EXIT_ERROR = 1
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a tool killed by it
 
 
 def _fail(error: MicmonError | str) -> NoReturn:
@@ -54,6 +56,11 @@ class MicmonGroup(TyperGroup):
             if missing is None:
                 raise
             _fail(missing)
+        except BrokenPipeError:
+            # The reader went away (`micmon ... | head`): stop quietly, as a shell tool does.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(EXIT_BROKEN_PIPE) from None
         except OSError as exc:
             # The file system said no (a folder where a file goes, read-only, disk full, no
             # permission): name the path and the fix, like a MicmonError.

@@ -162,7 +162,8 @@ class MicmonCommand(TyperCommand):
             info = key_info(binding.key)
             text = binding.help or info.description
             default = "" if info.default in (None, "", [], {}) else f", default {info.default}"
-            help_text = escape(f"{text[:1].upper()}{text[1:]} (config: {binding.key}{default}).")
+            first = text[:1] if text.startswith("ffmpeg") else text[:1].upper()  # a name stays lowercase
+            help_text = escape(f"{first}{text[1:]} (config: {binding.key}{default}).")
             if info.choices and not _is_flag(param):
                 param.micmon_choices = info.choices  # type: ignore[attr-defined]  # checked in resolve()
                 param.metavar = "|".join(info.choices)

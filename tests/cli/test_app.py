@@ -192,3 +192,17 @@ def test_monitor_options_are_grouped() -> None:
 
     panels = {getattr(p, "rich_help_panel", None) for p in _registered()["monitor"].params}
     assert {INPUT, DETECTOR, OUTPUT} <= panels
+
+
+def test_a_closed_pipe_is_not_an_error() -> None:
+    """`micmon monitor --help | head -3`: the reader leaves early; micmon stops without a word."""
+    micmon = str(Path(sys.executable).with_name("micmon"))
+    proc = subprocess.run(
+        ["sh", "-c", f"'{micmon}' monitor --help | head -3"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "100"},
+        timeout=60,
+    )
+    assert "Usage: micmon monitor" in proc.stdout
+    assert "error" not in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
