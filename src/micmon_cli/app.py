@@ -16,7 +16,7 @@ from micmon._deps import missing_dependency
 from micmon._io import describe_os_error
 from micmon.errors import MicmonError
 from micmon_cli import console
-from micmon_cli.options import MicmonCommand
+from micmon_cli.options import MicmonCommand, hide_flag_metavars
 
 #: Exit code for a MicmonError (usage errors exit with 2, as Click does).
 EXIT_ERROR = 1
@@ -37,9 +37,7 @@ class MicmonGroup(TyperGroup):
 
     def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:  # type: ignore[override]
         """Parse the global options; flags show no value placeholder in the help."""
-        for param in self.get_params(ctx):
-            if getattr(param, "is_flag", False):
-                param.metavar = ""
+        hide_flag_metavars(self.get_params(ctx))
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: typer.Context) -> Any:  # type: ignore[override]

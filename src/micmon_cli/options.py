@@ -99,6 +99,13 @@ def _is_flag(param: Any) -> bool:
     return param.param_type_name == "option" and bool(getattr(param, "is_flag", False))
 
 
+def hide_flag_metavars(params: Any) -> None:
+    """Show no value placeholder (Typer's ``<bool>``) for flags: they take no value."""
+    for param in params:
+        if _is_flag(param):
+            param.metavar = ""
+
+
 def _display_name(param: Any) -> str:
     if param.param_type_name == "argument":
         return str(param.metavar or param.name or "").upper()
@@ -124,17 +131,12 @@ class MicmonCommand(TyperCommand):
         super().__init__(*args, **kwargs)
         if self.help:
             self.help = unwrap(self.help)
-        for param in self.params:
-            if _is_flag(param):
-                param.metavar = ""  # a flag takes no value: show none
         self._described = False
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         """Fill in the config-bound help and choices (help is shown while parsing), then parse."""
         self.describe()
-        for param in self.get_params(ctx):
-            if _is_flag(param):
-                param.metavar = ""
+        hide_flag_metavars(self.get_params(ctx))
         return super().parse_args(ctx, args)
 
     def invoke(self, ctx: Any) -> Any:
@@ -176,6 +178,7 @@ __all__ = [
     "bindings",
     "config_argument",
     "config_option",
+    "hide_flag_metavars",
     "resolve",
     "split_list",
     "unwrap",

@@ -80,10 +80,7 @@ def plan(
         batch.total = len(folders)  # one folder: its own error is the whole story
     kept: list[tuple[AudioDirectory, Path, float]] = []
     for folder, output in zip(folders, outputs, strict=True):
-        if batch is None:
-            kept.append((folder, output, probe_duration(folder.audio_file, ffmpeg_bin=ffmpeg_bin)))
-            continue
-        with batch.item(folder.path):
+        with batch.item(folder.path) if batch is not None else nullcontext():
             kept.append((folder, output, probe_duration(folder.audio_file, ffmpeg_bin=ffmpeg_bin)))
     return Plan(root, [k[0] for k in kept], [k[1] for k in kept], [k[2] for k in kept])
 
