@@ -374,3 +374,28 @@ def test_combine_errors() -> None:
         Dataset.combine([*recordings(1), other])
     with pytest.raises(ParameterError, match="validation_split"):
         Dataset.combine(recordings(), validation_split=-0.1)
+
+
+# -- overlapping windows in datagen: dense around the sounds ---------------------------------------
+def test_overlapping_datagen_is_dense_around_sounds_and_sparse_in_the_background(tmp_path: Path) -> None:
+    from helpers import make_recording
+    from micmon.audio import AudioDirectory
+    from micmon.dataset.generate import process_folder
+
+    folder = make_recording(tmp_path / "rec", seconds=20.0, events=((8.0, 9.5),), rate=16000, fmt="wav")
+    spec = FeatureSpec(sample_rate=16000, window_seconds=2.0, high_freq=7500.0, hop_seconds=0.5)
+    process_folder(AudioDirectory(folder), tmp_path / "dense.npz", spec, background_labels=["negative"])
+    dense = Dataset.load(tmp_path / "dense.npz")
+    positive = dense.labels.index("positive")
+    # windows start every 0.5 s: 0.0 .. 18.0 (37). The 1.5 s sound (8.0-9.5) is held at least half
+    # by the windows starting 7.0-8.5 (labelled positive); the ones starting 6.5 and 9.0 hold a
+    # third of it (left out: neither clean sound nor clean background); background windows keep
+    # the 2 s grid.
+    assert int(np.sum(dense.classes == positive)) == 4
+    background_starts = [s for s in np.arange(0.0, 18.01, 0.5) if s + 2.0 <= 8.0 or s >= 9.5]
+    kept = [s for s in background_starts if s % 2.0 == 0]
+    assert int(np.sum(dense.classes != positive)) == len(kept)
+
+    # without background labels every overlapping window is kept, labelled by what covers most of it
+    process_folder(AudioDirectory(folder), tmp_path / "all.npz", spec)
+    assert len(Dataset.load(tmp_path / "all.npz")) == 37

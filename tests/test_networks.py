@@ -101,3 +101,24 @@ def test_logmel_cnn_trains_and_round_trips_through_litert(tmp_path: Path) -> Non
     np.testing.assert_allclose(loaded.predict_proba(segments), keras_scores, atol=1e-4)
     truth = [s.label == "positive" for s in segments]
     assert (keras_scores.argmax(axis=1) == np.array(truth, dtype=int)).mean() >= 0.8
+
+
+def test_cnn_max_pooling_takes_the_loudest_moment_and_round_trips_through_litert(tmp_path: Path) -> None:
+    import keras
+
+    from micmon.model import Model
+
+    keras.utils.set_random_seed(0)
+    layers = cnn_layers(LOGMEL, 2, pooling="max")
+    names = [type(layer).__name__ for layer in keras.Sequential(layers).layers]
+    assert names[-4:] == ["Reshape", "GlobalMaxPooling1D", "Dropout", "Dense"]
+    assert count_params(layers) == count_params(cnn_layers(LOGMEL, 2))  # pooling adds no weights
+    with pytest.raises(ParameterError, match="pooling: must be one of average, max, got 'min'"):
+        cnn_layers(LOGMEL, 2, pooling="min")
+
+    model = Model(layers, LABELS, spec=LOGMEL)
+    x = np.random.default_rng(0).normal(size=(6, *LOGMEL.shape)).astype(np.float32)
+    model.save(tmp_path / "max")
+    loaded = Model.load(tmp_path / "max")
+    assert loaded.backend == "litert"
+    np.testing.assert_allclose(loaded.scores(x), model.scores(x), atol=1e-4)

@@ -124,6 +124,7 @@ def test_new_training_options_are_checked() -> None:
         (dict(hard_negatives=1.0), "hard_negatives"),
         (dict(patience=-1), "patience"),
         (dict(augment_copies=0), "augment_copies"),
+        (dict(pooling="min"), "pooling"),
     ):
         with pytest.raises(ParameterError) as caught:
             TrainingOptions(**options)

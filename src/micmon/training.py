@@ -26,7 +26,7 @@ from micmon.errors import DatasetError, ParameterError
 from micmon.evaluate import classification_report, holdout_recordings
 from micmon.model.augment import AUGMENT_GAIN_DB, AUGMENT_MIX_PROBABILITY
 from micmon.model.model import check_destination
-from micmon.model.networks import CNN_FILTERS, MODEL_TYPES, model_type_for
+from micmon.model.networks import CNN_FILTERS, CNN_POOLING, MODEL_TYPES, POOLINGS, model_type_for
 
 if TYPE_CHECKING:
     from micmon.features import FeatureSpec
@@ -85,6 +85,9 @@ class TrainingOptions:
         score highest for another label is added again and training goes on (0: off).
     filters : sequence of int
         cnn only: filters per convolution block (its capacity).
+    pooling : "average" or "max"
+        cnn only: how the last feature map is summarised; "max" takes the loudest moment of the
+        window, so a sound shorter than the window is not averaged away.
     ensemble : int >= 1
         Networks trained with seeds seed, seed+1, ...; their scores are averaged inside the one
         saved model (and .tflite), so serving stays a single call.
@@ -112,6 +115,7 @@ class TrainingOptions:
     patience: int = 5
     hard_negatives: float = 0.1
     filters: tuple[int, ...] = CNN_FILTERS
+    pooling: str = CNN_POOLING
     ensemble: int = 1
     layers: tuple[int, ...] = ()
     seed: int = 0
@@ -125,6 +129,12 @@ class TrainingOptions:
                 f"model_type: must be one of {', '.join(MODEL_TYPES)}, got {self.model_type!r}",
                 parameter="model_type",
                 value=self.model_type,
+            )
+        if self.pooling not in POOLINGS:
+            raise ParameterError(
+                f"pooling: must be one of {', '.join(POOLINGS)}, got {self.pooling!r}",
+                parameter="pooling",
+                value=self.pooling,
             )
         for name in ("augment_mix_probability", "augment_band_limit", "augment_mask"):
             value = getattr(self, name)
@@ -344,7 +354,7 @@ def _fit(
     keras = _keras()
     keras.utils.set_random_seed(opts.seed)
     layers = (
-        cnn_layers(spec, len(labels), filters=opts.filters)
+        cnn_layers(spec, len(labels), filters=opts.filters, pooling=opts.pooling)
         if kind == "cnn"
         else build_layers(kind, spec, len(labels), hidden=opts.layers or None)
     )

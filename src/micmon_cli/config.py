@@ -180,6 +180,11 @@ class TrainingConfig(Section):
     filters: list[PositiveInt] = Field(
         list(_TRAINING.filters), description="cnn: filters per convolution block (the network's capacity)"
     )
+    pooling: Literal["average", "max"] = Field(
+        _TRAINING.pooling,  # type: ignore[arg-type]
+        description="cnn: how the last feature map is summarised: average over the window, or its "
+        "loudest moment (max; a sound shorter than the window is not averaged away)",
+    )
     ensemble: PositiveInt = Field(
         _TRAINING.ensemble,
         description="networks trained with seeds "

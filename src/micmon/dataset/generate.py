@@ -98,9 +98,13 @@ def process_folder(
     """Write the windows of one sample folder to `output` (atomically); return the counts.
 
     With `background_labels`, a sound shorter than the window still labels the window holding
-    most of it (see `Labels.label_for`).
+    most of it (see `Labels.label_for`). With them and overlapping windows (`spec.hop_seconds`
+    below the window), windows are dense only around the sounds: a background window is kept
+    once per window length, and one that holds part of a sound without being labelled with it
+    is left out (neither a clean example of the sound nor of the background).
     """
     result = FolderResult(folder=directory.path, output=output)
+    keep = _dense_around_sounds(directory, spec, background_labels)
     try:
         with (
             AudioFile(
@@ -117,6 +121,8 @@ def process_folder(
             ) as writer,
         ):
             for window in reader:
+                if keep is not None and not keep(window.start, window.label):
+                    continue
                 writer += window
                 result.seconds += window.duration
                 if on_seconds is not None:
@@ -134,6 +140,29 @@ def process_folder(
         # Name the sample folder unless the library's message already does.
         raise type(exc)(text if directory.path in text else f"{directory.path}: {text}") from None
     return result
+
+
+def _dense_around_sounds(
+    directory: AudioDirectory, spec: FeatureSpec, background_labels: Sequence[str] | None
+) -> Callable[[float, str | None], bool] | None:
+    """Return the window filter of overlapping datagen (None: keep every window)."""
+    hop = spec.hop_seconds
+    labels = directory.labels
+    if hop is None or hop >= spec.window_seconds or not background_labels or labels is None:
+        return None
+    quiet = set(background_labels)
+    sounds = [(seg.start, seg.end) for seg in labels.segments() if seg.label not in quiet]
+    every = max(1, int(round(spec.window_seconds / hop)))
+    width = spec.window_seconds
+
+    def keep(start: float, label: str | None) -> bool:
+        if label is None or label not in quiet:
+            return True
+        if any(lo < start + width and (hi is None or start < hi) for lo, hi in sounds):
+            return False  # holds part of a sound, labelled background: ambiguous
+        return int(round(start / hop)) % every == 0
+
+    return keep
 
 
 def generate(

@@ -33,6 +33,10 @@ CNN_FILTERS: tuple[int, ...] = (16, 32, 48)
 CNN_BN_MOMENTUM = 0.9
 #: Dropout before the CNN's output layer.
 CNN_DROPOUT = 0.3
+#: How the CNN summarises its last feature map: "average" over time and frequency, or "max" over
+#: time of the frequency average (a short sound in a long window is not diluted by the rest).
+POOLINGS: tuple[str, ...] = ("average", "max")
+CNN_POOLING = "average"
 #: Hidden layer widths of the README network, as multiples of the input width.
 README_LAYER_FACTORS: tuple[float, ...] = (2.0, 0.75)
 
@@ -65,13 +69,18 @@ def dense_layers(spec: FeatureSpec, n_labels: int, *, hidden: Sequence[int] | No
 
 
 def cnn_layers(
-    spec: FeatureSpec, n_labels: int, *, filters: Sequence[int] = CNN_FILTERS, dropout: float = CNN_DROPOUT
+    spec: FeatureSpec,
+    n_labels: int,
+    *,
+    filters: Sequence[int] = CNN_FILTERS,
+    dropout: float = CNN_DROPOUT,
+    pooling: str = CNN_POOLING,
 ) -> list[Any]:
     """Return a small 2-D CNN (frames x mel bands -> softmax) for `logmel` features.
 
-    Each block is conv 3x3 -> batch norm -> ReLU -> 2x2 max pool; a global average pool over
-    what is left of time and frequency feeds the softmax. Needs at least 2**len(filters) frames
-    and mel bands.
+    Each block is conv 3x3 -> batch norm -> ReLU -> 2x2 max pool; a global pool over what is
+    left of time and frequency (`pooling`: "average", or "max" over time of the frequency
+    average) feeds the softmax. Needs at least 2**len(filters) frames and mel bands.
     """
     _check_n_labels(n_labels)
     if spec.feature != "logmel":
@@ -89,6 +98,12 @@ def cnn_layers(
     if not 0.0 <= dropout < 1.0:
         raise ParameterError(
             f"dropout: must be in [0, 1), got {dropout!r}", parameter="dropout", value=dropout
+        )
+    if pooling not in POOLINGS:
+        raise ParameterError(
+            f"pooling: must be one of {', '.join(POOLINGS)}, got {pooling!r}",
+            parameter="pooling",
+            value=pooling,
         )
     frames, bands = spec.shape
     smallest = 2 ** len(filters)
@@ -109,8 +124,19 @@ def cnn_layers(
             layers.ReLU(),
             layers.MaxPooling2D(2),
         ]
+    if pooling == "max":
+        # (time, bands, channels) -> mean over the bands left -> max over time
+        t, b = frames, bands
+        for _ in filters:
+            t, b = t // 2, b // 2
+        out += [
+            layers.AveragePooling2D(pool_size=(1, b)),
+            layers.Reshape((t, int(filters[-1]))),
+            layers.GlobalMaxPooling1D(),
+        ]
+    else:
+        out.append(layers.GlobalAveragePooling2D())
     out += [
-        layers.GlobalAveragePooling2D(),
         layers.Dropout(dropout),
         layers.Dense(n_labels, activation="softmax"),
     ]
