@@ -259,3 +259,12 @@ def test_false_alarm_bounds_say_how_much_audio_vouches_for_a_rate() -> None:
     assert false_alarm_bound(2, 2.0) == pytest.approx(3.148, abs=0.01)  # 6.296 / 2
     assert hours_to_vouch(1.0) == pytest.approx(2.996, abs=0.001)
     assert false_alarm_bound(0, 0.0) == float("inf")
+
+
+def test_calibration_keeps_the_stricter_setting_when_the_audio_cannot_tell() -> None:
+    # two events scoring 1.0 and nothing else: every threshold finds both without a false alarm,
+    # so the highest threshold wins (a margin for audio not heard), not the shortest delay
+    rec = _scores(600.0, 1.0, 2.0, high=[(100, 110), (200, 210)], runs=[(100, 110), (200, 210)])
+    cal = calibrate([rec], max_false_alarms_per_hour=1.0, thresholds=(0.3, 0.6, 0.9), kn=((1, 1),))
+    assert cal.met_budget and cal.chosen.event_recall == 1.0
+    assert cal.settings.thresholds == {"positive": 0.9}

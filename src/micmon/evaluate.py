@@ -45,7 +45,9 @@ from micmon.labels import Labels, LabelSegment
 #: Windows scored per call to the model.
 SCORE_BATCH = 256
 #: Thresholds tried by `calibrate`.
-CALIBRATION_THRESHOLDS: tuple[float, ...] = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98)
+CALIBRATION_THRESHOLDS: tuple[float, ...] = (
+    *(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99, 0.995),
+)
 #: (k, n) pairs tried by `calibrate`: an event starts when k of the last n windows are above.
 CALIBRATION_KN: tuple[tuple[int, int], ...] = ((1, 1), (2, 2), (2, 3), (3, 3), (3, 4), (3, 5), (4, 6))
 #: m values tried by `calibrate`: an event ends after m windows below.
@@ -667,8 +669,10 @@ def calibrate(
     """Search threshold per label, K of N and M for the best event recall within the budget.
 
     The budget is shared equally by the watched labels; ties go to fewer false alarms, then the
-    shorter median delay, then the higher threshold. When no setting meets the budget the one
-    with the fewest false alarms is returned with ``met_budget=False``. Other settings
+    higher threshold (when the audio calibrated on cannot tell two settings apart, the stricter
+    one keeps a margin for audio it has not heard), then the shorter median delay. When no
+    setting meets the budget the one with the fewest false alarms is returned with
+    ``met_budget=False``. Other settings
     (min_dbfs, min_event_seconds, cooldown_seconds, targets) are kept from `base`.
     """
     if not recordings:
@@ -712,7 +716,7 @@ def calibrate(
     def pick(rows: list[_Row], budget: float) -> tuple[_Row, bool]:
         ok = [r for r in rows if r[3] <= budget * hours + 1e-9]
         if ok:
-            return min(ok, key=lambda r: (-r[1], r[3], _median(r[4]), -r[0])), True
+            return min(ok, key=lambda r: (-r[1], r[3], -r[0], _median(r[4]))), True
         return min(rows, key=lambda r: (r[3], -r[1], -r[0])), False
 
     points: list[TradeoffPoint] = []
@@ -754,7 +758,10 @@ def calibrate(
         )
     within = [c for c, ok in candidates if ok]
     if within:
-        best = min(within, key=lambda p: (-p.found, p.false_alarms, _median_key(p), p.n, p.m))
+        best = min(
+            within,
+            key=lambda p: (-p.found, p.false_alarms, -_mean_threshold(p), _median_key(p), p.n, p.m),
+        )
     else:
         best = min((c for c, _ in candidates), key=lambda p: (p.false_alarms, -p.found, p.n))
     settings = base.with_(
@@ -769,6 +776,10 @@ def calibrate(
         recordings[0].hop_seconds,
         len(recordings),
     )
+
+
+def _mean_threshold(p: TradeoffPoint) -> float:
+    return float(np.mean(list(p.thresholds.values()))) if p.thresholds else 0.0
 
 
 def _median(values: Sequence[float]) -> float:

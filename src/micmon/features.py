@@ -36,6 +36,8 @@ LOG_RANGE_DB = 100.0
 _POWER_FLOOR = 10.0 ** (LOG_FLOOR_DB / 10.0)
 #: Default analysed band, Hz: the original micmon's cutoffs (high_freq follows Nyquist down).
 DEFAULT_LOW_FREQ = 20.0
+#: `micmon datagen`'s hop between training windows around the sounds, as a share of the window.
+DATAGEN_HOP_FRACTION = 0.25
 DEFAULT_HIGH_FREQ = 20000.0
 _INT16_FULL_SCALE = 32768.0
 

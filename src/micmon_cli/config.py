@@ -32,7 +32,7 @@ from pydantic import (
 from micmon._io import expand_path, read_text
 from micmon.detect import SILENCE_DBFS
 from micmon.errors import MicmonError, ParameterError
-from micmon.features import DEFAULT_HIGH_FREQ, DEFAULT_LOW_FREQ, FeatureSpec
+from micmon.features import DATAGEN_HOP_FRACTION, DEFAULT_HIGH_FREQ, DEFAULT_LOW_FREQ, FeatureSpec
 from micmon.training import TrainingOptions
 
 if TYPE_CHECKING:
@@ -128,8 +128,9 @@ class FeaturesConfig(Section):
     )
     hop_seconds: PositiveFloat | None = Field(
         None,
-        description="datagen: seconds between the starts of training windows (overlapping windows "
-        "give short sounds more examples); empty: one window after the other",
+        description="datagen: seconds between the starts of training windows around the sounds "
+        "(overlapping windows give short sounds more examples; the background keeps one window "
+        "after the other); empty: a quarter of the window; window_seconds: no overlap",
     )
     low_freq: NonNegativeFloat = Field(DEFAULT_LOW_FREQ, description="lowest frequency analysed, Hz")
     high_freq: PositiveFloat = Field(
@@ -522,7 +523,9 @@ class Config(Section):
             sample_rate=a.sample_rate,
             channels=a.channels,
             window_seconds=f.window_seconds,
-            hop_seconds=f.hop_seconds,
+            hop_seconds=f.hop_seconds
+            if f.hop_seconds is not None
+            else f.window_seconds * DATAGEN_HOP_FRACTION,
             low_freq=f.low_freq,
             high_freq=f.high_freq,
             bins=f.bins,
