@@ -45,9 +45,8 @@ from micmon.labels import Labels, LabelSegment
 #: Windows scored per call to the model.
 SCORE_BATCH = 256
 #: Thresholds tried by `calibrate`.
-CALIBRATION_THRESHOLDS: tuple[float, ...] = (
-    *(0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95, 0.98, 0.99, 0.995),
-)
+_COARSE = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
+CALIBRATION_THRESHOLDS: tuple[float, ...] = (*_COARSE, 0.85, 0.9, 0.95, 0.98, 0.99, 0.995)
 #: (k, n) pairs tried by `calibrate`: an event starts when k of the last n windows are above.
 CALIBRATION_KN: tuple[tuple[int, int], ...] = ((1, 1), (2, 2), (2, 3), (3, 3), (3, 4), (3, 5), (4, 6))
 #: m values tried by `calibrate`: an event ends after m windows below.
