@@ -106,6 +106,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "dense": {**CANDIDATE, "datagen_hop": 0.5},
     "max": {**CANDIDATE, "pooling": "max"},
     "dense-max": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max"},
+    "dense-max-shift": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "augment_shift": 0.5},
     "candidate-ens3": {
         "spec": {"sample_rate": 16000, "high_freq": 8000.0},
         "epochs": 30,

@@ -8,7 +8,7 @@ import pytest
 from helpers import beep_windows
 from micmon.errors import ParameterError
 from micmon.features import FeatureSpec, compute_batch
-from micmon.model.augment import augment
+from micmon.model.augment import SHIFT_BANDS, augment
 
 RATE = 16000
 BEEP_HZ = 3000.0
@@ -120,3 +120,41 @@ def test_masks_fill_a_run_of_frames_and_of_bands_with_the_mean() -> None:
     assert all(0 < n <= most for n in changed.reshape(8, -1).sum(axis=1) if n)
     with pytest.raises(ParameterError, match="mask_probability: must be in"):
         augment(x, np.ones(8), spec=LOGMEL, background=[0], mask_probability=2.0)
+
+
+def test_pitch_shift_moves_the_bands_of_sounds_only() -> None:
+    rng = np.random.default_rng(7)
+    x = compute_batch(
+        np.concatenate([beep_windows(6, positive=True, rng=rng), beep_windows(2, positive=False, rng=rng)]),
+        LOGMEL,
+    )
+    y = np.array([1] * 6 + [0] * 2)
+    ax, _ = augment(
+        x,
+        y,
+        spec=LOGMEL,
+        background=[0],
+        copies=1,
+        gain_db=0.0,
+        mix_probability=0.0,
+        shift_probability=1.0,
+        rng=1,
+    )
+    moved = 0
+    for original, copy in zip(x[:6], ax[8:14], strict=True):
+        # the copy is the original moved by k bands (edge band repeated), |k| <= SHIFT_BANDS
+        matches = []
+        for k in range(-SHIFT_BANDS, SHIFT_BANDS + 1):
+            expected = np.roll(original, k, axis=1)
+            if k > 0:
+                expected[:, :k] = original[:, :1]
+            elif k < 0:
+                expected[:, k:] = original[:, -1:]
+            if np.allclose(copy, expected, atol=1e-4):
+                matches.append(k)
+        assert matches, "the copy is not a band shift of the original"
+        moved += matches[0] != 0
+    assert moved >= 3
+    np.testing.assert_allclose(ax[14:], x[6:], atol=1e-5)  # background windows are not shifted
+    with pytest.raises(ParameterError, match="shift_probability: must be in"):
+        augment(x, y, spec=LOGMEL, background=[0], shift_probability=-0.1)

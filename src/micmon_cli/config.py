@@ -227,6 +227,13 @@ class TrainingConfig(Section):
         le=1.0,
         description="share of copies with SpecAugment time and frequency masks",
     )
+    augment_shift: float = Field(
+        _TRAINING.augment_shift,
+        ge=0.0,
+        le=1.0,
+        description="share of the copies of sounds moved up or down in pitch by a mel band or two "
+        "(another dog, another bell of the same kind)",
+    )
     hard_negatives: float = Field(
         _TRAINING.hard_negatives,
         ge=0.0,

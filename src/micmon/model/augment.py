@@ -28,6 +28,9 @@ BAND_LIMIT_HZ: tuple[float, float] = (3500.0, 8000.0)
 BAND_LIMIT_DB = 40.0
 #: Masks (SpecAugment): each covers up to this share of the frames or bands.
 MASK_SHARE = 0.15
+#: Pitch shift (logmel): a copy's bands move by up to this many mel bands up or down (about
+#: +/- 10 % in pitch per band at 40 bands): another dog, another bell of the same kind.
+SHIFT_BANDS = 2
 
 
 def augment(
@@ -43,6 +46,7 @@ def augment(
     mix_level_db: tuple[float, float] = AUGMENT_MIX_LEVEL_DB,
     band_limit_probability: float = 0.0,
     mask_probability: float = 0.0,
+    shift_probability: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return the windows plus `copies` augmented copies of each: random gain, background mixing.
 
@@ -52,8 +56,10 @@ def augment(
     `background` gets a random background window mixed in, `mix_level_db` (low, high) relative
     to its own level. With `band_limit_probability` a copy loses the bands above a random cutoff
     (`BAND_LIMIT_HZ`), as a low sample rate or a cheap microphone would; with `mask_probability`
-    it gets a random time mask and frequency mask (SpecAugment), filled with its mean level.
-    Labels are unchanged. Returns (features, classes), originals first.
+    it gets a random time mask and frequency mask (SpecAugment), filled with its mean level; with
+    `shift_probability` a logmel copy of a window not in `background` moves up or down by up to
+    `SHIFT_BANDS` mel bands (a pitch shift). Labels are unchanged. Returns (features, classes),
+    originals first.
     """
     x = np.asarray(features)
     y = np.asarray(classes)
@@ -76,6 +82,7 @@ def augment(
     for name, value in (
         ("band_limit_probability", band_limit_probability),
         ("mask_probability", mask_probability),
+        ("shift_probability", shift_probability),
     ):
         if not 0.0 <= value <= 1.0:
             raise ParameterError(f"{name}: must be in [0, 1], got {value!r}", parameter=name, value=value)
@@ -106,6 +113,8 @@ def augment(
     expand = (slice(None),) + (None,) * (power.ndim - 1)
     for _ in range(copies):
         p = power.copy()
+        if shift_probability and spec.feature == "logmel":
+            _shift(p, (~is_background) & (gen.random(len(x)) < shift_probability), gen)
         if background_rows.size:
             mix = (~is_background) & (gen.random(len(x)) < mix_probability)
             rows = np.flatnonzero(mix)
@@ -132,6 +141,22 @@ def _band_limit(power: np.ndarray, spec: FeatureSpec, rows: np.ndarray, gen: np.
     for row in np.flatnonzero(rows):
         cutoff = gen.uniform(*BAND_LIMIT_HZ)
         power[row, ..., centres > cutoff] *= 10.0 ** (-BAND_LIMIT_DB / 10.0)
+
+
+def _shift(power: np.ndarray, rows: np.ndarray, gen: np.random.Generator) -> None:
+    """Move, in place, the bands of each selected (frames, bands) window up or down by a random
+    number of bands, repeating the edge band into the space left."""
+    for row in np.flatnonzero(rows):
+        k = int(gen.integers(-SHIFT_BANDS, SHIFT_BANDS + 1))
+        if k == 0:
+            continue
+        window = power[row]
+        if k > 0:
+            window[:, k:] = window[:, :-k].copy()
+            window[:, :k] = window[:, k : k + 1]
+        else:
+            window[:, :k] = window[:, -k:].copy()
+            window[:, k:] = window[:, k - 1 : k]
 
 
 def _mask(power: np.ndarray, rows: np.ndarray, gen: np.random.Generator) -> None:
@@ -163,7 +188,7 @@ def augment_dataset(
 
     `background_labels` names the classes mixed into the others (labels not in the dataset are
     ignored); `options` go to `augment` (gain_db, mix_probability, mix_level_db,
-    band_limit_probability, mask_probability).
+    band_limit_probability, mask_probability, shift_probability).
     """
     from micmon.dataset import Dataset
 
