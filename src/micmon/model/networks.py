@@ -36,7 +36,7 @@ CNN_DROPOUT = 0.3
 #: How the CNN summarises its last feature map: "average" over time and frequency, or "max" over
 #: time of the frequency average (a short sound in a long window is not diluted by the rest).
 POOLINGS: tuple[str, ...] = ("average", "max")
-CNN_POOLING = "average"
+CNN_POOLING = "max"
 #: Hidden layer widths of the README network, as multiples of the input width.
 README_LAYER_FACTORS: tuple[float, ...] = (2.0, 0.75)
 
