@@ -355,6 +355,7 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             return [float(r[key]) for r in rs if r.get(key) is not None]
 
         recall, fa = vals("event_recall"), vals("false_alarms_per_hour_room")
+        oracle = vals("oracle_recall")
         spread, f1 = vals("format_spread"), vals("window_macro_f1")
         fmt_min = [min(r["recall_by_format"].values()) for r in rs if r.get("recall_by_format")]
         out.append(
@@ -368,6 +369,8 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "fa_worst": max(fa),
                 "format_min_worst": min(fmt_min) if fmt_min else None,
                 "format_spread_worst": max(spread) if spread else None,
+                "oracle_mean": np.mean(oracle) if oracle else None,
+                "oracle_worst": min(oracle) if oracle else None,
                 "macro_f1_mean": np.mean(f1),
                 "macro_f1_worst": min(f1),
                 "train_seconds_mean": np.mean(vals("train_seconds")),
@@ -390,6 +393,8 @@ COLUMNS = [
     ("room_hours", "target-free h"),
     ("format_min_worst", "worst format recall"),
     ("format_spread_worst", "format spread worst"),
+    ("oracle_mean", "recall at 1 FA/h, test-calibrated (ceiling) mean"),
+    ("oracle_worst", "ceiling worst"),
     ("macro_f1_mean", "window macro F1 mean"),
     ("macro_f1_worst", "macro F1 worst"),
     ("train_seconds_mean", "train s"),
@@ -418,7 +423,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--variants", default="default", help=f"comma-separated, of {', '.join(VARIANTS)}")
     p.add_argument("--reuse", action="store_true", help="skip runs already in results.json")
     p.add_argument("--epochs", type=int, default=None, help="override every variant's epochs")
+    p.add_argument(
+        "--table",
+        default=None,
+        metavar="DIR[,DIR]",
+        help="only print the table of these output folders' results (later folders win)",
+    )
     args = p.parse_args(argv)
+    if args.table:
+        merged: dict[str, Any] = {}
+        for folder in args.table.split(","):
+            found = Path(folder) / "results.json"
+            if found.exists():
+                merged.update(json.loads(found.read_text()))
+        print(table(aggregate(list(merged.values()))))
+        return
     corpus = args.corpus or hard_corpus.corpus(log=log)
     if args.epochs:
         for extra in VARIANTS.values():
