@@ -60,8 +60,9 @@ DEFAULTS: dict[str, Any] = {
     "augment": True,
     "holdout_recordings": 2,
     "holdout_room": 1,
-    # seconds between training windows; None: one window after the other, as `micmon datagen`
+    # seconds between training windows; None: one window after the other, as `micmon datagen` did
     "datagen_hop": None,
+    "pooling": "average",
     "spec": {
         "sample_rate": 44100,
         "window_seconds": 2.0,
@@ -104,6 +105,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     },
     # dense training windows around the sounds (0.5 s hop; background stays one per window)
     "dense": {**CANDIDATE, "datagen_hop": 0.5},
+    # = what `micmon datagen` + `micmon train` do with no flags since issue 8's second change
     "max": {**CANDIDATE, "pooling": "max"},
     "dense-max": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max"},
     "dense-max-shift": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "augment_shift": 0.5},
@@ -420,7 +422,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=OUT)
     p.add_argument("--tasks", default=",".join(hard_corpus.TASKS))
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--variants", default="default", help=f"comma-separated, of {', '.join(VARIANTS)}")
+    p.add_argument("--variants", default="dense-max", help=f"comma-separated, of {', '.join(VARIANTS)}")
     p.add_argument("--reuse", action="store_true", help="skip runs already in results.json")
     p.add_argument("--epochs", type=int, default=None, help="override every variant's epochs")
     p.add_argument(
