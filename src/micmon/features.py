@@ -547,9 +547,15 @@ def spectrum(samples: np.ndarray, spec: FeatureSpec) -> np.ndarray:
 
 def dbfs(samples: np.ndarray) -> float:
     """Return the RMS level of int16/float samples in dBFS (-inf for digital silence)."""
-    x = np.asarray(samples)
-    x = x.astype(np.float64) / _INT16_FULL_SCALE if x.dtype == np.int16 else x.astype(np.float64)
+    x = np.asarray(samples).reshape(-1)
     if x.size == 0:
         return float("-inf")
-    rms = float(np.sqrt(np.mean(x * x)))
+    # One pass without temporaries (einsum, no BLAS): int16 squares summed exactly in int64.
+    if x.dtype == np.int16:
+        y = x.astype(np.int32)
+        power = float(np.einsum("i,i->", y, y, dtype=np.int64)) / (_INT16_FULL_SCALE * _INT16_FULL_SCALE)
+    else:
+        y = x.astype(np.float64)
+        power = float(np.einsum("i,i->", y, y))
+    rms = float(np.sqrt(power / x.size))
     return 20.0 * float(np.log10(rms)) if rms > 0 else float("-inf")

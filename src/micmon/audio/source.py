@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 
+import numpy as np
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not on Windows
@@ -366,7 +368,8 @@ class AudioSource:
                 self._buffer.clear()  # never stitch a window across dropped audio
                 self._buffer_frame = frame
             self._buffer += chunk
-        window = bytes(self._buffer[: self._window_bytes])
+        # One copy, straight into the window's int16 array (a bytes slice copied twice more).
+        window = np.frombuffer(self._buffer, dtype="<i2", count=self._window_bytes // 2).astype(np.int16)
         start = self.position
         self._next_frame += self._hop_frames
         label = self._labeller(start, start + self.window_seconds) if self._labeller else None
