@@ -129,44 +129,80 @@ def ffmpeg_bare_decode(path: Path, sample_rate: int = SAMPLE_RATE) -> dict[str, 
     return run_timed(bare_decode_command(path, sample_rate))
 
 
-def run_timed(cmd: Sequence[str], *, stdout: Path | None = None, cwd: Path | None = None) -> dict[str, float]:
-    """Run `cmd` to its end: wall seconds, CPU seconds (user + system, children included) and the
-    peak RSS in MiB of the largest process it waited for (stdout to a file or /dev/null)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+def run_timed(
+    cmd: Sequence[str], *, stdout: Path | None = None, cwd: Path | None = None, env: dict | None = None
+) -> dict[str, float]:
+    """Run `cmd` to its end (stdout to a file or /dev/null): wall seconds, and from the kernel's
+    accounting of that one child (wait4) its CPU seconds (user + system, its reaped children
+    included) and peak RSS in MiB (the largest single process among them)."""
     with open(stdout or os.devnull, "wb") as sink:
         t0 = time.perf_counter()
-        proc = subprocess.run(list(cmd), stdout=sink, stderr=subprocess.PIPE, cwd=cwd, check=False)
+        proc = subprocess.Popen(list(cmd), stdout=sink, stderr=subprocess.PIPE, cwd=cwd, env=env)
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+        _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        sys.stderr.write(proc.stderr.decode(errors="replace")[-3000:])
-        raise SystemExit(f"{' '.join(cmd[:3])} ... failed ({proc.returncode})")
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    # ru_maxrss of the children is the largest child so far: only meaningful if it grew.
-    return {"wall_s": wall, "cpu_s": cpu, "peak_mib": after.ru_maxrss / 1024.0}
+        sys.stderr.write(err.decode(errors="replace")[-3000:])
+        raise SystemExit(f"{' '.join(cmd[:4])} ... failed ({proc.returncode})")
+    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_mib": usage.ru_maxrss / 1024.0}
 
 
 def alternate(
-    a: Sequence[str], b: Sequence[str], runs: int, *, cwd: Path | None = None, stdout: Path | None = None
+    a: Sequence[str],
+    b: Sequence[str],
+    runs: int,
+    *,
+    cwd: Path | None = None,
+    stdout: Path | None = None,
+    env: dict | None = None,
 ) -> dict[str, list[float]]:
     """Time command A against command B in turn (A B A B ...), after one warm-up pair.
 
-    Returns each run's wall and CPU seconds of both and the pairwise wall ratios B/A (A's speed
-    relative to B's: 0.5 means A takes twice B's time). Pairing keeps the ratio meaningful when
-    the machine's speed drifts; quote medians.
+    Returns each run's wall s, CPU s and peak MiB of both, and the pairwise speed of A relative
+    to B (B's wall / A's wall: 0.5 means A took twice B's time). Pairing keeps the ratio
+    meaningful when the machine's speed drifts; quote medians.
     """
-    out: dict[str, list[float]] = {k: [] for k in ("a_wall", "a_cpu", "b_wall", "b_cpu", "speed")}
+    keys = ("a_wall", "a_cpu", "a_peak", "b_wall", "b_cpu", "b_peak", "speed")
+    out: dict[str, list[float]] = {k: [] for k in keys}
     for i in range(runs + 1):
-        ra = run_timed(a, cwd=cwd, stdout=stdout)
+        ra = run_timed(a, cwd=cwd, stdout=stdout, env=env)
         rb = run_timed(b, cwd=cwd)
         if i == 0:
             continue
-        out["a_wall"].append(ra["wall_s"])
-        out["a_cpu"].append(ra["cpu_s"])
-        out["b_wall"].append(rb["wall_s"])
-        out["b_cpu"].append(rb["cpu_s"])
+        for side, r in (("a", ra), ("b", rb)):
+            out[f"{side}_wall"].append(r["wall_s"])
+            out[f"{side}_cpu"].append(r["cpu_s"])
+            out[f"{side}_peak"].append(r["peak_mib"])
         out["speed"].append(rb["wall_s"] / ra["wall_s"])
     return out
+
+
+def spread(values: Sequence[float], fmt: str = ".2f") -> str:
+    """'median (min-max)' of `values`."""
+    return f"{median(values):{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
+
+
+def micmon_command() -> tuple[list[str], dict[str, str]]:
+    """`python -m micmon_cli` of this checkout (src/ first on PYTHONPATH), and its environment."""
+    env = {k: v for k, v in os.environ.items() if k != "MICMON_CONFIG"}
+    src = str(BENCH_DIR.parent / "src")
+    env["PYTHONPATH"] = os.pathsep.join([src, *filter(None, [env.get("PYTHONPATH")])])
+    env["NO_COLOR"] = "1"
+    return [sys.executable, "-m", "micmon_cli"], env
+
+
+def sample_root(minutes: int) -> Path:
+    """A folder holding only the `minutes` recording's sample folder (for datagen and evaluate)."""
+    folder = recording(minutes)
+    root = OUT / f"only{minutes}"
+    target = root / folder.name
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("audio.mp3", "labels.json"):
+        if not (target / name).exists():
+            os.link(folder / name, target / name)
+    return root
 
 
 def median(values: Sequence[float]) -> float:
