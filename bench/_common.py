@@ -235,7 +235,7 @@ def default_model(retrain: bool = False) -> Path:
             f"import sys; sys.path.insert(0, {str(BENCH_DIR)!r}); "
             f"import _common; _common._train_default({str(folder)!r})"
         )
-        subprocess.run([sys.executable, "-c", code], check=True)
+        subprocess.run([sys.executable, "-c", code], check=True, env=micmon_command()[1])
     return DEFAULT_MODEL_DIR
 
 
@@ -272,13 +272,15 @@ def peak_rss_mib() -> float:
 
 
 def run_worker(script: Path, *args: str, timeout: float = 1800) -> dict:
-    """Run `script --worker ...` in a fresh interpreter (clean peak RSS) and return its JSON line."""
+    """Run `script --worker ...` in a fresh interpreter (clean peak RSS, this checkout's code) and
+    return its JSON line."""
     proc = subprocess.run(
         [sys.executable, str(script), "--worker", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
+        env=micmon_command()[1],  # this checkout's src/ first
     )
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr)
