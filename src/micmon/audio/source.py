@@ -58,6 +58,7 @@ class _Pipe:
         *,
         name: str,
         live: bool,
+        paced: bool = False,
         chunk_bytes: int,
         frame_bytes: int,
         sample_rate: int,
@@ -66,6 +67,8 @@ class _Pipe:
         self.proc = proc
         self.name = name
         self.live = live
+        #: ffmpeg delivers in real time (a device, or a file with -re): wait for a chunk to fill.
+        self.paced = paced
         self.chunk_bytes = chunk_bytes
         self.frame_bytes = frame_bytes
         self.sample_rate = sample_rate
@@ -92,6 +95,12 @@ class _Pipe:
                     self._put(frame, bytes(pending[: self.chunk_bytes]))
                     del pending[: self.chunk_bytes]
                     frame += self.chunk_bytes // self.frame_bytes
+                if self.paced:
+                    # Real-time audio comes in small writes (an mp3 frame, a device period: ~40
+                    # a second), each a wake-up of this thread and a turn of the GIL, while only
+                    # whole chunks are handed on: sleep until the chunk should be complete.
+                    missing = (self.chunk_bytes - len(pending)) / (self.frame_bytes * self.sample_rate)
+                    self.stop.wait(min(missing, self.chunk_bytes / (self.frame_bytes * self.sample_rate)))
             usable = len(pending) - len(pending) % self.frame_bytes
             if usable and not self.stop.is_set():
                 self._put(frame, bytes(pending[:usable]))
@@ -257,6 +266,7 @@ class AudioSource:
             proc,
             name=self.name,
             live=self.live,
+            paced=self.live or "-re" in self.input_args,
             chunk_bytes=self._chunk_bytes,
             frame_bytes=self._frame_bytes,
             sample_rate=self.sample_rate,
