@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import zipfile
+from collections.abc import Iterator
 from types import TracebackType
 from typing import Any
 
@@ -58,7 +60,7 @@ class DatasetWriter:
         self.spec = spec
         self._options = dict(low_freq=low_freq, high_freq=high_freq, bins=bins, scale=scale, **spec_options)
         self.source = source
-        self._features: list[np.ndarray] = []
+        self._spool: _Spool | None = None  # the features computed so far, on disk
         self._pending: list[np.ndarray] = []
         self._pending_starts: list[float] = []
         self._frames: WindowFeatures | None = None
@@ -116,9 +118,13 @@ class DatasetWriter:
                 if self._frames is None:
                     self._frames = WindowFeatures(spec)
                 starts = np.rint(np.asarray(self._pending_starts) * spec.sample_rate).astype(np.int64)
-                self._features.append(self._frames.compute(windows, starts))
+                features = self._frames.compute(windows, starts)
             else:
-                self._features.append(compute_batch(windows, spec))
+                features = compute_batch(windows, spec)
+            if self._spool is None:
+                folder = os.path.dirname(self.path)
+                self._spool = _Spool(folder if os.path.isdir(folder) else None)
+            self._spool.append(features)
             self._pending.clear()
             self._pending_starts.clear()
 
@@ -147,14 +153,14 @@ class DatasetWriter:
         low = spec.low_freq if spec else self._options["low_freq"] or DEFAULT_LOW_FREQ
         high = spec.high_freq if spec else self._options["high_freq"] or DEFAULT_HIGH_FREQ
         width = spec.shape if spec else (int(self._options["bins"]),)
-        parts = self._features or [np.zeros((0, *width), dtype=np.float32)]
+        samples: Any = self._spool if self._spool is not None else np.zeros((0, *width), dtype=np.float32)
         labels = sorted(set(self._names))
         index = {name: i for i, name in enumerate(labels)}
         classes = np.array([index[n] for n in self._names], dtype=np.int64)
         if self.skipped:
             log.info("%s: skipped %d unlabelled windows", self.path, self.skipped)
         arrays: dict[str, Any] = dict(
-            samples=[part.astype(np.float32, copy=False) for part in parts],
+            samples=samples,
             classes=classes,
             cutoff_frequencies=np.array([low, high]),
             labels=np.array(labels, dtype=str),
@@ -163,10 +169,17 @@ class DatasetWriter:
         )
         if spec is not None:
             arrays["spec"] = np.array(spec.to_json())
-        with atomic_path(self.path, suffix=".npz") as tmp:
-            _write_npz(tmp, arrays)
-        self._features.clear()
+        try:
+            with atomic_path(self.path, suffix=".npz") as tmp:
+                _write_npz(tmp, arrays)
+        finally:
+            self._drop_spool()
         self.written = True
+
+    def _drop_spool(self) -> None:
+        if self._spool is not None:
+            self._spool.file.close()
+            self._spool = None
 
     def __enter__(self) -> DatasetWriter:
         return self
@@ -178,29 +191,45 @@ class DatasetWriter:
             self.close()
         else:
             self._closed = True  # never leave a half-written dataset behind
+            self._drop_spool()
+
+
+class _Spool:
+    """Feature batches in an unnamed temporary file until the .npz is written: memory stays flat
+    however many windows a dataset holds (an hour at a quarter-window hop: 230 MB of log-mel)."""
+
+    def __init__(self, folder: str | None) -> None:
+        self.file = tempfile.TemporaryFile(dir=folder)  # gone when closed, or if the process dies
+        self.rows = 0
+        self.row_shape: tuple[int, ...] = ()
+
+    def append(self, part: np.ndarray) -> None:
+        part = np.ascontiguousarray(part, dtype=np.float32)
+        self.rows += len(part)
+        self.row_shape = part.shape[1:]
+        self.file.write(part.tobytes())
+
+    def chunks(self, size: int = 1 << 20) -> Iterator[bytes]:
+        self.file.seek(0)
+        while chunk := self.file.read(size):
+            yield chunk
 
 
 def _write_npz(path: str | os.PathLike[str], arrays: dict[str, Any]) -> None:
     """Write `arrays` as an .npz (as `np.load` reads it; NPZ_STORED members not compressed).
 
-    A list of arrays is stored as their concatenation along the first axis, written part by part:
-    never concatenated in memory."""
+    A `_Spool` is copied from its file a piece at a time: never whole in memory."""
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, value in arrays.items():
-            parts = value if isinstance(value, list) else [np.asarray(value)]
-            shape = (
-                (sum(len(p) for p in parts), *parts[0].shape[1:])
-                if isinstance(value, list)
-                else parts[0].shape
-            )
-            header = {
-                "descr": np.lib.format.dtype_to_descr(parts[0].dtype),
-                "fortran_order": False,
-                "shape": shape,
-            }
+            if isinstance(value, _Spool):
+                dtype, shape, body = np.dtype(np.float32), (value.rows, *value.row_shape), value.chunks()
+            else:
+                array = np.asarray(value)  # tobytes() is C order; 0-d arrays stay 0-d
+                dtype, shape, body = array.dtype, array.shape, iter([array.tobytes()])
+            header = {"descr": np.lib.format.dtype_to_descr(dtype), "fortran_order": False, "shape": shape}
             info = zipfile.ZipInfo(name + ".npy", date_time=(1980, 1, 1, 0, 0, 0))
             info.compress_type = zipfile.ZIP_STORED if name in NPZ_STORED else zipfile.ZIP_DEFLATED
             with zf.open(info, "w", force_zip64=True) as fh:
                 np.lib.format.write_array_header_1_0(fh, header)
-                for part in parts:
-                    fh.write(np.ascontiguousarray(part).tobytes())  # one batch at a time
+                for chunk in body:
+                    fh.write(chunk)
