@@ -11,11 +11,17 @@ import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 BENCH_DIR = Path(__file__).resolve().parent
 OUT = BENCH_DIR / "out"
-SAMPLE_RATE = 44100
+#: Sample rate of the generated recordings (a typical mp3); the library resamples them on decoding.
+SOURCE_RATE = 44100
+#: Decoding rate: the `audio.sample_rate` default (16 kHz), so every figure is for the defaults.
+SAMPLE_RATE = 16000
 LOW_FREQ, HIGH_FREQ, BINS, WINDOW = 250.0, 7500.0, 100, 2.0
+#: Where the default model (`default_model`) is trained once.
+DEFAULT_MODEL_DIR = OUT / "default_model"
 #: Seconds of each labelled stretch in a generated recording: even stretches are noise and a
 #: 120 Hz hum ("negative"), odd ones add 3 kHz beeps (0.5 s on, 0.5 s off; "positive").
 STRETCH = 60
@@ -60,15 +66,15 @@ def recording(minutes: int, name: str | None = None) -> Path:
         "-f",
         "lavfi",
         "-i",
-        f"anoisesrc=d={seconds}:c=pink:r={SAMPLE_RATE}:a=0.08:seed=1",
+        f"anoisesrc=d={seconds}:c=pink:r={SOURCE_RATE}:a=0.08:seed=1",
         "-f",
         "lavfi",
         "-i",
-        f"sine=f=3000:r={SAMPLE_RATE}:d={seconds}",
+        f"sine=f=3000:r={SOURCE_RATE}:d={seconds}",
         "-f",
         "lavfi",
         "-i",
-        f"sine=f=120:r={SAMPLE_RATE}:d={seconds}",
+        f"sine=f=120:r={SOURCE_RATE}:d={seconds}",
         "-filter_complex",
         f"[1]volume=eval=frame:volume='{beep}'[b];[2]volume=0.1[h];[0][b][h]amix=inputs=3:normalize=0[m]",
         "-map",
@@ -76,7 +82,7 @@ def recording(minutes: int, name: str | None = None) -> Path:
         "-ac",
         "1",
         "-ar",
-        str(SAMPLE_RATE),
+        str(SOURCE_RATE),
         "-c:a",
         "libmp3lame",
         "-b:a",
@@ -93,12 +99,13 @@ def recording(minutes: int, name: str | None = None) -> Path:
     return folder
 
 
-def ffmpeg_bare_decode(path: Path) -> dict[str, float]:
-    """Time ffmpeg decoding `path` to 44.1 kHz mono s16le on /dev/null: wall and CPU seconds.
+def bare_decode_command(path: Path, sample_rate: int = SAMPLE_RATE) -> list[str]:
+    """ffmpeg decoding `path` to mono s16le at `sample_rate` on /dev/null: the yardstick.
 
-    The same command and output shape as the library's decoder, without anyone reading the PCM.
+    The same output shape as the library's decoder (`audio.sample_rate`, mono, s16le), without
+    anyone reading the PCM.
     """
-    cmd = [
+    return [
         ffmpeg(),
         "-hide_banner",
         "-loglevel",
@@ -109,19 +116,142 @@ def ffmpeg_bare_decode(path: Path) -> dict[str, float]:
         "-f",
         "s16le",
         "-ar",
-        str(SAMPLE_RATE),
+        str(sample_rate),
         "-ac",
         "1",
-        "-",
+        "-y",
+        os.devnull,
     ]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    with open(os.devnull, "wb") as sink:
+
+
+def ffmpeg_bare_decode(path: Path, sample_rate: int = SAMPLE_RATE) -> dict[str, float]:
+    """Time `bare_decode_command(path)`: wall and CPU seconds."""
+    return run_timed(bare_decode_command(path, sample_rate))
+
+
+def run_timed(
+    cmd: Sequence[str], *, stdout: Path | None = None, cwd: Path | None = None, env: dict | None = None
+) -> dict[str, float]:
+    """Run `cmd` to its end (stdout to a file or /dev/null): wall seconds, and from the kernel's
+    accounting of that one child (wait4) its CPU seconds (user + system, its reaped children
+    included) and peak RSS in MiB (the largest single process among them)."""
+    with open(stdout or os.devnull, "wb") as sink:
         t0 = time.perf_counter()
-        subprocess.run(cmd, stdout=sink, check=True)
+        proc = subprocess.Popen(list(cmd), stdout=sink, stderr=subprocess.PIPE, cwd=cwd, env=env)
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+        _, status, usage = os.wait4(proc.pid, 0)
         wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return {"wall_s": wall, "cpu_s": cpu}
+        proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        sys.stderr.write(err.decode(errors="replace")[-3000:])
+        raise SystemExit(f"{' '.join(cmd[:4])} ... failed ({proc.returncode})")
+    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "peak_mib": usage.ru_maxrss / 1024.0}
+
+
+def alternate(
+    a: Sequence[str],
+    b: Sequence[str],
+    runs: int,
+    *,
+    cwd: Path | None = None,
+    stdout: Path | None = None,
+    env: dict | None = None,
+) -> dict[str, list[float]]:
+    """Time command A against command B in turn (A B A B ...), after one warm-up pair.
+
+    Returns each run's wall s, CPU s and peak MiB of both, and the pairwise speed of A relative
+    to B (B's wall / A's wall: 0.5 means A took twice B's time). Pairing keeps the ratio
+    meaningful when the machine's speed drifts; quote medians.
+    """
+    keys = ("a_wall", "a_cpu", "a_peak", "b_wall", "b_cpu", "b_peak", "speed")
+    out: dict[str, list[float]] = {k: [] for k in keys}
+    for i in range(runs + 1):
+        ra = run_timed(a, cwd=cwd, stdout=stdout, env=env)
+        rb = run_timed(b, cwd=cwd)
+        if i == 0:
+            continue
+        for side, r in (("a", ra), ("b", rb)):
+            out[f"{side}_wall"].append(r["wall_s"])
+            out[f"{side}_cpu"].append(r["cpu_s"])
+            out[f"{side}_peak"].append(r["peak_mib"])
+        out["speed"].append(rb["wall_s"] / ra["wall_s"])
+    return out
+
+
+def spread(values: Sequence[float], fmt: str = ".2f") -> str:
+    """'median (min-max)' of `values`."""
+    return f"{median(values):{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
+
+
+def micmon_command() -> tuple[list[str], dict[str, str]]:
+    """`python -m micmon_cli` of this checkout (src/ first on PYTHONPATH), and its environment."""
+    env = {k: v for k, v in os.environ.items() if k != "MICMON_CONFIG"}
+    src = str(BENCH_DIR.parent / "src")
+    env["PYTHONPATH"] = os.pathsep.join([src, *filter(None, [env.get("PYTHONPATH")])])
+    env["NO_COLOR"] = "1"
+    return [sys.executable, "-m", "micmon_cli"], env
+
+
+def sample_root(minutes: int) -> Path:
+    """A folder holding only the `minutes` recording's sample folder (for datagen and evaluate)."""
+    folder = recording(minutes)
+    root = OUT / f"only{minutes}"
+    target = root / folder.name
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("audio.mp3", "labels.json"):
+        if not (target / name).exists():
+            os.link(folder / name, target / name)
+    return root
+
+
+def median(values: Sequence[float]) -> float:
+    """The median (50th percentile)."""
+    return percentile(values, 50)
+
+
+def default_spec() -> Any:
+    """The FeatureSpec of a default micmon.yaml (the CLI's defaults: 16 kHz, 2 s, 40-band log-mel)."""
+    from micmon_cli.config import Config
+
+    config = Config()
+    nyquist = config.audio.sample_rate / 2
+    config.features.high_freq = min(config.features.high_freq, nyquist)  # as the CLI does
+    return config.feature_spec()
+
+
+def default_model(retrain: bool = False) -> Path:
+    """Return DEFAULT_MODEL_DIR, training it first (once) as `micmon train` would.
+
+    The default features (`default_spec`) of a 4-minute generated recording, the default network
+    for them (the CNN) through `micmon.training.train`; 3 epochs (the cost of scoring does not
+    depend on how long it was trained). Trained in a fresh interpreter (TensorFlow stays out of
+    the measuring processes).
+    """
+    if retrain or not (DEFAULT_MODEL_DIR / "micmon.json").exists():
+        print("training the default model (once) ...", file=sys.stderr, flush=True)
+        folder = recording(4, "train4")
+        code = (
+            f"import sys; sys.path.insert(0, {str(BENCH_DIR)!r}); "
+            f"import _common; _common._train_default({str(folder)!r})"
+        )
+        subprocess.run([sys.executable, "-c", code], check=True, env=micmon_command()[1])
+    return DEFAULT_MODEL_DIR
+
+
+def _train_default(folder: str) -> None:
+    from micmon.audio import AudioDirectory
+    from micmon.dataset.generate import plan, process_folder
+    from micmon.training import TrainingOptions, train
+
+    spec = default_spec()
+    data_dir = OUT / "default_model_data"
+    work = plan(Path(folder).parent, data_dir, overwrite=True)
+    for directory, output in zip(work.folders, work.outputs, strict=True):
+        if Path(directory.path) == Path(folder):
+            process_folder(AudioDirectory(folder), output, spec, overwrite=True)
+    result = train(data_dir, TrainingOptions(epochs=3))
+    result.save(DEFAULT_MODEL_DIR, overwrite=True)
 
 
 def cpu_seconds() -> tuple[float, float]:
@@ -142,13 +272,15 @@ def peak_rss_mib() -> float:
 
 
 def run_worker(script: Path, *args: str, timeout: float = 1800) -> dict:
-    """Run `script --worker ...` in a fresh interpreter (clean peak RSS) and return its JSON line."""
+    """Run `script --worker ...` in a fresh interpreter (clean peak RSS, this checkout's code) and
+    return its JSON line."""
     proc = subprocess.run(
         [sys.executable, str(script), "--worker", *args],
         capture_output=True,
         text=True,
         timeout=timeout,
         check=False,
+        env=micmon_command()[1],  # this checkout's src/ first
     )
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr)

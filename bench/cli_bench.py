@@ -1,21 +1,22 @@
-"""`micmon --help` start-up time and `micmon predict` on a 60-minute recording vs ffmpeg's bare decode.
+"""`micmon --help` start-up; `micmon predict` and `evaluate` on a 60-minute recording vs a bare decode.
 
-    .venv/bin/python bench/cli_bench.py [--minutes 60] [--runs 10]
+    .venv/bin/python bench/cli_bench.py [--minutes 60] [--runs 10] [--repeats 3]
 
-Trains a tiny model first with the library (README network on a generated 4-minute recording,
-written to bench/out/model), then times `micmon predict FILE --model bench/out/model` (text and
---json output, stdout to a file) against `ffmpeg -i FILE -f s16le -ar 44100 -ac 1 - > /dev/null`.
-Targets: `micmon --help` median under 0.3 s; predict at least half of ffmpeg's bare decode speed.
+Runs this checkout's CLI (`python -m micmon_cli`, src/ first on PYTHONPATH) in fresh processes
+with the DEFAULT features and model: 16 kHz, 2 s windows, 40-band log-mel, and the CNN that
+`micmon.training.train` builds for them (trained once on a generated 4-minute recording into
+bench/out/default_model, see `_common.default_model`). `micmon predict FILE --model M` (text and
+--json, stdout to a file) and `micmon evaluate FOLDER --model M` each run in turn with
+`ffmpeg -i FILE -f s16le -ar 16000 -ac 1 -y /dev/null` (A B A B ...), and the ratio is taken pair by
+pair; medians are printed. Targets: `micmon --help` median under 0.3 s; predict and evaluate at
+least half of ffmpeg's bare decode speed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,114 +25,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import _common as c  # noqa: E402
 
-MODEL_DIR = c.OUT / "model"
 HELP_TARGET_S = 0.3
 PREDICT_TARGET_RATIO = 0.5
 
 
-def micmon_bin() -> str:
-    """The `micmon` entry point next to this interpreter (the project's .venv), else on PATH."""
-    local = Path(sys.executable).parent / "micmon"
-    found = str(local) if local.exists() else shutil.which("micmon")
-    if found is None:
-        sys.exit("micmon not found: install the project (make venv)")
-    return found
-
-
-def _train() -> dict:
-    """Datagen + README network on a short generated recording, saved to bench/out/model."""
-    import tempfile
-
-    from keras import layers
-
-    from micmon.audio import AudioFile
-    from micmon.dataset import Dataset, DatasetWriter
-    from micmon.model import Model
-
-    folder = c.recording(4, "train4")
-    with tempfile.TemporaryDirectory(dir=c.OUT) as tmp:
-        npz = Path(tmp) / "train4.npz"
-        with (
-            AudioFile(
-                folder / "audio.mp3",
-                folder / "labels.json",
-                window_seconds=c.WINDOW,
-                sample_rate=c.SAMPLE_RATE,
-            ) as src,
-            DatasetWriter(npz, low_freq=c.LOW_FREQ, high_freq=c.HIGH_FREQ, bins=c.BINS) as writer,
-        ):
-            for sample in src:
-                writer += sample
-        data = Dataset.load(npz, validation_split=0.3)
-    labels = data.labels or ["negative", "positive"]
-    model = Model(
-        [
-            layers.Input(shape=(c.BINS,)),
-            layers.Dense(2 * c.BINS, activation="relu"),
-            layers.Dense(int(0.75 * c.BINS), activation="relu"),
-            layers.Dense(len(labels), activation="softmax"),
-        ],
-        labels=labels,
-        low_freq=data.low_freq,
-        high_freq=data.high_freq,
-    )
-    model.fit(data, epochs=10)
-    loss, accuracy = model.evaluate(data)[:2]
-    model.save(MODEL_DIR, overwrite=True)
-    return {"windows": len(data), "val_accuracy": accuracy}
-
-
-def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "MICMON_CONFIG"}
-    env["NO_COLOR"] = "1"
-    return env
-
-
-def time_help(micmon: str, runs: int) -> tuple[list[float], list[float]]:
+def time_help(micmon: list[str], env: dict[str, str], runs: int) -> tuple[list[float], list[float]]:
     """Wall and CPU (user + system) seconds of `micmon --help`, a fresh process each time."""
     walls, cpus = [], []
     for _ in range(runs + 1):
-        before = c.cpu_seconds()[1]
-        t0 = time.perf_counter()
-        proc = subprocess.run(
-            [micmon, "--help"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            cwd=c.OUT,
-            env=_env(),
-            check=False,
-        )
-        walls.append(time.perf_counter() - t0)
-        cpus.append(c.cpu_seconds()[1] - before)
-        if proc.returncode != 0:
-            sys.exit(f"micmon --help failed: {proc.stderr.decode(errors='replace').strip()}")
+        r = c.run_timed([*micmon, "--help"], cwd=c.OUT, env=env)
+        walls.append(r["wall_s"])
+        cpus.append(r["cpu_s"])
     return walls[1:], cpus[1:]  # the first run warms the page cache
-
-
-def predict_available(micmon: str) -> bool:
-    """Whether this install has a `micmon predict` subcommand."""
-    proc = subprocess.run(
-        [micmon, "predict", "--help"], capture_output=True, cwd=c.OUT, env=_env(), check=False
-    )
-    return proc.returncode == 0
-
-
-def time_predict(micmon: str, audio: Path, json_output: bool) -> tuple[float, float, Path]:
-    """Wall and CPU seconds (micmon + its ffmpeg) of one `micmon predict` run, stdout to a file."""
-    out = c.OUT / ("predict.jsonl" if json_output else "predict.txt")
-    cmd = [micmon, "predict", str(audio), "--model", str(MODEL_DIR)] + (["--json"] if json_output else [])
-    before = c.cpu_seconds()[1]
-    with open(out, "wb") as fh:
-        t0 = time.perf_counter()
-        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.PIPE, cwd=c.OUT, env=_env(), check=False)
-        wall = time.perf_counter() - t0
-    cpu = c.cpu_seconds()[1] - before
-    if proc.returncode != 0:
-        sys.exit(
-            f"micmon predict failed ({proc.returncode}): "
-            f"{proc.stderr.decode(errors='replace').strip()[-2000:]}"
-        )
-    return wall, cpu, out
 
 
 def check_json(out: Path, labels_file: Path, minutes: int) -> tuple[int, float]:
@@ -141,6 +46,8 @@ def check_json(out: Path, labels_file: Path, minutes: int) -> tuple[int, float]:
     n = hits = 0
     for line in out.read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
+        if row.get("type") != "window":
+            continue
         n += 1
         mid = (row["start"] + row["end"]) / 2
         label = [v for s, v in starts if s <= mid][-1]
@@ -152,16 +59,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=int, default=60)
     parser.add_argument("--runs", type=int, default=10, help="runs of micmon --help")
-    parser.add_argument("--repeats", type=int, default=2, help="runs of each predict measurement")
-    parser.add_argument("--worker", nargs=1, metavar="MODE", help=argparse.SUPPRESS)
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each predict/evaluate measurement")
+    parser.add_argument("--retrain", action="store_true", help="train the default model again")
     args = parser.parse_args()
-    if args.worker:
-        print(json.dumps(_train()))
-        return 0
 
-    micmon = micmon_bin()
+    micmon, env = c.micmon_command()
     c.OUT.mkdir(parents=True, exist_ok=True)
-    helps, help_cpus = time_help(micmon, args.runs)
+    helps, help_cpus = time_help(micmon, env, args.runs)
     help_median = statistics.median(helps)
     print(
         c.table(
@@ -180,74 +84,62 @@ def main() -> int:
         )
     )
 
-    if not predict_available(micmon):
-        print(
-            "\n`micmon predict` is not available in this install yet (no such subcommand); "
-            "the predict benchmark was skipped."
-        )
-        return 0
-
-    trained = c.run_worker(Path(__file__), "train")
-    folder = c.recording(args.minutes)
+    model = c.default_model(retrain=args.retrain)
+    root = c.sample_root(args.minutes)
+    folder = root / f"rec{args.minutes}"
     audio = folder / "audio.mp3"
-    audio_seconds = args.minutes * 60.0
+    bare = c.bare_decode_command(audio)
+    json_out = c.OUT / "predict.jsonl"
+    runs = {
+        "micmon predict FILE (text)": ([*micmon, "predict", str(audio), "--model", str(model)], None),
+        "micmon predict FILE --json": (
+            [*micmon, "predict", str(audio), "--model", str(model), "--json"],
+            json_out,
+        ),
+        "micmon evaluate FOLDER": ([*micmon, "evaluate", str(root), "--model", str(model)], None),
+    }
     load_before = c.load_average()
-    bares, texts, jsons = [], [], []
-    for _ in range(args.repeats):  # interleaved, so all see the same load; best of each kept
-        bares.append(c.ffmpeg_bare_decode(audio))
-        wall, cpu, _ = time_predict(micmon, audio, json_output=False)
-        texts.append((wall, cpu))
-        wall, cpu, json_out = time_predict(micmon, audio, json_output=True)
-        jsons.append((wall, cpu))
-    best_bare = min(bares, key=lambda r: r["wall_s"])
-    bare, bare_cpu = best_bare["wall_s"], best_bare["cpu_s"]
-    (text_wall, text_cpu), (json_wall, json_cpu) = min(texts), min(jsons)
-    windows, agreement = check_json(json_out, folder / "labels.json", args.minutes)
-    speed_bare = audio_seconds / bare
-    rows = [
-        [
-            "ffmpeg bare decode to s16le (/dev/null)",
-            f"{bare:.2f}",
-            f"{speed_bare:.0f}",
-            "-",
-            f"{bare_cpu:.2f}",
-        ]
-    ]
-    for name, wall, cpu in (
-        ("micmon predict (text)", text_wall, text_cpu),
-        ("micmon predict --json", json_wall, json_cpu),
-    ):
+    rows, worst = [], float("inf")
+    for name, (cmd, out) in runs.items():
+        t0 = time.perf_counter()
+        r = c.alternate(cmd, bare, args.repeats, cwd=c.OUT, stdout=out, env=env)
+        print(f"{name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+        worst = min(worst, c.median(r["speed"]))
         rows.append(
             [
                 name,
-                f"{wall:.2f}",
-                f"{audio_seconds / wall:.0f}",
-                f"{audio_seconds / wall / speed_bare:.2f}",
-                f"{cpu:.2f}",
+                c.spread(r["a_wall"]),
+                c.spread(r["a_cpu"]),
+                f"{c.median(r['a_peak']):.0f}",
+                c.spread(r["b_wall"]),
+                f"**{c.median(r['speed']):.2f}** ({min(r['speed']):.2f}-{max(r['speed']):.2f})",
             ]
         )
+    windows, agreement = check_json(json_out, folder / "labels.json", args.minutes)
     print(
         c.table(
-            f"`micmon predict` on a {args.minutes} min 44.1 kHz mp3 (model: README network, "
-            f"{c.BINS} bins; best of {args.repeats}; load average {load_before} before, "
-            f"{c.load_average()} after)",
-            ["run", "wall s", "audio s / wall s", "ratio to ffmpeg", "CPU s (incl. ffmpeg)"],
+            f"{args.minutes} min 44.1 kHz mp3 decoded at {c.SAMPLE_RATE} Hz, default log-mel + CNN model; "
+            f"each command in turn with the bare decode, {args.repeats} pairs, median (min-max); "
+            f"load average {load_before} before, {c.load_average()} after",
+            [
+                "command (A)",
+                "wall s",
+                "CPU s (incl. ffmpeg)",
+                "peak MiB",
+                "bare decode wall s",
+                "speed vs decode",
+            ],
             rows,
         )
     )
-    ratio = min(bare / text_wall, bare / json_wall)
     print(
         c.table(
             "Target",
-            ["worst ratio predict / bare decode", "target", "result"],
-            [[f"{ratio:.2f}", f">= {PREDICT_TARGET_RATIO}", c.verdict(ratio >= PREDICT_TARGET_RATIO)]],
+            ["worst median speed vs bare decode", "target", "result"],
+            [[f"{worst:.2f}", f">= {PREDICT_TARGET_RATIO}", c.verdict(worst >= PREDICT_TARGET_RATIO)]],
         )
     )
-    print(
-        f"\nmodel: trained on {trained['windows']} windows, validation accuracy "
-        f"{trained['val_accuracy']:.3f}; predict --json printed {windows} windows, "
-        f"{agreement:.1%} agree with labels.json"
-    )
+    print(f"\npredict --json printed {windows} windows, {agreement:.1%} agree with labels.json")
     return 0
 
 

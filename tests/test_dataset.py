@@ -59,6 +59,33 @@ def test_writer_stores_the_original_keys_labels_and_feature_spec(tmp_path: Path)
     assert samples[1].argmax() == int((TONE_HZ["positive"] - LOW) / (HIGH - LOW) * BINS)
 
 
+@pytest.mark.parametrize("hop_seconds", [None, 0.5, 0.25, 0.33])
+def test_writer_shares_frames_of_overlapping_windows_and_equals_per_window_features(
+    tmp_path: Path, hop_seconds: float | None
+) -> None:
+    from micmon.dataset.writer import BATCH_WINDOWS
+
+    spec = FeatureSpec(
+        sample_rate=RATE, window_seconds=1.0, hop_seconds=hop_seconds, high_freq=8000.0, feature="logmel"
+    )
+    audio = (np.random.default_rng(4).standard_normal(RATE * 80) * 2000).astype(np.int16)
+    step = int(spec.hop * RATE)
+    starts = list(range(0, len(audio) - spec.window_samples + 1, step))
+    windows = np.stack([audio[s : s + spec.window_samples] for s in starts])
+    labels = [None if i % 7 == 3 else ("positive" if i % 2 else "negative") for i in range(len(starts))]
+    assert sum(lb is not None for lb in labels) > BATCH_WINDOWS  # more than one batch, written in parts
+    with DatasetWriter(tmp_path / "rec.npz", spec=spec) as writer:
+        for s, w, label in zip(starts, windows, labels, strict=True):
+            writer += AudioSegment(w, RATE, label=label, start=s / RATE)
+        if hop_seconds is not None and hop_seconds < 1.0:
+            assert writer._frames is not None and writer._frames.computed < len(writer) * spec.frames
+    kept = [i for i, lb in enumerate(labels) if lb is not None]
+    data = Dataset.load(tmp_path / "rec.npz")
+    assert data.samples.shape == (len(kept), *spec.shape)
+    np.testing.assert_allclose(data.samples, compute_batch(windows[kept], spec), atol=1e-5)
+    assert data.spec == spec
+
+
 def test_writer_options_reach_the_spec(tmp_path: Path) -> None:
     writer = DatasetWriter(tmp_path / "lin", LOW, HIGH, BINS, scale="linear")
     assert writer.path == str(tmp_path / "lin.npz")  # the suffix is added

@@ -372,3 +372,30 @@ def test_window_features_of_spectrum_specs_are_per_window() -> None:
     spec = FeatureSpec(sample_rate=16000, window_seconds=1.0, high_freq=8000.0, bins=20)
     windows = (np.random.default_rng(1).standard_normal((3, 16000)) * 1000).astype(np.int16)
     assert np.allclose(WindowFeatures(spec).compute(windows, [0, 4000, 8000]), compute_batch(windows, spec))
+
+
+def test_logmel_frames_equal_the_dense_mel_product_across_chunks() -> None:
+    from micmon.features import FRAME_CHUNK, _mel_plan, _window, from_power, logmel_frames
+
+    spec = FeatureSpec(sample_rate=16000, high_freq=8000.0, feature="logmel")
+    rng = np.random.default_rng(5)
+    frames = (0.1 * rng.standard_normal((2 * FRAME_CHUNK + 5, spec.frame_samples))).astype(np.float32)
+    win, norm = _window(spec.frame_samples)
+    fft = np.fft.rfft(frames.astype(np.float64) * win, n=spec.n_fft, axis=-1)
+    power = np.abs(fft) ** 2 * (norm / spec.sample_rate)
+    mel = _mel_plan(spec.sample_rate, spec.n_fft, spec.low_freq, spec.high_freq, spec.mel_bands)
+    expected = from_power(power @ mel.astype(np.float64), spec.scale)
+    np.testing.assert_allclose(logmel_frames(frames, spec), expected, atol=1e-5)
+    assert logmel_frames(frames[:6].reshape(2, 3, -1), spec).shape == (2, 3, spec.mel_bands)
+
+
+def test_window_features_of_interleaved_stereo_equal_per_window_features() -> None:
+    from micmon.features import WindowFeatures
+
+    spec = FeatureSpec(sample_rate=16000, channels=2, window_seconds=1.0, high_freq=8000.0, feature="logmel")
+    audio = (np.random.default_rng(9).standard_normal((16000 * 4, 2)) * 2000).astype(np.int16)
+    starts = np.arange(0, len(audio) - spec.window_samples + 1, 4000)
+    windows = np.stack([audio[s : s + spec.window_samples].reshape(-1) for s in starts])
+    stream = WindowFeatures(spec)
+    parts = [stream.compute(windows[i : i + 4], starts[i : i + 4]) for i in range(0, len(starts), 4)]
+    assert np.allclose(np.concatenate(parts), compute_batch(windows, spec), atol=1e-5)

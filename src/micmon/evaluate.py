@@ -42,8 +42,10 @@ from micmon.errors import AudioError, LabelsError, ModelError, ParameterError
 from micmon.features import FeatureSpec, WindowFeatures, score_windows
 from micmon.labels import Labels, LabelSegment
 
-#: Windows scored per call to the model.
-SCORE_BATCH = 256
+#: Windows scored per call to the model (as `micmon predict`'s default): the CNN's activations
+#: grow with the batch (its first block holds ~0.5 MB a window), 256 windows cost ~100 MB more
+#: RSS for no speed.
+SCORE_BATCH = 64
 #: Thresholds tried by `calibrate`.
 _COARSE = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 CALIBRATION_THRESHOLDS: tuple[float, ...] = (*_COARSE, 0.85, 0.9, 0.95, 0.98, 0.99, 0.995)

@@ -473,7 +473,7 @@ CASES: list[Case] = [
         ["datagen", "audio", "out"],
         1,
         ("out/s1.npz", "no space left"),
-        disk_full("numpy", "savez_compressed"),
+        disk_full("micmon.dataset.writer", "_write_npz"),
         creates=("out",),
     ),
     # train (all fail before TensorFlow is imported)

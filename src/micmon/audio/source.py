@@ -14,6 +14,8 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 
+import numpy as np
+
 try:
     import fcntl
 except ImportError:  # pragma: no cover - not on Windows
@@ -56,6 +58,7 @@ class _Pipe:
         *,
         name: str,
         live: bool,
+        paced: bool = False,
         chunk_bytes: int,
         frame_bytes: int,
         sample_rate: int,
@@ -64,6 +67,8 @@ class _Pipe:
         self.proc = proc
         self.name = name
         self.live = live
+        #: ffmpeg delivers in real time (a device, or a file with -re): wait for a chunk to fill.
+        self.paced = paced
         self.chunk_bytes = chunk_bytes
         self.frame_bytes = frame_bytes
         self.sample_rate = sample_rate
@@ -90,6 +95,12 @@ class _Pipe:
                     self._put(frame, bytes(pending[: self.chunk_bytes]))
                     del pending[: self.chunk_bytes]
                     frame += self.chunk_bytes // self.frame_bytes
+                if self.paced:
+                    # Real-time audio comes in small writes (an mp3 frame, a device period: ~40
+                    # a second), each a wake-up of this thread and a turn of the GIL, while only
+                    # whole chunks are handed on: sleep until the chunk should be complete.
+                    missing = (self.chunk_bytes - len(pending)) / (self.frame_bytes * self.sample_rate)
+                    self.stop.wait(min(missing, self.chunk_bytes / (self.frame_bytes * self.sample_rate)))
             usable = len(pending) - len(pending) % self.frame_bytes
             if usable and not self.stop.is_set():
                 self._put(frame, bytes(pending[:usable]))
@@ -255,6 +266,7 @@ class AudioSource:
             proc,
             name=self.name,
             live=self.live,
+            paced=self.live or "-re" in self.input_args,
             chunk_bytes=self._chunk_bytes,
             frame_bytes=self._frame_bytes,
             sample_rate=self.sample_rate,
@@ -366,7 +378,8 @@ class AudioSource:
                 self._buffer.clear()  # never stitch a window across dropped audio
                 self._buffer_frame = frame
             self._buffer += chunk
-        window = bytes(self._buffer[: self._window_bytes])
+        # One copy, straight into the window's int16 array (a bytes slice copied twice more).
+        window = np.frombuffer(self._buffer, dtype="<i2", count=self._window_bytes // 2).astype(np.int16)
         start = self.position
         self._next_frame += self._hop_frames
         label = self._labeller(start, start + self.window_seconds) if self._labeller else None
