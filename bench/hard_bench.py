@@ -108,6 +108,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # = what `micmon datagen` + `micmon train` do with no flags since issue 8's second change
     "max": {**CANDIDATE, "pooling": "max"},
     "dense-max": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max"},
+    "dense-max-ens3": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "ensemble": 3},
     "dense-max-shift": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "augment_shift": 0.5},
     "candidate-ens3": {
         "spec": {"sample_rate": 16000, "high_freq": 8000.0},
