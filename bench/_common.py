@@ -184,6 +184,29 @@ def spread(values: Sequence[float], fmt: str = ".2f") -> str:
     return f"{median(values):{fmt}} ({min(values):{fmt}}-{max(values):{fmt}})"
 
 
+#: Columns of a "command vs bare decode" table (`ratio_row` fills one row).
+RATIO_HEADER = [
+    "command (A)",
+    "wall s",
+    "CPU s (incl. ffmpeg)",
+    "peak MiB",
+    "bare decode wall s",
+    "speed vs decode",
+]
+
+
+def ratio_row(name: str, r: dict[str, list[float]]) -> list[str]:
+    """One row of a "command vs bare decode" table from `alternate`'s figures."""
+    return [
+        name,
+        spread(r["a_wall"]),
+        spread(r["a_cpu"]),
+        f"{median(r['a_peak']):.0f}",
+        spread(r["b_wall"]),
+        f"**{median(r['speed']):.2f}** ({min(r['speed']):.2f}-{max(r['speed']):.2f})",
+    ]
+
+
 def micmon_command() -> tuple[list[str], dict[str, str]]:
     """`python -m micmon_cli` of this checkout (src/ first on PYTHONPATH), and its environment."""
     env = {k: v for k, v in os.environ.items() if k != "MICMON_CONFIG"}

@@ -105,30 +105,14 @@ def main() -> int:
         r = c.alternate(cmd, bare, args.repeats, cwd=c.OUT, stdout=out, env=env)
         print(f"{name}: {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
         worst = min(worst, c.median(r["speed"]))
-        rows.append(
-            [
-                name,
-                c.spread(r["a_wall"]),
-                c.spread(r["a_cpu"]),
-                f"{c.median(r['a_peak']):.0f}",
-                c.spread(r["b_wall"]),
-                f"**{c.median(r['speed']):.2f}** ({min(r['speed']):.2f}-{max(r['speed']):.2f})",
-            ]
-        )
+        rows.append(c.ratio_row(name, r))
     windows, agreement = check_json(json_out, folder / "labels.json", args.minutes)
     print(
         c.table(
             f"{args.minutes} min 44.1 kHz mp3 decoded at {c.SAMPLE_RATE} Hz, default log-mel + CNN model; "
             f"each command in turn with the bare decode, {args.repeats} pairs, median (min-max); "
             f"load average {load_before} before, {c.load_average()} after",
-            [
-                "command (A)",
-                "wall s",
-                "CPU s (incl. ffmpeg)",
-                "peak MiB",
-                "bare decode wall s",
-                "speed vs decode",
-            ],
+            c.RATIO_HEADER,
             rows,
         )
     )

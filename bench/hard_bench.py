@@ -93,34 +93,15 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "overlap-0.5": {"datagen_hop": 0.5},
     # the candidate defaults of issue 8, all together: 16 kHz front end, longer training with
     # early stopping on the held-out recordings, band-limit and SpecAugment copies, hard negatives
-    "candidate": {
-        "spec": {"sample_rate": 16000, "high_freq": 8000.0},
-        "epochs": 30,
-        "patience": 5,
-        "split_by_recording": True,
-        "augment_copies": 2,
-        "augment_band_limit": 0.5,
-        "augment_mask": 0.5,
-        "hard_negatives": 0.1,
-    },
+    "candidate": CANDIDATE,
+    "candidate-ens3": {**CANDIDATE, "ensemble": 3},
     # dense training windows around the sounds (0.5 s hop; background stays one per window)
     "dense": {**CANDIDATE, "datagen_hop": 0.5},
-    # = what `micmon datagen` + `micmon train` do with no flags since issue 8's second change
     "max": {**CANDIDATE, "pooling": "max"},
+    # = what `micmon datagen` + `micmon train` do with no flags since issue 8's second change
     "dense-max": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max"},
     "dense-max-ens3": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "ensemble": 3},
     "dense-max-shift": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "augment_shift": 0.5},
-    "candidate-ens3": {
-        "spec": {"sample_rate": 16000, "high_freq": 8000.0},
-        "epochs": 30,
-        "patience": 5,
-        "split_by_recording": True,
-        "augment_copies": 2,
-        "augment_band_limit": 0.5,
-        "augment_mask": 0.5,
-        "hard_negatives": 0.1,
-        "ensemble": 3,
-    },
 }
 
 
