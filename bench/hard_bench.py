@@ -101,6 +101,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # = what `micmon datagen` + `micmon train` do with no flags since issue 8's second change
     "dense-max": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max"},
     "dense-max-ens3": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "ensemble": 3},
+    "dense-max-wide": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "filters": (24, 48, 64)},
     "dense-max-shift": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "augment_shift": 0.5},
 }
 
