@@ -426,3 +426,16 @@ def test_overlapping_datagen_is_dense_around_sounds_and_sparse_in_the_background
     # without background labels every overlapping window is kept, labelled by what covers most of it
     process_folder(AudioDirectory(folder), tmp_path / "all.npz", spec)
     assert len(Dataset.load(tmp_path / "all.npz")) == 37
+
+
+def test_with_training_replaces_the_training_windows_and_keeps_validation() -> None:
+    samples = np.arange(20, dtype=np.float32).reshape(10, 2)
+    classes = np.array([0, 1] * 5)
+    mask = np.zeros(10, dtype=bool)
+    mask[7:] = True
+    data = Dataset(samples, classes, labels=["negative", "positive"], name="rec", validation_mask=mask)
+    new = data.with_training(np.ones((4, 2), dtype=np.float32), np.array([1, 1, 1, 1]))
+    assert len(new.train_samples) == 4 and new.train_classes.tolist() == [1, 1, 1, 1]
+    np.testing.assert_array_equal(new.validation_samples, data.validation_samples)
+    assert new.validation_classes.tolist() == data.validation_classes.tolist()
+    assert new.labels == data.labels and new.name == "rec"

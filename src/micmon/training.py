@@ -452,19 +452,9 @@ def _with_hard_negatives(
     scores = model.scores(data.train_samples[rows])
     others = np.delete(scores, background, axis=1).max(axis=1)
     hardest = rows[np.argsort(others)[::-1][:count]]
-    samples = np.concatenate([data.train_samples, data.train_samples[hardest], data.validation_samples])
-    classes = np.concatenate([data.train_classes, data.train_classes[hardest], data.validation_classes])
-    mask = np.zeros(len(samples), dtype=bool)
-    mask[len(data.train_samples) + count :] = True
-    return Dataset(
-        samples,
-        classes,
-        labels=data.labels,
-        spec=data.spec,
-        name=data.name,
-        low_freq=data.low_freq,
-        high_freq=data.high_freq,
-        validation_mask=mask,
+    return data.with_training(
+        np.concatenate([data.train_samples, data.train_samples[hardest]]),
+        np.concatenate([data.train_classes, data.train_classes[hardest]]),
     )
 
 

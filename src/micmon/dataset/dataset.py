@@ -194,6 +194,21 @@ class Dataset:
                 )
         return datasets
 
+    def with_training(self, samples: np.ndarray, classes: np.ndarray) -> Dataset:
+        """Return a dataset with these training windows and this one's validation windows."""
+        mask = np.zeros(len(samples) + len(self.validation_samples), dtype=bool)
+        mask[len(samples) :] = True
+        return Dataset(
+            np.concatenate([samples, self.validation_samples]),
+            np.concatenate([classes, self.validation_classes]),
+            spec=self.spec,
+            labels=self.labels,
+            low_freq=self.low_freq,
+            high_freq=self.high_freq,
+            name=self.name,
+            validation_mask=mask,
+        )
+
     @classmethod
     def combine(
         cls,

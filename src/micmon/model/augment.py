@@ -190,8 +190,6 @@ def augment_dataset(
     ignored); `options` go to `augment` (gain_db, mix_probability, mix_level_db,
     band_limit_probability, mask_probability, shift_probability).
     """
-    from micmon.dataset import Dataset
-
     if dataset.spec is None:
         raise ParameterError(
             "dataset: has no feature spec; regenerate it with micmon datagen", parameter="dataset"
@@ -207,17 +205,4 @@ def augment_dataset(
         copies=copies,
         **options,
     )
-    samples = np.concatenate([x, dataset.validation_samples])
-    classes = np.concatenate([y, dataset.validation_classes])
-    mask = np.zeros(len(samples), dtype=bool)
-    mask[len(x) :] = True
-    return Dataset(
-        samples,
-        classes,
-        spec=dataset.spec,
-        labels=dataset.labels,
-        low_freq=dataset.low_freq,
-        high_freq=dataset.high_freq,
-        name=dataset.name,
-        validation_mask=mask,
-    )
+    return dataset.with_training(x, y)
