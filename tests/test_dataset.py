@@ -411,7 +411,16 @@ def test_overlapping_datagen_is_dense_around_sounds_and_sparse_in_the_background
 
     folder = make_recording(tmp_path / "rec", seconds=20.0, events=((8.0, 9.5),), rate=16000, fmt="wav")
     spec = FeatureSpec(sample_rate=16000, window_seconds=2.0, high_freq=7500.0, hop_seconds=0.5)
-    process_folder(AudioDirectory(folder), tmp_path / "dense.npz", spec, background_labels=["negative"])
+    progress: list[float] = []
+    result = process_folder(
+        AudioDirectory(folder),
+        tmp_path / "dense.npz",
+        spec,
+        background_labels=["negative"],
+        on_seconds=progress.append,
+    )
+    # progress counts the audio read once, however many windows overlap it or are left out
+    assert sum(progress) == pytest.approx(20.0) and result.seconds == pytest.approx(20.0)
     dense = Dataset.load(tmp_path / "dense.npz")
     positive = dense.labels.index("positive")
     # windows start every 0.5 s: 0.0 .. 18.0 (37). The 1.5 s sound (8.0-9.5) is held at least half

@@ -120,13 +120,16 @@ def process_folder(
                 output, spec=spec, overwrite=overwrite, source=directory.path, write_empty=False
             ) as writer,
         ):
+            reached = 0.0  # end of the audio read so far: overlapping windows count it once
             for window in reader:
+                end = window.start + window.duration
+                advance, reached = max(0.0, end - reached), max(reached, end)
+                result.seconds += advance
+                if on_seconds is not None:
+                    on_seconds(advance)
                 if keep is not None and not keep(window.start, window.label):
                     continue
                 writer += window
-                result.seconds += window.duration
-                if on_seconds is not None:
-                    on_seconds(window.duration)
             result.counts = writer.label_counts
             result.skipped = writer.skipped
         if not writer.written:  # an empty dataset would only confuse train
