@@ -103,6 +103,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "dense-max-ens3": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "ensemble": 3},
     "dense-max-wide": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "filters": (24, 48, 64)},
     "dense-max-shift": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "augment_shift": 0.5},
+    # less capacity: fits the training instances less, and costs less per window (issue 11)
+    "dense-max-small": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "filters": (8, 16, 32)},
+    # random microphone colouring of the training copies
+    "dense-max-eq": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "augment_eq": 0.5},
+    "dense-max-mid": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "filters": (12, 24, 32)},
 }
 
 

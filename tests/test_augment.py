@@ -8,7 +8,7 @@ import pytest
 from helpers import beep_windows
 from micmon.errors import ParameterError
 from micmon.features import FeatureSpec, compute_batch
-from micmon.model.augment import SHIFT_BANDS, augment
+from micmon.model.augment import EQ_DB, EQ_TERMS, SHIFT_BANDS, augment
 
 RATE = 16000
 BEEP_HZ = 3000.0
@@ -158,3 +158,26 @@ def test_pitch_shift_moves_the_bands_of_sounds_only() -> None:
     np.testing.assert_allclose(ax[14:], x[6:], atol=1e-5)  # background windows are not shifted
     with pytest.raises(ParameterError, match="shift_probability: must be in"):
         augment(x, y, spec=LOGMEL, background=[0], shift_probability=-0.1)
+
+
+def test_colouring_adds_one_smooth_curve_per_window_to_sounds_and_background() -> None:
+    rng = np.random.default_rng(8)
+    x = compute_batch(
+        np.concatenate([beep_windows(3, positive=True, rng=rng), beep_windows(3, positive=False, rng=rng)]),
+        LOGMEL,
+    )
+    y = np.array([1, 1, 1, 0, 0, 0])
+    ax, ay = augment(
+        x, y, spec=LOGMEL, background=[0], copies=1, gain_db=0.0, mix_probability=0.0, eq_probability=1.0
+    )
+    assert ay.tolist() == y.tolist() * 2
+    curves = ax[6:] - x  # log scale: a colouring adds the same gain curve to every frame
+    np.testing.assert_allclose(curves, np.broadcast_to(curves[:, :1, :], curves.shape), atol=1e-4)
+    curve = curves[:, 0, :]
+    bound = EQ_DB * sum(1.0 / k for k in range(1, EQ_TERMS + 1)) / 100.0  # log features are dB / 100
+    assert np.all(np.abs(curve) <= bound + 1e-5)
+    assert np.all(np.abs(curve).max(axis=1) > 0.005)  # every window (sound or not) is coloured
+    assert np.abs(np.diff(curve, axis=1)).max() < 0.25 * np.abs(curve).max()  # smooth across bands
+    assert not np.allclose(curve[0], curve[1])  # each window its own microphone
+    with pytest.raises(ParameterError, match="eq_probability: must be in"):
+        augment(x, y, spec=LOGMEL, background=[0], eq_probability=1.5)

@@ -74,10 +74,11 @@ class TrainingOptions:
         Range of the augmentation's random gain, +/- dB.
     augment_copies : int >= 1
         Augmented copies of each training window.
-    augment_mix_probability, augment_band_limit, augment_mask, augment_shift : float in [0, 1]
+    augment_mix_probability, augment_band_limit, augment_mask, augment_shift, augment_eq : float in [0, 1]
         Share of the copies that get a background window mixed in, lose their upper bands (as an
-        8-16 kHz recording would), get SpecAugment masks, and (sounds only) move up or down in
-        pitch by a mel band or two (see `micmon.model.augment`).
+        8-16 kHz recording would), get SpecAugment masks, (sounds only) move up or down in
+        pitch by a mel band or two, and get a random microphone colouring (see
+        `micmon.model.augment`).
     patience : int >= 0
         Early stopping: end training once the held-out loss has not improved for this many
         epochs, keeping the best weights (0: train all `epochs`; needs held-out windows).
@@ -114,6 +115,7 @@ class TrainingOptions:
     augment_band_limit: float = 0.5
     augment_mask: float = 0.5
     augment_shift: float = 0.0
+    augment_eq: float = 0.0
     patience: int = 5
     hard_negatives: float = 0.1
     filters: tuple[int, ...] = CNN_FILTERS
@@ -138,7 +140,13 @@ class TrainingOptions:
                 parameter="pooling",
                 value=self.pooling,
             )
-        for name in ("augment_mix_probability", "augment_band_limit", "augment_mask", "augment_shift"):
+        for name in (
+            "augment_mix_probability",
+            "augment_band_limit",
+            "augment_mask",
+            "augment_shift",
+            "augment_eq",
+        ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ParameterError(f"{name}: must be in [0, 1], got {value!r}", parameter=name, value=value)
@@ -434,6 +442,7 @@ def _augmented(data: Dataset, kind: str, opts: TrainingOptions) -> Dataset:
         band_limit_probability=opts.augment_band_limit,
         mask_probability=opts.augment_mask,
         shift_probability=opts.augment_shift,
+        eq_probability=opts.augment_eq,
     )
     return result
 

@@ -234,6 +234,13 @@ class TrainingConfig(Section):
         description="share of the copies of sounds moved up or down in pitch by a mel band or two "
         "(another dog, another bell of the same kind)",
     )
+    augment_eq: float = Field(
+        _TRAINING.augment_eq,
+        ge=0.0,
+        le=1.0,
+        description="share of copies given a random smooth gain curve across the bands "
+        "(another microphone's or room's colouring)",
+    )
     hard_negatives: float = Field(
         _TRAINING.hard_negatives,
         ge=0.0,

@@ -31,6 +31,11 @@ MASK_SHARE = 0.15
 #: Pitch shift (logmel): a copy's bands move by up to this many mel bands up or down (about
 #: +/- 10 % in pitch per band at 40 bands): another dog, another bell of the same kind.
 SHIFT_BANDS = 2
+#: Microphone colouring: a copy's bands get a smooth random gain curve (dB), the sum of this many
+#: cosines across the band range, each of random sign and size up to EQ_DB / its order: the tilt,
+#: bumps and roll-offs of a cheap microphone or a room, which a few recordings cannot show.
+EQ_TERMS = 4
+EQ_DB = 6.0
 
 
 def augment(
@@ -47,6 +52,7 @@ def augment(
     band_limit_probability: float = 0.0,
     mask_probability: float = 0.0,
     shift_probability: float = 0.0,
+    eq_probability: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return the windows plus `copies` augmented copies of each: random gain, background mixing.
 
@@ -58,8 +64,9 @@ def augment(
     (`BAND_LIMIT_HZ`), as a low sample rate or a cheap microphone would; with `mask_probability`
     it gets a random time mask and frequency mask (SpecAugment), filled with its mean level; with
     `shift_probability` a logmel copy of a window not in `background` moves up or down by up to
-    `SHIFT_BANDS` mel bands (a pitch shift). Labels are unchanged. Returns (features, classes),
-    originals first.
+    `SHIFT_BANDS` mel bands (a pitch shift); with `eq_probability` a copy gets a smooth random
+    gain curve across its bands (`EQ_DB`, a microphone's colouring). Labels are unchanged.
+    Returns (features, classes), originals first.
     """
     x = np.asarray(features)
     y = np.asarray(classes)
@@ -83,6 +90,7 @@ def augment(
         ("band_limit_probability", band_limit_probability),
         ("mask_probability", mask_probability),
         ("shift_probability", shift_probability),
+        ("eq_probability", eq_probability),
     ):
         if not 0.0 <= value <= 1.0:
             raise ParameterError(f"{name}: must be in [0, 1], got {value!r}", parameter=name, value=value)
@@ -128,6 +136,8 @@ def augment(
         p *= gains[expand]
         if band_limit_probability:
             _band_limit(p, spec, gen.random(len(x)) < band_limit_probability, gen)
+        if eq_probability:
+            _colour(p, gen.random(len(x)) < eq_probability, gen)
         if mask_probability:
             _mask(p, gen.random(len(x)) < mask_probability, gen)
         out_x.append(from_power(p, spec.scale))
@@ -141,6 +151,26 @@ def _band_limit(power: np.ndarray, spec: FeatureSpec, rows: np.ndarray, gen: np.
     for row in np.flatnonzero(rows):
         cutoff = gen.uniform(*BAND_LIMIT_HZ)
         power[row, ..., centres > cutoff] *= 10.0 ** (-BAND_LIMIT_DB / 10.0)
+
+
+def eq_curves(n: int, bands: int, gen: np.random.Generator) -> np.ndarray:
+    """Return `n` smooth random gain curves in dB, shape (n, bands) (see `EQ_TERMS`, `EQ_DB`)."""
+    position = np.linspace(0.0, 1.0, bands)
+    orders = np.arange(1, EQ_TERMS + 1)
+    sizes = gen.uniform(-1.0, 1.0, size=(n, EQ_TERMS)) * (EQ_DB / orders)
+    basis = np.cos(np.pi * orders[:, None] * position[None, :])  # (terms, bands)
+    curves: np.ndarray = sizes @ basis
+    return curves
+
+
+def _colour(power: np.ndarray, rows: np.ndarray, gen: np.random.Generator) -> None:
+    """Multiply, in place, the bands of each selected window by a smooth random gain curve."""
+    picked = np.flatnonzero(rows)
+    if picked.size == 0:
+        return
+    factors = 10.0 ** (eq_curves(picked.size, power.shape[-1], gen) / 10.0)
+    shape = (picked.size,) + (1,) * (power.ndim - 2) + (power.shape[-1],)
+    power[picked] *= factors.reshape(shape)
 
 
 def _shift(power: np.ndarray, rows: np.ndarray, gen: np.random.Generator) -> None:
@@ -188,7 +218,7 @@ def augment_dataset(
 
     `background_labels` names the classes mixed into the others (labels not in the dataset are
     ignored); `options` go to `augment` (gain_db, mix_probability, mix_level_db,
-    band_limit_probability, mask_probability, shift_probability).
+    band_limit_probability, mask_probability, shift_probability, eq_probability).
     """
     if dataset.spec is None:
         raise ParameterError(
