@@ -13,6 +13,8 @@ from micmon.audio import AudioSegment
 from micmon.dataset import Dataset, DatasetWriter
 from micmon.errors import DatasetError, ParameterError
 from micmon.features import FeatureSpec, compute_batch
+from micmon.model import Model
+from micmon.model.networks import dense_layers
 
 RATE, WINDOW = 16000, 0.5
 LOW, HIGH, BINS = 250, 7500, 20
@@ -303,6 +305,19 @@ def test_scan_refuses_mismatched_feature_specs(tmp_path: Path) -> None:
         r"\(bins 40 vs 20\); regenerate the datasets",
     ):
         Dataset.scan(tmp_path)
+
+
+def test_datasets_of_different_datagen_hops_scan_and_train_together(tmp_path: Path) -> None:
+    # the hop says how densely windows were cut, not what a window holds: both train one model
+    write(tmp_path / "a.npz", ["negative", "positive"])
+    write(tmp_path / "b.npz", ["positive", "negative"], hop_seconds=0.25)
+    a, b = Dataset.scan(tmp_path)
+    assert a.spec is not None and b.spec is not None
+    assert a.spec != b.spec and a.spec.same_features(b.spec)
+    assert not a.spec.same_features(b.spec.with_(bins=BINS + 1))
+    model = Model(dense_layers(a.spec, 2), ["negative", "positive"], spec=a.spec)
+    model.fit(b, epochs=1, verbose=0)  # a model made for a's windows trains on b's
+    assert model.spec == a.spec
 
 
 def test_an_empty_dataset_does_not_break_a_scan(tmp_path: Path) -> None:

@@ -216,6 +216,10 @@ class FeatureSpec:
         """Shape of one feature array."""
         return (self.bins,) if self.feature == "spectrum" else (self.frames, self.mel_bands)
 
+    def same_features(self, other: FeatureSpec) -> bool:
+        """True when windows of both specs hold the same features (the datagen hop may differ)."""
+        return replace(self, hop_seconds=None) == replace(other, hop_seconds=None)
+
     # -- serialisation ------------------------------------------------------------------------
     def with_(self, **changes: Any) -> FeatureSpec:
         """Return a copy with some fields changed (validated)."""

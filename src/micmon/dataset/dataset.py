@@ -186,7 +186,7 @@ class Dataset:
         for d in with_spec[1:]:
             reference = with_spec[0]
             assert d.spec is not None and reference.spec is not None
-            if d.spec != reference.spec:
+            if not d.spec.same_features(reference.spec):
                 raise DatasetError(
                     f"{d.name}.npz: computed with different features than "
                     f"{reference.name}.npz ({_spec_diff(d.spec, reference.spec)}); "
@@ -265,4 +265,4 @@ def _peek_labels(path: Path) -> list[str] | None:
 
 def _spec_diff(a: FeatureSpec, b: FeatureSpec) -> str:
     da, db = a.to_dict(), b.to_dict()
-    return ", ".join(f"{k} {da[k]!r} vs {db[k]!r}" for k in da if da[k] != db[k])
+    return ", ".join(f"{k} {da[k]!r} vs {db[k]!r}" for k in da if da[k] != db[k] and k != "hop_seconds")

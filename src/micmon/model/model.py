@@ -133,7 +133,7 @@ class Model:
         if self.spec is None:
             self.spec = spec
             self.low_freq, self.high_freq = spec.low_freq, spec.high_freq
-        elif spec != self.spec:
+        elif not spec.same_features(self.spec):
             raise ModelError(
                 f"dataset {dataset.name or ''}: computed with different features than "
                 "the model's; regenerate it with the model's settings"
