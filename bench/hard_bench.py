@@ -107,6 +107,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "dense-max-small": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "filters": (8, 16, 32)},
     # random microphone colouring of the training copies
     "dense-max-eq": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "augment_eq": 0.5},
+    # per-channel energy normalisation in front of the CNN
+    "dense-max-pcen": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "frontend": "pcen"},
     "dense-max-mid": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "filters": (12, 24, 32)},
 }
 

@@ -122,3 +122,51 @@ def test_cnn_max_pooling_takes_the_loudest_moment_and_round_trips_through_litert
     loaded = Model.load(tmp_path / "max")
     assert loaded.backend == "litert"
     np.testing.assert_allclose(loaded.scores(x), model.scores(x), atol=1e-4)
+
+
+def _pcen_reference(window: np.ndarray, hop: float) -> np.ndarray:
+    """PCEN of one log-scale (frames, bands) window by its textbook recursion, in float64."""
+    from micmon.features import LOG_FLOOR_DB, LOG_RANGE_DB
+    from micmon.model import pcen
+
+    energy = 10.0 ** ((window.astype(np.float64) * LOG_RANGE_DB + LOG_FLOOR_DB - pcen.PCEN_REFERENCE_DB) / 10)
+    s = 1.0 - np.exp(-hop / pcen.PCEN_TIME_CONSTANT)
+    smooth = np.empty_like(energy)
+    previous = energy[0]
+    for t, frame in enumerate(energy):
+        previous = (1 - s) * previous + s * frame
+        smooth[t] = previous
+    gain = (smooth + pcen.PCEN_EPSILON) ** -pcen.PCEN_ALPHA
+    out: np.ndarray = (energy * gain + pcen.PCEN_DELTA) ** pcen.PCEN_ROOT - pcen.PCEN_DELTA**pcen.PCEN_ROOT
+    return out
+
+
+def test_pcen_frontend_normalises_each_band_and_round_trips_through_litert(tmp_path: Path) -> None:
+    import keras
+
+    from micmon.model import Model
+    from micmon.model.pcen import PCEN
+
+    rng = np.random.default_rng(3)
+    windows = compute_batch(
+        np.stack([(rng.standard_normal(RATE) * 3000 * (1 + i)).astype(np.int16) for i in range(3)]), LOGMEL
+    )
+    out = keras.ops.convert_to_numpy(PCEN(LOGMEL.frame_hop_seconds)(windows))
+    for window, got in zip(windows, out, strict=True):
+        np.testing.assert_allclose(
+            got, _pcen_reference(window, LOGMEL.frame_hop_seconds), rtol=1e-3, atol=1e-4
+        )
+    # a gain is (almost) normalised away: 12 dB louder moves a log feature by 0.12, PCEN by ~1/50 of it
+    louder = keras.ops.convert_to_numpy(PCEN(LOGMEL.frame_hop_seconds)(windows + 0.12))
+    assert np.abs(louder - out).max() < 0.05 * np.abs(out).max()
+
+    layers = cnn_layers(LOGMEL, 2, frontend="pcen")
+    assert [type(layer).__name__ for layer in keras.Sequential(layers).layers][0] == "PCEN"
+    assert count_params(layers) == count_params(cnn_layers(LOGMEL, 2))  # PCEN is fixed, no weights
+    with pytest.raises(ParameterError, match="frontend: must be one of log, pcen, got 'mfcc'"):
+        cnn_layers(LOGMEL, 2, frontend="mfcc")
+    model = Model(layers, LABELS, spec=LOGMEL)
+    model.save(tmp_path / "pcen")
+    for backend in ("litert", "keras"):  # the .tflite carries PCEN; model.keras reloads its layer
+        loaded = Model.load(tmp_path / "pcen", backend=backend)
+        np.testing.assert_allclose(loaded.scores(windows), model.scores(windows), atol=1e-4)

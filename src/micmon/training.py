@@ -26,7 +26,15 @@ from micmon.errors import DatasetError, ParameterError
 from micmon.evaluate import classification_report, holdout_recordings
 from micmon.model.augment import AUGMENT_GAIN_DB, AUGMENT_MIX_PROBABILITY
 from micmon.model.model import check_destination
-from micmon.model.networks import CNN_FILTERS, CNN_POOLING, MODEL_TYPES, POOLINGS, model_type_for
+from micmon.model.networks import (
+    CNN_FILTERS,
+    CNN_FRONTEND,
+    CNN_POOLING,
+    FRONTENDS,
+    MODEL_TYPES,
+    POOLINGS,
+    model_type_for,
+)
 
 if TYPE_CHECKING:
     from micmon.features import FeatureSpec
@@ -90,6 +98,9 @@ class TrainingOptions:
     pooling : "average" or "max"
         cnn only: how the last feature map is summarised; "max" takes the loudest moment of the
         window, so a sound shorter than the window is not averaged away.
+    frontend : "log" or "pcen"
+        cnn only: what the network does to its log-mel input first; "pcen" normalises each band
+        by its own recent level (per-channel energy normalisation, `micmon.model.pcen`).
     ensemble : int >= 1
         Networks trained with seeds seed, seed+1, ...; their scores are averaged inside the one
         saved model (and .tflite), so serving stays a single call.
@@ -120,6 +131,7 @@ class TrainingOptions:
     hard_negatives: float = 0.1
     filters: tuple[int, ...] = CNN_FILTERS
     pooling: str = CNN_POOLING
+    frontend: str = CNN_FRONTEND
     ensemble: int = 1
     layers: tuple[int, ...] = ()
     seed: int = 0
@@ -133,6 +145,12 @@ class TrainingOptions:
                 f"model_type: must be one of {', '.join(MODEL_TYPES)}, got {self.model_type!r}",
                 parameter="model_type",
                 value=self.model_type,
+            )
+        if self.frontend not in FRONTENDS:
+            raise ParameterError(
+                f"frontend: must be one of {', '.join(FRONTENDS)}, got {self.frontend!r}",
+                parameter="frontend",
+                value=self.frontend,
             )
         if self.pooling not in POOLINGS:
             raise ParameterError(
@@ -364,7 +382,7 @@ def _fit(
     keras = _keras()
     keras.utils.set_random_seed(opts.seed)
     layers = (
-        cnn_layers(spec, len(labels), filters=opts.filters, pooling=opts.pooling)
+        cnn_layers(spec, len(labels), filters=opts.filters, pooling=opts.pooling, frontend=opts.frontend)
         if kind == "cnn"
         else build_layers(kind, spec, len(labels), hidden=opts.layers or None)
     )

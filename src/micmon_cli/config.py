@@ -186,6 +186,11 @@ class TrainingConfig(Section):
         description="cnn: how the last feature map is summarised: average over the window, or its "
         "loudest moment (max; a sound shorter than the window is not averaged away)",
     )
+    frontend: Literal["log", "pcen"] = Field(
+        _TRAINING.frontend,  # type: ignore[arg-type]
+        description="cnn: what the network does to its log-mel input first: nothing (log), or "
+        "per-channel energy normalisation (pcen: each band divided by its own recent level)",
+    )
     ensemble: PositiveInt = Field(
         _TRAINING.ensemble,
         description="networks trained with seeds "

@@ -330,6 +330,8 @@ class Model:
                     "is incomplete, train it again"
                 )
             keras = require_keras(f"loading {folder / KERAS_FILE}")
+            import micmon.model.pcen  # noqa: F401  (registers the PCEN layer a model may hold)
+
             try:
                 keras_model = keras.models.load_model(folder / KERAS_FILE)
             except (ValueError, OSError) as exc:

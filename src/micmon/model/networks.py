@@ -37,6 +37,10 @@ CNN_DROPOUT = 0.3
 #: time of the frequency average (a short sound in a long window is not diluted by the rest).
 POOLINGS: tuple[str, ...] = ("average", "max")
 CNN_POOLING = "max"
+#: What the CNN does to its log-mel input first: nothing ("log"), or per-channel energy
+#: normalisation ("pcen", `micmon.model.pcen`).
+FRONTENDS: tuple[str, ...] = ("log", "pcen")
+CNN_FRONTEND = "log"
 #: Hidden layer widths of the README network, as multiples of the input width.
 README_LAYER_FACTORS: tuple[float, ...] = (2.0, 0.75)
 
@@ -75,12 +79,14 @@ def cnn_layers(
     filters: Sequence[int] = CNN_FILTERS,
     dropout: float = CNN_DROPOUT,
     pooling: str = CNN_POOLING,
+    frontend: str = CNN_FRONTEND,
 ) -> list[Any]:
     """Return a small 2-D CNN (frames x mel bands -> softmax) for `logmel` features.
 
     Each block is conv 3x3 -> batch norm -> ReLU -> 2x2 max pool; a global pool over what is
     left of time and frequency (`pooling`: "average", or "max" over time of the frequency
-    average) feeds the softmax. Needs at least 2**len(filters) frames and mel bands.
+    average) feeds the softmax. `frontend` "pcen" puts a PCEN layer first (`micmon.model.pcen`).
+    Needs at least 2**len(filters) frames and mel bands.
     """
     _check_n_labels(n_labels)
     if spec.feature != "logmel":
@@ -105,6 +111,12 @@ def cnn_layers(
             parameter="pooling",
             value=pooling,
         )
+    if frontend not in FRONTENDS:
+        raise ParameterError(
+            f"frontend: must be one of {', '.join(FRONTENDS)}, got {frontend!r}",
+            parameter="frontend",
+            value=frontend,
+        )
     frames, bands = spec.shape
     smallest = 2 ** len(filters)
     if frames < smallest or bands < smallest:
@@ -116,7 +128,12 @@ def cnn_layers(
         )
     layers = require_keras("cnn_layers").layers
 
-    out: list[Any] = [layers.Input(shape=spec.shape), layers.Reshape((frames, bands, 1))]
+    out: list[Any] = [layers.Input(shape=spec.shape)]
+    if frontend == "pcen":
+        from micmon.model.pcen import PCEN
+
+        out.append(PCEN(spec.frame_hop_seconds))
+    out.append(layers.Reshape((frames, bands, 1)))
     for n in filters:
         out += [
             layers.Conv2D(int(n), 3, padding="same", use_bias=False),
