@@ -268,3 +268,43 @@ def test_calibration_keeps_the_stricter_setting_when_the_audio_cannot_tell() -> 
     cal = calibrate([rec], max_false_alarms_per_hour=1.0, thresholds=(0.3, 0.6, 0.9), kn=((1, 1),))
     assert cal.met_budget and cal.chosen.event_recall == 1.0
     assert cal.settings.thresholds == {"positive": 0.9}
+
+
+class FeatureScorer:
+    """A stand-in model that scores feature arrays (as `Model.scores` does) and notes its thread."""
+
+    labels = LABELS
+    spec = SPEC
+    metadata: dict = {}
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        self.threads: set[str] = set()
+        self.calls = 0
+        self.fail_after = fail_after
+
+    def scores(self, features: np.ndarray) -> np.ndarray:
+        import threading
+
+        self.threads.add(threading.current_thread().name)
+        self.calls += 1
+        if self.fail_after is not None and self.calls > self.fail_after:
+            raise RuntimeError("scorer broke")
+        level = np.asarray(features, dtype=np.float64).mean(axis=(1, 2))
+        return np.stack([1.0 - level, level], axis=1).astype(np.float32)
+
+
+def test_scoring_runs_beside_the_reader_in_order_whatever_the_batch(known_events: Path) -> None:
+    import threading
+
+    whole = score_recording(known_events / "rec1", FeatureScorer(), hop=0.25, batch_size=10_000)
+    seen: list[np.ndarray] = []
+    scorer = FeatureScorer()
+    batched = score_recording(
+        known_events / "rec1", scorer, hop=0.25, batch_size=3, on_scores=lambda t, s: seen.append(t)
+    )
+    assert threading.current_thread().name not in scorer.threads  # the model runs in a worker
+    assert scorer.calls == -(-len(whole.times) // 3)
+    np.testing.assert_allclose(batched.scores, whole.scores, atol=1e-6)
+    np.testing.assert_array_equal(np.concatenate(seen), whole.times)  # batches reported in order
+    with pytest.raises(RuntimeError, match="scorer broke"):  # a worker's error reaches the caller
+        score_recording(known_events / "rec1", FeatureScorer(fail_after=4), hop=0.25, batch_size=3)

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -46,6 +48,8 @@ from micmon.labels import Labels, LabelSegment
 #: grow with the batch (its first block holds ~0.5 MB a window), 256 windows cost ~100 MB more
 #: RSS for no speed.
 SCORE_BATCH = 64
+#: Batches the model may still be scoring while the next ones are read (bounds memory).
+SCORE_AHEAD = 2
 #: Thresholds tried by `calibrate`.
 _COARSE = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 CALIBRATION_THRESHOLDS: tuple[float, ...] = (*_COARSE, 0.85, 0.9, 0.95, 0.98, 0.99, 0.995)
@@ -165,33 +169,58 @@ def score_recording(
     batch: list[np.ndarray] = []
 
     features = WindowFeatures(spec)  # overlapping windows share their frames
+    # The model scores one batch in a worker thread while this one reads and computes the next:
+    # LiteRT releases the GIL while it runs, so network and front end overlap on two cores.
+    pending: deque[tuple[np.ndarray, Future[np.ndarray]]] = deque()
 
-    def flush() -> None:
-        if batch:
-            scores = score_windows(model, np.stack(batch), times[-len(batch) :], features)
+    def collect(keep: int) -> None:
+        while len(pending) > keep:
+            batch_times, future = pending.popleft()
+            scores = future.result()
             chunks.append(scores)
             if on_scores is not None:
-                on_scores(np.asarray(times[-len(batch) :], dtype=np.float64), scores)
-            batch.clear()
+                on_scores(batch_times, scores)
 
-    with AudioFile(
-        directory if directory is not None else audio_file,
-        start=start,
-        duration=duration,
-        window_seconds=spec.window_seconds,
-        sample_rate=spec.sample_rate,
-        channels=spec.channels,
-        hop=hop,
-        ffmpeg_bin=ffmpeg_bin,
-    ) as source:
-        for segment in source:
-            times.append(segment.start)
-            truth.append(segment.label)
-            levels.append(segment.dbfs)
-            batch.append(segment.audio)
-            if len(batch) >= batch_size:
-                flush()
-        flush()
+    def flush(pool: ThreadPoolExecutor) -> None:
+        if batch:
+            batch_times = np.asarray(times[-len(batch) :], dtype=np.float64)
+            if hasattr(model, "scores"):
+                first = np.rint(batch_times * spec.sample_rate).astype(np.int64)
+                x = features.compute(np.stack(batch), first)
+                pending.append((batch_times, pool.submit(_scores_of, model, x)))
+            else:
+                pending.append(
+                    (batch_times, pool.submit(score_windows, model, np.stack(batch), list(batch_times)))
+                )
+            batch.clear()
+            collect(SCORE_AHEAD)
+
+    with (
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="micmon-score") as pool,
+        AudioFile(
+            directory if directory is not None else audio_file,
+            start=start,
+            duration=duration,
+            window_seconds=spec.window_seconds,
+            sample_rate=spec.sample_rate,
+            channels=spec.channels,
+            hop=hop,
+            ffmpeg_bin=ffmpeg_bin,
+        ) as source,
+    ):
+        try:
+            for segment in source:
+                times.append(segment.start)
+                truth.append(segment.label)
+                levels.append(segment.dbfs)
+                batch.append(segment.audio)
+                if len(batch) >= batch_size:
+                    flush(pool)
+            flush(pool)
+            collect(0)
+        finally:
+            for _, future in pending:
+                future.cancel()
     if not times:
         raise AudioError(f"{audio_file}: shorter than one {spec.window_seconds:g} s window; nothing to score")
     length = probe_duration(audio_file, ffmpeg_bin=ffmpeg_bin)
@@ -213,6 +242,10 @@ def score_recording(
         truth=truth,
         runs=label_runs(labels.segments(length), length) if labels is not None else [],
     )
+
+
+def _scores_of(model: Any, features: np.ndarray) -> np.ndarray:
+    return np.asarray(model.scores(features), dtype=np.float32)
 
 
 def check_labels_known(labels: Labels, model_labels: Sequence[str], *, where: str) -> None:
