@@ -109,7 +109,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "dense-max-eq": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "augment_eq": 0.5},
     # per-channel energy normalisation in front of the CNN
     "dense-max-pcen": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "frontend": "pcen"},
-    "dense-max-mid": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "filters": (12, 24, 32)},
+    # finer frequency resolution: 64 mel bands instead of 40
+    "dense-max-mel64": {
+        **CANDIDATE,
+        "spec": {**CANDIDATE["spec"], "mel_bands": 64},
+        "datagen_hop": 0.5,
+        "pooling": "max",
+    },
 }
 
 
@@ -215,8 +221,21 @@ def macro_f1(metrics: Any, targets: Sequence[str]) -> float:
     return float(np.mean([per[t]["f1"] or 0.0 for t in targets]))
 
 
-def run(corpus: Path, task: str, seed: int, variant: str, out: Path) -> dict[str, Any]:
-    """Train, calibrate and test one (task, seed, variant); return its figures."""
+def room_false_alarms(report: Any, corpus: Path) -> tuple[float, float]:
+    """Return (false alarms, hours) of a report's room (target-free) recordings."""
+    fa = hours = 0.0
+    for rec in report.recordings:
+        if str(Path(rec.scores.path).resolve().relative_to(corpus.resolve())).startswith("room/"):
+            fa += rec.metrics.false_alarms
+            hours += rec.metrics.hours
+    return fa, hours
+
+
+def run(
+    corpus: Path, task: str, seed: int, variant: str, out: Path, *, retest: bool = False
+) -> dict[str, Any]:
+    """Train (or, with `retest`, load the model saved before), calibrate and test one (task, seed,
+    variant); return its figures."""
     from micmon.evaluate import calibrate, evaluate_scores
     from micmon.model import Model
 
@@ -235,25 +254,31 @@ def run(corpus: Path, task: str, seed: int, variant: str, out: Path) -> dict[str
         "fitted": [str(p.relative_to(corpus)) for p in fit_events + fit_room],
         "calibrated_on": [str(p.relative_to(corpus)) for p in held_events + held_room],
     }
-    t0 = time.perf_counter()
-    datasets = [datagen(f, spec, out / "data", labels, opts["datagen_hop"]) for f in fit_events + fit_room]
-    row["class_windows"] = {
-        name: int(sum(np.sum(d.classes == i) for d in datasets)) for i, name in enumerate(labels)
-    }
-    row["datagen_seconds"] = round(time.perf_counter() - t0, 1)
     model_dir = out / "models" / variant / task / f"seed{seed}"
-    log(f"{task} seed {seed} {variant}: training on {len(datasets)} recordings")
-    row.update(train_model(datasets, seed, model_dir, **opts))
+    if not (retest and (model_dir / "micmon.json").exists()):
+        t0 = time.perf_counter()
+        datasets = [
+            datagen(f, spec, out / "data", labels, opts["datagen_hop"]) for f in fit_events + fit_room
+        ]
+        row["class_windows"] = {
+            name: int(sum(np.sum(d.classes == i) for d in datasets)) for i, name in enumerate(labels)
+        }
+        row["datagen_seconds"] = round(time.perf_counter() - t0, 1)
+        log(f"{task} seed {seed} {variant}: training on {len(datasets)} recordings")
+        row.update(train_model(datasets, seed, model_dir, **opts))
     model = Model.load(model_dir)
     hop = spec.window_seconds * HOP_FRACTION
     t0 = time.perf_counter()
     log(
         f"{task} seed {seed} {variant}: calibrating on {len(held_events) + len(held_room)} held-out "
-        f"recordings ({row['train_seconds']} s training)"
+        f"recordings ({row.get('train_seconds', 'saved model, no')} s training)"
     )
-    calibration = calibrate(
-        score(held_events + held_room, model, hop), max_false_alarms_per_hour=MAX_FALSE_ALARMS_PER_HOUR
-    )
+    held_scores = score(held_events + held_room, model, hop)
+    calibration = calibrate(held_scores, max_false_alarms_per_hour=MAX_FALSE_ALARMS_PER_HOUR)
+    # what `micmon evaluate --calibrate` does with no folder: the held-out recordings plus every
+    # background recording, the ones training saw included
+    cli_scores = held_scores + score(fit_room, model, hop)
+    cli_calibration = calibrate(cli_scores, max_false_alarms_per_hour=MAX_FALSE_ALARMS_PER_HOUR)
     row["calibration"] = {k: v for k, v in calibration.to_dict().items() if k != "tradeoff"}
     row["detector"] = calibration.settings.to_dict()
     log(f"{task} seed {seed} {variant}: testing")
@@ -265,6 +290,16 @@ def run(corpus: Path, task: str, seed: int, variant: str, out: Path) -> dict[str
     oracle = calibrate(scored, max_false_alarms_per_hour=MAX_FALSE_ALARMS_PER_HOUR)
     row["oracle_recall"] = round(oracle.chosen.event_recall, 4)
     row["oracle_false_alarms_per_hour"] = round(oracle.chosen.false_alarms_per_hour, 3)
+    cli_report = evaluate_scores(scored, cli_calibration.settings)
+    cli_fa, cli_hours = room_false_alarms(cli_report, corpus)
+    row["cli_calibration"] = {
+        "detector": cli_calibration.settings.to_dict(),
+        "hours": round(sum(r.duration for r in cli_scores) / 3600, 3),
+        "event_recall": round(cli_report.overall.found / cli_report.overall.runs, 4)
+        if cli_report.overall.runs
+        else None,
+        "false_alarms_per_hour_room": round(cli_fa / cli_hours, 3) if cli_hours else None,
+    }
     row["score_seconds"] = round(time.perf_counter() - t0, 1)
     forms = {r["path"]: r for r in manifest["tasks"][task]["test"]}
     by_format: dict[str, list[int]] = {}
@@ -348,6 +383,11 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
         recall, fa = vals("event_recall"), vals("false_alarms_per_hour_room")
         oracle = vals("oracle_recall")
+        cli = [r["cli_calibration"] for r in rs if r.get("cli_calibration")]
+        cli_recall = [c["event_recall"] for c in cli if c.get("event_recall") is not None]
+        cli_fa = [
+            c["false_alarms_per_hour_room"] for c in cli if c.get("false_alarms_per_hour_room") is not None
+        ]
         spread, f1 = vals("format_spread"), vals("window_macro_f1")
         fmt_min = [min(r["recall_by_format"].values()) for r in rs if r.get("recall_by_format")]
         out.append(
@@ -362,6 +402,10 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "format_min_worst": min(fmt_min) if fmt_min else None,
                 "format_spread_worst": max(spread) if spread else None,
                 "oracle_mean": np.mean(oracle) if oracle else None,
+                "cli_recall_mean": np.mean(cli_recall) if cli_recall else None,
+                "cli_recall_worst": min(cli_recall) if cli_recall else None,
+                "cli_fa_mean": np.mean(cli_fa) if cli_fa else None,
+                "cli_fa_worst": max(cli_fa) if cli_fa else None,
                 "oracle_worst": min(oracle) if oracle else None,
                 "macro_f1_mean": np.mean(f1),
                 "macro_f1_worst": min(f1),
@@ -387,6 +431,10 @@ COLUMNS = [
     ("format_spread_worst", "format spread worst"),
     ("oracle_mean", "recall at 1 FA/h, test-calibrated (ceiling) mean"),
     ("oracle_worst", "ceiling worst"),
+    ("cli_recall_mean", "recall, CLI calibration mean"),
+    ("cli_recall_worst", "recall, CLI calibration worst"),
+    ("cli_fa_mean", "FA/h, CLI calibration mean"),
+    ("cli_fa_worst", "FA/h, CLI calibration worst"),
     ("macro_f1_mean", "window macro F1 mean"),
     ("macro_f1_worst", "macro F1 worst"),
     ("train_seconds_mean", "train s"),
@@ -414,6 +462,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seeds", default="0,1,2")
     p.add_argument("--variants", default="dense-max", help=f"comma-separated, of {', '.join(VARIANTS)}")
     p.add_argument("--reuse", action="store_true", help="skip runs already in results.json")
+    p.add_argument(
+        "--retest",
+        action="store_true",
+        help="calibrate and test the models saved under OUT again, without training (keeps "
+        "the training figures of results.json)",
+    )
     p.add_argument("--epochs", type=int, default=None, help="override every variant's epochs")
     p.add_argument(
         "--table",
@@ -445,14 +499,26 @@ def main(argv: list[str] | None = None) -> None:
                 if args.reuse and key in results and "error" not in results[key]:
                     continue
                 started = time.perf_counter()
+                before = results.get(key, {}) if args.retest else {}
                 try:
-                    results[key] = run(corpus, task, seed, variant, args.out)
+                    results[key] = {
+                        **before,
+                        **run(corpus, task, seed, variant, args.out, retest=args.retest),
+                    }
                 except Exception as exc:  # noqa: BLE001 - one failing run must not stop the others
                     log(f"{key}: FAILED: {exc!r}")
+                    if before:  # a failed retest keeps the run it retested
+                        continue
                     results[key] = {"variant": variant, "task": task, "seed": seed, "error": repr(exc)}
-                results[key]["wall_seconds"] = round(time.perf_counter() - started, 1)
+                if not args.retest:
+                    results[key]["wall_seconds"] = round(time.perf_counter() - started, 1)
                 results[key]["corpus"] = corpus.name
-                results_path.write_text(json.dumps(results, indent=1, default=float) + "\n")
+                # runs in parallel may share the folder: merge into what is on disk, keep ours
+                on_disk = json.loads(results_path.read_text()) if results_path.exists() else {}
+                results = {**on_disk, key: results[key]}
+                scratch = results_path.with_suffix(f".{os.getpid()}.tmp")
+                scratch.write_text(json.dumps(results, indent=1, default=float) + "\n")
+                scratch.replace(results_path)
     text = table(aggregate(list(results.values())))
     (args.out / "table.md").write_text(text)
     print(text)
