@@ -92,6 +92,24 @@ def test_train_holds_out_recordings_reports_and_saves(datasets_dir: Path, tmp_pa
     assert meta["metrics"]["per_label"] == result.report["per_label"]
     assert (out / "model.tflite").is_file()
 
+    # the served .tflite is quantized by default: smaller, and it scores as the network does
+    from dataclasses import replace
+
+    from micmon.model import Model
+
+    assert meta["tflite"] == {"quantized": True} and meta["training"]["quantize"] is True
+    exact = replace(result, options=replace(result.options, quantize=False)).save(tmp_path / "exact")
+    assert json.loads((exact / "micmon.json").read_text())["tflite"] == {"quantized": False}
+    assert (out / "model.tflite").stat().st_size < 0.5 * (exact / "model.tflite").stat().st_size
+    spec = result.model.spec
+    assert spec is not None
+    x = np.random.default_rng(0).random((64, *spec.shape)).astype(np.float32)
+    keras_scores = result.model.scores(x)
+    np.testing.assert_allclose(Model.load(exact).scores(x), keras_scores, atol=1e-4)
+    quantized = Model.load(out).scores(x)
+    assert np.abs(quantized - keras_scores).max() < 0.05
+    assert (quantized.argmax(axis=1) == keras_scores.argmax(axis=1)).mean() >= 0.9
+
 
 @pytest.mark.slow
 def test_early_stopping_and_hard_negatives(datasets_dir: Path) -> None:
@@ -125,6 +143,7 @@ def test_new_training_options_are_checked() -> None:
         (dict(patience=-1), "patience"),
         (dict(augment_copies=0), "augment_copies"),
         (dict(pooling="min"), "pooling"),
+        (dict(frontend="mfcc"), "frontend"),
     ):
         with pytest.raises(ParameterError) as caught:
             TrainingOptions(**options)
@@ -137,7 +156,7 @@ def test_an_ensemble_is_one_model_whose_scores_are_the_members_mean(
 ) -> None:
     from micmon.model import Model
 
-    result = train(datasets_dir, TrainingOptions(epochs=2, ensemble=2, seed=3))
+    result = train(datasets_dir, TrainingOptions(epochs=2, ensemble=2, seed=3, quantize=False))
     layer_names = [layer.name for layer in result.model.keras_model.layers]
     assert "micmon_ensemble" in layer_names
     out = result.save(tmp_path / "ensemble")

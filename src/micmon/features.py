@@ -266,6 +266,13 @@ def _band_plan(
 
 
 @lru_cache(maxsize=16)
+@lru_cache(maxsize=8)
+def _int16_window(n: int) -> np.ndarray:
+    """The analysis window of `_window(n)` scaled for int16 samples (full scale -> 1)."""
+    out: np.ndarray = _window(n)[0] / _INT16_FULL_SCALE
+    return out
+
+
 def _window(n: int) -> tuple[np.ndarray, float]:
     """Return a Hann window of length n and the factor that turns |FFT|^2 into one-sided power per Hz."""
     w = np.hanning(n + 2)[1:-1].astype(np.float64)  # no zero end-points, so n=2 still works
@@ -429,8 +436,14 @@ def logmel_frames(frames: np.ndarray, spec: FeatureSpec) -> np.ndarray:
 
 
 def _logmel_chunk(frames: np.ndarray, spec: FeatureSpec) -> np.ndarray:
-    """`logmel_frames` of a few thousand frames (..., frame_samples), possibly a strided view."""
+    """`logmel_frames` of a few thousand frames (..., frame_samples), possibly a strided view.
+
+    Float frames are samples in [-1, 1]; int16 frames are scaled to it inside the window product
+    (no separate conversion pass).
+    """
     win, norm = _window(spec.frame_samples)
+    if frames.dtype == np.int16:
+        win = _int16_window(spec.frame_samples)
     first, stop, index, weight, offsets = _mel_sparse(
         spec.sample_rate, spec.n_fft, float(spec.low_freq), float(spec.high_freq), int(spec.mel_bands)
     )
@@ -510,7 +523,7 @@ class WindowFeatures:
             window_index, frame_index = np.divmod(where[missing], spec.frames)
             view = np.lib.stride_tricks.sliding_window_view(x, spec.frame_samples, axis=-1)
             new = view[window_index, self._offsets[frame_index]]  # (missing, frame_samples)
-            rows[missing] = logmel_frames(to_float_mono(new), spec)
+            rows[missing] = logmel_frames(new if new.dtype == np.int16 else to_float_mono(new), spec)
             self.computed += int(missing.size)
         keep = unique >= first.max()  # frames later windows can still share
         self._keys, self._rows = unique[keep], rows[keep]
@@ -564,10 +577,11 @@ def dbfs(samples: np.ndarray) -> float:
     x = np.asarray(samples).reshape(-1)
     if x.size == 0:
         return float("-inf")
-    # One pass without temporaries (einsum, no BLAS): int16 squares summed exactly in int64.
+    # No BLAS: int16 squares summed exactly in int64.
     if x.dtype == np.int16:
         y = x.astype(np.int32)
-        power = float(np.einsum("i,i->", y, y, dtype=np.int64)) / (_INT16_FULL_SCALE * _INT16_FULL_SCALE)
+        np.square(y, out=y)  # at most 2**30: fits int32, and the int64 sum is exact
+        power = float(y.sum(dtype=np.int64)) / (_INT16_FULL_SCALE * _INT16_FULL_SCALE)
     else:
         y = x.astype(np.float64)
         power = float(np.einsum("i,i->", y, y))

@@ -101,6 +101,10 @@ class TrainingOptions:
     frontend : "log" or "pcen"
         cnn only: what the network does to its log-mel input first; "pcen" normalises each band
         by its own recent level (per-channel energy normalisation, `micmon.model.pcen`).
+    quantize : bool
+        Store the .tflite's weights as int8 (dynamic range quantization): ~3x less CPU per scored
+        window in predict, evaluate and monitor, for scores within ~0.01 of the Keras model's;
+        calibration runs on the .tflite's own scores.
     ensemble : int >= 1
         Networks trained with seeds seed, seed+1, ...; their scores are averaged inside the one
         saved model (and .tflite), so serving stays a single call.
@@ -133,6 +137,7 @@ class TrainingOptions:
     pooling: str = CNN_POOLING
     frontend: str = CNN_FRONTEND
     ensemble: int = 1
+    quantize: bool = True
     layers: tuple[int, ...] = ()
     seed: int = 0
 
@@ -244,7 +249,12 @@ class TrainingResult:
         """Write the model folder (model.keras, model.tflite, micmon.json with the report)."""
         self.model.metadata["training"] = self.metadata()
         target = expand_path(path)
-        self.model.save(target, overwrite=overwrite, metrics={**self.report, "history": self.history})
+        self.model.save(
+            target,
+            overwrite=overwrite,
+            metrics={**self.report, "history": self.history},
+            quantize=self.options.quantize,
+        )
         return target
 
 

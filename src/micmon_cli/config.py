@@ -191,6 +191,11 @@ class TrainingConfig(Section):
         description="cnn: what the network does to its log-mel input first: nothing (log), or "
         "per-channel energy normalisation (pcen: each band divided by its own recent level)",
     )
+    quantize: bool = Field(
+        _TRAINING.quantize,
+        description="store the .tflite's weights as int8: ~3x less CPU per scored window, scores "
+        "within ~0.01 of the trained network's (calibration uses the .tflite's own)",
+    )
     ensemble: PositiveInt = Field(
         _TRAINING.ensemble,
         description="networks trained with seeds "

@@ -259,9 +259,17 @@ class Model:
 
     # -- saving and loading ---------------------------------------------------------------------
     def save(
-        self, path: str | os.PathLike[str], overwrite: bool = False, metrics: dict[str, Any] | None = None
+        self,
+        path: str | os.PathLike[str],
+        overwrite: bool = False,
+        metrics: dict[str, Any] | None = None,
+        *,
+        quantize: bool = False,
     ) -> None:
         """Write model.keras, model.tflite and micmon.json to folder `path`, replacing it as a whole.
+
+        With `quantize` the .tflite stores its weights as int8 (dynamic range quantization): it
+        scores ~3x faster on a CPU, and its scores differ from the Keras model's by about 0.01.
 
         The files are written to a hidden folder beside `path` that then takes its place in one
         step (other files of an existing model folder are carried over), so a reader sees the
@@ -288,7 +296,8 @@ class Model:
         try:
             if self._keras is not None:
                 self._keras.save(staging / KERAS_FILE)
-                export_tflite(self._keras, staging / TFLITE_FILE)
+                export_tflite(self._keras, staging / TFLITE_FILE, quantize=quantize)
+                meta["tflite"] = {"quantized": bool(quantize)}
             else:
                 source = Path(self.metadata.get("_path", ""))
                 for name in (KERAS_FILE, TFLITE_FILE):
@@ -426,11 +435,16 @@ def _adapt_normalization(keras_model: Any, x: np.ndarray) -> None:
         layer.adapt(x)
 
 
-def export_tflite(keras_model: Any, path: str | os.PathLike[str]) -> None:
-    """Convert a Keras model to a LiteRT flatbuffer at `path`."""
+def export_tflite(keras_model: Any, path: str | os.PathLike[str], *, quantize: bool = False) -> None:
+    """Convert a Keras model to a LiteRT flatbuffer at `path` (int8 weights with `quantize`)."""
+    options: dict[str, Any] = {}
+    if quantize:
+        import tensorflow as tf  # present whenever a Keras model is: it is Keras' backend
+
+        options["optimizations"] = [tf.lite.Optimize.DEFAULT]
     # Keras' own LiteRT export; a converter fed a concrete function gave NaNs on Keras 3.
     with contextlib.redirect_stdout(io.StringIO()):
-        keras_model.export(os.fspath(path), format="litert")
+        keras_model.export(os.fspath(path), format="litert", **options)
 
 
 def _original_spec(dataset: Dataset) -> FeatureSpec:
