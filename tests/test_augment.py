@@ -17,6 +17,16 @@ SPECTRUM = FeatureSpec(sample_rate=RATE, window_seconds=1.0, high_freq=8000.0, b
 LABELS = ["negative", "positive"]
 
 
+def sounds_then_background(sounds: int, background: int, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Log-mel windows of `sounds` beeps (class 1) then `background` noise windows (class 0)."""
+    rng = np.random.default_rng(seed)
+    windows = [
+        beep_windows(sounds, positive=True, rng=rng),
+        beep_windows(background, positive=False, rng=rng),
+    ]
+    return compute_batch(np.concatenate(windows), LOGMEL), np.array([1] * sounds + [0] * background)
+
+
 # -- augmentation ----------------------------------------------------------------------------------
 def test_augment_gain_shifts_log_features_and_keeps_labels() -> None:
     rng = np.random.default_rng(1)
@@ -31,12 +41,7 @@ def test_augment_gain_shifts_log_features_and_keeps_labels() -> None:
 
 
 def test_augment_mixes_background_into_positives_only() -> None:
-    rng = np.random.default_rng(2)
-    x = compute_batch(
-        np.concatenate([beep_windows(3, positive=True, rng=rng), beep_windows(3, positive=False, rng=rng)]),
-        LOGMEL,
-    )
-    y = np.array([1, 1, 1, 0, 0, 0])
+    x, y = sounds_then_background(3, 3, seed=2)
     ax, _ = augment(
         x, y, spec=LOGMEL, background=[0], copies=1, gain_db=0.0, mix_probability=1.0, mix_level_db=(0.0, 0.0)
     )
@@ -123,12 +128,7 @@ def test_masks_fill_a_run_of_frames_and_of_bands_with_the_mean() -> None:
 
 
 def test_pitch_shift_moves_the_bands_of_sounds_only() -> None:
-    rng = np.random.default_rng(7)
-    x = compute_batch(
-        np.concatenate([beep_windows(6, positive=True, rng=rng), beep_windows(2, positive=False, rng=rng)]),
-        LOGMEL,
-    )
-    y = np.array([1] * 6 + [0] * 2)
+    x, y = sounds_then_background(6, 2, seed=7)
     ax, _ = augment(
         x,
         y,
@@ -161,12 +161,7 @@ def test_pitch_shift_moves_the_bands_of_sounds_only() -> None:
 
 
 def test_colouring_adds_one_smooth_curve_per_window_to_sounds_and_background() -> None:
-    rng = np.random.default_rng(8)
-    x = compute_batch(
-        np.concatenate([beep_windows(3, positive=True, rng=rng), beep_windows(3, positive=False, rng=rng)]),
-        LOGMEL,
-    )
-    y = np.array([1, 1, 1, 0, 0, 0])
+    x, y = sounds_then_background(3, 3, seed=8)
     ax, ay = augment(
         x, y, spec=LOGMEL, background=[0], copies=1, gain_db=0.0, mix_probability=0.0, eq_probability=1.0
     )
