@@ -185,8 +185,7 @@ def score_recording(
         if batch:
             batch_times = np.asarray(times[-len(batch) :], dtype=np.float64)
             if hasattr(model, "scores"):
-                first = np.rint(batch_times * spec.sample_rate).astype(np.int64)
-                x = features.compute(np.stack(batch), first)
+                x = features.at_times(np.stack(batch), batch_times)  # here: frames are shared in order
                 pending.append((batch_times, pool.submit(_scores_of, model, x)))
             else:
                 pending.append(

@@ -483,6 +483,11 @@ class WindowFeatures:
         self._rows = np.zeros((0, self.spec.mel_bands), dtype=np.float32)
         self.computed = 0  # frames transformed so far (for benchmarks)
 
+    def at_times(self, windows: np.ndarray, starts: Sequence[float] | np.ndarray) -> np.ndarray:
+        """`compute` for windows whose starts are stream times in seconds."""
+        first = np.rint(np.asarray(starts, dtype=np.float64) * self.spec.sample_rate).astype(np.int64)
+        return self.compute(windows, first)
+
     def compute(self, windows: np.ndarray, starts: np.ndarray | list[int]) -> np.ndarray:
         """Return features (N, *spec.shape) of windows (N, samples*channels) starting at `starts`."""
         spec = self.spec
@@ -542,9 +547,7 @@ def score_windows(
     """
     if features is None or not hasattr(model, "scores"):
         return np.asarray(model.predict_proba(windows), dtype=np.float32)
-    rate = features.spec.sample_rate
-    first = np.rint(np.asarray(starts, dtype=np.float64) * rate).astype(np.int64)
-    return np.asarray(model.scores(features.compute(windows, first)), dtype=np.float32)
+    return np.asarray(model.scores(features.at_times(windows, starts)), dtype=np.float32)
 
 
 def compute_batch(windows: np.ndarray, spec: FeatureSpec) -> np.ndarray:
