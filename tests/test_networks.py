@@ -141,6 +141,7 @@ def _pcen_reference(window: np.ndarray, hop: float) -> np.ndarray:
     return out
 
 
+@pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")  # saved untrained
 def test_pcen_frontend_normalises_each_band_and_round_trips_through_litert(tmp_path: Path) -> None:
     import keras
 
