@@ -266,17 +266,17 @@ def _band_plan(
 
 
 @lru_cache(maxsize=16)
+def _window(n: int) -> tuple[np.ndarray, float]:
+    """Return a Hann window of length n and the factor that turns |FFT|^2 into one-sided power per Hz."""
+    w = np.hanning(n + 2)[1:-1].astype(np.float64)  # no zero end-points, so n=2 still works
+    return w.astype(np.float32), 2.0 / float(np.sum(w * w))
+
+
 @lru_cache(maxsize=8)
 def _int16_window(n: int) -> np.ndarray:
     """The analysis window of `_window(n)` scaled for int16 samples (full scale -> 1)."""
     out: np.ndarray = _window(n)[0] / _INT16_FULL_SCALE
     return out
-
-
-def _window(n: int) -> tuple[np.ndarray, float]:
-    """Return a Hann window of length n and the factor that turns |FFT|^2 into one-sided power per Hz."""
-    w = np.hanning(n + 2)[1:-1].astype(np.float64)  # no zero end-points, so n=2 still works
-    return w.astype(np.float32), 2.0 / float(np.sum(w * w))
 
 
 def _hz_to_mel(hz: np.ndarray | float) -> np.ndarray:
