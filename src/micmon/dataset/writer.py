@@ -117,8 +117,7 @@ class DatasetWriter:
                 # Overlapping training windows share their log-mel frames, as in monitor.
                 if self._frames is None:
                     self._frames = WindowFeatures(spec)
-                starts = np.rint(np.asarray(self._pending_starts) * spec.sample_rate).astype(np.int64)
-                features = self._frames.compute(windows, starts)
+                features = self._frames.at_times(windows, self._pending_starts)
             else:
                 features = compute_batch(windows, spec)
             if self._spool is None:
