@@ -391,7 +391,7 @@ def logmel_batch(windows: np.ndarray, spec: FeatureSpec) -> np.ndarray:
     out = np.empty((len(windows), spec.frames, int(spec.mel_bands)), dtype=np.float32)
     step = max(1, FRAME_CHUNK // spec.frames)  # windows per chunk of about FRAME_CHUNK frames
     for i in range(0, len(windows), step):
-        x = to_float_mono(windows[i : i + step])  # int16 converted a chunk at a time
+        x = _frame_samples(windows[i : i + step])
         frames = np.lib.stride_tricks.sliding_window_view(x, spec.frame_samples, axis=-1)
         frames = frames[..., : spec.frames * spec.frame_hop_samples : spec.frame_hop_samples, :]
         out[i : i + step] = _logmel_chunk(frames, spec)  # read through the view: no frame copies
@@ -422,6 +422,12 @@ def _mel_sparse(
     weight = np.concatenate([mel[r, b] for b, r in enumerate(rows)]).astype(np.float32)
     offsets = np.concatenate(([0], np.cumsum([len(r) for r in rows])[:-1])).astype(np.intp)
     return first, stop, index, weight, offsets
+
+
+def _frame_samples(x: np.ndarray) -> np.ndarray:
+    """Mono samples as `_logmel_chunk` takes them: int16 as is (scaled inside the window product,
+    no conversion pass), anything else as float32 in [-1, 1]."""
+    return x if x.dtype == np.int16 else to_float_mono(x)
 
 
 def logmel_frames(frames: np.ndarray, spec: FeatureSpec) -> np.ndarray:
@@ -528,7 +534,7 @@ class WindowFeatures:
             window_index, frame_index = np.divmod(where[missing], spec.frames)
             view = np.lib.stride_tricks.sliding_window_view(x, spec.frame_samples, axis=-1)
             new = view[window_index, self._offsets[frame_index]]  # (missing, frame_samples)
-            rows[missing] = logmel_frames(new if new.dtype == np.int16 else to_float_mono(new), spec)
+            rows[missing] = logmel_frames(_frame_samples(new), spec)
             self.computed += int(missing.size)
         keep = unique >= first.max()  # frames later windows can still share
         self._keys, self._rows = unique[keep], rows[keep]
