@@ -133,8 +133,10 @@ class FeaturesConfig(Section):
         "after the other); empty: a quarter of the window; window_seconds: no overlap",
     )
     low_freq: NonNegativeFloat = Field(DEFAULT_LOW_FREQ, description="lowest frequency analysed, Hz")
-    high_freq: PositiveFloat = Field(
-        DEFAULT_HIGH_FREQ, description="highest frequency analysed, Hz (at most half the sample rate)"
+    high_freq: PositiveFloat | None = Field(
+        None,
+        description="highest frequency analysed, Hz (at most half the sample rate); "
+        f"empty: half the sample rate, at most {DEFAULT_HIGH_FREQ:g}",
     )
     bins: PositiveInt = Field(100, description="spectrum bands between low_freq and high_freq")
     scale: Literal["log", "linear"] = Field("log", description="log (decibels) or linear")
@@ -551,7 +553,7 @@ class Config(Section):
             if f.hop_seconds is not None
             else f.window_seconds * DATAGEN_HOP_FRACTION,
             low_freq=f.low_freq,
-            high_freq=f.high_freq,
+            high_freq=f.high_freq if f.high_freq is not None else default_high_freq(a.sample_rate),
             bins=f.bins,
             scale=f.scale,
             feature=f.feature,
@@ -840,13 +842,17 @@ def _rebase_relative_paths(resolved: ResolvedConfig, base: Path) -> None:
             setattr(getattr(resolved.config, section), name, base / value)
 
 
+def default_high_freq(sample_rate: int) -> float:
+    """The analysed band's top when features.high_freq is unset: 20 kHz, or Nyquist below it."""
+    return min(DEFAULT_HIGH_FREQ, sample_rate / 2)
+
+
 def _check_features(resolved: ResolvedConfig) -> None:
     """Check the feature settings together (cutoffs vs Nyquist, bins vs resolution)."""
     config = resolved.config
-    nyquist = config.audio.sample_rate / 2
-    if resolved.source("features.high_freq") == SOURCE_DEFAULT and config.features.high_freq > nyquist:
-        # The 20 kHz default follows a lower sample rate down instead of failing.
-        config.features.high_freq = nyquist
+    if config.features.high_freq is None:
+        # Unset (the example file leaves it empty): follows the sample rate instead of failing.
+        config.features.high_freq = default_high_freq(config.audio.sample_rate)
     try:
         resolved.config.feature_spec()
     except ParameterError as exc:

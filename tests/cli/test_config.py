@@ -86,6 +86,17 @@ def test_default_high_freq_follows_a_low_sample_rate(isolated: Path) -> None:
     assert load_config(cfg).config.features.high_freq == 8000
 
 
+def test_the_example_file_copied_as_the_readme_says_loads(isolated: Path) -> None:
+    # README: cp micmon.yaml.example micmon.yaml; its empty high_freq follows the 16 kHz default
+    cfg = isolated / "micmon.yaml"
+    cfg.write_text((REPO / "micmon.yaml.example").read_text())
+    assert load_config(cfg).config.features.high_freq == 8000
+    cfg.write_text(
+        (REPO / "micmon.yaml.example").read_text().replace("sample_rate: 16000", "sample_rate: 48000")
+    )
+    assert load_config(cfg).config.features.high_freq == 20000
+
+
 @pytest.mark.parametrize(
     ("text", "fragments"),
     [
