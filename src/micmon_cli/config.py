@@ -853,6 +853,8 @@ def _check_features(resolved: ResolvedConfig) -> None:
     if config.features.high_freq is None:
         # Unset (the example file leaves it empty): follows the sample rate instead of failing.
         config.features.high_freq = default_high_freq(config.audio.sample_rate)
+        # derived, not read: an empty key in the file is the default, and `micmon config` says so
+        resolved.sources.pop("features.high_freq", None)
     try:
         resolved.config.feature_spec()
     except ParameterError as exc:

@@ -90,7 +90,11 @@ def test_the_example_file_copied_as_the_readme_says_loads(isolated: Path) -> Non
     # README: cp micmon.yaml.example micmon.yaml; its empty high_freq follows the 16 kHz default
     cfg = isolated / "micmon.yaml"
     cfg.write_text((REPO / "micmon.yaml.example").read_text())
-    assert load_config(cfg).config.features.high_freq == 8000
+    resolved = load_config(cfg)
+    assert resolved.config.features.high_freq == 8000
+    # the empty key is the default: derived from the rate, not read from the file
+    assert resolved.source("features.high_freq") == "default"
+    assert resolved.source("audio.sample_rate") == str(cfg)
     cfg.write_text(
         (REPO / "micmon.yaml.example").read_text().replace("sample_rate: 16000", "sample_rate: 48000")
     )
