@@ -66,10 +66,20 @@ def probe_duration(path: str | os.PathLike[str], *, ffmpeg_bin: str = "ffmpeg") 
     return value
 
 
+#: How a recording with more channels than asked for becomes mono: its first channel, as one
+#: microphone heard it. Averaging the channels of two microphones a few centimetres apart (a phone,
+#: a laptop, a stereo USB microphone) adds each sound to a copy of itself delayed by a fraction of
+#: a millisecond: a comb filter whose notches fall inside the speech band (a 0.4 ms delay cuts
+#: 1.2, 3.6 and 6 kHz), so one recording's chime loses the partials another's keeps.
+MONO_FILTER = "pan=mono|c0=c0"
+
+
 def pcm_output_args(sample_rate: int, channels: int) -> list[str]:
     """Return ffmpeg output arguments for raw signed 16-bit little-endian PCM on stdout."""
+    downmix = ["-af", MONO_FILTER] if channels == 1 else []
     return [
         "-vn",
+        *downmix,
         "-f",
         "s16le",
         "-acodec",
