@@ -261,13 +261,32 @@ def test_false_alarm_bounds_say_how_much_audio_vouches_for_a_rate() -> None:
     assert false_alarm_bound(0, 0.0) == float("inf")
 
 
-def test_calibration_keeps_the_stricter_setting_when_the_audio_cannot_tell() -> None:
-    # two events scoring 1.0 and nothing else: every threshold finds both without a false alarm,
-    # so the highest threshold wins (a margin for audio not heard), not the shortest delay
+def test_calibration_takes_the_middle_of_the_thresholds_the_audio_cannot_tell_apart() -> None:
+    # two events scoring 1.0 and nothing else: every threshold finds both without a false alarm;
+    # the middle one keeps a margin both ways (quieter events, louder lookalikes), whatever the delay
     rec = _scores(600.0, 1.0, 2.0, high=[(100, 110), (200, 210)], runs=[(100, 110), (200, 210)])
-    cal = calibrate([rec], max_false_alarms_per_hour=1.0, thresholds=(0.3, 0.6, 0.9), kn=((1, 1),))
+    grid = (0.3, 0.5, 0.6, 0.8, 0.9)
+    cal = calibrate([rec], max_false_alarms_per_hour=1.0, thresholds=grid, kn=((1, 1),))
     assert cal.met_budget and cal.chosen.event_recall == 1.0
-    assert cal.settings.thresholds == {"positive": 0.9}
+    assert cal.settings.thresholds == {"positive": 0.6}
+    strict = calibrate([rec], max_false_alarms_per_hour=1.0, thresholds=grid, kn=((1, 1),), prefer="strict")
+    loose = calibrate([rec], max_false_alarms_per_hour=1.0, thresholds=grid, kn=((1, 1),), prefer="loose")
+    assert strict.settings.thresholds == {"positive": 0.9}
+    assert loose.settings.thresholds == {"positive": 0.3}
+    with pytest.raises(ParameterError, match="prefer"):
+        calibrate([rec], max_false_alarms_per_hour=1.0, prefer="median")
+
+
+def test_calibration_middle_is_taken_among_settings_within_the_budget_only() -> None:
+    # a blip at 0.55 one hour in: thresholds 0.3 and 0.5 raise it (over a 0-per-hour budget), so
+    # the range the audio cannot tell apart is 0.6-0.9 and its middle is 0.8
+    rec = _scores(3600.0, 1.0, 2.0, high=[(100, 110)], runs=[(100, 110)])
+    rec.scores[1800:1803, 1] = 0.55
+    rec.scores[1800:1803, 0] = 0.45
+    grid = (0.3, 0.5, 0.6, 0.8, 0.9)
+    cal = calibrate([rec], max_false_alarms_per_hour=0.0, thresholds=grid, kn=((1, 1),))
+    assert cal.met_budget and cal.chosen.false_alarms == 0 and cal.chosen.event_recall == 1.0
+    assert cal.settings.thresholds == {"positive": 0.8}
 
 
 class FeatureScorer:

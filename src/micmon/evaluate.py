@@ -55,6 +55,8 @@ _COARSE = (0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)
 CALIBRATION_THRESHOLDS: tuple[float, ...] = (*_COARSE, 0.85, 0.9, 0.95, 0.98, 0.99, 0.995)
 #: (k, n) pairs tried by `calibrate`: an event starts when k of the last n windows are above.
 CALIBRATION_KN: tuple[tuple[int, int], ...] = ((1, 1), (2, 2), (2, 3), (3, 3), (3, 4), (3, 5), (4, 6))
+#: How `calibrate` picks among thresholds the calibration audio cannot tell apart.
+CALIBRATION_PREFER: tuple[str, ...] = ("middle", "strict", "loose")
 #: m values tried by `calibrate`: an event ends after m windows below.
 CALIBRATION_M: tuple[int, ...] = (1, 2, 4)
 #: Stream origin used for replays, so event times are reproducible.
@@ -698,15 +700,17 @@ def calibrate(
     thresholds: Sequence[float] = CALIBRATION_THRESHOLDS,
     kn: Sequence[tuple[int, int]] = CALIBRATION_KN,
     m_values: Sequence[int] = CALIBRATION_M,
+    prefer: str = "middle",
 ) -> Calibration:
     """Search threshold per label, K of N and M for the best event recall within the budget.
 
-    The budget is shared equally by the watched labels; ties go to fewer false alarms, then the
-    higher threshold (when the audio calibrated on cannot tell two settings apart, the stricter
-    one keeps a margin for audio it has not heard), then the shorter median delay. When no
-    setting meets the budget the one with the fewest false alarms is returned with
-    ``met_budget=False``. Other settings
-    (min_dbfs, min_event_seconds, cooldown_seconds, targets) are kept from `base`.
+    The budget is shared equally by the watched labels; ties go to fewer false alarms. The
+    thresholds the audio calibrated on cannot tell apart (same events found, same false alarms)
+    form a range; `prefer` picks from it: "middle" (default) its middle threshold, which keeps a
+    margin both ways, for sounds quieter than any heard and for lookalikes louder than any heard;
+    "strict" its highest; "loose" its lowest. Then the shorter median delay. When no setting
+    meets the budget the one with the fewest false alarms is returned with ``met_budget=False``.
+    Other settings (min_dbfs, min_event_seconds, cooldown_seconds, targets) are kept from `base`.
     """
     if not recordings:
         raise ParameterError(
@@ -721,6 +725,12 @@ def calibrate(
             f"max_false_alarms_per_hour: must be a number >= 0, got {max_false_alarms_per_hour!r}",
             parameter="max_false_alarms_per_hour",
             value=max_false_alarms_per_hour,
+        )
+    if prefer not in CALIBRATION_PREFER:
+        raise ParameterError(
+            f"prefer: must be one of {', '.join(CALIBRATION_PREFER)}, got {prefer!r}",
+            parameter="prefer",
+            value=prefer,
         )
     if not thresholds or not kn or not m_values:
         raise ParameterError(
@@ -749,7 +759,11 @@ def calibrate(
     def pick(rows: list[_Row], budget: float) -> tuple[_Row, bool]:
         ok = [r for r in rows if r[3] <= budget * hours + 1e-9]
         if ok:
-            return min(ok, key=lambda r: (-r[1], r[3], -r[0], _median(r[4]))), True
+            top = min(ok, key=lambda r: (-r[1], r[3], -r[0], _median(r[4])))
+            if prefer == "strict":
+                return top, True
+            tied = sorted((r for r in ok if (r[1], r[3]) == (top[1], top[3])), key=lambda r: r[0])
+            return (tied[0] if prefer == "loose" else tied[len(tied) // 2]), True
         return min(rows, key=lambda r: (r[3], -r[1], -r[0])), False
 
     points: list[TradeoffPoint] = []
