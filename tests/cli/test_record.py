@@ -72,6 +72,18 @@ def test_record_lavfi_for_a_duration(invoke, isolated: Path, fmt: str) -> None:
     assert [p.name for p in target.parent.iterdir()] == [target.name]  # no temp file left
 
 
+def test_record_mono_from_two_microphones_apart_keeps_the_sound(invoke, isolated: Path) -> None:
+    # a stereo source whose right channel hears an 800 Hz tone half a period (0.625 ms) later:
+    # averaging would record silence; mono is the first channel, as decoding takes it
+    two_mics = "aevalsrc=0.3*sin(2*PI*800*t)|0.3*sin(2*PI*800*(t-0.000625)):s=16000"
+    args = ["record", "--audio-dir", "audio", "--system", "lavfi", "--device", two_mics]
+    result = invoke([*args, "--duration", "1", "--format", "wav"])
+    assert result.exit_code == 0, result.output
+    x = _decode(isolated / "audio" / "sample_1" / "audio.wav")
+    rms = float(np.sqrt(np.mean(x[1600:] ** 2)))
+    assert rms == pytest.approx(0.3 / np.sqrt(2), rel=0.05)
+
+
 def test_record_names_the_next_free_sample_and_refuses_existing_names(
     invoke, assert_error, isolated: Path
 ) -> None:

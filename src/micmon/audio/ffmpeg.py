@@ -74,9 +74,15 @@ def probe_duration(path: str | os.PathLike[str], *, ffmpeg_bin: str = "ffmpeg") 
 MONO_FILTER = "pan=mono|c0=c0"
 
 
+def audio_filters(channels: int, *before: str) -> list[str]:
+    """Return ffmpeg's -af option for output with `channels` channels: `before`, then the mono rule."""
+    chain = [*before, MONO_FILTER] if channels == 1 else list(before)
+    return ["-af", ",".join(chain)] if chain else []
+
+
 def pcm_output_args(sample_rate: int, channels: int) -> list[str]:
     """Return ffmpeg output arguments for raw signed 16-bit little-endian PCM on stdout."""
-    downmix = ["-af", MONO_FILTER] if channels == 1 else []
+    downmix = audio_filters(channels)
     return [
         "-vn",
         *downmix,

@@ -78,7 +78,7 @@ class Recording:
 
     def command(self) -> list[str]:
         """Return the ffmpeg command line: the file plus an s16le copy on stdout for the meter."""
-        from micmon.audio.ffmpeg import find_ffmpeg
+        from micmon.audio.ffmpeg import audio_filters, find_ffmpeg
 
         # A synthetic lavfi source would run as fast as the CPU allows; -re makes it behave
         # like a device, so the meter and Ctrl-C work the same way.
@@ -86,7 +86,8 @@ class Recording:
         limit = ["-t", f"{self.duration:.3f}"] if self.duration else []
         # Live inputs (pulse) stamp packets with the wall clock, so a timestamp-based -t cut a
         # "2 s" recording to ~1.3 s of audio; restamping by sample count makes -t count samples.
-        by_samples = ["-af", "asetpts=N/SR/TB"]
+        # Mono output takes the first channel (micmon.audio.ffmpeg.MONO_FILTER), as decoding does.
+        restamp = "asetpts=N/SR/TB"
         return [
             find_ffmpeg(self.ffmpeg_bin),
             "-hide_banner",
@@ -100,7 +101,7 @@ class Recording:
             self.device,
             "-map",
             "0:a:0",
-            *by_samples,
+            *audio_filters(self.channels, restamp),
             *limit,
             "-ar",
             str(self.sample_rate),
@@ -114,7 +115,7 @@ class Recording:
             str(self.tmp),
             "-map",
             "0:a:0",
-            *by_samples,
+            *audio_filters(1, restamp),
             *limit,
             "-ar",
             str(METER_RATE),
