@@ -111,7 +111,9 @@ class AudioConfig(Section):
         description="Hz; audio is resampled to it (16 kHz: the band of speech, cries, alarms and "
         "bells, familiar to band-limited files, and 3x cheaper than 44.1 kHz)",
     )
-    channels: int = Field(1, ge=1, le=MAX_CHANNELS, description="channels (mixed to mono)")
+    channels: int = Field(
+        1, ge=1, le=MAX_CHANNELS, description="channels read (1: a stereo input's first channel)"
+    )
     ffmpeg: str = Field("ffmpeg", description="ffmpeg executable (name on PATH or a path)")
     format: Literal["mp3", "wav", "flac"] = Field("mp3", description="file format `record` writes")
 
