@@ -70,7 +70,7 @@ def probe_duration(path: str | os.PathLike[str], *, ffmpeg_bin: str = "ffmpeg") 
 #: microphone heard it. Averaging the channels of two microphones a few centimetres apart (a phone,
 #: a laptop, a stereo USB microphone) adds each sound to a copy of itself delayed by a fraction of
 #: a millisecond: a comb filter whose notches fall inside the speech band (a 0.4 ms delay cuts
-#: 1.2, 3.6 and 6 kHz), so one recording's chime loses the partials another's keeps.
+#: 1.25, 3.75 and 6.25 kHz), so one recording's chime loses the partials another's keeps.
 MONO_FILTER = "pan=mono|c0=c0"
 
 
