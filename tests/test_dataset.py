@@ -11,6 +11,7 @@ import pytest
 
 from micmon.audio import AudioSegment
 from micmon.dataset import Dataset, DatasetWriter
+from micmon.dataset.dataset import choose_recordings
 from micmon.errors import DatasetError, ParameterError
 from micmon.features import FeatureSpec, compute_batch
 from micmon.model import Model
@@ -394,6 +395,57 @@ def test_combine_by_recording_keeps_whole_recordings_in_validation(split: float,
     assert train | val == {0.0, 1.0, 2.0, 3.0}
     assert len(data.validation_samples) == 10 * held_out
     assert data.labels == ["negative", "positive"]
+
+
+def rooms_and_events(rooms: int, events: int, windows: int = 10) -> list[Dataset]:
+    """Background-only recordings (first feature 0..rooms-1), then recordings with events too."""
+    out = []
+    for r in range(rooms + events):
+        samples = np.zeros((windows, 3), dtype=np.float32)
+        samples[:, 0] = r
+        classes = np.zeros(windows) if r < rooms else np.arange(windows) % 2
+        out.append(Dataset(samples, classes, labels=["negative", "positive"], name=f"rec{r}"))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_combine_by_recording_validates_on_events_whatever_the_seed(seed: int) -> None:
+    # three room recordings and three with events: at random, 2 of 6 set aside are often rooms
+    # only, and early stopping would then watch a loss without one positive window
+    data = Dataset.combine(rooms_and_events(3, 3), validation_split=0.3, by_recording=True, seed=seed)
+    assert len(set(data.validation_samples[:, 0].tolist())) == 2
+    assert set(np.unique(data.validation_classes).tolist()) == {0, 1}
+    assert set(np.unique(data.train_classes).tolist()) == {0, 1}
+
+
+def test_choose_recordings_keeps_the_random_order_when_it_covers_the_classes() -> None:
+    classes = [{0}, {0, 1}, {0}, {0, 1}, {0, 1}, {0}]
+    for seed in range(30):
+        order = np.random.default_rng(seed).permutation(6).tolist()
+        chosen = choose_recordings(classes, 2, seed=seed)
+        if {1} <= set().union(*(classes[i] for i in order[:2])):
+            assert chosen == order[:2]
+        else:  # the plain order held no event: the first event recording in that order comes in
+            assert 1 in set().union(*(classes[i] for i in chosen)) and len(chosen) == 2
+
+
+def test_choose_recordings_never_takes_a_class_away_from_the_side_that_stays() -> None:
+    # one recording alone holds class 2: it stays, whatever the order; 3 of 4 with class 1 go
+    classes = [{0, 1}, {0, 1}, {0, 1, 2}, {0, 1}]
+    for seed in range(20):
+        chosen = choose_recordings(classes, 3, seed=seed)
+        assert len(chosen) == 3 and 2 not in chosen
+    unknown = choose_recordings([{0}, {0}, None], 2, seed=0)  # a class unknown: the plain order
+    assert unknown == np.random.default_rng(0).permutation(3)[:2].tolist()
+
+
+def test_holdout_recordings_of_datasets_calibrate_on_events() -> None:
+    from micmon.evaluate import holdout_recordings
+
+    for seed in range(12):
+        kept, held = holdout_recordings(rooms_and_events(4, 3), 2, seed=seed)
+        assert any(np.any(d.classes == 1) for d in held)
+        assert any(np.any(d.classes == 1) for d in kept)
 
 
 def test_combine_by_window_mixes_recordings() -> None:

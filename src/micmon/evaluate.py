@@ -31,6 +31,7 @@ import numpy as np
 
 from micmon._plot import pyplot, save_png
 from micmon.audio import AudioDirectory, AudioFile, probe_duration
+from micmon.dataset.dataset import choose_recordings
 from micmon.detect import (
     BACKGROUND_LABELS,
     Detection,
@@ -563,7 +564,9 @@ def holdout_recordings(
     """Split per-recording datasets into (to fit, held out): `count` whole recordings set aside.
 
     Held-out recordings are for `calibrate`: detector settings tuned on audio the network was
-    fitted on look better than they are. At least one recording always stays for fitting.
+    fitted on look better than they are. At least one recording always stays for fitting. For
+    datasets (with `classes`) the choice covers every class two recordings hold, so calibration
+    gets events to find and not only background (`micmon.dataset.choose_recordings`).
     """
     if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
         raise ParameterError(
@@ -577,8 +580,10 @@ def holdout_recordings(
             "leave none to train on; hold out fewer or record more",
             parameter="holdout_recordings",
         )
-    order = np.random.default_rng(seed).permutation(len(datasets))
-    held = set(order[:count].tolist())
+    classes = [
+        None if getattr(d, "classes", None) is None else set(np.unique(d.classes).tolist()) for d in datasets
+    ]
+    held = set(choose_recordings(classes, count, seed=seed))
     return (
         [d for i, d in enumerate(datasets) if i not in held],
         [d for i, d in enumerate(datasets) if i in held],

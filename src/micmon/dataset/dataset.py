@@ -233,12 +233,11 @@ class Dataset:
         classes = np.concatenate([d.classes for d in datasets])
         mask = None
         if by_recording:
-            rng = np.random.default_rng(seed)
-            order = rng.permutation(len(datasets))
             n_val = int(round(len(datasets) * validation_split))
             if validation_split > 0 and len(datasets) > 1:
                 n_val = min(max(n_val, 1), len(datasets) - 1)
-            chosen = set(order[:n_val].tolist())
+            held = [set(np.unique(d.classes).tolist()) for d in datasets]
+            chosen = set(choose_recordings(held, n_val, seed=seed))
             mask = np.concatenate([np.full(len(d), i in chosen) for i, d in enumerate(datasets)])
         spec = next((d.spec for d in datasets if d.spec is not None), None)
         return cls(
@@ -253,6 +252,43 @@ class Dataset:
             name="combined",
             validation_mask=mask,
         )
+
+
+def choose_recordings(classes: Sequence[set[int] | None], count: int, *, seed: int | None = 0) -> list[int]:
+    """Return the indices of `count` recordings to set aside (validation or calibration).
+
+    `classes[i]` is the set of classes recording i holds (None: unknown). The choice follows one
+    seeded random order (its first `count` when they already cover the classes), but covers every
+    class that two or more recordings hold, rarest first, and never takes the last recording of a
+    class from the side that stays. Set aside at random, room recordings can leave validation
+    without one positive window (early stopping then rewards a network that hears nothing), or
+    calibration without an event. With a class unknown, the plain random order.
+    """
+    order = [int(i) for i in np.random.default_rng(seed).permutation(len(classes))]
+    if any(c is None for c in classes):
+        return order[:count]
+    sets: list[set[int]] = [set(c or ()) for c in classes]
+    holders = {c: sum(c in s for s in sets) for s in sets for c in s}
+    chosen: list[int] = []
+
+    def keeps_every_class(i: int) -> bool:
+        kept = [sets[j] for j in range(len(sets)) if j != i and j not in chosen]
+        return all(any(c in k for k in kept) for c in sets[i])
+
+    covered: set[int] = set()
+    for c in sorted(holders, key=lambda c: (holders[c], c)):  # rarest class first
+        if c in covered or holders[c] < 2:
+            continue
+        for i in order:  # its first holder in the order
+            if c in sets[i] and i not in chosen and len(chosen) < count and keeps_every_class(i):
+                chosen.append(i)
+                covered |= sets[i]
+                break
+    for safe in (True, False):  # then the rest of the order, safely if possible
+        for i in order:
+            if len(chosen) < count and i not in chosen and (not safe or keeps_every_class(i)):
+                chosen.append(i)
+    return sorted(chosen, key=order.index)
 
 
 def _peek_labels(path: Path) -> list[str] | None:
