@@ -67,9 +67,12 @@ class TrainingOptions:
     validation_split : float in [0, 1)
         Share of the windows held out for the report.
     split_by_recording : bool
-        Hold out whole recordings rather than random windows (honest on unseen audio).
+        Hold out whole recordings rather than random windows (honest on unseen audio); the
+        validation recordings hold every class that two recordings hold
+        (`micmon.dataset.dataset.choose_recordings`).
     holdout_recordings : int >= 0
-        Whole recordings kept out of training altogether, to calibrate the detector on.
+        Whole recordings kept out of training altogether, to calibrate the detector on; chosen
+        the same way, so calibration has events to find.
     labels : sequence of str
         Label list in class order; empty: every label in the datasets.
     background_label : str
