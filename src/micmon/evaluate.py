@@ -566,7 +566,7 @@ def holdout_recordings(
     Held-out recordings are for `calibrate`: detector settings tuned on audio the network was
     fitted on look better than they are. At least one recording always stays for fitting. For
     datasets (with `classes`) the choice covers every class two recordings hold, so calibration
-    gets events to find and not only background (`micmon.dataset.choose_recordings`).
+    gets events to find and not only background (`micmon.dataset.dataset.choose_recordings`).
     """
     if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
         raise ParameterError(
@@ -580,10 +580,7 @@ def holdout_recordings(
             "leave none to train on; hold out fewer or record more",
             parameter="holdout_recordings",
         )
-    classes = [
-        None if getattr(d, "classes", None) is None else set(np.unique(d.classes).tolist()) for d in datasets
-    ]
-    held = set(choose_recordings(classes, count, seed=seed))
+    held = set(choose_recordings([getattr(d, "classes", None) for d in datasets], count, seed=seed))
     return (
         [d for i, d in enumerate(datasets) if i not in held],
         [d for i, d in enumerate(datasets) if i in held],

@@ -82,10 +82,9 @@ def audio_filters(channels: int, *before: str) -> list[str]:
 
 def pcm_output_args(sample_rate: int, channels: int) -> list[str]:
     """Return ffmpeg output arguments for raw signed 16-bit little-endian PCM on stdout."""
-    downmix = audio_filters(channels)
     return [
         "-vn",
-        *downmix,
+        *audio_filters(channels),
         "-f",
         "s16le",
         "-acodec",

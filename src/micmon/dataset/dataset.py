@@ -236,8 +236,7 @@ class Dataset:
             n_val = int(round(len(datasets) * validation_split))
             if validation_split > 0 and len(datasets) > 1:
                 n_val = min(max(n_val, 1), len(datasets) - 1)
-            held = [set(np.unique(d.classes).tolist()) for d in datasets]
-            chosen = set(choose_recordings(held, n_val, seed=seed))
+            chosen = set(choose_recordings([d.classes for d in datasets], n_val, seed=seed))
             mask = np.concatenate([np.full(len(d), i in chosen) for i, d in enumerate(datasets)])
         spec = next((d.spec for d in datasets if d.spec is not None), None)
         return cls(
@@ -254,10 +253,13 @@ class Dataset:
         )
 
 
-def choose_recordings(classes: Sequence[set[int] | None], count: int, *, seed: int | None = 0) -> list[int]:
+def choose_recordings(
+    classes: Sequence[np.ndarray | set[int] | None], count: int, *, seed: int | None = 0
+) -> list[int]:
     """Return the indices of `count` recordings to set aside (validation or calibration).
 
-    `classes[i]` is the set of classes recording i holds (None: unknown). The choice follows one
+    `classes[i]` holds recording i's classes (its windows' class indices, or their set; None:
+    unknown). The choice follows one
     seeded random order (its first `count` when they already cover the classes), but covers every
     class that two or more recordings hold, rarest first, and never takes the last recording of a
     class from the side that stays. Set aside at random, room recordings can leave validation
@@ -267,7 +269,7 @@ def choose_recordings(classes: Sequence[set[int] | None], count: int, *, seed: i
     order = [int(i) for i in np.random.default_rng(seed).permutation(len(classes))]
     if any(c is None for c in classes):
         return order[:count]
-    sets: list[set[int]] = [set(c or ()) for c in classes]
+    sets: list[set[int]] = [{int(k) for k in np.unique(list(c))} for c in classes if c is not None]
     holders = {c: sum(c in s for s in sets) for s in sets for c in s}
     chosen: list[int] = []
 
