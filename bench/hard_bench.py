@@ -28,7 +28,7 @@ import json
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -231,15 +231,27 @@ def room_false_alarms(report: Any, corpus: Path) -> tuple[float, float]:
     return fa, hours
 
 
-def recall_by_format(report: Any, corpus: Path, forms: dict[str, dict[str, Any]]) -> dict[str, float]:
-    """Event recall of a report per recording format (the task's event recordings only)."""
+def channel_name(form: dict[str, Any]) -> str:
+    """Name a recording's channel count (mono, stereo)."""
+    return {1: "mono", 2: "stereo"}.get(form["channels"], str(form["channels"]))
+
+
+def recall_by(
+    report: Any, corpus: Path, forms: dict[str, dict[str, Any]], key: Callable[[dict[str, Any]], str]
+) -> dict[str, float]:
+    """Event recall of a report per `key(form)` (format, rate, ...; the task's event recordings only)."""
     counts: dict[str, list[int]] = {}
     for rec in report.recordings:
         rel = str(Path(rec.scores.path).resolve().relative_to(corpus.resolve()))
         if rel in forms:
-            found, runs = counts.setdefault(forms[rel]["format"], [0, 0])
-            counts[forms[rel]["format"]] = [found + rec.metrics.found, runs + rec.metrics.runs]
+            found, runs = counts.setdefault(key(forms[rel]), [0, 0])
+            counts[key(forms[rel])] = [found + rec.metrics.found, runs + rec.metrics.runs]
     return {k: round(f / n, 4) for k, (f, n) in sorted(counts.items()) if n}
+
+
+def by_format(form: dict[str, Any]) -> str:
+    """A recording's container format."""
+    return str(form["format"])
 
 
 def run(
@@ -304,7 +316,7 @@ def run(
     cli_report = evaluate_scores(scored, cli_calibration.settings)
     cli_fa, cli_hours = room_false_alarms(cli_report, corpus)
     forms = {r["path"]: r for r in manifest["tasks"][task]["test"]}
-    cli_formats = recall_by_format(cli_report, corpus, forms)
+    cli_formats = recall_by(cli_report, corpus, forms, by_format)
     row["cli_calibration"] = {
         "detector": cli_calibration.settings.to_dict(),
         "hours": round(sum(r.duration for r in cli_scores) / 3600, 3),
@@ -319,28 +331,10 @@ def run(
         "window_macro_f1": round(macro_f1(cli_report.overall, list(cli_report.targets)), 4),
     }
     row["score_seconds"] = round(time.perf_counter() - t0, 1)
-    by_format: dict[str, list[int]] = {}
     by_snr: dict[str, list[int]] = {}
-    by_rate: dict[str, list[int]] = {}
-    by_channels: dict[str, list[int]] = {}
-    room_fa = room_hours = 0.0
     for rec in report.recordings:
         rel = str(Path(rec.scores.path).resolve().relative_to(corpus.resolve()))
-        m = rec.metrics
-        if rel.startswith("room/"):
-            room_fa += m.false_alarms
-            room_hours += m.hours
-            continue
-        form = forms[rel]
-        for key, table in (
-            (form["format"], by_format),
-            (str(form["rate"]), by_rate),
-            ({1: "mono", 2: "stereo"}.get(form["channels"], str(form["channels"])), by_channels),
-        ):
-            table.setdefault(key, [0, 0])
-            table[key][0] += m.found
-            table[key][1] += m.runs
-        for ev in form["events"]:
+        for ev in forms[rel]["events"] if rel in forms else []:
             hit = any(
                 d.label == ev["label"] and d.start < ev["end"] and ev["start"] < d.end for d in rec.detections
             )
@@ -348,6 +342,7 @@ def run(
             by_snr.setdefault(bucket, [0, 0])
             by_snr[bucket][0] += int(hit)
             by_snr[bucket][1] += 1
+    room_fa, room_hours = room_false_alarms(report, corpus)
     overall = report.overall
     targets = list(report.targets)
     row.update(
@@ -359,9 +354,9 @@ def run(
             "room_hours": round(room_hours, 3),
             "false_alarms_per_hour_room": round(room_fa / room_hours, 3) if room_hours else None,
             "false_alarms_per_hour_all": round(overall.false_alarms / overall.hours, 3),
-            "recall_by_format": {k: round(f / n, 4) for k, (f, n) in sorted(by_format.items()) if n},
-            "recall_by_rate": {k: round(f / n, 4) for k, (f, n) in sorted(by_rate.items()) if n},
-            "recall_by_channels": {k: round(f / n, 4) for k, (f, n) in sorted(by_channels.items()) if n},
+            "recall_by_format": recall_by(report, corpus, forms, by_format),
+            "recall_by_rate": recall_by(report, corpus, forms, lambda form: str(form["rate"])),
+            "recall_by_channels": recall_by(report, corpus, forms, channel_name),
             "recall_by_snr": {k: round(f / n, 4) for k, (f, n) in sorted(by_snr.items()) if n},
             "window_macro_f1": round(macro_f1(overall, targets), 4),
             "median_delay": overall.median_delay,
