@@ -100,6 +100,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "max": {**CANDIDATE, "pooling": "max"},
     # = what `micmon datagen` + `micmon train` do with no flags since issue 8's second change
     "dense-max": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max"},
+    # fit again on every fitted recording for the epochs early stopping kept
+    "dense-max-refit": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "refit": True},
     "dense-max-ens3": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "ensemble": 3},
     "dense-max-wide": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "filters": (24, 48, 64)},
     "dense-max-shift": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "augment_shift": 0.5},
@@ -184,6 +186,7 @@ def train_model(datasets: Sequence[Any], seed: int, model_dir: Path, **variant: 
         "train_windows": int(sum(result.class_counts.values())),
         "validation_accuracy": result.report["accuracy"],
         "epochs_run": len(result.history.get("loss", [])),
+        "refit_epochs": result.report.get("refit"),
         "train_seconds": round(seconds, 1),
         "params": int(result.model.keras_model.count_params()),
     }

@@ -136,6 +136,35 @@ def test_early_stopping_and_hard_negatives(datasets_dir: Path) -> None:
     assert mined.options.to_dict()["hard_negatives"] == 0.2
 
 
+@pytest.mark.slow
+def test_refit_trains_on_every_recording_for_the_epochs_early_stopping_kept(datasets_dir: Path) -> None:
+    from dataclasses import replace
+
+    from micmon.dataset import Dataset
+
+    recordings = Dataset.scan(datasets_dir)
+    opts = TrainingOptions(epochs=4, patience=2, validation_split=0.5, hard_negatives=0.2, seed=3)
+    plain = train(recordings, opts)
+    messages: list[str] = []
+    refitted = train(recordings, replace(opts, refit=True), on_message=messages.append)
+    assert "refit" not in plain.report
+    (kept,) = refitted.report["refit"]
+    assert len(kept) == 2 and 1 <= kept[0] <= 4 and 1 <= kept[1] <= 2  # first fit, hard negatives
+    total = sum(len(d) for d in recordings)
+    assert any(m.startswith(f"fitting again on all {total} windows") for m in messages)
+    # the report stays the early-stopped network's; the saved model is the one fitted on everything
+    assert refitted.report["split"] == "recordings"
+    assert refitted.report["accuracy"] == pytest.approx(plain.report["accuracy"], abs=0.25)
+    validation = Dataset.combine(recordings, 0.5, by_recording=True, seed=3).validation_samples
+    assert not np.allclose(refitted.model.scores(validation), plain.model.scores(validation))
+    assert refitted.metadata()["refit"] is True
+
+
+def test_refit_without_early_stopping_changes_nothing(datasets_dir: Path) -> None:
+    result = train(datasets_dir, TrainingOptions(epochs=1, patience=0, refit=True, hard_negatives=0.0))
+    assert "refit" not in result.report
+
+
 def test_new_training_options_are_checked() -> None:
     for options, name in (
         (dict(augment_mask=1.5), "augment_mask"),

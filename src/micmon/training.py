@@ -96,6 +96,10 @@ class TrainingOptions:
     hard_negatives : float in [0, 1)
         Hard-negative mining: after training, this share of the background training windows that
         score highest for another label is added again and training goes on (0: off).
+    refit : bool
+        After early stopping, train a new network on every fitted recording, the validation ones
+        included, for the epochs early stopping kept; the report stays the early-stopped
+        network's (few recordings: validation no longer costs a third of the examples).
     filters : sequence of int
         cnn only: filters per convolution block (its capacity).
     pooling : "average" or "max"
@@ -136,6 +140,7 @@ class TrainingOptions:
     augment_eq: float = 0.0
     patience: int = 5
     hard_negatives: float = 0.1
+    refit: bool = False
     filters: tuple[int, ...] = CNN_FILTERS
     pooling: str = CNN_POOLING
     frontend: str = CNN_FRONTEND
@@ -316,13 +321,15 @@ def train(
     )
 
     members = []
+    rounds: list[list[int]] = []
     history: dict[str, list[float]] = {}
     for member in range(opts.ensemble):
         if opts.ensemble > 1:
             say(f"ensemble: network {member + 1} of {opts.ensemble}")
         member_opts = replace(opts, seed=opts.seed + member)
-        net, member_history = _fit(data, spec, labels, kind, member_opts, on_epoch=on_epoch, say=say)
+        net, member_history, kept = _fit(data, spec, labels, kind, member_opts, on_epoch=on_epoch, say=say)
         members.append(net)
+        rounds.append(kept)
         history = history or member_history
     model = members[0] if len(members) == 1 else _average(members, labels, spec)
     held_out = len(data.validation_samples) > 0
@@ -331,6 +338,19 @@ def train(
     report["split"] = (
         ("recordings" if opts.split_by_recording else "windows") if held_out else "none (training windows)"
     )
+    if opts.refit and held_out and opts.patience:
+        everything = Dataset.combine(loaded, 0.0, seed=opts.seed)
+        refitted = []
+        for member, kept in enumerate(rounds):
+            say(
+                f"fitting again on all {len(everything)} windows for the epochs early stopping kept "
+                f"({' + '.join(str(n) for n in kept)})"
+            )
+            member_opts = replace(opts, seed=opts.seed + member)
+            net, _, _ = _fit(everything, spec, labels, kind, member_opts, on_epoch=None, say=say, rounds=kept)
+            refitted.append(net)
+        model = refitted[0] if len(refitted) == 1 else _average(refitted, labels, spec)
+        report["refit"] = [list(kept) for kept in rounds]
     if not held_out:
         warnings.append(
             "no windows held out (validation split 0): the report is on training "
@@ -386,9 +406,14 @@ def _fit(
     *,
     on_epoch: EpochCallback | None,
     say: Callable[[str], None],
-) -> tuple[Model, dict[str, list[float]]]:
-    """Build the network of `kind`, fit it on `data` (then on its hard negatives); return the model
-    and its history."""
+    rounds: Sequence[int] | None = None,
+) -> tuple[Model, dict[str, list[float]], list[int]]:
+    """Build the network of `kind`, fit it on `data` (then on its hard negatives); return the model,
+    its history and the epochs kept per fit.
+
+    With `rounds`, fit for exactly those epochs (the first fit, then the hard negatives), without
+    early stopping.
+    """
     from micmon.model import Model
     from micmon.model.networks import build_layers, cnn_layers
 
@@ -414,14 +439,17 @@ def _fit(
 
     validation = len(data.validation_samples) > 0
     callbacks: list[Any] = [_Epochs()]
-    if opts.patience and validation:
-        callbacks.append(
-            keras.callbacks.EarlyStopping(
-                monitor="val_loss", patience=opts.patience, restore_best_weights=True
-            )
+    stopper = None
+    if opts.patience and validation and rounds is None:
+        stopper = keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=opts.patience, restore_best_weights=True
         )
+        callbacks.append(stopper)
+    plan = list(rounds) if rounds is not None else [opts.epochs, max(1, opts.epochs // 2)]
+    kept: list[int] = []
 
     def fit(dataset: Dataset, epochs: int) -> None:
+        before = done[0]
         model.fit(
             _augmented(dataset, kind, opts),
             epochs=epochs,
@@ -430,17 +458,18 @@ def _fit(
             callbacks=callbacks,
             validation=validation,
         )
+        kept.append(stopper.best_epoch + 1 if stopper is not None else done[0] - before)
 
-    fit(data, opts.epochs)
-    if opts.hard_negatives:
+    fit(data, plan[0])
+    if opts.hard_negatives and len(plan) > 1:
         mined = _with_hard_negatives(model, data, labels, opts)
         if mined is not None:
             say(
                 f"hard negatives: {len(mined.train_samples) - len(data.train_samples)} background "
                 "windows that scored highest are trained on again"
             )
-            fit(mined, max(1, opts.epochs // 2))
-    return model, history
+            fit(mined, plan[1])
+    return model, history, kept
 
 
 def _average(members: list[Model], labels: list[str], spec: FeatureSpec) -> Model:

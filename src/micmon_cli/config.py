@@ -263,6 +263,11 @@ class TrainingConfig(Section):
         "the background windows that score highest, trained on again "
         "after a first training (0: off)",
     )
+    refit: bool = Field(
+        _TRAINING.refit,
+        description="after early stopping, train again on every "
+        "recording, the validation ones included, for the epochs it kept",
+    )
     class_weight: Literal["balanced", "none"] = Field(
         _TRAINING.class_weight, description="weight classes by inverse frequency (imbalanced recordings)"
     )

@@ -57,5 +57,8 @@ def train_with_progress(datasets: Any, options: TrainingOptions) -> TrainingResu
     for warning in result.warnings:
         console.warn(warning)
     held_out = not result.report["split"].startswith("none")
-    show_report(result.report, "validation" if held_out else "training windows")
+    title = "validation" if held_out else "training windows"
+    if "refit" in result.report:
+        title += " (of the early-stopped network; the saved one was then fitted on every recording)"
+    show_report(result.report, title)
     return result

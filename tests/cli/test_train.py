@@ -124,3 +124,17 @@ def test_train_errors(invoke, assert_error, cli_data: Path, isolated: Path) -> N
         "occur in no dataset",
     )
     assert not (isolated / "work" / "m").exists()
+
+
+def test_train_refit_from_the_config(invoke, cli_data: Path, isolated: Path) -> None:
+    (isolated / "micmon.yaml").write_text("training:\n  refit: true\n  patience: 2\n  epochs: 3\n")
+    model = isolated / "refit"
+    result = invoke(["train", cli_data, model])
+    assert result.exit_code == 0, result.output
+    output = " ".join(result.output.split())
+    assert "fitting again on all" in output
+    assert "validation (of the early-stopped network; the saved one was then fitted on every" in output
+    meta = json.loads((model / "micmon.json").read_text())
+    assert meta["training"]["refit"] is True
+    (kept,) = meta["metrics"]["refit"]
+    assert 1 <= kept[0] <= 3
