@@ -284,11 +284,13 @@ def train(
     *,
     on_epoch: EpochCallback | None = None,
     on_message: Callable[[str], None] | None = None,
+    on_refit: Callable[[int], None] | None = None,
 ) -> TrainingResult:
     """Train a classifier on per-recording datasets; return the model and its report.
 
     `on_epoch(epoch, logs)` is called after each epoch (1-based), `on_message(text)` with progress
-    notes (what is held out, what is fitted, when TensorFlow loads).
+    notes (what is held out, what is fitted, when TensorFlow loads), `on_refit(epochs)` once
+    before the refit (`TrainingOptions.refit`), whose epochs `on_epoch` then counts from 1 again.
     """
     opts = options or TrainingOptions()
     say = on_message or (lambda text: None)
@@ -340,6 +342,8 @@ def train(
     )
     if opts.refit and held_out and opts.patience:
         everything = Dataset.combine(loaded, 0.0, seed=opts.seed)
+        if on_refit is not None:
+            on_refit(sum(sum(kept) for kept in rounds))
         refitted = []
         for member, kept in enumerate(rounds):
             say(
@@ -347,7 +351,9 @@ def train(
                 f"({' + '.join(str(n) for n in kept)})"
             )
             member_opts = replace(opts, seed=opts.seed + member)
-            net, _, _ = _fit(everything, spec, labels, kind, member_opts, on_epoch=None, say=say, rounds=kept)
+            net, _, _ = _fit(
+                everything, spec, labels, kind, member_opts, on_epoch=on_epoch, say=say, rounds=kept
+            )
             refitted.append(net)
         model = refitted[0] if len(refitted) == 1 else _average(refitted, labels, spec)
         report["refit"] = [list(kept) for kept in rounds]

@@ -46,14 +46,20 @@ def train_with_progress(datasets: Any, options: TrainingOptions) -> TrainingResu
     with console.progress() as bar:
         epochs = options.epochs + (max(1, options.epochs // 2) if options.hard_negatives else 0)
         task = bar.add_task("training", total=epochs)
+        stage = {"name": "epoch", "total": epochs}
 
         def on_epoch(epoch: int, logs: dict[str, float]) -> None:
             shown = "  ".join(f"{k} {v:.3f}" for k, v in logs.items())
-            bar.update(task, advance=1, description=f"epoch {epoch}/{epochs}  {shown}")
+            counted = f"{stage['name']} {epoch}/{stage['total']}"
+            bar.update(task, advance=1, description=f"{counted}  {shown}")
             if not console.interactive():
-                console.info(f"epoch {epoch}/{epochs}: {shown}")
+                console.info(f"{counted}: {shown}")
 
-        result = train_model(datasets, options, on_epoch=on_epoch, on_message=console.info)
+        def on_refit(total: int) -> None:
+            stage.update(name="refit epoch", total=total)
+            bar.reset(task, total=total)
+
+        result = train_model(datasets, options, on_epoch=on_epoch, on_message=console.info, on_refit=on_refit)
     for warning in result.warnings:
         console.warn(warning)
     held_out = not result.report["split"].startswith("none")

@@ -133,6 +133,7 @@ def test_train_refit_from_the_config(invoke, cli_data: Path, isolated: Path) -> 
     assert result.exit_code == 0, result.output
     output = " ".join(result.output.split())
     assert "fitting again on all" in output
+    assert "refit epoch 1/" in output  # the refit's own progress
     assert "validation (of the early-stopped network; the saved one was then fitted on every" in output
     meta = json.loads((model / "micmon.json").read_text())
     assert meta["training"]["refit"] is True
