@@ -60,6 +60,7 @@ DEFAULTS: dict[str, Any] = {
     "augment": True,
     "holdout_recordings": 2,
     "holdout_room": 1,
+    "refit": False,
     # seconds between training windows; None: one window after the other, as `micmon datagen` did
     "datagen_hop": None,
     "pooling": "average",
@@ -98,9 +99,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # dense training windows around the sounds (0.5 s hop; background stays one per window)
     "dense": {**CANDIDATE, "datagen_hop": 0.5},
     "max": {**CANDIDATE, "pooling": "max"},
-    # = what `micmon datagen` + `micmon train` do with no flags since issue 8's second change
+    # what `micmon datagen` + `micmon train` did with no flags from issue 8's second change on
     "dense-max": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max"},
-    # fit again on every fitted recording for the epochs early stopping kept
+    # = what `micmon datagen` + `micmon train` do with no flags since issue 8's fifth round: fit
+    # again on every fitted recording for the epochs early stopping kept
     "dense-max-refit": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "refit": True},
     "dense-max-ens3": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "ensemble": 3},
     "dense-max-wide": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "filters": (24, 48, 64)},
@@ -488,7 +490,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=OUT)
     p.add_argument("--tasks", default=",".join(hard_corpus.TASKS))
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--variants", default="dense-max", help=f"comma-separated, of {', '.join(VARIANTS)}")
+    p.add_argument("--variants", default="dense-max-refit", help=f"comma-separated, of {', '.join(VARIANTS)}")
     p.add_argument("--reuse", action="store_true", help="skip runs already in results.json")
     p.add_argument(
         "--retest",

@@ -26,7 +26,13 @@ def main() -> None:
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     default = (
-        Path(__file__).resolve().parent / "out" / "hard_bench" / "models" / "dense-max" / "chime" / "seed0"
+        Path(__file__).resolve().parent
+        / "out"
+        / "hard_bench"
+        / "models"
+        / "dense-max-refit"
+        / "chime"
+        / "seed0"
     )
     p.add_argument("model", nargs="?", default=str(default))
     p.add_argument("--windows", type=int, default=400)

@@ -143,7 +143,9 @@ def test_refit_trains_on_every_recording_for_the_epochs_early_stopping_kept(data
     from micmon.dataset import Dataset
 
     recordings = Dataset.scan(datasets_dir)
-    opts = TrainingOptions(epochs=4, patience=2, validation_split=0.5, hard_negatives=0.2, seed=3)
+    opts = TrainingOptions(
+        epochs=4, patience=2, validation_split=0.5, hard_negatives=0.2, seed=3, refit=False
+    )
     plain = train(recordings, opts)
     messages: list[str] = []
     refitted = train(recordings, replace(opts, refit=True), on_message=messages.append)

@@ -56,7 +56,8 @@ class TrainingOptions:
     The defaults are the bundle that beat the previous ones (10 epochs, random validation windows,
     one gain/mix copy) on every task of the hard benchmark over 3 seeds (docs/benchmarks-hard.md):
     30 epochs with early stopping on held-out recordings, two augmented copies with band-limit and
-    SpecAugment masks, and one round of hard negatives.
+    SpecAugment masks, and one round of hard negatives; since the fifth round, a refit on every
+    recording for the epochs early stopping kept.
 
     Parameters
     ----------
@@ -140,7 +141,7 @@ class TrainingOptions:
     augment_eq: float = 0.0
     patience: int = 5
     hard_negatives: float = 0.1
-    refit: bool = False
+    refit: bool = True
     filters: tuple[int, ...] = CNN_FILTERS
     pooling: str = CNN_POOLING
     frontend: str = CNN_FRONTEND
