@@ -104,6 +104,14 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # = what `micmon datagen` + `micmon train` do with no flags since issue 8's fifth round: fit
     # again on every fitted recording for the epochs early stopping kept
     "dense-max-refit": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "refit": True},
+    # three times the hard negatives: the background windows that score highest, trained on again
+    "dense-max-refit-hn3": {
+        **CANDIDATE,
+        "datagen_hop": 0.5,
+        "pooling": "max",
+        "refit": True,
+        "hard_negatives": 0.3,
+    },
     "dense-max-ens3": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "ensemble": 3},
     "dense-max-wide": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "filters": (24, 48, 64)},
     "dense-max-shift": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "augment_shift": 0.5},
