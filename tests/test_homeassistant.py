@@ -195,16 +195,17 @@ def test_stale_entities_of_this_node_are_cleared(broker: MosquittoBroker) -> Non
     action = MqttAction(
         broker.url, labels=["positive"], node_id="nursery", clip_base_url="http://pi.local:8080"
     )
-    action.open()
     try:
-        assert action.wait_connected(10)
-        with Subscriber(broker, "homeassistant/#") as sub:
+        with Subscriber(broker, "homeassistant/#") as sub:  # subscribed first, so it sees every clear
+            action.open()
+            assert action.wait_connected(10)
             sub.wait_for(lambda m: m.topic.endswith("/input_level/config"))
+            sub.wait_for(lambda m: m.topic in stale and not m.retain and not m.payload, count=len(stale))
         with Subscriber(broker, "homeassistant/#", "micmon/nursery/#") as late:
-            late.wait_for(lambda m: m.retain and m.topic.endswith("/input_level/config"))
+            kept = {*foreign, *action.discovery_entities()}
+            late.wait_for(lambda m: m.retain and m.topic in kept, count=len(kept))
             retained = {m.topic for m in late.messages if m.retain and m.payload}
             assert not set(stale) & retained
-            assert set(foreign) <= retained
             assert "homeassistant/binary_sensor/nursery/positive/config" in retained
             start = Event("start", "positive", 1.0, None, 0.9, 0.9, 0.9, 2, ORIGIN)
             action.handle(start)
