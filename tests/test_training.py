@@ -132,7 +132,9 @@ def test_early_stopping_and_hard_negatives(datasets_dir: Path) -> None:
         datasets_dir, TrainingOptions(epochs=4, hard_negatives=0.2, seed=2), on_message=messages.append
     )
     assert any(m.startswith("hard negatives: ") for m in messages)
-    assert len(mined.history["loss"]) == 4 + 2  # then half as many epochs on the hard negatives
+    assert len(mined.history["loss"]) == sum(mined.options.planned_epochs) == 4 + 2  # then half as many
+    assert TrainingOptions(epochs=1).planned_epochs == (1, 1)
+    assert TrainingOptions(epochs=30, hard_negatives=0.0).planned_epochs == (30,)
     assert mined.options.to_dict()["hard_negatives"] == 0.2
 
 

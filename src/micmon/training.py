@@ -213,6 +213,13 @@ class TrainingOptions:
                 value=self.class_weight,
             )
 
+    @property
+    def planned_epochs(self) -> tuple[int, ...]:
+        """Epochs of each training round at most: the first fit, then the hard negatives' if any."""
+        if not self.hard_negatives:
+            return (self.epochs,)
+        return (self.epochs, max(1, self.epochs // 2))
+
     def to_dict(self) -> dict[str, Any]:
         """Return the options as a JSON-ready dict."""
         data = asdict(self)
@@ -452,7 +459,7 @@ def _fit(
             monitor="val_loss", patience=opts.patience, restore_best_weights=True
         )
         callbacks.append(stopper)
-    plan = list(rounds) if rounds is not None else [opts.epochs, max(1, opts.epochs // 2)]
+    plan = list(rounds if rounds is not None else opts.planned_epochs)
     kept: list[int] = []
 
     def fit(dataset: Dataset, epochs: int) -> None:
@@ -468,7 +475,7 @@ def _fit(
         kept.append(stopper.best_epoch + 1 if stopper is not None else done[0] - before)
 
     fit(data, plan[0])
-    if opts.hard_negatives and len(plan) > 1:
+    if len(plan) > 1:
         mined = _with_hard_negatives(model, data, labels, opts)
         if mined is not None:
             say(

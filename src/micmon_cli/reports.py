@@ -44,7 +44,7 @@ def train_with_progress(datasets: Any, options: TrainingOptions) -> TrainingResu
     from micmon.training import train as train_model
 
     with console.progress() as bar:
-        epochs = options.epochs + (max(1, options.epochs // 2) if options.hard_negatives else 0)
+        epochs = sum(options.planned_epochs)
         task = bar.add_task("training", total=epochs)
         stage = {"name": "epoch", "total": epochs}
 
