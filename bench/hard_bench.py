@@ -63,6 +63,7 @@ DEFAULTS: dict[str, Any] = {
     "holdout_recordings": 2,
     "holdout_room": 1,
     "refit": False,
+    "warmup": 0.0,
     # seconds between training windows; None: one window after the other, as `micmon datagen` did
     "datagen_hop": None,
     "pooling": "average",
@@ -113,6 +114,15 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "pooling": "max",
         "refit": True,
         "hard_negatives": 0.3,
+    },
+    # early stopping judges only after a third of each round's epochs (10 of 30, 5 of 15): one
+    # validation recording per class had it keep 2 epochs (wolf seed 2), and the refit inherits it
+    "dense-max-refit-warm": {
+        **CANDIDATE,
+        "datagen_hop": 0.5,
+        "pooling": "max",
+        "refit": True,
+        "warmup": 1 / 3,
     },
     "dense-max-ens3": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "ensemble": 3},
     "dense-max-wide": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "filters": (24, 48, 64)},

@@ -138,6 +138,27 @@ def test_early_stopping_and_hard_negatives(datasets_dir: Path) -> None:
     assert mined.options.to_dict()["hard_negatives"] == 0.2
 
 
+def test_warmup_keeps_a_share_of_the_epochs_however_early_validation_loss_is_lowest(
+    datasets_dir: Path,
+) -> None:
+    from dataclasses import replace
+
+    from micmon.dataset import Dataset
+
+    # held-out labels contradict the training ones: the held-out loss is lowest after epoch 1
+    data = Dataset.combine(Dataset.scan(datasets_dir))
+    flipped = np.where(data.classes == 0, 1, 0)
+    recordings = [
+        Dataset(data.samples, data.classes, labels=data.labels, spec=data.spec, name="normal"),
+        Dataset(data.samples, flipped, labels=data.labels, spec=data.spec, name="flipped"),
+    ]
+    opts = TrainingOptions(epochs=8, patience=1, validation_split=0.5, hard_negatives=0.0, seed=4)
+    (eager,) = train(recordings, opts).report["refit"]
+    (warm,) = train(recordings, replace(opts, warmup=0.5)).report["refit"]
+    assert eager == [1]
+    assert warm[0] >= 4  # half of the 8 epochs, whatever the held-out loss said before
+
+
 @pytest.mark.slow
 def test_refit_trains_on_every_recording_for_the_epochs_early_stopping_kept(datasets_dir: Path) -> None:
     from dataclasses import replace
@@ -173,6 +194,7 @@ def test_new_training_options_are_checked() -> None:
     for options, name in (
         (dict(augment_mask=1.5), "augment_mask"),
         (dict(hard_negatives=1.0), "hard_negatives"),
+        (dict(warmup=1.0), "warmup"),
         (dict(patience=-1), "patience"),
         (dict(augment_copies=0), "augment_copies"),
         (dict(pooling="min"), "pooling"),

@@ -11,6 +11,7 @@ folder with all of it in micmon.json. TensorFlow is imported only once training 
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
@@ -101,6 +102,10 @@ class TrainingOptions:
         After early stopping, train a new network on every fitted recording, the validation ones
         included, for the epochs early stopping kept; the report stays the early-stopped
         network's (few recordings: validation no longer costs a third of the examples).
+    warmup : float in [0, 1)
+        Early stopping keeps at least this share of each round's epochs: it judges only after
+        them (with one validation recording per class, its loss can be lowest by chance after
+        an epoch or two).
     filters : sequence of int
         cnn only: filters per convolution block (its capacity).
     pooling : "average" or "max"
@@ -142,6 +147,7 @@ class TrainingOptions:
     patience: int = 5
     hard_negatives: float = 0.1
     refit: bool = True
+    warmup: float = 0.0
     filters: tuple[int, ...] = CNN_FILTERS
     pooling: str = CNN_POOLING
     frontend: str = CNN_FRONTEND
@@ -182,6 +188,10 @@ class TrainingOptions:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ParameterError(f"{name}: must be in [0, 1], got {value!r}", parameter=name, value=value)
+        if not 0.0 <= self.warmup < 1.0:
+            raise ParameterError(
+                f"warmup: must be in [0, 1), got {self.warmup!r}", parameter="warmup", value=self.warmup
+            )
         if not 0.0 <= self.hard_negatives < 1.0:
             raise ParameterError(
                 f"hard_negatives: must be in [0, 1), got {self.hard_negatives!r}",
@@ -452,18 +462,22 @@ def _fit(
                 on_epoch(done[0], logs)
 
     validation = len(data.validation_samples) > 0
-    callbacks: list[Any] = [_Epochs()]
-    stopper = None
-    if opts.patience and validation and rounds is None:
-        stopper = keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=opts.patience, restore_best_weights=True
-        )
-        callbacks.append(stopper)
+    early = bool(opts.patience and validation and rounds is None)
     plan = list(rounds if rounds is not None else opts.planned_epochs)
     kept: list[int] = []
 
     def fit(dataset: Dataset, epochs: int) -> None:
         before = done[0]
+        callbacks: list[Any] = [_Epochs()]
+        stopper = None
+        if early:  # judged only after the warm-up: one noisy validation recording cannot pick epoch 2
+            stopper = keras.callbacks.EarlyStopping(
+                monitor="val_loss",
+                patience=opts.patience,
+                restore_best_weights=True,
+                start_from_epoch=max(0, math.ceil(opts.warmup * epochs) - 1),
+            )
+            callbacks.append(stopper)
         model.fit(
             _augmented(dataset, kind, opts),
             epochs=epochs,

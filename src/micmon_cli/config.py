@@ -263,6 +263,12 @@ class TrainingConfig(Section):
         "the background windows that score highest, trained on again "
         "after a first training (0: off)",
     )
+    warmup: float = Field(
+        _TRAINING.warmup,
+        ge=0.0,
+        lt=1.0,
+        description="share of each round's epochs early stopping always keeps: it judges only after them",
+    )
     refit: bool = Field(
         _TRAINING.refit,
         description="after early stopping, train again on every "
