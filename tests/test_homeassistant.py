@@ -206,6 +206,7 @@ def test_stale_entities_of_this_node_are_cleared(broker: MosquittoBroker) -> Non
             late.wait_for(lambda m: m.retain and m.topic in kept, count=len(kept))
             retained = {m.topic for m in late.messages if m.retain and m.payload}
             assert not set(stale) & retained
+            assert set(foreign) <= retained
             assert "homeassistant/binary_sensor/nursery/positive/config" in retained
             start = Event("start", "positive", 1.0, None, 0.9, 0.9, 0.9, 2, ORIGIN)
             action.handle(start)

@@ -188,16 +188,10 @@ class TrainingOptions:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ParameterError(f"{name}: must be in [0, 1], got {value!r}", parameter=name, value=value)
-        if not 0.0 <= self.warmup < 1.0:
-            raise ParameterError(
-                f"warmup: must be in [0, 1), got {self.warmup!r}", parameter="warmup", value=self.warmup
-            )
-        if not 0.0 <= self.hard_negatives < 1.0:
-            raise ParameterError(
-                f"hard_negatives: must be in [0, 1), got {self.hard_negatives!r}",
-                parameter="hard_negatives",
-                value=self.hard_negatives,
-            )
+        for name in ("hard_negatives", "warmup"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise ParameterError(f"{name}: must be in [0, 1), got {value!r}", parameter=name, value=value)
         for name in ("patience",):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
