@@ -64,6 +64,7 @@ DEFAULTS: dict[str, Any] = {
     "holdout_room": 1,
     "refit": False,
     "warmup": 0.0,
+    "weight_averaging": 0.0,
     # seconds between training windows; None: one window after the other, as `micmon datagen` did
     "datagen_hop": None,
     "pooling": "average",
@@ -123,6 +124,15 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "pooling": "max",
         "refit": True,
         "warmup": 1 / 3,
+    },
+    # the refit's network is the mean of its weights over the last 30 % of each round's steps
+    # instead of the last step's: less variation from seed to seed
+    "dense-max-refit-avg": {
+        **CANDIDATE,
+        "datagen_hop": 0.5,
+        "pooling": "max",
+        "refit": True,
+        "weight_averaging": 0.3,
     },
     "dense-max-ens3": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "ensemble": 3},
     "dense-max-wide": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "filters": (24, 48, 64)},

@@ -159,6 +159,59 @@ def test_warmup_keeps_a_share_of_the_epochs_however_early_validation_loss_is_low
     assert warm[0] >= 4  # half of the 8 epochs, whatever the held-out loss said before
 
 
+def test_weight_averaging_changes_only_the_fits_early_stopping_does_not_end(datasets_dir: Path) -> None:
+    from dataclasses import replace
+
+    def weights(opts: TrainingOptions) -> list[np.ndarray]:
+        return list(train(datasets_dir, opts).model.keras_model.get_weights())
+
+    stopped = TrainingOptions(epochs=3, patience=2, refit=False, hard_negatives=0.0, seed=2)
+    for plain, averaged in zip(
+        weights(stopped), weights(replace(stopped, weight_averaging=0.5)), strict=True
+    ):
+        np.testing.assert_allclose(averaged, plain, atol=1e-5)  # early stopping restores its best
+    full = replace(stopped, patience=0)
+    plain, averaged = train(datasets_dir, full), train(datasets_dir, replace(full, weight_averaging=0.5))
+    pairs = zip(plain.model.keras_model.get_weights(), averaged.model.keras_model.get_weights(), strict=True)
+    assert any(not np.allclose(a, b, atol=1e-5) for a, b in pairs)
+    assert averaged.report["accuracy"] >= plain.report["accuracy"] - 0.05  # as good a network
+
+
+def test_weight_averager_sets_the_mean_of_the_last_steps() -> None:
+    import keras
+
+    from micmon.training import _weight_averager
+
+    # one weight, input 1, loss = output: plain SGD moves the weight by -0.1 a step (w_t = -0.1 t)
+    net = keras.Sequential(
+        [keras.Input((1,)), keras.layers.Dense(1, use_bias=False, kernel_initializer="zeros")]
+    )
+    net.compile(optimizer=keras.optimizers.SGD(0.1), loss=lambda truth, output: keras.ops.mean(output))
+    x = np.ones((10, 1), dtype=np.float32)
+    net.fit(x, x, batch_size=1, epochs=1, verbose=0, callbacks=[_weight_averager(0.3, 10)])
+    assert net.get_weights()[0].item() == pytest.approx(-0.9)  # mean of w_8, w_9, w_10
+
+
+def test_recomputed_batch_statistics_are_the_mean_over_the_windows() -> None:
+    import keras
+
+    from micmon.training import _recompute_batch_statistics
+
+    x = np.random.default_rng(0).normal(2.0, 3.0, size=(100, 6)).astype(np.float32)
+    dense = keras.layers.Dense(4, use_bias=False)
+    norm = keras.layers.BatchNormalization(momentum=0.9)
+    net = keras.Sequential([keras.Input((6,)), dense, norm])
+    norm.moving_mean.assign(np.full(4, 50.0, dtype=np.float32))  # stale: gathered under other weights
+    _recompute_batch_statistics(net, x, batch_size=25)
+    h = x @ dense.get_weights()[0]
+    batches = np.split(h[np.random.default_rng(0).permutation(100)], 4)
+    np.testing.assert_allclose(norm.moving_mean.numpy(), h.mean(axis=0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(
+        norm.moving_variance.numpy(), np.mean([b.var(axis=0) for b in batches], axis=0), rtol=1e-3
+    )
+    assert norm.momentum == 0.9  # the layer's own momentum is back for later training
+
+
 @pytest.mark.slow
 def test_refit_trains_on_every_recording_for_the_epochs_early_stopping_kept(datasets_dir: Path) -> None:
     from dataclasses import replace
@@ -195,6 +248,7 @@ def test_new_training_options_are_checked() -> None:
         (dict(augment_mask=1.5), "augment_mask"),
         (dict(hard_negatives=1.0), "hard_negatives"),
         (dict(warmup=1.0), "warmup"),
+        (dict(weight_averaging=1.0), "weight_averaging"),
         (dict(patience=-1), "patience"),
         (dict(augment_copies=0), "augment_copies"),
         (dict(pooling="min"), "pooling"),

@@ -106,6 +106,10 @@ class TrainingOptions:
         Early stopping keeps at least this share of each round's epochs: it judges only after
         them (with one validation recording per class, its loss can be lowest by chance after
         an epoch or two).
+    weight_averaging : float in [0, 1)
+        After each fit that early stopping does not end (the refit's), the network's weights are
+        the mean of its weights over this share of the fit's last steps (0: off): one network
+        from a stretch of training rather than from wherever its last step happened to land.
     filters : sequence of int
         cnn only: filters per convolution block (its capacity).
     pooling : "average" or "max"
@@ -148,6 +152,7 @@ class TrainingOptions:
     hard_negatives: float = 0.1
     refit: bool = True
     warmup: float = 0.0
+    weight_averaging: float = 0.0
     filters: tuple[int, ...] = CNN_FILTERS
     pooling: str = CNN_POOLING
     frontend: str = CNN_FRONTEND
@@ -188,7 +193,7 @@ class TrainingOptions:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ParameterError(f"{name}: must be in [0, 1], got {value!r}", parameter=name, value=value)
-        for name in ("hard_negatives", "warmup"):
+        for name in ("hard_negatives", "warmup", "weight_averaging"):
             value = getattr(self, name)
             if not 0.0 <= value < 1.0:
                 raise ParameterError(f"{name}: must be in [0, 1), got {value!r}", parameter=name, value=value)
@@ -472,14 +477,22 @@ def _fit(
                 start_from_epoch=max(0, math.ceil(opts.warmup * epochs) - 1),
             )
             callbacks.append(stopper)
+        augmented = _augmented(dataset, kind, opts)
+        averager = None
+        if opts.weight_averaging and stopper is None:
+            steps = epochs * math.ceil(len(augmented.train_samples) / opts.batch_size)
+            averager = _weight_averager(opts.weight_averaging, steps)
+            callbacks.append(averager)
         model.fit(
-            _augmented(dataset, kind, opts),
+            augmented,
             epochs=epochs,
             batch_size=opts.batch_size,
             class_weight="balanced" if opts.class_weight == "balanced" else None,
             callbacks=callbacks,
             validation=validation,
         )
+        if averager is not None:  # the batch-norm statistics were gathered under the raw weights
+            _recompute_batch_statistics(model.keras_model, augmented.train_samples, opts.batch_size)
         kept.append(stopper.best_epoch + 1 if stopper is not None else done[0] - before)
 
     fit(data, plan[0])
@@ -492,6 +505,53 @@ def _fit(
             )
             fit(mined, plan[1])
     return model, history, kept
+
+
+def _weight_averager(share: float, steps: int) -> Any:
+    """Return a Keras callback that ends a fit of `steps` steps by setting the trainable weights to
+    their mean over the last `share` of the steps."""
+    keras = _keras()
+    first = steps - max(1, round(share * steps))
+
+    class _Average(keras.callbacks.Callback):  # type: ignore[misc,name-defined]
+        def on_train_begin(self, logs: dict[str, float] | None = None) -> None:
+            self.step = self.count = 0
+            self.sums = [np.zeros(v.shape, dtype=np.float64) for v in self.model.trainable_variables]
+
+        def on_train_batch_end(self, batch: int, logs: dict[str, float] | None = None) -> None:
+            if self.step >= first:
+                for total, variable in zip(self.sums, self.model.trainable_variables, strict=True):
+                    total += np.asarray(variable.numpy(), dtype=np.float64)
+                self.count += 1
+            self.step += 1
+
+        def on_train_end(self, logs: dict[str, float] | None = None) -> None:
+            if self.count:
+                for total, variable in zip(self.sums, self.model.trainable_variables, strict=True):
+                    variable.assign((total / self.count).astype(variable.dtype))
+
+    return _Average()
+
+
+def _recompute_batch_statistics(keras_model: Any, x: np.ndarray, batch_size: int) -> None:
+    """Set the batch-norm statistics of `keras_model` to those of its current weights on `x`.
+
+    The moving averages were gathered under the raw weights; averaged weights shift them.
+    """
+    keras = _keras()
+    norms = [layer for layer in keras_model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    if not norms:
+        return
+    momentum = [layer.momentum for layer in norms]
+    order = np.random.default_rng(0).permutation(len(x))
+    try:
+        for count, start in enumerate(range(0, len(x), batch_size)):
+            for layer in norms:  # a plain mean over the batches: the k-th batch weighs 1/(k+1)
+                layer.momentum = count / (count + 1)
+            keras_model(x[order[start : start + batch_size]], training=True)
+    finally:
+        for layer, value in zip(norms, momentum, strict=True):
+            layer.momentum = value
 
 
 def _average(members: list[Model], labels: list[str], spec: FeatureSpec) -> Model:

@@ -269,6 +269,13 @@ class TrainingConfig(Section):
         lt=1.0,
         description="share of each round's epochs early stopping always keeps: it judges only after them",
     )
+    weight_averaging: float = Field(
+        _TRAINING.weight_averaging,
+        ge=0.0,
+        lt=1.0,
+        description="momentum of a moving average of the weights that becomes the network's "
+        "weights after the refit (0: off; 0.995: about the last 200 steps)",
+    )
     refit: bool = Field(
         _TRAINING.refit,
         description="after early stopping, train again on every "
