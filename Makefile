@@ -35,7 +35,7 @@ lint: venv
 	$(BIN)/mypy src
 
 test: system venv lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15  # the slowest tests, to keep CI short
 
 demo: system venv
 	$(BIN)/micmon demo micmon-demo --force

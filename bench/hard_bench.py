@@ -134,6 +134,15 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "refit": True,
         "weight_averaging": 0.3,
     },
+    # both: the warm-up's longer training, ended on the mean of the last steps' weights
+    "dense-max-refit-warm-avg": {
+        **CANDIDATE,
+        "datagen_hop": 0.5,
+        "pooling": "max",
+        "refit": True,
+        "warmup": 1 / 3,
+        "weight_averaging": 0.3,
+    },
     "dense-max-ens3": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "ensemble": 3},
     "dense-max-wide": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "filters": (24, 48, 64)},
     "dense-max-shift": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "augment_shift": 0.5},
