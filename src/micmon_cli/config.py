@@ -273,8 +273,8 @@ class TrainingConfig(Section):
         _TRAINING.weight_averaging,
         ge=0.0,
         lt=1.0,
-        description="momentum of a moving average of the weights that becomes the network's "
-        "weights after the refit (0: off; 0.995: about the last 200 steps)",
+        description="share of the last training steps whose weights are averaged into the "
+        "network's at the end of each fit early stopping does not end, the refit's (0: off)",
     )
     refit: bool = Field(
         _TRAINING.refit,
