@@ -188,7 +188,7 @@ def test_weight_averager_sets_the_mean_of_the_last_steps() -> None:
     )
     net.compile(optimizer=keras.optimizers.SGD(0.1), loss=lambda truth, output: keras.ops.mean(output))
     x = np.ones((10, 1), dtype=np.float32)
-    net.fit(x, x, batch_size=1, epochs=1, verbose=0, callbacks=[_weight_averager(0.3, 10)])
+    net.fit(x, x, batch_size=1, epochs=1, verbose=0, callbacks=[_weight_averager(0.3)])
     assert net.get_weights()[0].item() == pytest.approx(-0.9)  # mean of w_8, w_9, w_10
 
 

@@ -480,8 +480,7 @@ def _fit(
         augmented = _augmented(dataset, kind, opts)
         averager = None
         if opts.weight_averaging and stopper is None:
-            steps = epochs * math.ceil(len(augmented.train_samples) / opts.batch_size)
-            averager = _weight_averager(opts.weight_averaging, steps)
+            averager = _weight_averager(opts.weight_averaging)
             callbacks.append(averager)
         model.fit(
             augmented,
@@ -507,19 +506,20 @@ def _fit(
     return model, history, kept
 
 
-def _weight_averager(share: float, steps: int) -> Any:
-    """Return a Keras callback that ends a fit of `steps` steps by setting the trainable weights to
-    their mean over the last `share` of the steps."""
+def _weight_averager(share: float) -> Any:
+    """Return a Keras callback that ends a fit by setting the trainable weights to their mean over
+    the last `share` of its steps."""
     keras = _keras()
-    first = steps - max(1, round(share * steps))
 
     class _Average(keras.callbacks.Callback):  # type: ignore[misc,name-defined]
         def on_train_begin(self, logs: dict[str, float] | None = None) -> None:
+            steps = self.params["epochs"] * self.params["steps"]  # as Keras batches this fit
+            self.first = steps - max(1, round(share * steps))
             self.step = self.count = 0
             self.sums = [np.zeros(v.shape, dtype=np.float64) for v in self.model.trainable_variables]
 
         def on_train_batch_end(self, batch: int, logs: dict[str, float] | None = None) -> None:
-            if self.step >= first:
+            if self.step >= self.first:
                 for total, variable in zip(self.sums, self.model.trainable_variables, strict=True):
                     total += np.asarray(variable.numpy(), dtype=np.float64)
                 self.count += 1
