@@ -24,7 +24,10 @@ LOW_FREQ, HIGH_FREQ = 250.0, 7500.0
 TRAIN_RECORDINGS = 5
 TRAIN_SECONDS = 45.0
 TEST_SECONDS = 60.0
-EPOCHS = 60
+#: Epochs of the first fit (early stopping may end it sooner; the hard-negative round and the
+#: refit follow). The demo's 280 windows are learnt by epoch 3; 12 found 4 of 4 alarms with no
+#: false alarm on audio seeds 0-2 in 1.7-2.3 min, as 60 did on seed 0 in 4.6 min.
+EPOCHS = 12
 ALARM, BACKGROUND = "alarm", "negative"
 #: Alarm-clock beeping: four 0.1 s beeps 0.2 s apart, then a pause; square-ish 2.7 kHz tone.
 BEEP_HZ = 2700.0
