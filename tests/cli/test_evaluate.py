@@ -150,8 +150,10 @@ def test_holdout_recordings_then_calibrate_warns_about_trained_ones(workspace: P
 
     code, out, err = run("evaluate", str(workspace / "audio"), "--model", str(model), "--calibrate", "--json")
     assert code == 0, err
-    assert "calibrating on 3 recording(s) the network was trained on" in err
-    assert held not in err.split("trained on")[1].split(")")[0]
+    shown = " ".join(err.split())
+    assert "calibrating on 3 recording(s) with the sound the network was trained on" in shown
+    assert held not in shown.split("trained on")[1].split(")")[0]
+    assert "background recording(s)" not in shown  # the workspace's recordings all hold the sound
     code, out, err = run(
         "evaluate", str(workspace / "audio" / held), "--model", str(model), "--calibrate", "--json"
     )
@@ -184,6 +186,11 @@ def test_calibrate_without_a_folder_uses_held_out_and_background_recordings(
     assert code == 0, err
     shown = " ".join(err.split())
     assert "calibrating on 2 recording(s): the ones training held out and the background" in shown
+    # the room was trained on as negatives, as the README's workflow has it: said as what it means,
+    # not as advice to hold out recordings (the user did)
+    assert "1 background recording(s) here were also trained on, as negatives (room)" in shown
+    assert "expect more false alarms on new audio than calibration counts" in shown
+    assert "with the sound the network was trained on" not in shown and "--holdout-recordings" not in shown
     report = json.loads(out)
     assert sorted(Path(r["path"]).name for r in report["recordings"]) == sorted([Path(held[0]).name, "room"])
     # A few minutes of audio cannot vouch for 1 false alarm per hour: the user is told.

@@ -144,7 +144,7 @@ def evaluate(
     scored, batch = _score(folders, model, window_hop, c.audio.ffmpeg, calibrating=do_calibrate)
     calibration = None
     if do_calibrate:
-        _warn_if_trained_on(model.metadata, [r.path for r in scored])
+        _warn_if_trained_on(model.metadata, scored)
         budget = c.evaluate.max_false_alarms_per_hour
         calibration = calibrate(scored, max_false_alarms_per_hour=budget, base=settings)
         settings = calibration.settings
@@ -239,17 +239,36 @@ def _score(
     return scored, batch
 
 
-def _warn_if_trained_on(metadata: dict[str, Any], paths: list[str]) -> None:
+def _warn_if_trained_on(metadata: dict[str, Any], scored: list[RecordingScores]) -> None:
+    """Warn about recordings the network was fitted on: recordings with the sound (hold them out),
+    and background recordings (trained on as negatives by design, but optimistic)."""
+    from micmon.detect import BACKGROUND_LABELS
     from micmon.evaluate import trained_on
 
-    seen = trained_on(metadata, paths)
-    if seen:
-        shown = ", ".join(Path(p).name for p in seen[:3]) + ("..." if len(seen) > 3 else "")
+    seen = set(trained_on(metadata, [r.path for r in scored]))
+    background = ((metadata or {}).get("training") or {}).get("background_label")
+
+    def is_background(label: str) -> bool:
+        return label == background if background else label.lower() in BACKGROUND_LABELS
+
+    quiet = [r.path for r in scored if r.path in seen and all(is_background(run.label) for run in r.runs)]
+    events = [r.path for r in scored if r.path in seen and r.path not in quiet]
+
+    def names(paths: list[str]) -> str:
+        return ", ".join(Path(p).name for p in paths[:3]) + ("..." if len(paths) > 3 else "")
+
+    if events:
         console.warn(
-            f"calibrating on {len(seen)} recording(s) the network was trained on "
-            f"({shown}); the settings will look better than they are. Hold "
+            f"calibrating on {len(events)} recording(s) with the sound the network was trained "
+            f"on ({names(events)}); the settings will look better than they are. Hold "
             "recordings out with `micmon train --holdout-recordings N` or use a "
             "separate folder"
+        )
+    if quiet:
+        console.warn(
+            f"{len(quiet)} background recording(s) here were also trained on, as negatives "
+            f"({names(quiet)}): the network scores audio it was fitted on lower than new audio, "
+            "so expect more false alarms on new audio than calibration counts"
         )
 
 
