@@ -215,6 +215,9 @@ def main(argv: list[str] | None = None) -> None:
             hard_bench.log(f"{task} seed {seed}: replaying {len(RULES)} calibration rules")
             for rule, figures in replay(cached_scores(corpus, args.out, args.variant, task, seed)).items():
                 results.setdefault(rule, {}).setdefault(task, []).append(figures)
+    if not results:
+        print(f"no saved {args.variant} networks under {args.out}: run bench/hard_bench.py first")
+        return
     tasks = [t for t in args.tasks.split(",") if any(t in r for r in results.values())]
     print(
         f"{args.variant}: event recall at false alarms per hour of unseen room audio, "
