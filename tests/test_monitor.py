@@ -172,7 +172,11 @@ def _live(path: Path) -> str:
 def _ffmpeg_children() -> list[int]:
     pids = []
     for task in Path(f"/proc/{os.getpid()}/task").iterdir():
-        for pid in (task / "children").read_text().split():
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:  # the thread ended between listing and reading
+            continue
+        for pid in children:
             try:
                 if b"ffmpeg" in Path(f"/proc/{pid}/cmdline").read_bytes():
                     pids.append(int(pid))
