@@ -605,7 +605,14 @@ def room(
         path = pool[rng.integers(len(pool))]
         x = at_level(src.sound(path), p.speech_dbfs + rng.uniform(*p.other_db))
         add(out, x, int(t * RATE))
-        heard.append({"t": round(t, 2), "sound": str(path), "lookalike": path in (lookalikes or [])})
+        heard.append(
+            {
+                "t": round(t, 2),
+                "seconds": round(len(x) / RATE, 3),
+                "sound": str(path),
+                "lookalike": path in (lookalikes or []),
+            }
+        )
         t += len(x) / RATE + rng.exponential(p.other_every)
     return out, heard
 
@@ -816,6 +823,7 @@ def build(params: Params, out: Path, log: Callable[[str], None] = print) -> dict
             f"{sum(len(r['events']) for r in entry['test'])} test events "
             f"({time.perf_counter() - started:.0f} s)"
         )
+    test_only = set(manifest["test_only_sounds"])
     for side, minutes in (("train", params.room_train_minutes), ("test", params.room_test_minutes)):
         pieces = int(np.ceil(minutes / params.room_piece_minutes))
         for i, form in enumerate(forms(pieces, params, rng)):
@@ -832,6 +840,16 @@ def build(params: Params, out: Path, log: Callable[[str], None] = print) -> dict
                     "events": [],
                     "other_sounds": len(heard),
                     "distinct_other_sounds": len({h["sound"] for h in heard}),
+                    # where each other sound falls: what a false alarm on this recording overlaps
+                    "sounds": [
+                        {
+                            "t": h["t"],
+                            "seconds": h["seconds"],
+                            "sound": h["sound"],
+                            "test_only": h["sound"] in test_only,
+                        }
+                        for h in heard
+                    ],
                 }
             )
         log(f"room/{side}: {minutes:g} min ({time.perf_counter() - started:.0f} s)")

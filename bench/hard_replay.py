@@ -14,6 +14,7 @@ Example: python bench/hard_replay.py                       # the default variant
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import pickle
 import sys
@@ -174,8 +175,8 @@ def choose(tab: Table, hours: float, rule: Rule) -> DetectorSettings:
     return DetectorSettings().with_(thresholds=best[5], targets=tuple(targets), k=k, n=n, m=m)
 
 
-def replay(scores: dict[str, list[Any]]) -> dict[str, tuple[float, float]]:
-    """Return (event recall, false alarms per hour of test room audio) under every rule."""
+def replay(scores: dict[str, list[Any]]) -> dict[str, tuple[float, float, DetectorSettings]]:
+    """Return (event recall, false alarms per hour of test room audio, detector) under every rule."""
     tables = {
         (grid, group): table(scores[group], grid)
         for grid in {rule.grid for rule in RULES}
@@ -190,8 +191,44 @@ def replay(scores: dict[str, list[Any]]) -> dict[str, tuple[float, float]]:
         settings = choose(summed([tables[(rule.grid, g)] for g in rule.groups]), hours, rule)
         events = evaluate_scores(scores["test_events"], settings).overall
         room = evaluate_scores(scores["room_test"], settings).overall
-        out[rule.name] = (events.found / events.runs, room.false_alarms / room.hours)
+        out[rule.name] = (events.found / events.runs, room.false_alarms / room.hours, settings)
     return out
+
+
+#: What a false alarm on the test room audio overlaps (within `PAD` seconds), first match wins.
+SOURCES = ("test-only sound", "sound of the fitted room audio", "other training-pool sound", "speech only")
+PAD = 0.5
+
+
+def false_alarm_sources(
+    scores: dict[str, list[Any]], settings: DetectorSettings, corpus: Path, manifest: dict[str, Any]
+) -> dict[str, int] | None:
+    """Count the false alarms on the test room audio by the other sound they overlap; None when
+    the corpus manifest does not say where its sounds fall (built before it recorded them)."""
+    rooms = {r["path"]: r.get("sounds") for side in ("train", "test") for r in manifest["room"][side]}
+    if any(sounds is None for sounds in rooms.values()):
+        return None
+
+    def placed(rec: Any) -> list[dict[str, Any]]:
+        return rooms[str(Path(rec.path).resolve().relative_to(corpus.resolve()))] or []
+
+    fitted = {h["sound"] for rec in scores["fit_room"] for h in placed(rec)}
+    counts = dict.fromkeys(SOURCES, 0)
+    for report in evaluate_scores(scores["room_test"], settings).recordings:
+        sounds = placed(report.scores)
+        for alarm in report.detections:
+            near = [
+                h for h in sounds if h["t"] - PAD < alarm.end and alarm.start < h["t"] + h["seconds"] + PAD
+            ]
+            if any(h["test_only"] for h in near):
+                counts[SOURCES[0]] += 1
+            elif any(h["sound"] in fitted for h in near):
+                counts[SOURCES[1]] += 1
+            elif near:
+                counts[SOURCES[2]] += 1
+            else:
+                counts[SOURCES[3]] += 1
+    return counts
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -204,7 +241,9 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seeds", default="0,1,2")
     args = p.parse_args(argv)
     corpus = args.corpus or hard_corpus.corpus(log=hard_bench.log)
+    manifest = json.loads((corpus / "manifest.json").read_text())
     results: dict[str, dict[str, list[tuple[float, float]]]] = {}
+    sources: dict[str, dict[str, int]] = {}
     for task in [t for t in args.tasks.split(",") if t]:
         for seed in [int(s) for s in args.seeds.split(",") if s]:
             if not (args.out / "models" / args.variant / task / f"seed{seed}" / "micmon.json").exists():
@@ -213,8 +252,12 @@ def main(argv: list[str] | None = None) -> None:
                 )
                 continue
             hard_bench.log(f"{task} seed {seed}: replaying {len(RULES)} calibration rules")
-            for rule, figures in replay(cached_scores(corpus, args.out, args.variant, task, seed)).items():
-                results.setdefault(rule, {}).setdefault(task, []).append(figures)
+            scores = cached_scores(corpus, args.out, args.variant, task, seed)
+            for i, (rule, (recall, alarms, settings)) in enumerate(replay(scores).items()):
+                results.setdefault(rule, {}).setdefault(task, []).append((recall, alarms))
+                counts = false_alarm_sources(scores, settings, corpus, manifest) if i == 0 else None
+                for source, count in (counts or {}).items():
+                    sources.setdefault(task, dict.fromkeys(SOURCES, 0))[source] += count
     if not results:
         print(f"no saved {args.variant} networks under {args.out}: run bench/hard_bench.py first")
         return
@@ -235,6 +278,33 @@ def main(argv: list[str] | None = None) -> None:
                 f"{np.mean(alarms):.1f} / {max(alarms):.1f} ({len(runs)})"
             )
         print(f"| {rule} | " + " | ".join(cells) + " |")
+    if not sources:
+        print(
+            "\n(the corpus manifest does not say where its sounds fall: rebuild it, "
+            "hard_corpus.py --force, for the false alarms' sources)"
+        )
+        return
+    print(
+        f"\nFalse alarms on the test room audio under the first rule, by what they overlap (+/- {PAD:g} s):\n"
+    )
+    print("| task | " + " | ".join(SOURCES) + " |")
+    print("|---|" + "---|" * len(SOURCES))
+    for task, counts in sources.items():
+        print(f"| {task} | " + " | ".join(str(counts[s]) for s in SOURCES) + " |")
+    time_share = {
+        kind: sum(
+            h["seconds"] + 2 * PAD
+            for r in manifest["room"]["test"]
+            for h in r["sounds"]
+            if h["test_only"] == kind
+        )
+        / sum(r["seconds"] for r in manifest["room"]["test"])
+        for kind in (True, False)
+    }
+    print(
+        f"\n(test-only sounds cover {time_share[True]:.0%} of the test room audio, the others "
+        f"{time_share[False]:.0%}, each +/- {PAD:g} s)"
+    )
 
 
 if __name__ == "__main__":
