@@ -886,6 +886,13 @@ def background_folders(audio_dir: str | os.PathLike[str], background: Sequence[s
     ]
 
 
+def background_labels(metadata: Mapping[str, Any] | None) -> list[str]:
+    """Return the labels that mark a recording as background for a model: its training's
+    background label, else `BACKGROUND_LABELS`."""
+    background = ((metadata or {}).get("training") or {}).get("background_label")
+    return [background] if background else list(BACKGROUND_LABELS)
+
+
 def calibration_folders(
     metadata: Mapping[str, Any] | None, audio_dir: str | os.PathLike[str] | None
 ) -> list[AudioDirectory]:
@@ -893,11 +900,11 @@ def calibration_folders(
     --holdout-recordings` kept out, and the background recordings under `audio_dir`."""
     training = (metadata or {}).get("training") or {}
     folders = [AudioDirectory(p) for p in training.get("holdout_sources") or [] if Path(p).is_dir()]
-    background = training.get("background_label")
     if audio_dir is not None and Path(audio_dir).is_dir():
-        labels = [background] if background else list(BACKGROUND_LABELS)
         seen = {d.path for d in folders}
-        folders += [d for d in background_folders(audio_dir, labels) if d.path not in seen]
+        folders += [
+            d for d in background_folders(audio_dir, background_labels(metadata)) if d.path not in seen
+        ]
     return folders
 
 

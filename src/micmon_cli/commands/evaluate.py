@@ -242,16 +242,11 @@ def _score(
 def _warn_if_trained_on(metadata: dict[str, Any], scored: list[RecordingScores]) -> None:
     """Warn about recordings the network was fitted on: recordings with the sound (hold them out),
     and background recordings (trained on as negatives by design, but optimistic)."""
-    from micmon.detect import BACKGROUND_LABELS
-    from micmon.evaluate import trained_on
+    from micmon.evaluate import background_labels, trained_on
 
     seen = set(trained_on(metadata, [r.path for r in scored]))
-    background = ((metadata or {}).get("training") or {}).get("background_label")
-
-    def is_background(label: str) -> bool:
-        return label == background if background else label.lower() in BACKGROUND_LABELS
-
-    quiet = [r.path for r in scored if r.path in seen and all(is_background(run.label) for run in r.runs)]
+    background = set(background_labels(metadata))  # as calibration_folders finds them
+    quiet = [r.path for r in scored if r.path in seen and all(run.label in background for run in r.runs)]
     events = [r.path for r in scored if r.path in seen and r.path not in quiet]
 
     def names(paths: list[str]) -> str:
