@@ -246,6 +246,26 @@ def pick(items: Sequence[Path], count: int, seed: int) -> tuple[list[Path], list
     return holdout_recordings(list(items), count, seed=seed)
 
 
+def recordings(corpus: Path, task: str, seed: int, opts: dict[str, Any]) -> dict[str, list[Path]]:
+    """Return the sample folders of one run by role: fitted and held-out (event and room)
+    recordings of the training side, and the test side's event and room recordings."""
+    fit_events, held_events = pick(sample_folders(corpus / task / "train"), opts["holdout_recordings"], seed)
+    fit_room, held_room = pick(sample_folders(corpus / "room" / "train"), opts["holdout_room"], seed)
+    return {
+        "fit_events": fit_events,
+        "held_events": held_events,
+        "fit_room": fit_room,
+        "held_room": held_room,
+        "test_events": sample_folders(corpus / task / "test"),
+        "room_test": sample_folders(corpus / "room" / "test"),
+    }
+
+
+def model_path(out: Path, variant: str, task: str, seed: int) -> Path:
+    """Return where a run's network is saved."""
+    return out / "models" / variant / task / f"seed{seed}"
+
+
 def score(folders: Sequence[Path], model: Any, hop: float) -> list[Any]:
     """Score every folder through the model (LiteRT) as `monitor` would."""
     from micmon.evaluate import score_recording
@@ -317,10 +337,9 @@ def run(
     spec = feature_spec(opts)
     manifest = json.loads((corpus / "manifest.json").read_text())
     labels = [*manifest["tasks"][task]["labels"], BACKGROUND]
-    events_train = sample_folders(corpus / task / "train")
-    room_train = sample_folders(corpus / "room" / "train")
-    fit_events, held_events = pick(events_train, opts["holdout_recordings"], seed)
-    fit_room, held_room = pick(room_train, opts["holdout_room"], seed)
+    folders = recordings(corpus, task, seed, opts)
+    fit_events, held_events = folders["fit_events"], folders["held_events"]
+    fit_room, held_room = folders["fit_room"], folders["held_room"]
     row: dict[str, Any] = {
         "task": task,
         "seed": seed,
@@ -328,7 +347,7 @@ def run(
         "fitted": [str(p.relative_to(corpus)) for p in fit_events + fit_room],
         "calibrated_on": [str(p.relative_to(corpus)) for p in held_events + held_room],
     }
-    model_dir = out / "models" / variant / task / f"seed{seed}"
+    model_dir = model_path(out, variant, task, seed)
     if not (retest and (model_dir / "micmon.json").exists()):
         t0 = time.perf_counter()
         datasets = [
@@ -357,9 +376,7 @@ def run(
     row["calibration"] = {k: v for k, v in calibration.to_dict().items() if k != "tradeoff"}
     row["detector"] = calibration.settings.to_dict()
     log(f"{task} seed {seed} {variant}: testing")
-    test_events = sample_folders(corpus / task / "test")
-    room_test = sample_folders(corpus / "room" / "test")
-    scored = score(test_events + room_test, model, hop)
+    scored = score(folders["test_events"] + folders["room_test"], model, hop)
     report = evaluate_scores(scored, calibration.settings)
     # the best any calibration could do on the test side itself (a ceiling, never a setting)
     oracle = calibrate(scored, max_false_alarms_per_hour=MAX_FALSE_ALARMS_PER_HOUR)

@@ -84,22 +84,9 @@ def cached_scores(corpus: Path, out: Path, variant: str, task: str, seed: int) -
         loaded: dict[str, list[Any]] = pickle.loads(cache.read_bytes())
         return loaded
     opts = hard_bench.options(variant)
-    spec = hard_bench.feature_spec(opts)
-    fit_events, held_events = hard_bench.pick(
-        hard_bench.sample_folders(corpus / task / "train"), opts["holdout_recordings"], seed
-    )
-    fit_room, held_room = hard_bench.pick(
-        hard_bench.sample_folders(corpus / "room" / "train"), opts["holdout_room"], seed
-    )
-    model = Model.load(out / "models" / variant / task / f"seed{seed}")
-    hop = spec.window_seconds * hard_bench.HOP_FRACTION
-    folders = {
-        "held_events": held_events,
-        "held_room": held_room,
-        "fit_room": fit_room,
-        "test_events": hard_bench.sample_folders(corpus / task / "test"),
-        "room_test": hard_bench.sample_folders(corpus / "room" / "test"),
-    }
+    folders = hard_bench.recordings(corpus, task, seed, opts)
+    model = Model.load(hard_bench.model_path(out, variant, task, seed))
+    hop = hard_bench.feature_spec(opts).window_seconds * hard_bench.HOP_FRACTION
     scores = {group: hard_bench.score(folders[group], model, hop) for group in GROUPS}
     cache.parent.mkdir(parents=True, exist_ok=True)
     scratch = cache.with_suffix(f".{os.getpid()}.tmp")
@@ -246,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
     sources: dict[str, dict[str, int]] = {}
     for task in [t for t in args.tasks.split(",") if t]:
         for seed in [int(s) for s in args.seeds.split(",") if s]:
-            if not (args.out / "models" / args.variant / task / f"seed{seed}" / "micmon.json").exists():
+            if not (hard_bench.model_path(args.out, args.variant, task, seed) / "micmon.json").exists():
                 hard_bench.log(
                     f"{task} seed {seed}: no saved {args.variant} network under {args.out}; skipped"
                 )
