@@ -7,7 +7,7 @@ import pytest
 
 from helpers import beep_windows
 from micmon.errors import ParameterError
-from micmon.features import FeatureSpec, compute_batch
+from micmon.features import FeatureSpec, compute_batch, from_power, to_power
 from micmon.model.augment import EQ_DB, EQ_TERMS, SHIFT_BANDS, augment
 
 RATE = 16000
@@ -49,6 +49,33 @@ def test_augment_mixes_background_into_positives_only() -> None:
     np.testing.assert_allclose(ax[9:], x[3:], atol=1e-5)  # background windows untouched
 
 
+def test_augment_mixes_background_into_background_when_asked() -> None:
+    x, y = sounds_then_background(3, 3, seed=2)
+    plain, _ = augment(x, y, spec=LOGMEL, background=[0], copies=1, gain_db=0.0, mix_probability=0.0)
+    ax, ay = augment(
+        x,
+        y,
+        spec=LOGMEL,
+        background=[0],
+        copies=1,
+        gain_db=0.0,
+        mix_probability=0.0,
+        background_mix_probability=1.0,
+        mix_level_db=(0.0, 0.0),
+    )
+    assert ay.tolist() == y.tolist() * 2  # still background: the labels are unchanged
+    np.testing.assert_allclose(ax[6:9], x[:3], atol=1e-5)  # sounds untouched (mix_probability 0)
+    mixed = ax[9:]
+    assert np.all(mixed >= x[3:] - 1e-5) and np.any(mixed > x[3:] + 1e-3)  # another window's power
+    # each background copy is itself plus one background window (never a sound) brought to its
+    # own mean level (0 dB): a sum of band powers
+    power = to_power(x[3:], LOGMEL.scale)
+    for row in range(3):
+        sums = [power[row] + power[j] * power[row].mean() / power[j].mean() for j in range(3)]
+        assert any(np.allclose(mixed[row], from_power(s, LOGMEL.scale), atol=1e-4) for s in sums)
+    np.testing.assert_array_equal(plain[9:], x[3:])  # off by default: background copies untouched
+
+
 def test_augment_linear_scale_gain_is_a_factor() -> None:
     x = compute_batch(
         beep_windows(2, positive=True, rng=np.random.default_rng(3)), SPECTRUM.with_(scale="linear")
@@ -66,6 +93,7 @@ def test_augment_linear_scale_gain_is_a_factor() -> None:
         ({"copies": -1}, "copies: must be an integer >= 0"),
         ({"gain_db": -1.0}, "gain_db: must be >= 0"),
         ({"mix_probability": 1.5}, "mix_probability: must be in"),
+        ({"background_mix_probability": -0.1}, "background_mix_probability: must be in"),
         ({"mix_level_db": (5.0, -5.0)}, "mix_level_db"),
     ],
 )

@@ -92,6 +92,9 @@ class TrainingOptions:
         8-16 kHz recording would), get SpecAugment masks, (sounds only) move up or down in
         pitch by a mel band or two, and get a random microphone colouring (see
         `micmon.model.augment`).
+    augment_mix_background : float in [0, 1]
+        Share of the copies of background windows that get another background window mixed in:
+        the room's own sounds heard again under other talk and at other levels, as negatives.
     patience : int >= 0
         Early stopping: end training once the held-out loss has not improved for this many
         epochs, keeping the best weights (0: train all `epochs`; needs held-out windows).
@@ -148,6 +151,7 @@ class TrainingOptions:
     augment_mask: float = 0.5
     augment_shift: float = 0.0
     augment_eq: float = 0.0
+    augment_mix_background: float = 0.0
     patience: int = 5
     hard_negatives: float = 0.1
     refit: bool = True
@@ -189,6 +193,7 @@ class TrainingOptions:
             "augment_mask",
             "augment_shift",
             "augment_eq",
+            "augment_mix_background",
         ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -585,6 +590,7 @@ def _augmented(data: Dataset, kind: str, opts: TrainingOptions) -> Dataset:
         mask_probability=opts.augment_mask,
         shift_probability=opts.augment_shift,
         eq_probability=opts.augment_eq,
+        background_mix_probability=opts.augment_mix_background,
     )
     return result
 

@@ -255,6 +255,13 @@ class TrainingConfig(Section):
         description="share of copies given a random smooth gain curve across the bands "
         "(another microphone's or room's colouring)",
     )
+    augment_mix_background: float = Field(
+        _TRAINING.augment_mix_background,
+        ge=0.0,
+        le=1.0,
+        description="share of the copies of background windows with another background window "
+        "mixed in (the room's own sounds heard again under other talk, at other levels)",
+    )
     hard_negatives: float = Field(
         _TRAINING.hard_negatives,
         ge=0.0,

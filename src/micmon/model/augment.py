@@ -49,6 +49,7 @@ def augment(
     gain_db: float = AUGMENT_GAIN_DB,
     mix_probability: float = AUGMENT_MIX_PROBABILITY,
     mix_level_db: tuple[float, float] = AUGMENT_MIX_LEVEL_DB,
+    background_mix_probability: float = 0.0,
     band_limit_probability: float = 0.0,
     mask_probability: float = 0.0,
     shift_probability: float = 0.0,
@@ -60,12 +61,15 @@ def augment(
     window (shape (N,)) or one-hot rows (N, labels). Every copy gets a random gain of up to
     +/- `gain_db`; with probability `mix_probability` a copy of a window whose class is not in
     `background` gets a random background window mixed in, `mix_level_db` (low, high) relative
-    to its own level. With `band_limit_probability` a copy loses the bands above a random cutoff
-    (`BAND_LIMIT_HZ`), as a low sample rate or a cheap microphone would; with `mask_probability`
-    it gets a random time mask and frequency mask (SpecAugment), filled with its mean level; with
-    `shift_probability` a logmel copy of a window not in `background` moves up or down by up to
-    `SHIFT_BANDS` mel bands (a pitch shift); with `eq_probability` a copy gets a smooth random
-    gain curve across its bands (`EQ_DB`, a microphone's colouring). Labels are unchanged.
+    to its own level; with `background_mix_probability` a copy of a background window gets
+    another one mixed in the same way (a sound of the room heard again under other talk, at
+    another level, stays background). With `band_limit_probability` a copy loses the bands
+    above a random cutoff (`BAND_LIMIT_HZ`), as a low sample rate or a cheap microphone would;
+    with `mask_probability` it gets a random time mask and frequency mask (SpecAugment), filled
+    with its mean level; with `shift_probability` a logmel copy of a window not in `background`
+    moves up or down by up to `SHIFT_BANDS` mel bands (a pitch shift); with `eq_probability` a
+    copy gets a smooth random gain curve across its bands (`EQ_DB`, a microphone's colouring).
+    Labels are unchanged.
     Returns (features, classes), originals first.
     """
     x = np.asarray(features)
@@ -91,6 +95,7 @@ def augment(
         ("mask_probability", mask_probability),
         ("shift_probability", shift_probability),
         ("eq_probability", eq_probability),
+        ("background_mix_probability", background_mix_probability),
     ):
         if not 0.0 <= value <= 1.0:
             raise ParameterError(f"{name}: must be in [0, 1], got {value!r}", parameter=name, value=value)
@@ -124,7 +129,10 @@ def augment(
         if shift_probability and spec.feature == "logmel":
             _shift(p, (~is_background) & (gen.random(len(x)) < shift_probability), gen)
         if background_rows.size:
-            mix = (~is_background) & (gen.random(len(x)) < mix_probability)
+            draw = gen.random(len(x))
+            mix = ((~is_background) & (draw < mix_probability)) | (
+                is_background & (draw < background_mix_probability)
+            )
             rows = np.flatnonzero(mix)
             if rows.size:
                 picks = gen.choice(background_rows, size=rows.size)
