@@ -167,3 +167,14 @@ def test_docs_list_every_key() -> None:
         assert f"### `{section}:`" in docs, section
         for key in info.annotation.model_fields:  # type: ignore[union-attr]
             assert f"| `{key}` |" in docs, f"docs/config.md lacks {section}.{key}"
+
+
+def test_every_training_option_is_a_config_key_with_the_library_default() -> None:
+    from dataclasses import fields
+
+    from micmon.training import TrainingOptions, training_options
+
+    section = Config().training
+    assert {f.name for f in fields(TrainingOptions)} == set(type(section).model_fields)
+    # the section, as `micmon train` passes it, gives the library's defaults
+    assert training_options(section.model_dump()) == TrainingOptions()
