@@ -223,7 +223,7 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--corpus", type=Path, default=None, help="corpus folder (default: build/reuse)")
     p.add_argument("--out", type=Path, default=hard_bench.OUT, help="hard_bench.py's output folder")
-    p.add_argument("--variant", default="dense-max-refit")
+    p.add_argument("--variant", default=hard_bench.DEFAULT_VARIANT)
     p.add_argument("--tasks", default=",".join(hard_corpus.TASKS))
     p.add_argument("--seeds", default="0,1,2")
     args = p.parse_args(argv)

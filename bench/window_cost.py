@@ -13,10 +13,14 @@ twice each in alternation (the machine's load shows as a difference between the 
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import hard_bench  # noqa: E402
 
 
 def main() -> None:
@@ -25,15 +29,7 @@ def main() -> None:
     from micmon.model import Model
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    default = (
-        Path(__file__).resolve().parent
-        / "out"
-        / "hard_bench"
-        / "models"
-        / "dense-max-refit"
-        / "chime"
-        / "seed0"
-    )
+    default = hard_bench.model_path(hard_bench.OUT, hard_bench.DEFAULT_VARIANT, "chime", 0)
     p.add_argument("model", nargs="?", default=str(default))
     p.add_argument("--windows", type=int, default=400)
     args = p.parse_args()
