@@ -226,7 +226,8 @@ def augment_dataset(
 
     `background_labels` names the classes mixed into the others (labels not in the dataset are
     ignored); `options` go to `augment` (gain_db, mix_probability, mix_level_db,
-    band_limit_probability, mask_probability, shift_probability, eq_probability).
+    background_mix_probability, band_limit_probability, mask_probability, shift_probability,
+    eq_probability).
     """
     if dataset.spec is None:
         raise ParameterError(
