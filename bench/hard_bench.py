@@ -100,6 +100,10 @@ CANDIDATE: dict[str, Any] = {
     "hard_negatives": 0.1,
     "quantize": True,  # from the third round on; the first two rounds' candidate figures are float
 }
+#: The candidate with training windows every 0.5 s around the sounds and max pooling over time
+#: (issue 8's second round), and with the refit (its fifth): the bases of the later variants.
+DENSE_MAX: dict[str, Any] = {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max"}
+DENSE_MAX_REFIT: dict[str, Any] = {**DENSE_MAX, "refit": True}
 #: Variant name -> options that differ from DEFAULTS (add rows here to compare settings).
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
@@ -114,75 +118,41 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "dense": {**CANDIDATE, "datagen_hop": 0.5},
     "max": {**CANDIDATE, "pooling": "max"},
     # what `micmon datagen` + `micmon train` did with no flags from issue 8's second change on
-    "dense-max": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max"},
+    "dense-max": DENSE_MAX,
     # = what `micmon datagen` + `micmon train` do with no flags since issue 8's fifth round: fit
     # again on every fitted recording for the epochs early stopping kept
-    "dense-max-refit": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "refit": True},
+    "dense-max-refit": DENSE_MAX_REFIT,
     # three times the hard negatives: the background windows that score highest, trained on again
-    "dense-max-refit-hn3": {
-        **CANDIDATE,
-        "datagen_hop": 0.5,
-        "pooling": "max",
-        "refit": True,
-        "hard_negatives": 0.3,
-    },
+    "dense-max-refit-hn3": {**DENSE_MAX_REFIT, "hard_negatives": 0.3},
     # early stopping judges only after a third of each round's epochs (10 of 30, 5 of 15): one
     # validation recording per class had it keep 2 epochs (wolf seed 2), and the refit inherits it
-    "dense-max-refit-warm": {
-        **CANDIDATE,
-        "datagen_hop": 0.5,
-        "pooling": "max",
-        "refit": True,
-        "warmup": 1 / 3,
-    },
+    "dense-max-refit-warm": {**DENSE_MAX_REFIT, "warmup": 1 / 3},
     # the refit's network is the mean of its weights over the last 30 % of each round's steps
     # instead of the last step's: less variation from seed to seed
-    "dense-max-refit-avg": {
-        **CANDIDATE,
-        "datagen_hop": 0.5,
-        "pooling": "max",
-        "refit": True,
-        "weight_averaging": 0.3,
-    },
+    "dense-max-refit-avg": {**DENSE_MAX_REFIT, "weight_averaging": 0.3},
     # both: the warm-up's longer training, ended on the mean of the last steps' weights
-    "dense-max-refit-warm-avg": {
-        **CANDIDATE,
-        "datagen_hop": 0.5,
-        "pooling": "max",
-        "refit": True,
-        "warmup": 1 / 3,
-        "weight_averaging": 0.3,
-    },
+    "dense-max-refit-warm-avg": {**DENSE_MAX_REFIT, "warmup": 1 / 3, "weight_averaging": 0.3},
     # the room's own sounds heard again: half the copies of background windows get another
     # background window mixed in (other talk, another level), as negatives; the eighth round
     # found most of the chime's false alarms on sounds of the room audio it was fitted on
-    "dense-max-refit-bgmix": {
-        **CANDIDATE,
-        "datagen_hop": 0.5,
-        "pooling": "max",
-        "refit": True,
-        "augment_mix_background": 0.5,
-    },
+    "dense-max-refit-bgmix": {**DENSE_MAX_REFIT, "augment_mix_background": 0.5},
     # with the warm-up and the averaging: early stopping kept 1 epoch of the wolf's seed 2 with
     # the re-mixing alone (the warm-up's case), and -warm-avg is the best wolf network before it
     "dense-max-refit-warm-avg-bgmix": {
-        **CANDIDATE,
-        "datagen_hop": 0.5,
-        "pooling": "max",
-        "refit": True,
+        **DENSE_MAX_REFIT,
         "warmup": 1 / 3,
         "weight_averaging": 0.3,
         "augment_mix_background": 0.5,
     },
-    "dense-max-ens3": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "ensemble": 3},
-    "dense-max-wide": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "filters": (24, 48, 64)},
-    "dense-max-shift": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "augment_shift": 0.5},
+    "dense-max-ens3": {**DENSE_MAX, "ensemble": 3},
+    "dense-max-wide": {**DENSE_MAX, "filters": (24, 48, 64)},
+    "dense-max-shift": {**DENSE_MAX, "augment_shift": 0.5},
     # less capacity: fits the training instances less, and costs less per window (issue 11)
-    "dense-max-small": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "filters": (8, 16, 32)},
+    "dense-max-small": {**DENSE_MAX, "filters": (8, 16, 32)},
     # random microphone colouring of the training copies
-    "dense-max-eq": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "augment_eq": 0.5},
+    "dense-max-eq": {**DENSE_MAX, "augment_eq": 0.5},
     # per-channel energy normalisation in front of the CNN
-    "dense-max-pcen": {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max", "frontend": "pcen"},
+    "dense-max-pcen": {**DENSE_MAX, "frontend": "pcen"},
     # finer frequency resolution: 64 mel bands instead of 40
     "dense-max-mel64": {
         **CANDIDATE,
