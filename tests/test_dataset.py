@@ -499,6 +499,20 @@ def test_overlapping_datagen_is_dense_around_sounds_and_sparse_in_the_background
     kept = [s for s in background_starts if s % 2.0 == 0]
     assert int(np.sum(dense.classes != positive)) == len(kept)
 
+    # background windows every second instead: twice as many, the sound's windows unchanged
+    process_folder(
+        AudioDirectory(folder), tmp_path / "bg1.npz", spec, background_labels=["negative"], background_hop=1.0
+    )
+    bg1 = Dataset.load(tmp_path / "bg1.npz")
+    assert int(np.sum(bg1.classes == positive)) == 4
+    assert int(np.sum(bg1.classes != positive)) == len([s for s in background_starts if s % 1.0 == 0])
+    assert int(np.sum(bg1.classes != positive)) > len(kept)
+    with pytest.raises(ParameterError, match=r"background_hop: must be > 0 seconds, got 0"):
+        process_folder(
+            AudioDirectory(folder), tmp_path / "x.npz", spec, background_labels=["negative"], background_hop=0
+        )
+    assert not (tmp_path / "x.npz").exists()
+
     # without background labels every overlapping window is kept, labelled by what covers most of it
     process_folder(AudioDirectory(folder), tmp_path / "all.npz", spec)
     assert len(Dataset.load(tmp_path / "all.npz")) == 37

@@ -94,17 +94,19 @@ def process_folder(
     overwrite: bool = False,
     background_labels: Sequence[str] | None = None,
     on_seconds: Callable[[float], None] | None = None,
+    background_hop: float | None = None,
 ) -> FolderResult:
     """Write the windows of one sample folder to `output` (atomically); return the counts.
 
     With `background_labels`, a sound shorter than the window still labels the window holding
     most of it (see `Labels.label_for`). With them and overlapping windows (`spec.hop_seconds`
     below the window), windows are dense only around the sounds: a background window is kept
-    once per window length, and one that holds part of a sound without being labelled with it
-    is left out (neither a clean example of the sound nor of the background).
+    once per window length (every `background_hop` seconds if given, rounded to a multiple of
+    the hop), and one that holds part of a sound without being labelled with it is left out
+    (neither a clean example of the sound nor of the background).
     """
     result = FolderResult(folder=directory.path, output=output)
-    keep = _dense_around_sounds(directory, spec, background_labels)
+    keep = _dense_around_sounds(directory, spec, background_labels, background_hop)
     try:
         with (
             AudioFile(
@@ -146,16 +148,25 @@ def process_folder(
 
 
 def _dense_around_sounds(
-    directory: AudioDirectory, spec: FeatureSpec, background_labels: Sequence[str] | None
+    directory: AudioDirectory,
+    spec: FeatureSpec,
+    background_labels: Sequence[str] | None,
+    background_hop: float | None = None,
 ) -> Callable[[float, str | None], bool] | None:
     """Return the window filter of overlapping datagen (None: keep every window)."""
     hop = spec.hop_seconds
     labels = directory.labels
     if hop is None or hop >= spec.window_seconds or not background_labels or labels is None:
         return None
+    if background_hop is not None and not background_hop > 0:
+        raise ParameterError(
+            f"background_hop: must be > 0 seconds, got {background_hop!r}",
+            parameter="background_hop",
+            value=background_hop,
+        )
     quiet = set(background_labels)
     sounds = [(seg.start, seg.end) for seg in labels.segments() if seg.label not in quiet]
-    every = max(1, int(round(spec.window_seconds / hop)))
+    every = max(1, int(round((background_hop or spec.window_seconds) / hop)))
     width = spec.window_seconds
 
     def keep(start: float, label: str | None) -> bool:
