@@ -76,6 +76,8 @@ DEFAULTS: dict[str, Any] = {
     "weight_averaging": 0.0,
     # seconds between training windows; None: one window after the other, as `micmon datagen` did
     "datagen_hop": None,
+    # with datagen_hop: seconds between the background windows kept; None: one per window length
+    "background_hop": None,
     "pooling": "average",
     "spec": {
         "sample_rate": 44100,
@@ -104,6 +106,9 @@ CANDIDATE: dict[str, Any] = {
 #: (issue 8's second round), and with the refit (its fifth): the bases of the later variants.
 DENSE_MAX: dict[str, Any] = {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max"}
 DENSE_MAX_REFIT: dict[str, Any] = {**DENSE_MAX, "refit": True}
+#: With the room's own sounds re-mixed as negatives (the ninth round) and a floor for early
+#: stopping (the tenth): what `micmon train` does with no flags since the tenth round.
+BGMIX_FLOOR: dict[str, Any] = {**DENSE_MAX_REFIT, "augment_mix_background": 0.5, "warmup": 0.15}
 #: Variant name -> options that differ from DEFAULTS (add rows here to compare settings).
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
@@ -119,8 +124,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "max": {**CANDIDATE, "pooling": "max"},
     # what `micmon datagen` + `micmon train` did with no flags from issue 8's second change on
     "dense-max": DENSE_MAX,
-    # = what `micmon datagen` + `micmon train` do with no flags since issue 8's fifth round: fit
-    # again on every fitted recording for the epochs early stopping kept
+    # what `micmon datagen` + `micmon train` did with no flags from issue 8's fifth round to its
+    # ninth: fit again on every fitted recording for the epochs early stopping kept
     "dense-max-refit": DENSE_MAX_REFIT,
     # three times the hard negatives: the background windows that score highest, trained on again
     "dense-max-refit-hn3": {**DENSE_MAX_REFIT, "hard_negatives": 0.3},
@@ -136,6 +141,14 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # background window mixed in (other talk, another level), as negatives; the eighth round
     # found most of the chime's false alarms on sounds of the room audio it was fitted on
     "dense-max-refit-bgmix": {**DENSE_MAX_REFIT, "augment_mix_background": 0.5},
+    # = what `micmon datagen` + `micmon train` do with no flags since issue 8's tenth round: with a
+    # floor for early stopping, which judges only after 15 % of each round's epochs (5 of 30, 3 of
+    # 15), so no fit ends after an epoch or two (the wolf's seed 2 kept 1 with -bgmix); low enough
+    # that no other -bgmix run's kept epochs change (each kept 5 + 3 or more)
+    "dense-max-refit-bgmix-floor": BGMIX_FLOOR,
+    # and background windows every half window instead of one per window: each room sound is
+    # trained on at two offsets in the window (the ninth round's offset lead)
+    "dense-max-refit-bgmix-floor-bg1": {**BGMIX_FLOOR, "background_hop": 1.0},
     # with the warm-up and the averaging: early stopping kept 1 epoch of the wolf's seed 2 with
     # the re-mixing alone (the warm-up's case), and -warm-avg is the best wolf network before it
     "dense-max-refit-warm-avg-bgmix": {
@@ -163,7 +176,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 #: The variant that is what `micmon datagen` + `micmon train` do with no flags.
-DEFAULT_VARIANT = "dense-max-refit"
+DEFAULT_VARIANT = "dense-max-refit-bgmix-floor"
 
 
 def log(message: str) -> None:
@@ -192,7 +205,14 @@ def spec_key(spec: Any) -> str:
     return hashlib.sha256(spec.to_json().encode()).hexdigest()[:10]
 
 
-def datagen(folder: Path, spec: Any, cache: Path, labels: Sequence[str], hop: float | None = None) -> Any:
+def datagen(
+    folder: Path,
+    spec: Any,
+    cache: Path,
+    labels: Sequence[str],
+    hop: float | None = None,
+    background_hop: float | None = None,
+) -> Any:
     """Return the Dataset of one sample folder, written once as `micmon datagen` writes it."""
     from dataclasses import replace
 
@@ -201,11 +221,18 @@ def datagen(folder: Path, spec: Any, cache: Path, labels: Sequence[str], hop: fl
     from micmon.dataset.generate import process_folder
 
     spec = replace(spec, hop_seconds=hop)
-    key = spec_key(spec) + "-v2"
+    key = spec_key(spec) + "-v2" + (f"-bg{background_hop:g}" if background_hop is not None else "")
     path = cache / key / ("__".join(folder.parts[-3:]) + ".npz")
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        process_folder(AudioDirectory(folder), path, spec, overwrite=True, background_labels=[BACKGROUND])
+        process_folder(
+            AudioDirectory(folder),
+            path,
+            spec,
+            overwrite=True,
+            background_labels=[BACKGROUND],
+            background_hop=background_hop,
+        )
     data = Dataset.load(path, labels=list(labels))
     data.name = str(folder)
     return data
@@ -355,7 +382,8 @@ def run(
     if not (retest and (model_dir / "micmon.json").exists()):
         t0 = time.perf_counter()
         datasets = [
-            datagen(f, spec, out / "data", labels, opts["datagen_hop"]) for f in fit_events + fit_room
+            datagen(f, spec, out / "data", labels, opts["datagen_hop"], opts["background_hop"])
+            for f in fit_events + fit_room
         ]
         row["class_windows"] = {
             name: int(sum(np.sum(d.classes == i) for d in datasets)) for i, name in enumerate(labels)

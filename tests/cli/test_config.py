@@ -178,3 +178,28 @@ def test_every_training_option_is_a_config_key_with_the_library_default() -> Non
     assert {f.name for f in fields(TrainingOptions)} == set(type(section).model_fields)
     # the section, as `micmon train` passes it, gives the library's defaults
     assert training_options(section.model_dump()) == TrainingOptions()
+
+
+def test_the_hard_benchmarks_default_variant_is_what_micmon_train_does_with_no_flags() -> None:
+    import importlib
+    import sys
+    from dataclasses import fields, replace
+
+    from micmon.training import TrainingOptions
+
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        hard_bench = importlib.import_module("hard_bench")
+    finally:
+        sys.path.remove(str(REPO / "bench"))
+    variant = hard_bench.options(hard_bench.DEFAULT_VARIANT)
+    known = {f.name for f in fields(TrainingOptions)}
+    benched = TrainingOptions(**{k: v for k, v in variant.items() if k in known})
+    # what the bench sets as a user of the documented workflow would: `--holdout-recordings 2`,
+    # and the network type the CLI picks for log-mel features
+    assert replace(benched, holdout_recordings=0, model_type=None) == TrainingOptions()
+    config = Config()
+    assert config.training.holdout_recordings == 0 and benched.model_type == "cnn"
+    cli_spec = config.feature_spec()
+    assert hard_bench.feature_spec(variant) == replace(cli_spec, hop_seconds=None)
+    assert variant["datagen_hop"] == cli_spec.hop_seconds and variant["background_hop"] is None
