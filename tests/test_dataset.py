@@ -512,6 +512,13 @@ def test_overlapping_datagen_is_dense_around_sounds_and_sparse_in_the_background
             AudioDirectory(folder), tmp_path / "x.npz", spec, background_labels=["negative"], background_hop=0
         )
     assert not (tmp_path / "x.npz").exists()
+    with pytest.raises(ParameterError, match=r"background_hop: must be > 0 seconds"):  # checked with any hop
+        process_folder(
+            AudioDirectory(folder),
+            tmp_path / "x.npz",
+            FeatureSpec(sample_rate=16000, high_freq=7500.0),
+            background_hop=-1,
+        )
 
     # without background labels every overlapping window is kept, labelled by what covers most of it
     process_folder(AudioDirectory(folder), tmp_path / "all.npz", spec)

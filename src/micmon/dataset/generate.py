@@ -105,6 +105,12 @@ def process_folder(
     the hop), and one that holds part of a sound without being labelled with it is left out
     (neither a clean example of the sound nor of the background).
     """
+    if background_hop is not None and not background_hop > 0:
+        raise ParameterError(
+            f"background_hop: must be > 0 seconds, got {background_hop!r}",
+            parameter="background_hop",
+            value=background_hop,
+        )
     result = FolderResult(folder=directory.path, output=output)
     keep = _dense_around_sounds(directory, spec, background_labels, background_hop)
     try:
@@ -158,12 +164,6 @@ def _dense_around_sounds(
     labels = directory.labels
     if hop is None or hop >= spec.window_seconds or not background_labels or labels is None:
         return None
-    if background_hop is not None and not background_hop > 0:
-        raise ParameterError(
-            f"background_hop: must be > 0 seconds, got {background_hop!r}",
-            parameter="background_hop",
-            value=background_hop,
-        )
     quiet = set(background_labels)
     sounds = [(seg.start, seg.end) for seg in labels.segments() if seg.label not in quiet]
     every = max(1, int(round((background_hop or spec.window_seconds) / hop)))
