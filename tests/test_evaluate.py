@@ -327,3 +327,18 @@ def test_scoring_runs_beside_the_reader_in_order_whatever_the_batch(known_events
     np.testing.assert_array_equal(np.concatenate(seen), whole.times)  # batches reported in order
     with pytest.raises(RuntimeError, match="scorer broke"):  # a worker's error reaches the caller
         score_recording(known_events / "rec1", FeatureScorer(fail_after=4), hop=0.25, batch_size=3)
+
+
+def test_background_folders_match_the_fallback_labels_whatever_the_case(tmp_path: Path) -> None:
+    from micmon.evaluate import calibration_folders
+
+    for name, label in (("room", "Negative"), ("talk", "negative"), ("baby", "cry")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "audio.wav").write_bytes(b"")
+        (tmp_path / name / "labels.json").write_text(json.dumps({"00:00": label}))
+    # a model without micmon's training metadata: the detector's fallback list, as it matches it
+    found = calibration_folders(None, tmp_path)
+    assert sorted(Path(d.path).name for d in found) == ["room", "talk"]
+    # a model micmon trained names its background label: that label exactly
+    trained = {"training": {"background_label": "negative"}}
+    assert [Path(d.path).name for d in calibration_folders(trained, tmp_path)] == ["talk"]

@@ -878,19 +878,33 @@ def hours_to_vouch(max_false_alarms_per_hour: float, *, confidence: float = CONF
     return -math.log(1 - confidence) / max_false_alarms_per_hour
 
 
-def background_folders(audio_dir: str | os.PathLike[str], background: Sequence[str]) -> list[AudioDirectory]:
-    """Return the sample folders under `audio_dir` labelled all background (recordings of the room)."""
-    quiet = set(background)
+def background_folders(
+    audio_dir: str | os.PathLike[str], background: Sequence[str], *, ignore_case: bool = False
+) -> list[AudioDirectory]:
+    """Return the sample folders under `audio_dir` labelled all background (recordings of the room).
+
+    With `ignore_case`, "Negative" counts as "negative" (as the detector's fallback list does).
+    """
+
+    def fold(names: Iterable[str]) -> set[str]:
+        return {n.lower() for n in names} if ignore_case else set(names)
+
+    quiet = fold(background)
     return [
-        d for d in AudioDirectory.scan(audio_dir) if d.labels is not None and set(d.labels.names) <= quiet
+        d for d in AudioDirectory.scan(audio_dir) if d.labels is not None and fold(d.labels.names) <= quiet
     ]
 
 
 def background_labels(metadata: Mapping[str, Any] | None) -> list[str]:
     """Return the labels that mark a recording as background for a model: its training's
     background label, else `BACKGROUND_LABELS`."""
-    background = ((metadata or {}).get("training") or {}).get("background_label")
+    background = _trained_background(metadata)
     return [background] if background else list(BACKGROUND_LABELS)
+
+
+def _trained_background(metadata: Mapping[str, Any] | None) -> str | None:
+    background = ((metadata or {}).get("training") or {}).get("background_label")
+    return str(background) if background else None
 
 
 def calibration_folders(
@@ -903,7 +917,13 @@ def calibration_folders(
     if audio_dir is not None and Path(audio_dir).is_dir():
         seen = {d.path for d in folders}
         folders += [
-            d for d in background_folders(audio_dir, background_labels(metadata)) if d.path not in seen
+            d
+            # a model micmon trained names its background label exactly; for any other model the
+            # fallback list is matched as the detector matches it, whatever the case
+            for d in background_folders(
+                audio_dir, background_labels(metadata), ignore_case=_trained_background(metadata) is None
+            )
+            if d.path not in seen
         ]
     return folders
 
