@@ -5,7 +5,9 @@ script asks whether another rule, still fed training-side audio only, would keep
 budget on unseen audio: it scores every recording a run uses once per saved network (cached as
 OUT/score_cache/VARIANT__TASK__SEED.pkl), then replays each rule of `RULES` on those scores:
 calibrate -> detect on the test side -> event recall and false alarms per hour on the test side's
-room audio. The rule "cli" reproduces hard_bench's figures exactly.
+room audio. The rule "cli" reproduces hard_bench's figures exactly. The eleventh round's rules
+also calibrate on remixed room audio (`remixes`: pairs of the training side's room recordings
+summed, made once under OUT/remix).
 
 Example: python bench/hard_replay.py                       # the default variant's saved networks
          python bench/hard_replay.py --out bench/out/x --variant dense-max-refit-warm-avg
@@ -17,7 +19,9 @@ import argparse
 import json
 import os
 import pickle
+import subprocess
 import sys
+import wave
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +47,13 @@ FINE = (*CALIBRATION_THRESHOLDS, 0.998, 0.999, 0.9995)
 #: Recordings of one run: held out of training (events, room), fitted room audio, test side.
 GROUPS = ("held_events", "held_room", "fit_room", "test_events", "room_test")
 CALIBRATION_GROUPS = ("held_events", "held_room", "fit_room")
+#: Remixed room audio (`remixes`): every pair of the training side's room recordings summed, the
+#: second shifted in time and quieter, so each room sound is heard again under other talk, at
+#: other levels and at other offsets in the window; training-side audio only.
+REMIX = "remix"
+#: The second recording of a pair is this many dB (a random value in the range) below the first.
+REMIX_LEVEL_DB = (-12.0, -3.0)
+REMIX_RATE = 16_000
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,8 @@ class Rule:
     near: int = 0
     #: among tied thresholds: the middle one (as `calibrate`) or the strictest
     strict: bool = False
+    #: share of the remixed room audio's hours that count toward the budget
+    remix_hours: float = 1.0
 
 
 RULES = (
@@ -68,6 +81,25 @@ RULES = (
     Rule("strictest of the tied thresholds", grid=FINE, strict=True),
     Rule("near-miss: the next more sensitive threshold keeps the budget too", near=1),
     Rule("near-miss over two thresholds, grid up to 0.9995", grid=FINE, near=2),
+    Rule("cli + remixed room audio (1.5 h)", groups=(*CALIBRATION_GROUPS, REMIX)),
+    Rule("cli + remixed room audio, grid up to 0.9995", grid=FINE, groups=(*CALIBRATION_GROUPS, REMIX)),
+    Rule("held-out + remixed room audio", grid=FINE, groups=("held_events", "held_room", REMIX)),
+    Rule(
+        "cli + remixed room audio, each remix hour counted as the two it holds",
+        groups=(*CALIBRATION_GROUPS, REMIX),
+        remix_hours=2.0,
+    ),
+    Rule(
+        "held-out + remixed room audio, each remix hour counted as two",
+        groups=("held_events", "held_room", REMIX),
+        remix_hours=2.0,
+    ),
+    Rule(
+        "cli + remixed room audio: its alarms count, its hours do not",
+        grid=FINE,
+        groups=(*CALIBRATION_GROUPS, REMIX),
+        remix_hours=0.0,
+    ),
 )
 
 #: (threshold, events found, events, false alarms) per threshold
@@ -75,19 +107,59 @@ Rows = list[tuple[float, int, int, int]]
 Table = dict[tuple[int, int, int], dict[str, Rows]]
 
 
+def _decode(path: Path) -> np.ndarray:
+    """Return a recording's audio as mono float32 at `REMIX_RATE` (ffmpeg)."""
+    raw = subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(path), "-ac", "1", "-ar", str(REMIX_RATE), "-f", "f32le", "-"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    return np.frombuffer(raw, dtype=np.float32)
+
+
+def remixes(corpus: Path, out: Path) -> list[Path]:
+    """Return sample folders of remixed room audio (made once): each pair of the training side's
+    room recordings, the second shifted by a random offset and a random 3-12 dB quieter."""
+    folders = hard_bench.sample_folders(corpus / "room" / "train")
+    made = []
+    gen = np.random.default_rng(8)
+    for i, a in enumerate(folders):
+        for b in folders[i + 1 :]:
+            shift, level = gen.uniform(0.2, 0.8), gen.uniform(*REMIX_LEVEL_DB)
+            folder = out / "remix" / f"{a.name}+{b.name}"
+            made.append(folder)
+            if (folder / "labels.json").exists():
+                continue
+            x, y = (_decode(next(f.glob("audio.*"))) for f in (a, b))
+            n = min(len(x), len(y))
+            x, y = x[:n], np.roll(y[:n], int(shift * n))
+            gain = np.sqrt(np.mean(x**2) / max(float(np.mean(y**2)), 1e-12)) * 10 ** (level / 20)
+            mix = np.clip(x + gain * y, -1.0, 1.0)
+            folder.mkdir(parents=True, exist_ok=True)
+            with wave.open(str(folder / "audio.wav"), "wb") as w:
+                w.setnchannels(1)
+                w.setsampwidth(2)
+                w.setframerate(REMIX_RATE)
+                w.writeframes((mix * 32767).astype("<i2").tobytes())
+            (folder / "labels.json").write_text(json.dumps({"00:00.000": "negative"}))
+    return made
+
+
 def cached_scores(corpus: Path, out: Path, variant: str, task: str, seed: int) -> dict[str, list[Any]]:
     """Return the window scores of every recording the run uses (scored once, then cached)."""
     from micmon.model import Model
 
     cache = out / "score_cache" / f"{variant}__{task}__{seed}.pkl"
-    if cache.exists():
-        loaded: dict[str, list[Any]] = pickle.loads(cache.read_bytes())
-        return loaded
+    scores: dict[str, list[Any]] = pickle.loads(cache.read_bytes()) if cache.exists() else {}
+    if REMIX in scores:
+        return scores
     opts = hard_bench.options(variant)
-    folders = hard_bench.recordings(corpus, task, seed, opts)
+    folders = {**hard_bench.recordings(corpus, task, seed, opts), REMIX: remixes(corpus, out)}
     model = Model.load(hard_bench.model_path(out, variant, task, seed))
     hop = hard_bench.feature_spec(opts).window_seconds * hard_bench.HOP_FRACTION
-    scores = {group: hard_bench.score(folders[group], model, hop) for group in GROUPS}
+    for group in (*GROUPS, REMIX):
+        if group not in scores:
+            scores[group] = hard_bench.score(folders[group], model, hop)
     cache.parent.mkdir(parents=True, exist_ok=True)
     scratch = cache.with_suffix(f".{os.getpid()}.tmp")
     scratch.write_bytes(pickle.dumps(scores))
@@ -167,13 +239,13 @@ def replay(scores: dict[str, list[Any]]) -> dict[str, tuple[float, float, Detect
     tables = {
         (grid, group): table(scores[group], grid)
         for grid in {rule.grid for rule in RULES}
-        for group in CALIBRATION_GROUPS
+        for group in (*CALIBRATION_GROUPS, REMIX)
     }
+    share = {"fit_room": lambda rule: rule.fitted_hours, REMIX: lambda rule: rule.remix_hours}
     out = {}
     for rule in RULES:
         hours = sum(
-            sum(r.hours for r in scores[g]) * (rule.fitted_hours if g == "fit_room" else 1.0)
-            for g in rule.groups
+            sum(r.hours for r in scores[g]) * (share[g](rule) if g in share else 1.0) for g in rule.groups
         )
         settings = choose(summed([tables[(rule.grid, g)] for g in rule.groups]), hours, rule)
         events = evaluate_scores(scores["test_events"], settings).overall
