@@ -72,6 +72,10 @@ class Rule:
     #: share of the remixed room audio's hours that count toward the budget
     remix_hours: float = 1.0
 
+    def counted(self, group: str) -> float:
+        """Share of a recording group's hours that count toward the budget."""
+        return {"fit_room": self.fitted_hours, REMIX: self.remix_hours}.get(group, 1.0)
+
 
 RULES = (
     Rule("cli: held-out + all room audio (as micmon evaluate --calibrate)"),
@@ -241,12 +245,9 @@ def replay(scores: dict[str, list[Any]]) -> dict[str, tuple[float, float, Detect
         for grid in {rule.grid for rule in RULES}
         for group in (*CALIBRATION_GROUPS, REMIX)
     }
-    share = {"fit_room": lambda rule: rule.fitted_hours, REMIX: lambda rule: rule.remix_hours}
     out = {}
     for rule in RULES:
-        hours = sum(
-            sum(r.hours for r in scores[g]) * (share[g](rule) if g in share else 1.0) for g in rule.groups
-        )
+        hours = sum(sum(r.hours for r in scores[g]) * rule.counted(g) for g in rule.groups)
         settings = choose(summed([tables[(rule.grid, g)] for g in rule.groups]), hours, rule)
         events = evaluate_scores(scores["test_events"], settings).overall
         room = evaluate_scores(scores["room_test"], settings).overall
