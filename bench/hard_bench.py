@@ -149,11 +149,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # and background windows every half window instead of one per window: each room sound is
     # trained on at two offsets in the window (the ninth round's offset lead)
     "dense-max-refit-bgmix-floor-bg1": {**BGMIX_FLOOR, "background_hop": 1.0},
-    # 3 s windows instead of 2 s: a long sound (a howl) is heard for longer against the talk's
-    # syllables; the monitor's hop (a quarter window) becomes 0.75 s
     # two networks (seeds s, s+1) averaged inside one .tflite: less seed-to-seed variation, for
     # twice the training and the network's time per window
     "dense-max-refit-bgmix-floor-ens2": {**BGMIX_FLOOR, "ensemble": 2},
+    # 3 s windows instead of 2 s: a long sound (a howl) is heard for longer against the talk's
+    # syllables; the monitor's hop (a quarter window) becomes 0.75 s
     "dense-max-refit-bgmix-floor-w3": {**BGMIX_FLOOR, "spec": {**BGMIX_FLOOR["spec"], "window_seconds": 3.0}},
     # with the warm-up and the averaging: early stopping kept 1 epoch of the wolf's seed 2 with
     # the re-mixing alone (the warm-up's case), and -warm-avg is the best wolf network before it

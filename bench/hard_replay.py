@@ -19,7 +19,6 @@ import argparse
 import json
 import os
 import pickle
-import subprocess
 import sys
 import wave
 from collections.abc import Sequence
@@ -41,6 +40,7 @@ from micmon.evaluate import (  # noqa: E402
     detector_targets,
     evaluate_scores,
 )
+from real_corpus import decode  # noqa: E402  (the corpora's ffmpeg decoder)
 
 #: Today's grid, extended above 0.995 (refit networks often score the room at 0.99+).
 FINE = (*CALIBRATION_THRESHOLDS, 0.998, 0.999, 0.9995)
@@ -111,16 +111,6 @@ Rows = list[tuple[float, int, int, int]]
 Table = dict[tuple[int, int, int], dict[str, Rows]]
 
 
-def _decode(path: Path) -> np.ndarray:
-    """Return a recording's audio as mono float32 at `REMIX_RATE` (ffmpeg)."""
-    raw = subprocess.run(
-        ["ffmpeg", "-v", "error", "-i", str(path), "-ac", "1", "-ar", str(REMIX_RATE), "-f", "f32le", "-"],
-        check=True,
-        capture_output=True,
-    ).stdout
-    return np.frombuffer(raw, dtype=np.float32)
-
-
 def remixes(corpus: Path, out: Path) -> list[Path]:
     """Return sample folders of remixed room audio (made once): each pair of the training side's
     room recordings, the second shifted by a random offset and a random 3-12 dB quieter."""
@@ -134,7 +124,7 @@ def remixes(corpus: Path, out: Path) -> list[Path]:
             made.append(folder)
             if (folder / "labels.json").exists():
                 continue
-            x, y = (_decode(next(f.glob("audio.*"))) for f in (a, b))
+            x, y = (decode(next(f.glob("audio.*")), REMIX_RATE) for f in (a, b))
             n = min(len(x), len(y))
             x, y = x[:n], np.roll(y[:n], int(shift * n))
             gain = np.sqrt(np.mean(x**2) / max(float(np.mean(y**2)), 1e-12)) * 10 ** (level / 20)
@@ -145,7 +135,7 @@ def remixes(corpus: Path, out: Path) -> list[Path]:
                 w.setsampwidth(2)
                 w.setframerate(REMIX_RATE)
                 w.writeframes((mix * 32767).astype("<i2").tobytes())
-            (folder / "labels.json").write_text(json.dumps({"00:00.000": "negative"}))
+            hard_corpus.write_labels(folder, {"00:00.000": "negative"})
     return made
 
 

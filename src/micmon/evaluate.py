@@ -916,14 +916,12 @@ def calibration_folders(
     folders = [AudioDirectory(p) for p in training.get("holdout_sources") or [] if Path(p).is_dir()]
     if audio_dir is not None and Path(audio_dir).is_dir():
         seen = {d.path for d in folders}
+        # a model micmon trained names its background label exactly; for any other model the
+        # fallback list is matched as the detector matches it, whatever the case
+        trained = _trained_background(metadata)
+        quiet = [trained] if trained else list(BACKGROUND_LABELS)
         folders += [
-            d
-            # a model micmon trained names its background label exactly; for any other model the
-            # fallback list is matched as the detector matches it, whatever the case
-            for d in background_folders(
-                audio_dir, background_labels(metadata), ignore_case=_trained_background(metadata) is None
-            )
-            if d.path not in seen
+            d for d in background_folders(audio_dir, quiet, ignore_case=trained is None) if d.path not in seen
         ]
     return folders
 
