@@ -155,6 +155,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # 3 s windows instead of 2 s: a long sound (a howl) is heard for longer against the talk's
     # syllables; the monitor's hop (a quarter window) becomes 0.75 s
     "dense-max-refit-bgmix-floor-w3": {**BGMIX_FLOOR, "spec": {**BGMIX_FLOOR["spec"], "window_seconds": 3.0}},
+    # the defaults re-screened with what the early rounds tried on unsteady networks: a wider
+    # network (38k parameters, ~2x the multiply-adds), and pitch-shifted copies of the sounds
+    # (another animal or bell of the same kind: the wolf misses new instances, not new mixes)
+    "dense-max-refit-bgmix-floor-wide": {**BGMIX_FLOOR, "filters": (24, 48, 64)},
+    "dense-max-refit-bgmix-floor-shift": {**BGMIX_FLOOR, "augment_shift": 0.5},
+    # copies of the sounds played up to 1.25 times faster or slower (a longer howl, a quicker bark)
+    "dense-max-refit-bgmix-floor-stretch": {**BGMIX_FLOOR, "augment_stretch": 0.5},
     # with the warm-up and the averaging: early stopping kept 1 epoch of the wolf's seed 2 with
     # the re-mixing alone (the warm-up's case), and -warm-avg is the best wolf network before it
     "dense-max-refit-warm-avg-bgmix": {

@@ -8,7 +8,7 @@ import pytest
 from helpers import beep_windows
 from micmon.errors import ParameterError
 from micmon.features import FeatureSpec, compute_batch, from_power, to_power
-from micmon.model.augment import EQ_DB, EQ_TERMS, SHIFT_BANDS, augment
+from micmon.model.augment import EQ_DB, EQ_TERMS, SHIFT_BANDS, STRETCH_FACTOR, augment
 
 RATE = 16000
 BEEP_HZ = 3000.0
@@ -186,6 +186,29 @@ def test_pitch_shift_moves_the_bands_of_sounds_only() -> None:
     np.testing.assert_allclose(ax[14:], x[6:], atol=1e-5)  # background windows are not shifted
     with pytest.raises(ParameterError, match="shift_probability: must be in"):
         augment(x, y, spec=LOGMEL, background=[0], shift_probability=-0.1)
+
+
+def test_time_stretch_changes_how_long_a_sound_lasts_about_the_window_centre() -> None:
+    frames, bands = LOGMEL.shape
+    power = np.full((8, frames, bands), 1e-6)
+    start, end = frames // 2 - 20, frames // 2 + 20  # a 40-frame sound centred in each window
+    power[:, start:end, :] = 1.0
+    x = from_power(power, LOGMEL.scale).astype(np.float32)
+    y = np.array([1] * 6 + [0] * 2)
+    ax, ay = augment(
+        x, y, spec=LOGMEL, background=[0], copies=1, gain_db=0.0, mix_probability=0.0, stretch_probability=1.0
+    )
+    assert ay.tolist() == y.tolist() * 2
+    loud = to_power(ax[8:], LOGMEL.scale).mean(axis=2) > 0.5  # (windows, frames): the sound's frames
+    lengths = loud.sum(axis=1)
+    centres = [np.flatnonzero(row).mean() for row in loud[:6]]
+    # every sound lasts between 40 / 1.25 and 40 * 1.25 frames and stays centred; not all the same
+    assert all(40 / STRETCH_FACTOR - 2 <= n <= 40 * STRETCH_FACTOR + 2 for n in lengths[:6])
+    assert len(set(lengths[:6].tolist())) > 1
+    assert all(abs(c - (frames - 1) / 2) <= 1.5 for c in centres)
+    np.testing.assert_allclose(ax[14:], x[6:], atol=1e-5)  # background windows are not stretched
+    with pytest.raises(ParameterError, match="stretch_probability: must be in"):
+        augment(x, y, spec=LOGMEL, background=[0], stretch_probability=1.5)
 
 
 def test_colouring_adds_one_smooth_curve_per_window_to_sounds_and_background() -> None:

@@ -92,6 +92,9 @@ class TrainingOptions:
         8-16 kHz recording would), get SpecAugment masks, (sounds only) move up or down in
         pitch by a mel band or two, and get a random microphone colouring (see
         `micmon.model.augment`).
+    augment_stretch : float in [0, 1]
+        Share of the copies of sounds played up to 1.25 times faster or slower (a longer howl,
+        a quicker bark).
     augment_mix_background : float in [0, 1]
         Share of the copies of background windows that get another background window mixed in:
         the room's own sounds heard again under other talk and at other levels, as negatives
@@ -152,6 +155,7 @@ class TrainingOptions:
     augment_mask: float = 0.5
     augment_shift: float = 0.0
     augment_eq: float = 0.0
+    augment_stretch: float = 0.0
     augment_mix_background: float = 0.5
     patience: int = 5
     hard_negatives: float = 0.1
@@ -194,6 +198,7 @@ class TrainingOptions:
             "augment_mask",
             "augment_shift",
             "augment_eq",
+            "augment_stretch",
             "augment_mix_background",
         ):
             value = getattr(self, name)
@@ -591,6 +596,7 @@ def _augmented(data: Dataset, kind: str, opts: TrainingOptions) -> Dataset:
         mask_probability=opts.augment_mask,
         shift_probability=opts.augment_shift,
         eq_probability=opts.augment_eq,
+        stretch_probability=opts.augment_stretch,
         background_mix_probability=opts.augment_mix_background,
     )
     return result

@@ -255,6 +255,13 @@ class TrainingConfig(Section):
         description="share of copies given a random smooth gain curve across the bands "
         "(another microphone's or room's colouring)",
     )
+    augment_stretch: float = Field(
+        _TRAINING.augment_stretch,
+        ge=0.0,
+        le=1.0,
+        description="share of the copies of sounds played up to 1.25 times faster or slower "
+        "(a longer howl, a quicker bark)",
+    )
     augment_mix_background: float = Field(
         _TRAINING.augment_mix_background,
         ge=0.0,

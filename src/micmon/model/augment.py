@@ -31,6 +31,9 @@ MASK_SHARE = 0.15
 #: Pitch shift (logmel): a copy's bands move by up to this many mel bands up or down (about
 #: +/- 10 % in pitch per band at 40 bands): another dog, another bell of the same kind.
 SHIFT_BANDS = 2
+#: Time stretch (logmel): a copy of a sound plays up to this factor faster or slower about the
+#: window's centre (a longer howl, a quicker bark): another animal or bell of the same kind.
+STRETCH_FACTOR = 1.25
 #: Microphone colouring: a copy's bands get a smooth random gain curve (dB), the sum of this many
 #: cosines across the band range, each of random sign and size up to EQ_DB / its order: the tilt,
 #: bumps and roll-offs of a cheap microphone or a room, which a few recordings cannot show.
@@ -54,6 +57,7 @@ def augment(
     mask_probability: float = 0.0,
     shift_probability: float = 0.0,
     eq_probability: float = 0.0,
+    stretch_probability: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return the windows plus `copies` augmented copies of each: random gain, background mixing.
 
@@ -68,8 +72,9 @@ def augment(
     with `mask_probability` it gets a random time mask and frequency mask (SpecAugment), filled
     with its mean level; with `shift_probability` a logmel copy of a window not in `background`
     moves up or down by up to `SHIFT_BANDS` mel bands (a pitch shift); with `eq_probability` a
-    copy gets a smooth random gain curve across its bands (`EQ_DB`, a microphone's colouring).
-    Labels are unchanged.
+    copy gets a smooth random gain curve across its bands (`EQ_DB`, a microphone's colouring);
+    with `stretch_probability` a logmel copy of a window not in `background` is stretched or
+    squeezed in time about its centre by up to `STRETCH_FACTOR`. Labels are unchanged.
     Returns (features, classes), originals first.
     """
     x = np.asarray(features)
@@ -95,6 +100,7 @@ def augment(
         ("mask_probability", mask_probability),
         ("shift_probability", shift_probability),
         ("eq_probability", eq_probability),
+        ("stretch_probability", stretch_probability),
         ("background_mix_probability", background_mix_probability),
     ):
         if not 0.0 <= value <= 1.0:
@@ -128,6 +134,8 @@ def augment(
         p = power.copy()
         if shift_probability and spec.feature == "logmel":
             _shift(p, (~is_background) & (gen.random(len(x)) < shift_probability), gen)
+        if stretch_probability and spec.feature == "logmel":
+            _stretch(p, (~is_background) & (gen.random(len(x)) < stretch_probability), gen)
         if background_rows.size:
             draw = gen.random(len(x))
             mix = ((~is_background) & (draw < mix_probability)) | (
@@ -197,6 +205,23 @@ def _shift(power: np.ndarray, rows: np.ndarray, gen: np.random.Generator) -> Non
             window[:, k:] = window[:, k - 1 : k]
 
 
+def _stretch(power: np.ndarray, rows: np.ndarray, gen: np.random.Generator) -> None:
+    """Resample, in place, the frames of each selected (frames, bands) window about its centre
+    by a random factor within 1 / `STRETCH_FACTOR` .. `STRETCH_FACTOR` (linear interpolation of
+    the power; the edge frames repeat where a squeezed window runs out)."""
+    frames = power.shape[1]
+    centre = (frames - 1) / 2.0
+    offsets = np.arange(frames) - centre
+    bound = np.log(STRETCH_FACTOR)
+    for row in np.flatnonzero(rows):
+        source = np.clip(centre + offsets / np.exp(gen.uniform(-bound, bound)), 0.0, frames - 1.0)
+        low = np.floor(source).astype(np.int64)
+        high = np.minimum(low + 1, frames - 1)
+        weight = (source - low)[:, None]
+        window = power[row]
+        power[row] = window[low] * (1.0 - weight) + window[high] * weight
+
+
 def _mask(power: np.ndarray, rows: np.ndarray, gen: np.random.Generator) -> None:
     """Fill, in place, one random run of frames and one of bands of each selected window with its
     mean power (logmel windows are (frames, bands); spectrum windows only get the band mask)."""
@@ -227,7 +252,7 @@ def augment_dataset(
     `background_labels` names the classes mixed into the others (labels not in the dataset are
     ignored); `options` go to `augment` (gain_db, mix_probability, mix_level_db,
     background_mix_probability, band_limit_probability, mask_probability, shift_probability,
-    eq_probability).
+    eq_probability, stretch_probability).
     """
     if dataset.spec is None:
         raise ParameterError(
