@@ -162,6 +162,14 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "dense-max-refit-bgmix-floor-shift": {**BGMIX_FLOOR, "augment_shift": 0.5},
     # copies of the sounds played up to 1.25 times faster or slower (a longer howl, a quicker bark)
     "dense-max-refit-bgmix-floor-stretch": {**BGMIX_FLOOR, "augment_stretch": 0.5},
+    # batch-norm statistics of the windows as recorded, not of the augmented batches (replayed on
+    # saved networks in the twelfth round, it ended the wide network's collapse on the wolf's seed 0)
+    "dense-max-refit-bgmix-floor-plainbn": {**BGMIX_FLOOR, "plain_batch_norm": True},
+    "dense-max-refit-bgmix-floor-wide-plainbn": {
+        **BGMIX_FLOOR,
+        "filters": (24, 48, 64),
+        "plain_batch_norm": True,
+    },
     # with the warm-up and the averaging: early stopping kept 1 epoch of the wolf's seed 2 with
     # the re-mixing alone (the warm-up's case), and -warm-avg is the best wolf network before it
     "dense-max-refit-warm-avg-bgmix": {

@@ -278,3 +278,57 @@ def test_an_ensemble_is_one_model_whose_scores_are_the_members_mean(
     assert spec is not None
     x = np.random.default_rng(0).random((5, *spec.shape))
     assert np.allclose(served.scores(x), result.model.scores(x), atol=1e-4)
+
+
+def test_plain_batch_statistics_are_the_exact_ones_of_each_layers_input() -> None:
+    import keras
+
+    from micmon.training import _plain_batch_statistics
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(2.0, 3.0, size=(90, 6)).astype(np.float32)
+    first, second = keras.layers.Dense(5, use_bias=False), keras.layers.Dense(3, use_bias=False)
+    norm1, norm2 = keras.layers.BatchNormalization(), keras.layers.BatchNormalization()
+    net = keras.Sequential([keras.Input((6,)), first, norm1, keras.layers.ReLU(), second, norm2])
+    for norm in (norm1, norm2):  # stale: gathered on other (augmented) windows
+        norm.moving_mean.assign(np.full(norm.moving_mean.shape, 40.0, dtype=np.float32))
+    _plain_batch_statistics(net, x, batch_size=32)  # 32 + 32 + 26: the statistics are not per batch
+    h1 = x @ first.get_weights()[0]
+    np.testing.assert_allclose(norm1.moving_mean.numpy(), h1.mean(axis=0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(norm1.moving_variance.numpy(), h1.var(axis=0), rtol=1e-4)
+    gamma, beta, mean, var = norm1.get_weights()
+    h2 = np.maximum((h1 - mean) / np.sqrt(var + norm1.epsilon) * gamma + beta, 0.0) @ second.get_weights()[0]
+    np.testing.assert_allclose(norm2.moving_mean.numpy(), h2.mean(axis=0), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(norm2.moving_variance.numpy(), h2.var(axis=0), rtol=1e-3, atol=1e-5)
+
+
+def test_plain_batch_norm_sets_a_trained_cnn_to_the_statistics_of_its_windows_as_recorded() -> None:
+    from dataclasses import replace
+
+    import keras
+
+    from micmon.dataset import Dataset
+    from micmon.features import FeatureSpec
+
+    spec = FeatureSpec(sample_rate=16000, window_seconds=0.5, high_freq=8000.0, feature="logmel")
+    rng = np.random.default_rng(1)
+    x = rng.normal(0.0, 0.2, size=(60, *spec.shape)).astype(np.float32)
+    y = np.array([0, 1] * 30)
+    x[y == 0, :, 10:14] += 0.8  # the sound: a band of energy
+    data = [
+        Dataset(x[:30], y[:30], labels=["beep", "negative"], spec=spec, name="a"),
+        Dataset(x[30:], y[30:], labels=["beep", "negative"], spec=spec, name="b"),
+    ]
+    opts = TrainingOptions(
+        epochs=2, patience=0, refit=False, hard_negatives=0.0, validation_split=0.0, quantize=False
+    )
+
+    def first_norm_gap(options: TrainingOptions) -> float:
+        net = train(data, options).model.keras_model
+        norm = next(layer for layer in net.layers if isinstance(layer, keras.layers.BatchNormalization))
+        a = np.asarray(keras.Model(net.inputs[0], norm.input)(x, training=False))
+        exact = a.reshape(-1, a.shape[-1]).mean(axis=0)
+        return float(np.max(np.abs(norm.moving_mean.numpy() - exact)))
+
+    assert first_norm_gap(replace(opts, plain_batch_norm=True)) < 1e-4
+    assert first_norm_gap(opts) > 1e-3  # the moving averages of augmented batches differ

@@ -117,6 +117,12 @@ class TrainingOptions:
         After each fit that early stopping does not end (the refit's), the network's weights are
         the mean of its weights over this share of the fit's last steps (0: off): one network
         from a stretch of training rather than from wherever its last step happened to land.
+    plain_batch_norm : bool
+        After each fit, set the network's batch-norm statistics to the exact mean and variance,
+        over the fit's training windows as recorded (not augmented), of what each layer receives;
+        otherwise they are the moving averages gathered on the augmented batches, which new
+        audio does not resemble (one wider network raised 20 false alarms an hour on room
+        audio it was fitted on until they were recomputed; issue 8's twelfth round).
     filters : sequence of int
         cnn only: filters per convolution block (its capacity).
     pooling : "average" or "max"
@@ -162,6 +168,7 @@ class TrainingOptions:
     refit: bool = True
     warmup: float = 0.15
     weight_averaging: float = 0.0
+    plain_batch_norm: bool = False
     filters: tuple[int, ...] = CNN_FILTERS
     pooling: str = CNN_POOLING
     frontend: str = CNN_FRONTEND
@@ -503,6 +510,8 @@ def _fit(
         )
         if averager is not None:  # the batch-norm statistics were gathered under the raw weights
             _recompute_batch_statistics(model.keras_model, augmented.train_samples, opts.batch_size)
+        if opts.plain_batch_norm:
+            _plain_batch_statistics(model.keras_model, data.train_samples, opts.batch_size)
         kept.append(stopper.best_epoch + 1 if stopper is not None else done[0] - before)
 
     fit(data, plan[0])
@@ -563,6 +572,28 @@ def _recompute_batch_statistics(keras_model: Any, x: np.ndarray, batch_size: int
     finally:
         for layer, value in zip(norms, momentum, strict=True):
             layer.momentum = value
+
+
+def _plain_batch_statistics(keras_model: Any, x: np.ndarray, batch_size: int) -> None:
+    """Set each batch-norm layer's statistics to the exact mean and variance of its input over `x`,
+    the network run as it scores (earlier layers with their new statistics), layer by layer."""
+    keras = _keras()
+    norms = [layer for layer in keras_model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    for layer in norms:
+        upstream = keras.Model(keras_model.inputs[0], layer.input)
+        total = squares = None
+        count = 0
+        for start in range(0, len(x), batch_size):
+            a = np.asarray(upstream(x[start : start + batch_size], training=False), dtype=np.float64)
+            a = a.reshape(-1, a.shape[-1])
+            total = a.sum(axis=0) + (0.0 if total is None else total)
+            squares = (a * a).sum(axis=0) + (0.0 if squares is None else squares)
+            count += len(a)
+        if not count or total is None or squares is None:
+            return
+        mean = total / count
+        layer.moving_mean.assign(mean.astype(np.float32))
+        layer.moving_variance.assign(np.maximum(squares / count - mean * mean, 0.0).astype(np.float32))
 
 
 def _average(members: list[Model], labels: list[str], spec: FeatureSpec) -> Model:

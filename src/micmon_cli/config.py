@@ -290,6 +290,11 @@ class TrainingConfig(Section):
         description="share of the last training steps whose weights are averaged into the "
         "network's at the end of each fit early stopping does not end, the refit's (0: off)",
     )
+    plain_batch_norm: bool = Field(
+        _TRAINING.plain_batch_norm,
+        description="after each fit, set the batch-norm statistics to the exact ones of the training "
+        "windows as recorded, not the moving averages of the augmented batches",
+    )
     refit: bool = Field(
         _TRAINING.refit,
         description="after early stopping, train again on every "
