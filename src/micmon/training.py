@@ -582,15 +582,16 @@ def _plain_batch_statistics(keras_model: Any, x: np.ndarray, batch_size: int) ->
     norms = [layer for layer in keras_model.layers if isinstance(layer, keras.layers.BatchNormalization)]
     for layer in norms:
         upstream = keras.Model(keras_model.inputs[0], layer.input)
-        total = squares = None
+        total = np.zeros(layer.moving_mean.shape, dtype=np.float64)
+        squares = np.zeros_like(total)
         count = 0
         for start in range(0, len(x), batch_size):
             a = np.asarray(upstream(x[start : start + batch_size], training=False), dtype=np.float64)
             a = a.reshape(-1, a.shape[-1])
-            total = a.sum(axis=0) + (0.0 if total is None else total)
-            squares = (a * a).sum(axis=0) + (0.0 if squares is None else squares)
+            total += a.sum(axis=0)
+            squares += (a * a).sum(axis=0)
             count += len(a)
-        if not count or total is None or squares is None:
+        if not count:
             return
         mean = total / count
         layer.moving_mean.assign(mean.astype(np.float32))
