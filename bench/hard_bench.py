@@ -156,7 +156,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # syllables; the monitor's hop (a quarter window) becomes 0.75 s
     "dense-max-refit-bgmix-floor-w3": {**BGMIX_FLOOR, "spec": {**BGMIX_FLOOR["spec"], "window_seconds": 3.0}},
     # the defaults re-screened with what the early rounds tried on unsteady networks: a wider
-    # network (38k parameters, ~2x the multiply-adds), and pitch-shifted copies of the sounds
+    # network (39k parameters, ~2x the multiply-adds), and pitch-shifted copies of the sounds
     # (another animal or bell of the same kind: the wolf misses new instances, not new mixes)
     "dense-max-refit-bgmix-floor-wide": {**BGMIX_FLOOR, "filters": (24, 48, 64)},
     "dense-max-refit-bgmix-floor-shift": {**BGMIX_FLOOR, "augment_shift": 0.5},
