@@ -342,3 +342,91 @@ def test_background_folders_match_the_fallback_labels_whatever_the_case(tmp_path
     # a model micmon trained names its background label: that label exactly
     trained = {"training": {"background_label": "negative"}}
     assert [Path(d.path).name for d in calibration_folders(trained, tmp_path)] == ["talk"]
+
+
+# -- remixed room audio ----------------------------------------------------------------------------
+def _quiet_scores(
+    folder: Path, seconds: float, *, label: str = "negative", dbfs: float = -20.0
+) -> RecordingScores:
+    """Scores of a recording labelled all `label`, each window at `dbfs` (what the remix reads)."""
+    times = np.arange(0.0, seconds - 1.0, 0.5)
+    return RecordingScores(
+        name=folder.name,
+        path=str(folder),
+        labels=LABELS,
+        window_seconds=1.0,
+        hop_seconds=0.5,
+        duration=seconds,
+        times=times,
+        scores=np.zeros((len(times), 2)),
+        levels=np.full(len(times), dbfs),
+        truth=[label] * len(times),
+        runs=[LabelSegment(0.0, seconds, label)],
+    )
+
+
+def _tone_level(x: np.ndarray, hz: float, rate: int) -> float:
+    """Amplitude of the `hz` component of `x` (a windowed DFT bin)."""
+    n = np.arange(len(x))
+    return float(
+        2
+        * abs(np.sum(x * np.hanning(len(x)) * np.exp(-2j * np.pi * hz * n / rate)))
+        / np.sum(np.hanning(len(x)))
+    )
+
+
+def test_remixed_background_hears_the_second_recording_shifted_and_quieter(tmp_path: Path) -> None:
+    from helpers import encode
+    from micmon.audio import AudioDirectory
+    from micmon.evaluate import REMIX_LEVEL_DB, remix_background
+
+    t = np.arange(20 * RATE) / RATE
+    encode(tmp_path / "a" / "audio.flac", 0.3 * np.sin(2 * np.pi * 440 * t), RATE)
+    b = np.zeros(12 * RATE)
+    b[: 2 * RATE] = 0.3 * np.sin(2 * np.pi * 1000 * t[: 2 * RATE])  # a 2 s tone, then silence
+    encode(tmp_path / "b" / "audio.wav", b, RATE)
+    event = tmp_path / "ev"
+    encode(event / "audio.wav", b, RATE)
+    recs = [_quiet_scores(tmp_path / "a", 20.0), _quiet_scores(tmp_path / "b", 12.0)]
+    recs.append(_quiet_scores(event, 12.0, label="positive"))  # not background: never remixed
+
+    made = remix_background(recs, tmp_path / "mix", sample_rate=RATE, seed=3)
+    assert [Path(d.path).parent for d in made] == [tmp_path / "mix"]
+    mix = made[0]
+    assert mix.labels is not None and mix.labels.names == ["negative"]
+    with wave.open(mix.audio_file) as w:
+        assert (w.getnchannels(), w.getframerate()) == (1, RATE)
+        x = np.frombuffer(w.readframes(w.getnframes()), "<i2") / 32768.0
+    assert abs(len(x) / RATE - 20.0) < 0.05  # as long as the first recording
+    # the first recording is all there; the second's tone is somewhere else than at its start,
+    # 3-12 dB below its own level (the two recordings' windows are equally loud)
+    seconds = [x[i * RATE : (i + 1) * RATE] for i in range(20)]
+    assert all(abs(_tone_level(s, 440, RATE) - 0.3) < 0.02 for s in seconds)
+    tone = [_tone_level(s, 1000, RATE) for s in seconds]
+    loud = [i for i, v in enumerate(tone) if v > 0.02]
+    assert loud and 0 not in loud and loud == list(range(loud[0], loud[0] + len(loud)))
+    gain_db = 20 * np.log10(max(tone) / 0.3)
+    assert REMIX_LEVEL_DB[0] - 0.5 <= gain_db <= REMIX_LEVEL_DB[1] + 0.5
+    # the same seed remixes the same way
+    again = remix_background(recs, tmp_path / "again", sample_rate=RATE, seed=3)
+    assert Path(again[0].audio_file).read_bytes() == Path(mix.audio_file).read_bytes()
+    assert isinstance(again[0], AudioDirectory)
+
+
+def test_remixed_background_mixes_one_recording_with_itself_and_caps_the_pairs(tmp_path: Path) -> None:
+    from helpers import encode
+    from micmon.evaluate import remix_background
+
+    rng = np.random.default_rng(0)
+    for name in "abcde":
+        encode(tmp_path / name / "audio.wav", 0.1 * rng.standard_normal(3 * RATE), RATE)
+    one = remix_background([_quiet_scores(tmp_path / "a", 3.0)], tmp_path / "one", sample_rate=RATE)
+    assert len(one) == 1
+    five = [_quiet_scores(tmp_path / n, 3.0) for n in "abcde"]  # 10 pairs
+    assert len(remix_background(five, tmp_path / "five", sample_rate=RATE, pairs=4)) == 4
+    assert (
+        remix_background(
+            [_quiet_scores(tmp_path / "a", 3.0, label="positive")], tmp_path / "x", sample_rate=RATE
+        )
+        == []
+    )

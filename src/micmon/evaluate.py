@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import os
+import subprocess
 from collections import deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -60,6 +61,13 @@ CALIBRATION_KN: tuple[tuple[int, int], ...] = ((1, 1), (2, 2), (2, 3), (3, 3), (
 CALIBRATION_PREFER: tuple[str, ...] = ("middle", "strict", "loose")
 #: m values tried by `calibrate`: an event ends after m windows below.
 CALIBRATION_M: tuple[int, ...] = (1, 2, 4)
+#: Remixed room audio (`remix_background`): the second recording of a pair is mixed in this many
+#: dB (drawn in the range) below the first's mean level, ...
+REMIX_LEVEL_DB = (-12.0, -3.0)
+#: ... and shifted (circularly) by this share of its length (drawn in the range) ...
+REMIX_SHIFT = (0.2, 0.8)
+#: ... for at most this many pairs (six: every pair of four recordings).
+REMIX_PAIRS = 6
 #: Stream origin used for replays, so event times are reproducible.
 _ORIGIN = datetime(2000, 1, 1, tzinfo=timezone.utc)
 _SECONDS_PER_HOUR = 3600.0
@@ -924,6 +932,73 @@ def calibration_folders(
             d for d in background_folders(audio_dir, quiet, ignore_case=trained is None) if d.path not in seen
         ]
     return folders
+
+
+def remix_background(
+    recordings: Sequence[RecordingScores],
+    folder: str | os.PathLike[str],
+    *,
+    sample_rate: int,
+    background: Sequence[str] = BACKGROUND_LABELS,
+    seed: int = 0,
+    pairs: int = REMIX_PAIRS,
+    ffmpeg_bin: str = "ffmpeg",
+) -> list[AudioDirectory]:
+    """Write the room heard again: each pair of background recordings summed, the second shifted
+    in time and quieter; return the mixes as sample folders labelled all background.
+
+    Calibrating on them as well hears each room sound again under other talk, at another level
+    and at another offset in the window, as new audio will (issue 8's eleventh and thirteenth
+    rounds). Of `recordings` (scored: their levels set the gains), those labelled all
+    `background` are mixed; one such recording is mixed with itself. The mixes are mono WAVs at
+    `sample_rate` in `folder`.
+    """
+    from micmon.audio.ffmpeg import find_ffmpeg
+
+    quiet = [
+        r
+        for r in recordings
+        if r.runs and r.duration > 0 and {run.label for run in r.runs} <= set(background)
+    ]
+    if not quiet:
+        return []
+    combos = [(i, j) for i in range(len(quiet)) for j in range(i + 1, len(quiet))] or [(0, 0)]
+    gen = np.random.default_rng(seed)
+    if len(combos) > pairs:
+        combos = sorted(combos[k] for k in gen.choice(len(combos), size=pairs, replace=False))
+    ffmpeg = find_ffmpeg(ffmpeg_bin)
+    mono = f"aresample={int(sample_rate)},pan=mono|c0=c0"
+    made = []
+    for n, (i, j) in enumerate(combos):
+        a, b = quiet[i], quiet[j]
+        a_file, b_file = (
+            AudioDirectory(r.path).audio_file if Path(r.path).is_dir() else r.path for r in (a, b)
+        )
+        shift = float(gen.uniform(*REMIX_SHIFT)) * b.duration
+        gain = _mean_dbfs(a.levels) - _mean_dbfs(b.levels) + float(gen.uniform(*REMIX_LEVEL_DB))
+        out = Path(folder) / f"remix-{n + 1}"
+        out.mkdir(parents=True, exist_ok=True)
+        # b from `shift` to its end, then its start up to `shift`: the same sounds, at other times
+        graph = (
+            f"[0:a]{mono}[a];[1:a]{mono}[b1];[2:a]{mono}[b2];[b1][b2]concat=n=2:v=0:a=1,"
+            f"volume={gain:.3f}dB[b];[a][b]amix=inputs=2:duration=first:normalize=0[out]"
+        )
+        cmd = [ffmpeg, "-nostdin", "-v", "error", "-y", "-i", a_file]
+        cmd += ["-ss", f"{shift:.3f}", "-i", b_file, "-t", f"{shift:.3f}", "-i", b_file]
+        cmd += ["-filter_complex", graph, "-map", "[out]", "-c:a", "pcm_s16le", str(out / "audio.wav")]
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            reason = (result.stderr.strip().splitlines() or ["ffmpeg failed"])[-1]
+            raise AudioError(f"{a.path} + {b.path}: could not remix them ({reason})")
+        Labels([(0.0, a.runs[0].label)]).save(out / "labels.json")
+        made.append(AudioDirectory(out))
+    return made
+
+
+def _mean_dbfs(levels: np.ndarray) -> float:
+    """Return the level (dBFS) of the mean power of windows at `levels` dBFS (0 for none)."""
+    finite = levels[np.isfinite(levels)]
+    return float(10 * np.log10(np.mean(10 ** (finite / 10)))) if finite.size else 0.0
 
 
 def save_calibration(model_dir: str | os.PathLike[str], calibration: Calibration) -> None:

@@ -562,6 +562,11 @@ class EvaluateConfig(Section):
         None, description="seconds between window starts; empty: the monitor's hop"
     )
     max_false_alarms_per_hour: NonNegativeFloat = Field(1.0, description="false-alarm budget for --calibrate")
+    remix_background: bool = Field(
+        False,
+        description="--calibrate also on the background recordings remixed in pairs (the second "
+        "shifted in time and 3-12 dB quieter): each room sound heard again under other talk",
+    )
 
     @field_validator("audio_dir", mode="before")
     @classmethod

@@ -113,6 +113,31 @@ def test_calibrate_stores_settings_within_budget(workspace: Path, model_copy: Pa
     assert again["detector"] == stored["detector"] and again["hop_seconds"] == 1.0
 
 
+def test_calibrate_on_remixed_background_recordings(
+    workspace: Path, model_copy: Path, tmp_path: Path
+) -> None:
+    audio = tmp_path / "audio"
+    shutil.copytree(workspace / "audio" / "sample_1", audio / "sample_1")
+    make_recording(audio / "room", seconds=30.0, events=(), seed=7)
+    args = ("evaluate", str(audio), "--model", str(model_copy), "--hop", "1", "--calibrate", "--json")
+    code, out, err = run(*args, "--max-false-alarms-per-hour", "50", "--remix-background")
+    assert code == 0, err
+    assert "calibrating also on 1 remix(es) of the background recordings" in " ".join(err.split())
+    report = json.loads(out)
+    # the room mixed with itself counts as a third recording, and as its hours; the report is
+    # still on the recordings as they are
+    assert report["calibration"]["recordings"] == 3
+    assert report["calibration"]["hours"] == pytest.approx((40 + 30 + 30) / 3600, abs=2e-4)
+    assert sorted(Path(r["path"]).name for r in report["recordings"]) == ["room", "sample_1"]
+    assert not list(Path(tmp_path).glob("**/remix-*"))  # made in a scratch folder, then removed
+
+    shutil.rmtree(audio / "room")
+    code, out, err = run(*args, "--remix-background")
+    assert code == 0, err
+    assert "no background recording to remix" in " ".join(err.split())
+    assert json.loads(out)["calibration"]["recordings"] == 1
+
+
 def test_missing_model_is_one_error_line(workspace: Path, tmp_path: Path) -> None:
     code, _, err = run("evaluate", str(workspace / "audio"), "--model", str(tmp_path / "nope"))
     assert code == 1

@@ -104,6 +104,14 @@ def evaluate(
     max_false_alarms_per_hour: Annotated[
         float | None, config_option("evaluate.max_false_alarms_per_hour", "--max-false-alarms-per-hour")
     ] = None,
+    remix_background: Annotated[
+        bool | None,
+        config_option(
+            "evaluate.remix_background",
+            "--remix-background/--no-remix-background",
+            help="with --calibrate: also calibrate on the background recordings remixed in pairs",
+        ),
+    ] = None,
     plot: Annotated[
         Path | None,
         typer.Option(
@@ -146,7 +154,8 @@ def evaluate(
     if do_calibrate:
         _warn_if_trained_on(model.metadata, scored)
         budget = c.evaluate.max_false_alarms_per_hour
-        calibration = calibrate(scored, max_false_alarms_per_hour=budget, base=settings)
+        remixed = _remixed(scored, model, window_hop, c.audio.ffmpeg) if c.evaluate.remix_background else []
+        calibration = calibrate([*scored, *remixed], max_false_alarms_per_hour=budget, base=settings)
         settings = calibration.settings
         save_calibration(model_path, calibration)
         _warn_about_budget(calibration)
@@ -195,6 +204,28 @@ def _folders(cfg: ResolvedConfig, metadata: dict[str, Any], *, calibrating: bool
             "it; pass AUDIO_DIR or set evaluate.audio_dir"
         )
     return folders
+
+
+def _remixed(scored: list[RecordingScores], model: Any, hop: float, ffmpeg_bin: str) -> list[RecordingScores]:
+    """Score the background recordings among `scored` remixed in pairs (made in a scratch folder)."""
+    import tempfile
+
+    from micmon.evaluate import background_labels, remix_background
+
+    background = background_labels(model.metadata)
+    with tempfile.TemporaryDirectory(prefix="micmon-remix-") as scratch:
+        mixes = remix_background(
+            scored, scratch, sample_rate=model.spec.sample_rate, background=background, ffmpeg_bin=ffmpeg_bin
+        )
+        if not mixes:
+            console.warn(
+                "no background recording to remix (label an hour of your room all "
+                f"{background[0]}); calibrating on the recordings alone"
+            )
+            return []
+        console.info(f"calibrating also on {len(mixes)} remix(es) of the background recordings")
+        remixed, _ = _score(mixes, model, hop, ffmpeg_bin, calibrating=True)
+    return remixed
 
 
 def _warn_about_budget(calibration: Calibration) -> None:
