@@ -27,6 +27,7 @@ import hashlib
 import json
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -370,6 +371,26 @@ def by_format(form: dict[str, Any]) -> str:
     return str(form["format"])
 
 
+def cli_figures(
+    calibration: Any, calibrated_on: Sequence[Any], scored: Sequence[Any], corpus: Path, forms: dict[str, Any]
+) -> dict[str, Any]:
+    """Return the test-side figures of settings `micmon evaluate --calibrate` chose."""
+    from micmon.evaluate import evaluate_scores
+
+    report = evaluate_scores(scored, calibration.settings)
+    fa, hours = room_false_alarms(report, corpus)
+    formats = recall_by(report, corpus, forms, by_format)
+    return {
+        "detector": calibration.settings.to_dict(),
+        "hours": round(sum(r.duration for r in calibrated_on) / 3600, 3),
+        "event_recall": round(report.overall.found / report.overall.runs, 4) if report.overall.runs else None,
+        "false_alarms_per_hour_room": round(fa / hours, 3) if hours else None,
+        "recall_by_format": formats,
+        "format_spread": round(max(formats.values()) - min(formats.values()), 4) if formats else None,
+        "window_macro_f1": round(macro_f1(report.overall, list(report.targets)), 4),
+    }
+
+
 def run(
     corpus: Path,
     task: str,
@@ -382,7 +403,7 @@ def run(
 ) -> dict[str, Any]:
     """Train (or, with `retest`, load the model saved before), calibrate and test one (task, seed,
     variant); return its figures."""
-    from micmon.evaluate import calibrate, evaluate_scores
+    from micmon.evaluate import calibrate, evaluate_scores, remix_background
     from micmon.model import Model
 
     opts = options(variant)
@@ -435,23 +456,14 @@ def run(
     oracle = calibrate(scored, max_false_alarms_per_hour=MAX_FALSE_ALARMS_PER_HOUR)
     row["oracle_recall"] = round(oracle.chosen.event_recall, 4)
     row["oracle_false_alarms_per_hour"] = round(oracle.chosen.false_alarms_per_hour, 3)
-    cli_report = evaluate_scores(scored, cli_calibration.settings)
-    cli_fa, cli_hours = room_false_alarms(cli_report, corpus)
     forms = {r["path"]: r for r in manifest["tasks"][task]["test"]}
-    cli_formats = recall_by(cli_report, corpus, forms, by_format)
-    row["cli_calibration"] = {
-        "detector": cli_calibration.settings.to_dict(),
-        "hours": round(sum(r.duration for r in cli_scores) / 3600, 3),
-        "event_recall": round(cli_report.overall.found / cli_report.overall.runs, 4)
-        if cli_report.overall.runs
-        else None,
-        "false_alarms_per_hour_room": round(cli_fa / cli_hours, 3) if cli_hours else None,
-        "recall_by_format": cli_formats,
-        "format_spread": round(max(cli_formats.values()) - min(cli_formats.values()), 4)
-        if cli_formats
-        else None,
-        "window_macro_f1": round(macro_f1(cli_report.overall, list(cli_report.targets)), 4),
-    }
+    row["cli_calibration"] = cli_figures(cli_calibration, cli_scores, scored, corpus, forms)
+    # and with `--remix-background`: the background recordings among them remixed in pairs too
+    with tempfile.TemporaryDirectory(prefix="hard-remix-") as scratch:
+        mixes = remix_background(cli_scores, scratch, sample_rate=spec.sample_rate, background=[BACKGROUND])
+        remix_scores = cli_scores + score(mixes, model, hop)
+    remix_calibration = calibrate(remix_scores, max_false_alarms_per_hour=MAX_FALSE_ALARMS_PER_HOUR)
+    row["cli_remix_calibration"] = cli_figures(remix_calibration, remix_scores, scored, corpus, forms)
     row["score_seconds"] = round(time.perf_counter() - t0, 1)
     by_snr: dict[str, list[int]] = {}
     for rec in report.recordings:
