@@ -953,7 +953,7 @@ def remix_background(
     `background` are mixed; one such recording is mixed with itself. The mixes are mono WAVs at
     `sample_rate` in `folder`.
     """
-    from micmon.audio.ffmpeg import find_ffmpeg
+    from micmon.audio.ffmpeg import MONO_FILTER, find_ffmpeg
 
     quiet = [
         r
@@ -967,7 +967,7 @@ def remix_background(
     if len(combos) > pairs:
         combos = sorted(combos[k] for k in gen.choice(len(combos), size=pairs, replace=False))
     ffmpeg = find_ffmpeg(ffmpeg_bin)
-    mono = f"aresample={int(sample_rate)},pan=mono|c0=c0"
+    mono = f"aresample={int(sample_rate)},{MONO_FILTER}"
     made = []
     for n, (i, j) in enumerate(combos):
         a, b = quiet[i], quiet[j]
