@@ -185,6 +185,23 @@ def test_calibration_meets_its_budget_and_prefers_recall() -> None:
     assert stored["met_budget"] is True and stored["tradeoff"]
 
 
+def test_remixed_hours_are_calibrated_on_but_do_not_vouch_for_the_budget() -> None:
+    from micmon.evaluate import false_alarm_bound
+
+    rec = _scores(1800.0, 1.0, 2.0, high=[(100, 110)], runs=[(100, 110)])
+    room = _scores(3600.0, 1.0, 2.0, high=[], runs=[])
+    remix = _scores(3600.0, 1.0, 2.0, high=[(700, 701)], runs=[])  # a lookalike only the remix has
+    alone = calibrate([rec, room], max_false_alarms_per_hour=1.0)
+    both = calibrate([rec, room], max_false_alarms_per_hour=1.0, remixed=[remix])
+    assert both.recordings == 3 and both.chosen.hours == pytest.approx(2.5)
+    assert both.remixed_hours == pytest.approx(1.0) and both.recorded_hours == pytest.approx(1.5)
+    # the remix's alarm counts, its hour does not: 1.5 recorded hours vouch as they do alone
+    assert both.false_alarm_bound == pytest.approx(false_alarm_bound(both.chosen.false_alarms, 1.5))
+    assert alone.false_alarm_bound == pytest.approx(false_alarm_bound(alone.chosen.false_alarms, 1.5))
+    assert both.to_dict()["remixed_hours"] == 1.0 and alone.to_dict()["remixed_hours"] == 0.0
+    assert alone.remixed_hours == 0.0 and alone.recorded_hours == pytest.approx(1.5)
+
+
 def test_display_names_stay_distinct() -> None:
     from dataclasses import replace
 
@@ -430,3 +447,25 @@ def test_remixed_background_mixes_one_recording_with_itself_and_caps_the_pairs(t
         )
         == []
     )
+
+
+def test_remixes_can_be_made_one_at_a_time(tmp_path: Path) -> None:
+    import shutil
+
+    from helpers import encode
+    from micmon.evaluate import iter_remixes, remix_background
+
+    rng = np.random.default_rng(1)
+    for name in "abc":
+        encode(tmp_path / name / "audio.wav", 0.1 * rng.standard_normal(3 * RATE), RATE)
+    recs = [_quiet_scores(tmp_path / n, 3.0) for n in "abc"]
+    whole = remix_background(recs, tmp_path / "whole", sample_rate=RATE)
+    seen = []
+    for mix in iter_remixes(recs, tmp_path / "lazy", sample_rate=RATE):
+        # only the mix just made is on disk: the one before it was deleted
+        assert [p.name for p in (tmp_path / "lazy").iterdir()] == [Path(mix.path).name]
+        seen.append(Path(mix.audio_file).read_bytes())
+        shutil.rmtree(mix.path)
+    assert len(seen) == len(whole) == 3  # every pair of three, the same mixes as all at once
+    for lazy, made in zip(seen, whole, strict=True):
+        assert lazy == Path(made.audio_file).read_bytes()

@@ -21,7 +21,7 @@ import math
 import os
 import subprocess
 from collections import deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -662,6 +662,8 @@ class Calibration:
     points: list[TradeoffPoint]
     hop_seconds: float
     recordings: int
+    #: hours of remixed room audio among the hours calibrated on (`calibrate(remixed=...)`)
+    remixed_hours: float = 0.0
 
     def pareto(self) -> list[TradeoffPoint]:
         """Return the best recall reachable at each false-alarm rate, by rising rate."""
@@ -672,9 +674,18 @@ class Calibration:
         return best
 
     @property
+    def recorded_hours(self) -> float:
+        """Hours of recorded audio calibrated on (remixes left out)."""
+        return max(self.chosen.hours - self.remixed_hours, 0.0)
+
+    @property
     def false_alarm_bound(self) -> float:
-        """False alarms per hour the chosen setting is shown to stay below, at 95 % confidence."""
-        return false_alarm_bound(self.chosen.false_alarms, self.chosen.hours)
+        """False alarms per hour the chosen setting is shown to stay below, at 95 % confidence.
+
+        Every false alarm counts, but only recorded hours do: a remix hears the same room again,
+        so it can show a lookalike the detector falls for, never that it falls for none.
+        """
+        return false_alarm_bound(self.chosen.false_alarms, self.recorded_hours)
 
     @property
     def vouched(self) -> bool:
@@ -691,6 +702,7 @@ class Calibration:
             "hop_seconds": self.hop_seconds,
             "recordings": self.recordings,
             "hours": round(self.chosen.hours, 4),
+            "remixed_hours": round(self.remixed_hours, 4),
             "event_recall": round(self.chosen.event_recall, 4),
             "false_alarms_per_hour": round(self.chosen.false_alarms_per_hour, 4),
             "median_delay": _round(self.chosen.median_delay),
@@ -711,6 +723,7 @@ def calibrate(
     kn: Sequence[tuple[int, int]] = CALIBRATION_KN,
     m_values: Sequence[int] = CALIBRATION_M,
     prefer: str = "middle",
+    remixed: Sequence[RecordingScores] = (),
 ) -> Calibration:
     """Search threshold per label, K of N and M for the best event recall within the budget.
 
@@ -721,7 +734,11 @@ def calibrate(
     "strict" its highest; "loose" its lowest. Then the shorter median delay. When no setting
     meets the budget the one with the fewest false alarms is returned with ``met_budget=False``.
     Other settings (min_dbfs, min_event_seconds, cooldown_seconds, targets) are kept from `base`.
+    `remixed` (scored remixes of the room, `remix_background`) are calibrated on with the
+    recordings; their hours do not count towards vouching for the budget.
     """
+    remixed_hours = sum(r.hours for r in remixed)
+    recordings = [*recordings, *remixed]
     if not recordings:
         raise ParameterError(
             "recordings: calibration needs at least one scored recording", parameter="recordings"
@@ -832,6 +849,7 @@ def calibrate(
         points,
         recordings[0].hop_seconds,
         len(recordings),
+        remixed_hours,
     )
 
 
@@ -953,6 +971,34 @@ def remix_background(
     `background` are mixed; one such recording is mixed with itself. The mixes are mono WAVs at
     `sample_rate` in `folder`.
     """
+    return list(
+        iter_remixes(
+            recordings,
+            folder,
+            sample_rate=sample_rate,
+            background=background,
+            seed=seed,
+            pairs=pairs,
+            ffmpeg_bin=ffmpeg_bin,
+        )
+    )
+
+
+def iter_remixes(
+    recordings: Sequence[RecordingScores],
+    folder: str | os.PathLike[str],
+    *,
+    sample_rate: int,
+    background: Sequence[str] = BACKGROUND_LABELS,
+    seed: int = 0,
+    pairs: int = REMIX_PAIRS,
+    ffmpeg_bin: str = "ffmpeg",
+) -> Iterator[AudioDirectory]:
+    """Yield the mixes `remix_background` makes, each as soon as it is written.
+
+    The caller may score a mix and delete it before asking for the next, so that at most one is
+    on disk (an hour of mono 16 kHz audio is 115 MB).
+    """
     from micmon.audio.ffmpeg import MONO_FILTER, find_ffmpeg
 
     quiet = [
@@ -961,14 +1007,13 @@ def remix_background(
         if r.runs and r.duration > 0 and {run.label for run in r.runs} <= set(background)
     ]
     if not quiet:
-        return []
+        return
     combos = [(i, j) for i in range(len(quiet)) for j in range(i + 1, len(quiet))] or [(0, 0)]
     gen = np.random.default_rng(seed)
     if len(combos) > pairs:
         combos = sorted(combos[k] for k in gen.choice(len(combos), size=pairs, replace=False))
     ffmpeg = find_ffmpeg(ffmpeg_bin)
     mono = f"aresample={int(sample_rate)},{MONO_FILTER}"
-    made = []
     for n, (i, j) in enumerate(combos):
         a, b = quiet[i], quiet[j]
         a_file, b_file = (
@@ -991,8 +1036,7 @@ def remix_background(
             reason = (result.stderr.strip().splitlines() or ["ffmpeg failed"])[-1]
             raise AudioError(f"{a.path} + {b.path}: could not remix them ({reason})")
         Labels([(0.0, a.runs[0].label)]).save(out / "labels.json")
-        made.append(AudioDirectory(out))
-    return made
+        yield AudioDirectory(out)
 
 
 def _mean_dbfs(levels: np.ndarray) -> float:

@@ -128,6 +128,9 @@ def test_calibrate_on_remixed_background_recordings(
     # still on the recordings as they are
     assert report["calibration"]["recordings"] == 3
     assert report["calibration"]["hours"] == pytest.approx((40 + 30 + 30) / 3600, abs=2e-4)
+    # ... but only the recorded hours vouch for the budget
+    assert report["calibration"]["remixed_hours"] == pytest.approx(30 / 3600, abs=2e-4)
+    assert "in 0.019 h of recorded audio only show" in " ".join(err.split())
     assert sorted(Path(r["path"]).name for r in report["recordings"]) == ["room", "sample_1"]
     assert not list(Path(tmp_path).glob("**/remix-*"))  # made in a scratch folder, then removed
 

@@ -155,7 +155,7 @@ def evaluate(
         _warn_if_trained_on(model.metadata, scored)
         budget = c.evaluate.max_false_alarms_per_hour
         remixed = _remixed(scored, model, window_hop, c.audio.ffmpeg) if c.evaluate.remix_background else []
-        calibration = calibrate([*scored, *remixed], max_false_alarms_per_hour=budget, base=settings)
+        calibration = calibrate(scored, max_false_alarms_per_hour=budget, base=settings, remixed=remixed)
         settings = calibration.settings
         save_calibration(model_path, calibration)
         _warn_about_budget(calibration)
@@ -207,24 +207,31 @@ def _folders(cfg: ResolvedConfig, metadata: dict[str, Any], *, calibrating: bool
 
 
 def _remixed(scored: list[RecordingScores], model: Any, hop: float, ffmpeg_bin: str) -> list[RecordingScores]:
-    """Score the background recordings among `scored` remixed in pairs (made in a scratch folder)."""
+    """Score the background recordings among `scored` remixed in pairs, each made in a scratch
+    folder and removed once scored."""
+    import shutil
     import tempfile
 
-    from micmon.evaluate import background_labels, remix_background
+    from micmon.evaluate import background_labels, iter_remixes, score_recording
 
     background = background_labels(model.metadata)
-    with tempfile.TemporaryDirectory(prefix="micmon-remix-") as scratch:
-        mixes = remix_background(
+    remixed: list[RecordingScores] = []
+    with tempfile.TemporaryDirectory(prefix="micmon-remix-") as scratch, console.progress() as bar:
+        task = bar.add_task("remixing the background recordings", total=None)
+        mixes = iter_remixes(
             scored, scratch, sample_rate=model.spec.sample_rate, background=background, ffmpeg_bin=ffmpeg_bin
         )
-        if not mixes:
-            console.warn(
-                "no background recording to remix (label an hour of your room all "
-                f"{background[0]}); calibrating on the recordings alone"
-            )
-            return []
-        console.info(f"calibrating also on {len(mixes)} remix(es) of the background recordings")
-        remixed, _ = _score(mixes, model, hop, ffmpeg_bin, calibrating=True)
+        for mix in mixes:
+            bar.update(task, description=f"scoring remix {len(remixed) + 1}")
+            remixed.append(score_recording(mix, model, hop=hop, ffmpeg_bin=ffmpeg_bin))
+            shutil.rmtree(mix.path)
+    if not remixed:
+        console.warn(
+            "no background recording to remix (label an hour of your room all "
+            f"{background[0]}); calibrating on the recordings alone"
+        )
+    else:
+        console.info(f"calibrating also on {len(remixed)} remix(es) of the background recordings")
     return remixed
 
 
@@ -239,9 +246,9 @@ def _warn_about_budget(calibration: Calibration) -> None:
             "recordings; stored the one with the fewest"
         )
     elif not calibration.vouched:
-        hours = calibration.chosen.hours
+        hours = calibration.recorded_hours
         console.warn(
-            f"{calibration.chosen.false_alarms} false alarms in {hours:.2g} h of audio only "
+            f"{calibration.chosen.false_alarms} false alarms in {hours:.2g} h of recorded audio only "
             f"show fewer than {calibration.false_alarm_bound:.2g} per hour (95 % "
             f"confidence), not {budget:g}; record about {hours_to_vouch(budget):.1f} h of "
             "your room without the sound (label it all background) to vouch for it"
