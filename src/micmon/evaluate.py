@@ -662,7 +662,8 @@ class Calibration:
     points: list[TradeoffPoint]
     hop_seconds: float
     recordings: int
-    #: hours of remixed room audio among the hours calibrated on (`calibrate(remixed=...)`)
+    #: remixes of the room calibrated on as well (`calibrate(remixed=...)`), and their hours
+    remixes: int = 0
     remixed_hours: float = 0.0
 
     def pareto(self) -> list[TradeoffPoint]:
@@ -701,6 +702,7 @@ class Calibration:
             "met_budget": self.met_budget,
             "hop_seconds": self.hop_seconds,
             "recordings": self.recordings,
+            "remixes": self.remixes,
             "hours": round(self.chosen.hours, 4),
             "remixed_hours": round(self.remixed_hours, 4),
             "event_recall": round(self.chosen.event_recall, 4),
@@ -737,7 +739,7 @@ def calibrate(
     `remixed` (scored remixes of the room, `remix_background`) are calibrated on with the
     recordings; their hours do not count towards vouching for the budget.
     """
-    remixed_hours = sum(r.hours for r in remixed)
+    recorded, remixed_hours = len(recordings), sum(r.hours for r in remixed)
     recordings = [*recordings, *remixed]
     if not recordings:
         raise ParameterError(
@@ -848,7 +850,8 @@ def calibrate(
         float(max_false_alarms_per_hour),
         points,
         recordings[0].hop_seconds,
-        len(recordings),
+        recorded,
+        len(remixed),
         remixed_hours,
     )
 
