@@ -563,9 +563,10 @@ class EvaluateConfig(Section):
     )
     max_false_alarms_per_hour: NonNegativeFloat = Field(1.0, description="false-alarm budget for --calibrate")
     remix_background: bool = Field(
-        False,
+        True,
         description="--calibrate also on the background recordings remixed in pairs (the second "
-        "shifted in time and 3-12 dB quieter): each room sound heard again under other talk",
+        "shifted in time and 3-12 dB quieter): each room sound heard again under other talk; "
+        "their false alarms count, their hours do not vouch for the budget",
     )
 
     @field_validator("audio_dir", mode="before")

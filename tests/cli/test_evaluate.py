@@ -133,6 +133,9 @@ def test_calibrate_on_remixed_background_recordings(
     assert "in 0.019 h of recorded audio only show" in " ".join(err.split())
     assert sorted(Path(r["path"]).name for r in report["recordings"]) == ["room", "sample_1"]
     assert not list(Path(tmp_path).glob("**/remix-*"))  # made in a scratch folder, then removed
+    code, out, err = run(*args, "--max-false-alarms-per-hour", "50", "--no-remix-background")
+    assert code == 0, err
+    assert (json.loads(out)["calibration"]["remixes"], "remix(es)" in err) == (0, False)
 
     shutil.rmtree(audio / "room")
     code, out, err = run(*args, "--remix-background")
@@ -214,6 +217,7 @@ def test_calibrate_without_a_folder_uses_held_out_and_background_recordings(
     assert code == 0, err
     shown = " ".join(err.split())
     assert "calibrating on 2 recording(s): the ones training held out and the background" in shown
+    assert "calibrating also on 1 remix(es) of the background recordings" in shown  # by default
     # the room was trained on as negatives, as the README's workflow has it: said as what it means,
     # not as advice to hold out recordings (the user did)
     assert "1 background recording(s) here were also trained on, as negatives (room)" in shown
@@ -224,6 +228,7 @@ def test_calibrate_without_a_folder_uses_held_out_and_background_recordings(
     # A few minutes of audio cannot vouch for 1 false alarm per hour: the user is told.
     assert "per hour (95 % confidence), not 1; record about 3.0 h of your room" in shown
     assert report["calibration"]["false_alarms_per_hour_bound"] > 1
+    assert report["calibration"]["remixes"] == 1 and report["calibration"]["recordings"] == 2
 
 
 def test_calibrate_without_anything_to_calibrate_on_says_what_to_do(

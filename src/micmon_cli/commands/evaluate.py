@@ -225,8 +225,8 @@ def _remixed(scored: list[RecordingScores], model: Any, hop: float, ffmpeg_bin: 
             bar.update(task, description=f"scoring remix {len(remixed) + 1}")
             remixed.append(score_recording(mix, model, hop=hop, ffmpeg_bin=ffmpeg_bin))
             shutil.rmtree(mix.path)
-    if not remixed:
-        console.warn(
+    if not remixed:  # said, not warned: the default, and the budget's warning gives the advice
+        console.info(
             "no background recording to remix (label an hour of your room all "
             f"{background[0]}); calibrating on the recordings alone"
         )
