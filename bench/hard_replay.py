@@ -7,7 +7,10 @@ OUT/score_cache/VARIANT__TASK__SEED.pkl), then replays each rule of `RULES` on t
 calibrate -> detect on the test side -> event recall and false alarms per hour on the test side's
 room audio. The rule "cli" reproduces hard_bench's figures exactly. The eleventh round's rules
 also calibrate on remixed room audio (`remixes`: pairs of the training side's room recordings
-summed, made once under OUT/remix).
+summed, made once under OUT/remix). They are the eleventh round's mixes, kept as they were so its
+published figures reproduce; what `micmon evaluate --calibrate` does by default since the
+fourteenth round is `micmon.evaluate.remix_background`, which `hard_bench.py` reports as
+`cli_remix_calibration`.
 
 Example: python bench/hard_replay.py                       # the default variant's saved networks
          python bench/hard_replay.py --out bench/out/x --variant dense-max-refit-warm-avg
