@@ -469,7 +469,9 @@ def run(
     row["cli_calibration"] = cli_figures(cli_calibration, cli_scores, scored, corpus, forms)
     # and with `--remix-background`: the background recordings among them remixed in pairs too
     with tempfile.TemporaryDirectory(prefix="hard-remix-") as scratch:
-        mixes = remix_background(cli_scores, scratch, sample_rate=spec.sample_rate, background=[BACKGROUND])
+        mixes = list(
+            remix_background(cli_scores, scratch, sample_rate=spec.sample_rate, background=[BACKGROUND])
+        )
         remixed = score(mixes, model, hop)
     remix_calibration = calibrate(
         cli_scores, max_false_alarms_per_hour=MAX_FALSE_ALARMS_PER_HOUR, remixed=remixed

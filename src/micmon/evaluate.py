@@ -964,43 +964,18 @@ def remix_background(
     seed: int = 0,
     pairs: int = REMIX_PAIRS,
     ffmpeg_bin: str = "ffmpeg",
-) -> list[AudioDirectory]:
+) -> Iterator[AudioDirectory]:
     """Write the room heard again: each pair of background recordings summed, the second shifted
-    in time and quieter; return the mixes as sample folders labelled all background.
+    in time and quieter; yield each mix, as soon as it is written, as a sample folder labelled all
+    background.
 
     Calibrating on them as well hears each room sound again under other talk, at another level
-    and at another offset in the window, as new audio will (issue 8's eleventh and thirteenth
+    and at another offset in the window, as new audio will (issue 8's eleventh to fourteenth
     rounds). Of `recordings` (scored: their levels set the gains), those labelled all
     `background` are mixed; one such recording is mixed with itself. The mixes are mono WAVs at
-    `sample_rate` in `folder`.
-    """
-    return list(
-        iter_remixes(
-            recordings,
-            folder,
-            sample_rate=sample_rate,
-            background=background,
-            seed=seed,
-            pairs=pairs,
-            ffmpeg_bin=ffmpeg_bin,
-        )
-    )
-
-
-def iter_remixes(
-    recordings: Sequence[RecordingScores],
-    folder: str | os.PathLike[str],
-    *,
-    sample_rate: int,
-    background: Sequence[str] = BACKGROUND_LABELS,
-    seed: int = 0,
-    pairs: int = REMIX_PAIRS,
-    ffmpeg_bin: str = "ffmpeg",
-) -> Iterator[AudioDirectory]:
-    """Yield the mixes `remix_background` makes, each as soon as it is written.
-
-    The caller may score a mix and delete it before asking for the next, so that at most one is
-    on disk (an hour of mono 16 kHz audio is 115 MB).
+    `sample_rate` in `folder`. A caller may score a mix and delete it before asking for the next,
+    so that at most one is on disk (an hour of mono 16 kHz audio is 115 MB); `list()` makes them
+    all at once.
     """
     from micmon.audio.ffmpeg import MONO_FILTER, find_ffmpeg
 

@@ -212,13 +212,13 @@ def _remixed(scored: list[RecordingScores], model: Any, hop: float, ffmpeg_bin: 
     import shutil
     import tempfile
 
-    from micmon.evaluate import background_labels, iter_remixes, score_recording
+    from micmon.evaluate import background_labels, remix_background, score_recording
 
     background = background_labels(model.metadata)
     remixed: list[RecordingScores] = []
     with tempfile.TemporaryDirectory(prefix="micmon-remix-") as scratch, console.progress() as bar:
         task = bar.add_task("remixing the background recordings", total=None)
-        mixes = iter_remixes(
+        mixes = remix_background(
             scored, scratch, sample_rate=model.spec.sample_rate, background=background, ffmpeg_bin=ffmpeg_bin
         )
         for mix in mixes:
