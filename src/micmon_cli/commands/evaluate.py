@@ -225,6 +225,7 @@ def _remixed(scored: list[RecordingScores], model: Any, hop: float, ffmpeg_bin: 
             bar.update(task, description=f"scoring remix {len(remixed) + 1}")
             remixed.append(score_recording(mix, model, hop=hop, ffmpeg_bin=ffmpeg_bin))
             shutil.rmtree(mix.path)
+            bar.advance(task)
     if not remixed:  # said, not warned: the default, and the budget's warning gives the advice
         console.info(
             "no background recording to remix (label an hour of your room all "
