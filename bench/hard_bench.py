@@ -190,6 +190,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "weight_averaging": 0.3,
         "ensemble": 2,
     },
+    # training windows every 0.25 s around the sounds instead of 0.5 s (an eighth of the window,
+    # not a quarter): twice the windows of each event at other offsets, for classes with a dozen
+    "dense-max-refit-bgmix-floor-hop025": {**BGMIX_FLOOR, "datagen_hop": 0.25},
     # with the warm-up and the averaging: early stopping kept 1 epoch of the wolf's seed 2 with
     # the re-mixing alone (the warm-up's case), and -warm-avg is the best wolf network before it
     "dense-max-refit-warm-avg-bgmix": {
