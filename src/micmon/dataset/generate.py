@@ -95,6 +95,7 @@ def process_folder(
     background_labels: Sequence[str] | None = None,
     on_seconds: Callable[[float], None] | None = None,
     background_hop: float | None = None,
+    short_sound_hop: float | None = None,
 ) -> FolderResult:
     """Write the windows of one sample folder to `output` (atomically); return the counts.
 
@@ -103,22 +104,24 @@ def process_folder(
     below the window), windows are dense only around the sounds: a background window is kept
     once per window length (every `background_hop` seconds if given, rounded to a multiple of
     the hop), and one that holds part of a sound without being labelled with it is left out
-    (neither a clean example of the sound nor of the background).
+    (neither a clean example of the sound nor of the background). With `short_sound_hop`
+    (below `spec.hop_seconds`), a sound shorter than the window gets a window every
+    `short_sound_hop` seconds instead, so that a short sound is not outnumbered by long ones.
     """
-    if background_hop is not None and not background_hop > 0:
-        raise ParameterError(
-            f"background_hop: must be > 0 seconds, got {background_hop!r}",
-            parameter="background_hop",
-            value=background_hop,
-        )
+    for name, value in (("background_hop", background_hop), ("short_sound_hop", short_sound_hop)):
+        if value is not None and not value > 0:
+            raise ParameterError(f"{name}: must be > 0 seconds, got {value!r}", parameter=name, value=value)
     result = FolderResult(folder=directory.path, output=output)
-    keep = _dense_around_sounds(directory, spec, background_labels, background_hop)
+    keep = _dense_around_sounds(directory, spec, background_labels, background_hop, short_sound_hop)
+    read_hop = spec.hop_seconds
+    if keep is not None and short_sound_hop is not None and read_hop is not None:
+        read_hop = read_hop / _split(read_hop, short_sound_hop)
     try:
         with (
             AudioFile(
                 directory,
                 window_seconds=spec.window_seconds,
-                hop=spec.hop_seconds,  # overlapping training windows, when the spec asks for them
+                hop=read_hop,  # overlapping training windows, when the spec asks for them
                 sample_rate=spec.sample_rate,
                 channels=spec.channels,
                 ffmpeg_bin=ffmpeg_bin,
@@ -153,28 +156,45 @@ def process_folder(
     return result
 
 
+def _split(hop: float, finer: float) -> int:
+    """Return how many steps of about `finer` seconds one `hop` is cut into (at least 1)."""
+    return max(1, int(round(hop / finer)))
+
+
 def _dense_around_sounds(
     directory: AudioDirectory,
     spec: FeatureSpec,
     background_labels: Sequence[str] | None,
     background_hop: float | None = None,
+    short_sound_hop: float | None = None,
 ) -> Callable[[float, str | None], bool] | None:
-    """Return the window filter of overlapping datagen (None: keep every window)."""
+    """Return the window filter of overlapping datagen (None: keep every window).
+
+    Window starts come every `spec.hop_seconds` cut into `_split(hop, short_sound_hop)` steps."""
     hop = spec.hop_seconds
     labels = directory.labels
     if hop is None or hop >= spec.window_seconds or not background_labels or labels is None:
         return None
     quiet = set(background_labels)
-    sounds = [(seg.start, seg.end) for seg in labels.segments() if seg.label not in quiet]
-    every = max(1, int(round((background_hop or spec.window_seconds) / hop)))
     width = spec.window_seconds
+    sounds = [(seg.label, seg.start, seg.end) for seg in labels.segments() if seg.label not in quiet]
+    steps = _split(hop, short_sound_hop) if short_sound_hop is not None else 1
+    step = hop / steps
+    every = max(1, int(round((background_hop or width) / hop))) * steps
+
+    def short(label: str, start: float) -> bool:
+        return any(
+            name == label and hi is not None and hi - lo < width and lo < start + width and start < hi
+            for name, lo, hi in sounds
+        )
 
     def keep(start: float, label: str | None) -> bool:
+        index = int(round(start / step))
         if label is None or label not in quiet:
-            return True
-        if any(lo < start + width and (hi is None or start < hi) for lo, hi in sounds):
+            return index % steps == 0 or (label is not None and short(label, start))
+        if any(lo < start + width and (hi is None or start < hi) for _, lo, hi in sounds):
             return False  # holds part of a sound, labelled background: ambiguous
-        return int(round(start / hop)) % every == 0
+        return index % every == 0
 
     return keep
 
