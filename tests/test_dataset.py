@@ -525,6 +525,55 @@ def test_overlapping_datagen_is_dense_around_sounds_and_sparse_in_the_background
     assert len(Dataset.load(tmp_path / "all.npz")) == 37
 
 
+def test_short_sound_hop_adds_offsets_around_short_sounds_only(tmp_path: Path) -> None:
+    from helpers import make_recording
+    from micmon.audio import AudioDirectory
+    from micmon.dataset.generate import process_folder
+
+    # a 1.5 s sound (shorter than the 2 s window) and a 3 s one (longer)
+    folder = make_recording(
+        tmp_path / "rec", seconds=24.0, events=((6.0, 7.5), (14.0, 17.0)), rate=16000, fmt="wav"
+    )
+    spec = FeatureSpec(sample_rate=16000, window_seconds=2.0, high_freq=7500.0, hop_seconds=0.5)
+    plain, short = tmp_path / "plain.npz", tmp_path / "short.npz"
+    process_folder(AudioDirectory(folder), plain, spec, background_labels=["negative"])
+    process_folder(AudioDirectory(folder), short, spec, background_labels=["negative"], short_sound_hop=0.25)
+    a, b = Dataset.load(plain), Dataset.load(short)
+    positive = a.labels.index("positive")
+    # every 0.5 s: the short sound is held at least half (0.75 s) by the windows starting 5.0-6.5
+    # (4), the long one labels the windows starting 13.0-16.0 that it covers at least half (7);
+    # every 0.25 s around the short sound: 4.75-6.75 (9), the long sound's windows unchanged
+    assert int(np.sum(a.classes == positive)) == 4 + 7
+    assert int(np.sum(b.classes == positive)) == 9 + 7
+    # the background keeps its 2 s grid, and every window of the plain dataset is kept as it was
+    assert int(np.sum(b.classes != positive)) == int(np.sum(a.classes != positive))
+    rows = {row.tobytes() for row in b.samples}
+    assert all(row.tobytes() in rows for row in a.samples)
+
+    # a recording whose sounds all outlast the window gives the very same dataset
+    long_only = make_recording(tmp_path / "long", seconds=20.0, events=((8.0, 11.0),), rate=16000, fmt="wav")
+    process_folder(AudioDirectory(long_only), tmp_path / "l1.npz", spec, background_labels=["negative"])
+    process_folder(
+        AudioDirectory(long_only),
+        tmp_path / "l2.npz",
+        spec,
+        background_labels=["negative"],
+        short_sound_hop=0.25,
+    )
+    l1, l2 = Dataset.load(tmp_path / "l1.npz"), Dataset.load(tmp_path / "l2.npz")
+    assert np.array_equal(l1.samples, l2.samples) and np.array_equal(l1.classes, l2.classes)
+
+    with pytest.raises(ParameterError, match=r"short_sound_hop: must be > 0 seconds, got 0"):
+        process_folder(
+            AudioDirectory(folder),
+            tmp_path / "x.npz",
+            spec,
+            background_labels=["negative"],
+            short_sound_hop=0,
+        )
+    assert not (tmp_path / "x.npz").exists()
+
+
 def test_with_training_replaces_the_training_windows_and_keeps_validation() -> None:
     samples = np.arange(20, dtype=np.float32).reshape(10, 2)
     classes = np.array([0, 1] * 5)
