@@ -112,10 +112,7 @@ def process_folder(
         if value is not None and not value > 0:
             raise ParameterError(f"{name}: must be > 0 seconds, got {value!r}", parameter=name, value=value)
     result = FolderResult(folder=directory.path, output=output)
-    keep = _dense_around_sounds(directory, spec, background_labels, background_hop, short_sound_hop)
-    read_hop = spec.hop_seconds
-    if keep is not None and short_sound_hop is not None and read_hop is not None:
-        read_hop = read_hop / _split(read_hop, short_sound_hop)
+    keep, read_hop = _dense_around_sounds(directory, spec, background_labels, background_hop, short_sound_hop)
     try:
         with (
             AudioFile(
@@ -156,29 +153,24 @@ def process_folder(
     return result
 
 
-def _split(hop: float, finer: float) -> int:
-    """Return how many steps of about `finer` seconds one `hop` is cut into (at least 1)."""
-    return max(1, int(round(hop / finer)))
-
-
 def _dense_around_sounds(
     directory: AudioDirectory,
     spec: FeatureSpec,
     background_labels: Sequence[str] | None,
     background_hop: float | None = None,
     short_sound_hop: float | None = None,
-) -> Callable[[float, str | None], bool] | None:
-    """Return the window filter of overlapping datagen (None: keep every window).
+) -> tuple[Callable[[float, str | None], bool] | None, float | None]:
+    """Return the window filter of overlapping datagen (None: keep every window) and the hop to read at.
 
-    Window starts come every `spec.hop_seconds` cut into `_split(hop, short_sound_hop)` steps."""
+    The hop to read at is `spec.hop_seconds`, cut into steps of about `short_sound_hop` if given."""
     hop = spec.hop_seconds
     labels = directory.labels
     if hop is None or hop >= spec.window_seconds or not background_labels or labels is None:
-        return None
+        return None, hop
     quiet = set(background_labels)
     width = spec.window_seconds
     sounds = [(seg.label, seg.start, seg.end) for seg in labels.segments() if seg.label not in quiet]
-    steps = _split(hop, short_sound_hop) if short_sound_hop is not None else 1
+    steps = max(1, int(round(hop / short_sound_hop))) if short_sound_hop is not None else 1
     step = hop / steps
     every = max(1, int(round((background_hop or width) / hop))) * steps
 
@@ -196,7 +188,7 @@ def _dense_around_sounds(
             return False  # holds part of a sound, labelled background: ambiguous
         return index % every == 0
 
-    return keep
+    return keep, step
 
 
 def generate(
