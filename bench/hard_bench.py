@@ -241,15 +241,15 @@ def options(variant: str) -> dict[str, Any]:
 
     Any variant named with a `-reseedN` suffix trains with seed + N on the same split: the same
     recordings, another training draw."""
-    reseeded = re.fullmatch(r"(.+)-reseed(\d+)", variant)
-    base = reseeded[1] if reseeded and variant not in VARIANTS else variant
+    reseeded = None if variant in VARIANTS else re.fullmatch(r"(.+)-reseed(\d+)", variant)
+    base = reseeded[1] if reseeded else variant
     if base not in VARIANTS:
         raise SystemExit(f"hard_bench: unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
     extra = VARIANTS[base]
     merged = {**DEFAULTS, **extra}
     merged["spec"] = {**DEFAULTS["spec"], **extra.get("spec", {})}
-    if base != variant:
-        merged["train_seed_offset"] = int(reseeded[2]) if reseeded else 0
+    if reseeded:
+        merged["train_seed_offset"] = int(reseeded[2])
     return merged
 
 
@@ -673,7 +673,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=OUT)
     p.add_argument("--tasks", default=",".join(hard_corpus.TASKS))
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--variants", default=DEFAULT_VARIANT, help=f"comma-separated, of {', '.join(VARIANTS)}")
+    p.add_argument(
+        "--variants",
+        default=DEFAULT_VARIANT,
+        help=f"comma-separated, of {', '.join(VARIANTS)}; any + -reseedN: training seed + N, same split",
+    )
     p.add_argument("--reuse", action="store_true", help="skip runs already in results.json")
     p.add_argument(
         "--retest",
@@ -703,17 +707,18 @@ def main(argv: list[str] | None = None) -> None:
                 merged.update(json.loads(found.read_text()))
         print(table(aggregate(list(merged.values()))))
         return
+    variants = [v for v in args.variants.split(",") if v]
+    for variant in variants:
+        options(variant)  # an unknown name stops here, before the corpus is built or any run
     corpus = args.corpus or hard_corpus.corpus(log=log)
     if args.epochs:
         for extra in VARIANTS.values():
             extra["epochs"] = args.epochs
-    for variant in [v for v in args.variants.split(",") if v]:
-        options(variant)  # an unknown name stops here, before any run
     args.out.mkdir(parents=True, exist_ok=True)
     results_path = args.out / "results.json"
     results: dict[str, Any] = json.loads(results_path.read_text()) if results_path.exists() else {}
     # seeds outermost: an interrupted run still has every task for the first seeds
-    for variant in [v for v in args.variants.split(",") if v]:
+    for variant in variants:
         for seed in [int(s) for s in args.seeds.split(",") if s]:
             for task in [t for t in args.tasks.split(",") if t]:
                 key = f"{variant}/{task}/{seed}"
