@@ -112,7 +112,11 @@ class AudioConfig(Section):
         "bells, familiar to band-limited files, and 3x cheaper than 44.1 kHz)",
     )
     channels: int = Field(
-        1, ge=1, le=MAX_CHANNELS, description="channels read (1: a stereo input's first channel)"
+        1,
+        ge=1,
+        le=MAX_CHANNELS,
+        description="channels read (1: a stereo input's first channel; more: all of them, averaged "
+        "inside the features, so a sound in any channel is heard)",
     )
     ffmpeg: str = Field("ffmpeg", description="ffmpeg executable (name on PATH or a path)")
     format: Literal["mp3", "wav", "flac"] = Field("mp3", description="file format `record` writes")
