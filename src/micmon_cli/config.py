@@ -1002,6 +1002,23 @@ def render_example() -> str:
     return text.replace(f" {home}/", " ~/")
 
 
+def render_reference() -> str:
+    """Return the Markdown key tables of docs/config.md (every key, default, meaning) from the schema."""
+    defaults = Config.model_validate({})
+    home = str(Path.home())
+    blocks: list[str] = []
+    for name in Config.model_fields:
+        section = getattr(defaults, name)
+        summary = (type(section).__doc__ or name).strip().splitlines()[0]
+        rows = [f"### `{name}:` — {summary}", "", "| key | default | meaning |", "|---|---|---|"]
+        for key, info in type(section).model_fields.items():
+            default = _yaml_value(getattr(section, key)).replace(f"{home}/", "~/")
+            meaning = _field_comment(info).replace("|", "\\|")
+            rows.append(f"| `{key}` | `{default}` | {meaning} |")
+        blocks.append("\n".join(rows))
+    return "\n\n".join(blocks) + "\n"
+
+
 __all__ = [
     "AudioConfig",
     "Config",
@@ -1021,4 +1038,5 @@ __all__ = [
     "get_key",
     "load_config",
     "render_example",
+    "render_reference",
 ]

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
-from micmon_cli.config import Config, Flag, load_config, render_example
+from micmon_cli.config import Config, Flag, load_config, render_example, render_reference
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -161,8 +162,17 @@ def test_config_init_writes_the_example_and_refuses_to_overwrite(
     assert invoke(["config", "--init", "micmon.yaml", "--force"]).exit_code == 0
 
 
-def test_docs_list_every_key() -> None:
-    docs = (REPO / "docs" / "config.md").read_text()
+def test_docs_key_tables_are_generated_from_the_schema() -> None:
+    path = REPO / "docs" / "config.md"
+    docs = path.read_text()
+    begin = docs.index("-->\n", docs.index("<!-- generated from the schema")) + len("-->\n")
+    end = docs.index("<!-- end of generated tables -->")
+    if os.environ.get("MICMON_REGEN_DOCS") == "1":
+        docs = docs[:begin] + render_reference() + docs[end:]
+        path.write_text(docs)
+        end = begin + len(render_reference())
+    regenerate = "regenerate: MICMON_REGEN_DOCS=1 pytest tests/cli/test_config.py"
+    assert docs[begin:end] == render_reference(), regenerate
     for section, info in Config.model_fields.items():
         assert f"### `{section}:`" in docs, section
         for key in info.annotation.model_fields:  # type: ignore[union-attr]
