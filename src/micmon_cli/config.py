@@ -446,7 +446,7 @@ def _score(name: str, value: float) -> float:
 
 
 class MonitorConfig(Section):
-    """`micmon monitor`: live detection (owned by the monitor subcommand).
+    """`micmon monitor`: live detection from a microphone or a file, and what to do on events.
 
     Detector keys left empty take the model's calibrated value (`micmon evaluate --calibrate`
     writes them into micmon.json), else the detector's default.
