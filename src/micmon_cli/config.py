@@ -986,13 +986,18 @@ def _render_section(model: BaseModel, indent: int) -> list[str]:
     return lines
 
 
-def render_example() -> str:
-    """Return the documented micmon.yaml (every key, comment, default) built from the schema."""
+def _sections() -> Iterator[tuple[str, BaseModel, str]]:
+    """Yield each config section's name, its defaults and the first line of its docstring."""
     defaults = Config.model_validate({})
-    lines = [EXAMPLE_HEADER.rstrip("\n")]
     for name in Config.model_fields:
         section = getattr(defaults, name)
-        summary = (type(section).__doc__ or name).strip().splitlines()[0]
+        yield name, section, (type(section).__doc__ or name).strip().splitlines()[0]
+
+
+def render_example() -> str:
+    """Return the documented micmon.yaml (every key, comment, default) built from the schema."""
+    lines = [EXAMPLE_HEADER.rstrip("\n")]
+    for name, section, summary in _sections():
         lines += ["", f"# {summary}", f"{name}:"]
         for line in _render_section(section, 2):
             lines.append(line)
@@ -1004,12 +1009,9 @@ def render_example() -> str:
 
 def render_reference() -> str:
     """Return the Markdown key tables of docs/config.md (every key, default, meaning) from the schema."""
-    defaults = Config.model_validate({})
     home = str(Path.home())
     blocks: list[str] = []
-    for name in Config.model_fields:
-        section = getattr(defaults, name)
-        summary = (type(section).__doc__ or name).strip().splitlines()[0]
+    for name, section, summary in _sections():
         rows = [f"### `{name}:` — {summary}", "", "| key | default | meaning |", "|---|---|---|"]
         for key, info in type(section).model_fields.items():
             default = _yaml_value(getattr(section, key)).replace(f"{home}/", "~/")
