@@ -284,6 +284,31 @@ def cpu_seconds() -> tuple[float, float]:
     return me.ru_utime + me.ru_stime, kids.ru_utime + kids.ru_stime
 
 
+def environment() -> dict[str, Any]:
+    """What a trained figure depends on besides the code: package versions and the CPU's vector units."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    packages = {}
+    for name in ("tensorflow", "keras", "numpy", "ai-edge-litert"):
+        try:
+            packages[name] = version(name)
+        except PackageNotFoundError:
+            packages[name] = None
+    cpu, flags = "", set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key.strip() == "model name" and not cpu:
+                cpu = value.strip()
+            elif key.strip() == "flags" and not flags:
+                flags = set(value.split())
+    except OSError:
+        pass
+    vector = sorted(f for f in flags if f.startswith(("avx", "fma", "amx")))
+    python = sys.version.split()[0]
+    return {"python": python, **packages, "cpu": cpu, "cpus": os.cpu_count(), "vector": vector}
+
+
 def load_average() -> str:
     """The 1-minute load average (other work on the machine skews wall times)."""
     return f"{os.getloadavg()[0]:.2f}"

@@ -43,6 +43,7 @@ os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import hard_corpus  # noqa: E402
+from _common import environment  # noqa: E402
 from micmon.detect import DEFAULT_HOP_FRACTION  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out" / "hard_bench"
@@ -746,6 +747,7 @@ def main(argv: list[str] | None = None) -> None:
                     results[key] = {"variant": variant, "task": task, "seed": seed, "error": repr(exc)}
                 if not args.retest:
                     results[key]["wall_seconds"] = round(time.perf_counter() - started, 1)
+                    results[key]["environment"] = environment()
                 results[key]["corpus"] = corpus.name
                 # runs in parallel may share the folder: merge into what is on disk, keep ours
                 on_disk = json.loads(results_path.read_text()) if results_path.exists() else {}
