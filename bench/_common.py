@@ -285,7 +285,7 @@ def cpu_seconds() -> tuple[float, float]:
 
 
 def environment() -> dict[str, Any]:
-    """What a trained figure depends on besides the code: package versions and the CPU's vector units."""
+    """What a trained figure depends on besides the code: versions (packages, ffmpeg), CPU vector units."""
     from importlib.metadata import PackageNotFoundError, version
 
     packages = {}
@@ -306,6 +306,8 @@ def environment() -> dict[str, Any]:
         pass
     vector = sorted(f for f in flags if f.startswith(("avx", "fma", "amx")))
     python = sys.version.split()[0]
+    decoder = subprocess.run([ffmpeg(), "-version"], capture_output=True, text=True, check=False).stdout
+    packages["ffmpeg"] = (decoder.split() or [None, None, None])[2]
     return {"python": python, **packages, "cpu": cpu, "cpus": os.cpu_count(), "vector": vector}
 
 
