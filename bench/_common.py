@@ -306,8 +306,8 @@ def environment() -> dict[str, Any]:
         pass
     vector = sorted(f for f in flags if f.startswith(("avx", "fma", "amx")))
     python = sys.version.split()[0]
-    decoder = subprocess.run([ffmpeg(), "-version"], capture_output=True, text=True, check=False).stdout
-    packages["ffmpeg"] = (decoder.split() or [None, None, None])[2]
+    words = subprocess.run([ffmpeg(), "-version"], capture_output=True, text=True, check=False).stdout.split()
+    packages["ffmpeg"] = words[2] if len(words) > 2 else None  # "ffmpeg version 5.1.9-0+deb12u1 ..."
     return {"python": python, **packages, "cpu": cpu, "cpus": os.cpu_count(), "vector": vector}
 
 

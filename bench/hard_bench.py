@@ -718,6 +718,7 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     results_path = args.out / "results.json"
     results: dict[str, Any] = json.loads(results_path.read_text()) if results_path.exists() else {}
+    trained_with = environment()  # the same for every run of this process
     # seeds outermost: an interrupted run still has every task for the first seeds
     for variant in variants:
         for seed in [int(s) for s in args.seeds.split(",") if s]:
@@ -747,7 +748,7 @@ def main(argv: list[str] | None = None) -> None:
                     results[key] = {"variant": variant, "task": task, "seed": seed, "error": repr(exc)}
                 if not args.retest:
                     results[key]["wall_seconds"] = round(time.perf_counter() - started, 1)
-                    results[key]["environment"] = environment()
+                    results[key]["environment"] = trained_with
                 results[key]["corpus"] = corpus.name
                 # runs in parallel may share the folder: merge into what is on disk, keep ours
                 on_disk = json.loads(results_path.read_text()) if results_path.exists() else {}
