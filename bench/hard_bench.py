@@ -381,6 +381,36 @@ def macro_f1(metrics: Any, targets: Sequence[str]) -> float:
     return float(np.mean([per[t]["f1"] or 0.0 for t in targets]))
 
 
+def window_ranking(scored: Sequence[Any], targets: Sequence[str]) -> dict[str, float]:
+    """Return how well the scores rank each target's windows above all others, over every threshold.
+
+    `window_macro_f1` judges the argmax (for one target, a score above one half), a decision neither
+    `monitor` nor calibration takes; this asks instead whether a network orders the windows well:
+    average precision, and the best window F1 any threshold gives, each averaged over the targets.
+    """
+    labels = list(scored[0].labels)
+    scores = np.concatenate([s.scores for s in scored if len(s.scores)])
+    truth = [t for s in scored if len(s.scores) for t in s.truth]
+    precision_avg, best_f1 = [], []
+    for target in targets:
+        positive = np.array([t == target for t in truth])
+        order = np.argsort(-scores[:, labels.index(target)], kind="stable")
+        hits = positive[order]
+        found = np.cumsum(hits)
+        if not found[-1]:
+            precision_avg.append(0.0)
+            best_f1.append(0.0)
+            continue
+        precision = found / np.arange(1, len(hits) + 1)
+        recall = found / found[-1]
+        precision_avg.append(float(np.sum(precision[hits]) / found[-1]))
+        best_f1.append(float(np.max(2 * precision * recall / np.maximum(precision + recall, 1e-12))))
+    return {
+        "window_average_precision": round(float(np.mean(precision_avg)), 4),
+        "window_best_f1": round(float(np.mean(best_f1)), 4),
+    }
+
+
 def room_false_alarms(report: Any, corpus: Path) -> tuple[float, float]:
     """Return (false alarms, hours) of a report's room (target-free) recordings."""
     fa = hours = 0.0
@@ -548,6 +578,7 @@ def run(
             "recall_by_channels": recall_by(report, corpus, forms, channel_name),
             "recall_by_snr": {k: round(f / n, 4) for k, (f, n) in sorted(by_snr.items()) if n},
             "window_macro_f1": round(macro_f1(overall, targets), 4),
+            **window_ranking(scored, targets),
             "median_delay": overall.median_delay,
         }
     )
@@ -621,6 +652,7 @@ def aggregate(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "oracle_worst": min(oracle) if oracle else None,
                 "macro_f1_mean": np.mean(f1),
                 "macro_f1_worst": min(f1),
+                "ap_mean": np.mean(ap) if (ap := vals("window_average_precision")) else None,
                 "train_seconds_mean": np.mean(vals("train_seconds")),
                 "room_hours": rs[0].get("room_hours"),
                 "events": rs[0].get("events"),
@@ -651,6 +683,7 @@ COLUMNS = [
     ("oracle_worst", "ceiling worst"),
     ("macro_f1_mean", "window macro F1 mean"),
     ("macro_f1_worst", "macro F1 worst"),
+    ("ap_mean", "window average precision mean"),
     ("train_seconds_mean", "train s"),
 ]
 
@@ -711,6 +744,14 @@ def main(argv: list[str] | None = None) -> None:
     variants = [v for v in args.variants.split(",") if v]
     for variant in variants:
         options(variant)  # an unknown name stops here, before the corpus is built or any run
+    tasks = [t for t in args.tasks.split(",") if t]
+    for task in tasks:
+        if task not in hard_corpus.TASKS:
+            p.error(f"--tasks: unknown task {task!r} (one of {', '.join(hard_corpus.TASKS)})")
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s]
+    except ValueError:
+        p.error(f"--seeds: {args.seeds!r} is not a comma-separated list of whole numbers")
     corpus = args.corpus or hard_corpus.corpus(log=log)
     if args.epochs:
         for extra in VARIANTS.values():
@@ -721,8 +762,8 @@ def main(argv: list[str] | None = None) -> None:
     trained_with = environment()  # the same for every run of this process
     # seeds outermost: an interrupted run still has every task for the first seeds
     for variant in variants:
-        for seed in [int(s) for s in args.seeds.split(",") if s]:
-            for task in [t for t in args.tasks.split(",") if t]:
+        for seed in seeds:
+            for task in tasks:
                 key = f"{variant}/{task}/{seed}"
                 if args.reuse and key in results and "error" not in results[key]:
                     continue
