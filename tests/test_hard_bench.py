@@ -2,24 +2,18 @@
 
 from __future__ import annotations
 
-import importlib
-import sys
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from helpers import bench_module
 
 
 @pytest.fixture(scope="module")
 def hard_bench() -> ModuleType:
-    sys.path.insert(0, str(REPO / "bench"))
-    try:
-        return importlib.import_module("hard_bench")
-    finally:
-        sys.path.remove(str(REPO / "bench"))
+    return bench_module("hard_bench")
 
 
 @pytest.mark.parametrize(

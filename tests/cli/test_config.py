@@ -192,17 +192,12 @@ def test_every_training_option_is_a_config_key_with_the_library_default() -> Non
 
 
 def test_the_hard_benchmarks_default_variant_is_what_micmon_train_does_with_no_flags() -> None:
-    import importlib
-    import sys
     from dataclasses import fields, replace
 
+    from helpers import bench_module
     from micmon.training import TrainingOptions
 
-    sys.path.insert(0, str(REPO / "bench"))
-    try:
-        hard_bench = importlib.import_module("hard_bench")
-    finally:
-        sys.path.remove(str(REPO / "bench"))
+    hard_bench = bench_module("hard_bench")
     variant = hard_bench.options(hard_bench.DEFAULT_VARIANT)
     known = {f.name for f in fields(TrainingOptions)}
     benched = TrainingOptions(**{k: v for k, v in variant.items() if k in known})
