@@ -6,8 +6,10 @@ MODEL_DIR defaults to the hard benchmark's chime model of seed 0 (bench/hard_ben
 
 Scores noise windows at a quarter-window hop one at a time, as `monitor` does: "scratch"
 computes each window's features alone (`compute_batch`), "streamed" shares frames between
-overlapping windows (`WindowFeatures`). Prints the median and mean CPU milliseconds per window,
-twice each in alternation (the machine's load shows as a difference between the two).
+overlapping windows (`WindowFeatures`), "LiteRT alone" times only the network on features computed
+beforehand (the issue's "< 1 ms per window through LiteRT" for capacity). Prints the median and
+mean CPU milliseconds per window, twice each in alternation (the machine's load shows as a
+difference between the two).
 """
 
 from __future__ import annotations
@@ -41,10 +43,17 @@ def main() -> None:
     windows = [audio[i * hop : i * hop + spec.window_samples] for i in range(args.windows)]
     print(f"model {args.model}: backend {model.backend}, {spec.sample_rate} Hz, {spec.feature} {spec.shape}")
 
+    features = [compute_batch(window[None], spec) for window in windows]
+
     def run(kind: str) -> tuple[float, float]:
         frames = WindowFeatures(spec)
         times = []
         for i, window in enumerate(windows):
+            if kind == "LiteRT alone":
+                started = time.process_time()
+                model.scores(features[i])
+                times.append(time.process_time() - started)
+                continue
             started = time.process_time()
             x = (
                 compute_batch(window[None], spec)
@@ -57,7 +66,7 @@ def main() -> None:
         return float(np.median(kept)), float(np.mean(kept))
 
     print("| front end | median CPU ms per window | mean |\n|---|---|---|")
-    for kind in ("scratch", "streamed", "scratch", "streamed"):
+    for kind in ("scratch", "streamed", "LiteRT alone") * 2:
         median, mean = run(kind)
         print(f"| {kind} | {median:.3f} | {mean:.3f} |")
 
