@@ -245,7 +245,7 @@ def options(variant: str) -> dict[str, Any]:
     reseeded = None if variant in VARIANTS else re.fullmatch(r"(.+)-reseed(\d+)", variant)
     base = reseeded[1] if reseeded else variant
     if base not in VARIANTS:
-        raise SystemExit(f"hard_bench: unknown variant {variant!r}; known: {', '.join(VARIANTS)}")
+        raise ValueError(f"unknown variant {variant!r} (one of {', '.join(VARIANTS)}, each + -reseedN)")
     extra = VARIANTS[base]
     merged = {**DEFAULTS, **extra}
     merged["spec"] = {**DEFAULTS["spec"], **extra.get("spec", {})}
@@ -700,6 +700,27 @@ def table(lines: list[dict[str, Any]]) -> str:
     return "\n".join(out) + "\n"
 
 
+def checked_runs(
+    p: argparse.ArgumentParser, variant_flag: str, variants: str, tasks: str, seeds: str
+) -> tuple[list[str], list[str], list[int]]:
+    """Return the variants, tasks and seeds of comma-separated flags; a usage error names a bad one."""
+    chosen = [v for v in variants.split(",") if v]
+    for variant in chosen:
+        try:
+            options(variant)
+        except ValueError as exc:
+            p.error(f"{variant_flag}: {exc}")
+    wanted = [t for t in tasks.split(",") if t]
+    for task in wanted:
+        if task not in hard_corpus.TASKS:
+            p.error(f"--tasks: unknown task {task!r} (one of {', '.join(hard_corpus.TASKS)})")
+    try:
+        numbers = [int(s) for s in seeds.split(",") if s]
+    except ValueError:
+        p.error(f"--seeds: {seeds!r} is not a comma-separated list of whole numbers")
+    return chosen, wanted, numbers
+
+
 def main(argv: list[str] | None = None) -> None:
     """Build (or reuse) the corpus, run the requested tasks x seeds x variants, print the table."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -741,17 +762,7 @@ def main(argv: list[str] | None = None) -> None:
                 merged.update(json.loads(found.read_text()))
         print(table(aggregate(list(merged.values()))))
         return
-    variants = [v for v in args.variants.split(",") if v]
-    for variant in variants:
-        options(variant)  # an unknown name stops here, before the corpus is built or any run
-    tasks = [t for t in args.tasks.split(",") if t]
-    for task in tasks:
-        if task not in hard_corpus.TASKS:
-            p.error(f"--tasks: unknown task {task!r} (one of {', '.join(hard_corpus.TASKS)})")
-    try:
-        seeds = [int(s) for s in args.seeds.split(",") if s]
-    except ValueError:
-        p.error(f"--seeds: {args.seeds!r} is not a comma-separated list of whole numbers")
+    variants, tasks, seeds = checked_runs(p, "--variants", args.variants, args.tasks, args.seeds)
     corpus = args.corpus or hard_corpus.corpus(log=log)
     if args.epochs:
         for extra in VARIANTS.values():

@@ -293,12 +293,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--tasks", default=",".join(hard_corpus.TASKS))
     p.add_argument("--seeds", default="0,1,2")
     args = p.parse_args(argv)
+    _, tasks, seeds = hard_bench.checked_runs(p, "--variant", args.variant, args.tasks, args.seeds)
     corpus = args.corpus or hard_corpus.corpus(log=hard_bench.log)
     manifest = json.loads((corpus / "manifest.json").read_text())
     results: dict[str, dict[str, list[tuple[float, float]]]] = {}
     sources: dict[str, dict[str, int]] = {}
-    for task in [t for t in args.tasks.split(",") if t]:
-        for seed in [int(s) for s in args.seeds.split(",") if s]:
+    for task in tasks:
+        for seed in seeds:
             if not (hard_bench.model_path(args.out, args.variant, task, seed) / "micmon.json").exists():
                 hard_bench.log(
                     f"{task} seed {seed}: no saved {args.variant} network under {args.out}; skipped"
@@ -314,7 +315,7 @@ def main(argv: list[str] | None = None) -> None:
     if not results:
         print(f"no saved {args.variant} networks under {args.out}: run bench/hard_bench.py first")
         return
-    tasks = [t for t in args.tasks.split(",") if any(t in r for r in results.values())]
+    tasks = [t for t in tasks if any(t in r for r in results.values())]
     print(
         f"{args.variant}: event recall at false alarms per hour of unseen room audio, "
         "mean / worst of the seeds (runs)\n"

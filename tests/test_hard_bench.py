@@ -16,20 +16,27 @@ def hard_bench() -> ModuleType:
     return bench_module("hard_bench")
 
 
+@pytest.mark.parametrize("script", ["hard_bench", "hard_replay"])
 @pytest.mark.parametrize(
     ("flag", "value", "named"),
-    [("--tasks", "chime,nosuch", "nosuch"), ("--seeds", "0,x", "0,x")],
+    [
+        ("--tasks", "chime,nosuch", "nosuch"),
+        ("--seeds", "0,x", "0,x"),
+        ("--variants", "nosuch-reseed100", "nosuch-reseed100"),
+    ],
 )
-def test_an_unknown_task_or_a_bad_seed_stops_before_any_run(
-    hard_bench: ModuleType,
+def test_an_unknown_task_variant_or_a_bad_seed_stops_before_any_run(
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
+    script: str,
     flag: str,
     value: str,
     named: str,
 ) -> None:
+    if script == "hard_replay" and flag == "--variants":
+        flag = "--variant"  # the replay takes one variant
     with pytest.raises(SystemExit) as stop:
-        hard_bench.main(["--corpus", str(tmp_path), "--out", str(tmp_path / "out"), flag, value])
+        bench_module(script).main(["--corpus", str(tmp_path), "--out", str(tmp_path / "out"), flag, value])
     assert stop.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert flag in err and repr(named) in err
