@@ -421,6 +421,56 @@ def room_false_alarms(report: Any, corpus: Path) -> tuple[float, float]:
     return fa, hours
 
 
+#: What a false alarm on the test room audio overlaps (the first that applies), from the corpus
+#: manifest's placed sounds: a sound only the test side has, one of the room recordings the network
+#: was fitted on, another sound of the training pool, or none (talk alone).
+FALSE_ALARM_SOURCES = (
+    "test-only sound",
+    "sound of the fitted room audio",
+    "other training-pool sound",
+    "speech only",
+)
+#: A false alarm overlaps a placed sound if it falls within this many seconds of it.
+SOURCE_PAD = 0.5
+
+
+def false_alarms_by(
+    report: Any, corpus: Path, manifest: dict[str, Any], fit_room: Sequence[Path]
+) -> dict[str, dict[str, int] | None]:
+    """Count the false alarms of a report's room recordings by the label that raised them and by
+    the other sound they overlap (`FALSE_ALARM_SOURCES`; None when the manifest does not place
+    its sounds)."""
+    rooms = {r["path"]: r.get("sounds") for side in ("train", "test") for r in manifest["room"][side]}
+
+    def rel(path: Any) -> str:
+        return str(Path(path).resolve().relative_to(corpus.resolve()))
+
+    placed = all(sounds is not None for sounds in rooms.values())
+    fitted = {h["sound"] for folder in fit_room for h in rooms.get(rel(folder)) or []}
+    by_label: dict[str, int] = {}
+    sources = dict.fromkeys(FALSE_ALARM_SOURCES, 0)
+    for rec in report.recordings:
+        name = rel(rec.scores.path)
+        if not name.startswith("room/"):
+            continue
+        for alarm in rec.detections:
+            by_label[alarm.label] = by_label.get(alarm.label, 0) + 1
+            near = [
+                h
+                for h in rooms.get(name) or []
+                if h["t"] - SOURCE_PAD < alarm.end and alarm.start < h["t"] + h["seconds"] + SOURCE_PAD
+            ]
+            if any(h["test_only"] for h in near):
+                sources[FALSE_ALARM_SOURCES[0]] += 1
+            elif any(h["sound"] in fitted for h in near):
+                sources[FALSE_ALARM_SOURCES[1]] += 1
+            elif near:
+                sources[FALSE_ALARM_SOURCES[2]] += 1
+            else:
+                sources[FALSE_ALARM_SOURCES[3]] += 1
+    return {"by_label": dict(sorted(by_label.items())), "by_source": sources if placed else None}
+
+
 def channel_name(form: dict[str, Any]) -> str:
     """Name a recording's channel count (mono, stereo)."""
     return {1: "mono", 2: "stereo"}.get(form["channels"], str(form["channels"]))
@@ -445,14 +495,22 @@ def by_format(form: dict[str, Any]) -> str:
 
 
 def cli_figures(
-    calibration: Any, calibrated_on: Sequence[Any], scored: Sequence[Any], corpus: Path, forms: dict[str, Any]
+    calibration: Any,
+    calibrated_on: Sequence[Any],
+    scored: Sequence[Any],
+    corpus: Path,
+    manifest: dict[str, Any],
+    task: str,
+    fit_room: Sequence[Path],
 ) -> dict[str, Any]:
     """Return the test-side figures of settings `micmon evaluate --calibrate` chose."""
     from micmon.evaluate import evaluate_scores
 
     report = evaluate_scores(scored, calibration.settings)
     fa, hours = room_false_alarms(report, corpus)
+    forms = {r["path"]: r for r in manifest["tasks"][task]["test"]}
     formats = recall_by(report, corpus, forms, by_format)
+    alarms = false_alarms_by(report, corpus, manifest, fit_room)
     return {
         "detector": calibration.settings.to_dict(),
         "hours": round(sum(r.duration for r in calibrated_on) / 3600, 3),
@@ -461,6 +519,8 @@ def cli_figures(
         "recall_by_format": formats,
         "format_spread": round(max(formats.values()) - min(formats.values()), 4) if formats else None,
         "window_macro_f1": round(macro_f1(report.overall, list(report.targets)), 4),
+        "room_false_alarms_by_label": alarms["by_label"],
+        "room_false_alarms_by_source": alarms["by_source"],
     }
 
 
@@ -538,7 +598,9 @@ def run(
     row["oracle_recall"] = round(oracle.chosen.event_recall, 4)
     row["oracle_false_alarms_per_hour"] = round(oracle.chosen.false_alarms_per_hour, 3)
     forms = {r["path"]: r for r in manifest["tasks"][task]["test"]}
-    row["cli_calibration"] = cli_figures(cli_calibration, cli_scores, scored, corpus, forms)
+    row["cli_calibration"] = cli_figures(
+        cli_calibration, cli_scores, scored, corpus, manifest, task, fit_room
+    )
     # and with `--remix-background`: the background recordings among them remixed in pairs too
     with tempfile.TemporaryDirectory(prefix="hard-remix-") as scratch:
         mixes = list(
@@ -548,7 +610,9 @@ def run(
     remix_calibration = calibrate(
         cli_scores, max_false_alarms_per_hour=MAX_FALSE_ALARMS_PER_HOUR, remixed=remixed
     )
-    row["cli_remix_calibration"] = cli_figures(remix_calibration, cli_scores + remixed, scored, corpus, forms)
+    row["cli_remix_calibration"] = cli_figures(
+        remix_calibration, cli_scores + remixed, scored, corpus, manifest, task, fit_room
+    )
     row["score_seconds"] = round(time.perf_counter() - t0, 1)
     by_snr: dict[str, list[int]] = {}
     for rec in report.recordings:

@@ -249,8 +249,8 @@ def replay(scores: dict[str, list[Any]]) -> dict[str, tuple[float, float, Detect
 
 
 #: What a false alarm on the test room audio overlaps (within `PAD` seconds), first match wins.
-SOURCES = ("test-only sound", "sound of the fitted room audio", "other training-pool sound", "speech only")
-PAD = 0.5
+SOURCES = hard_bench.FALSE_ALARM_SOURCES
+PAD = hard_bench.SOURCE_PAD
 
 
 def false_alarm_sources(
@@ -258,30 +258,9 @@ def false_alarm_sources(
 ) -> dict[str, int] | None:
     """Count the false alarms on the test room audio by the other sound they overlap; None when
     the corpus manifest does not say where its sounds fall (built before it recorded them)."""
-    rooms = {r["path"]: r.get("sounds") for side in ("train", "test") for r in manifest["room"][side]}
-    if any(sounds is None for sounds in rooms.values()):
-        return None
-
-    def placed(rec: Any) -> list[dict[str, Any]]:
-        return rooms[str(Path(rec.path).resolve().relative_to(corpus.resolve()))] or []
-
-    fitted = {h["sound"] for rec in scores["fit_room"] for h in placed(rec)}
-    counts = dict.fromkeys(SOURCES, 0)
-    for report in evaluate_scores(scores["room_test"], settings).recordings:
-        sounds = placed(report.scores)
-        for alarm in report.detections:
-            near = [
-                h for h in sounds if h["t"] - PAD < alarm.end and alarm.start < h["t"] + h["seconds"] + PAD
-            ]
-            if any(h["test_only"] for h in near):
-                counts[SOURCES[0]] += 1
-            elif any(h["sound"] in fitted for h in near):
-                counts[SOURCES[1]] += 1
-            elif near:
-                counts[SOURCES[2]] += 1
-            else:
-                counts[SOURCES[3]] += 1
-    return counts
+    fit_room = [Path(rec.path) for rec in scores["fit_room"]]
+    report = evaluate_scores(scores["room_test"], settings)
+    return hard_bench.false_alarms_by(report, corpus, manifest, fit_room)["by_source"]
 
 
 def main(argv: list[str] | None = None) -> None:

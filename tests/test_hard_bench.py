@@ -63,3 +63,64 @@ def test_window_ranking_rewards_order_not_the_one_half_cut(hard_bench: ModuleTyp
     # no window of the target at all: nothing to rank, zero
     none = _scored([0.9, 0.1], ["negative", "negative"])
     assert hard_bench.window_ranking([none], ["bell"])["window_average_precision"] == 0.0
+
+
+def _alarm(label: str, start: float) -> SimpleNamespace:
+    return SimpleNamespace(label=label, start=start, end=start + 1.0)
+
+
+def _room(tmp_path: Path, name: str, alarms: list[SimpleNamespace]) -> SimpleNamespace:
+    return SimpleNamespace(scores=SimpleNamespace(path=str(tmp_path / name)), detections=alarms)
+
+
+def test_false_alarms_are_counted_by_label_and_by_the_sound_they_overlap(
+    tmp_path: Path, hard_bench: ModuleType
+) -> None:
+    def sound(name: str, t: float, test_only: bool = False) -> dict[str, object]:
+        return {"sound": name, "t": t, "seconds": 1.0, "test_only": test_only}
+
+    manifest = {
+        "room": {
+            "train": [{"path": "room/train/room_01", "sounds": [sound("door.ogg", 5.0)]}],
+            "test": [
+                {
+                    "path": "room/test/room_01",
+                    "sounds": [
+                        sound("door.ogg", 10.0),
+                        sound("bell.wav", 20.0, True),
+                        sound("cup.ogg", 30.0),
+                    ],
+                }
+            ],
+        }
+    }
+    report = SimpleNamespace(
+        recordings=[
+            # the test room: a fitted sound, a test-only sound, another pool sound, then talk alone
+            _room(
+                tmp_path,
+                "room/test/room_01",
+                [_alarm("bat", 10.2), _alarm("bat", 19.6), _alarm("horse", 30.5), _alarm("bat", 50.0)],
+            ),
+            # an event recording's detections are not room false alarms
+            _room(tmp_path, "creatures/test/rec_01", [_alarm("horse", 1.0)]),
+        ]
+    )
+    fit_room = [tmp_path / "room/train/room_01"]
+    counts = hard_bench.false_alarms_by(report, tmp_path, manifest, fit_room)
+    assert counts["by_label"] == {"bat": 3, "horse": 1}
+    assert counts["by_source"] == {
+        "test-only sound": 1,
+        "sound of the fitted room audio": 1,
+        "other training-pool sound": 1,
+        "speech only": 1,
+    }
+    # fitted on no room audio: the door is just another pool sound
+    assert (
+        hard_bench.false_alarms_by(report, tmp_path, manifest, [])["by_source"]["other training-pool sound"]
+        == 2
+    )
+    # a manifest that does not place its sounds: labels still counted, sources unknown
+    manifest["room"]["test"][0]["sounds"] = None
+    unplaced = hard_bench.false_alarms_by(report, tmp_path, manifest, fit_room)
+    assert unplaced == {"by_label": {"bat": 3, "horse": 1}, "by_source": None}
