@@ -202,6 +202,21 @@ def test_remixed_hours_are_calibrated_on_but_do_not_vouch_for_the_budget() -> No
     assert alone.remixed_hours == 0.0 and alone.recorded_hours == pytest.approx(1.5)
 
 
+def test_calibration_counts_the_events_each_threshold_rests_on() -> None:
+    from micmon.evaluate import MIN_CALIBRATION_EVENTS
+
+    one = _scores(600.0, 1.0, 2.0, high=[(100, 110)], runs=[(100, 110)])
+    room = _scores(600.0, 1.0, 2.0, high=[], runs=[])
+    thin = calibrate([one, room], max_false_alarms_per_hour=1.0)
+    assert thin.events == {"positive": 1} and thin.thin_labels == {"positive": 1}
+    assert thin.to_dict()["events"] == {"positive": 1}
+    runs = [(100.0 * i, 100.0 * i + 10) for i in range(1, MIN_CALIBRATION_EVENTS + 1)]
+    enough = _scores(600.0, 1.0, 2.0, high=runs, runs=runs)
+    # remixes of the room hold no events: they add hours, not events
+    both = calibrate([enough, room], max_false_alarms_per_hour=1.0, remixed=[room])
+    assert both.events == {"positive": MIN_CALIBRATION_EVENTS} and both.thin_labels == {}
+
+
 def test_display_names_stay_distinct() -> None:
     from dataclasses import replace
 

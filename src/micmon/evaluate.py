@@ -59,6 +59,9 @@ CALIBRATION_THRESHOLDS: tuple[float, ...] = (*_COARSE, 0.85, 0.9, 0.95, 0.98, 0.
 CALIBRATION_KN: tuple[tuple[int, int], ...] = ((1, 1), (2, 2), (2, 3), (3, 3), (3, 4), (3, 5), (4, 6))
 #: How `calibrate` picks among thresholds the calibration audio cannot tell apart.
 CALIBRATION_PREFER: tuple[str, ...] = ("middle", "strict", "loose")
+#: A label's calibrated threshold rests on so few of its labelled events below this: calibration
+#: sets it just low enough to find them, which says little about the label's events to come.
+MIN_CALIBRATION_EVENTS = 3
 #: m values tried by `calibrate`: an event ends after m windows below.
 CALIBRATION_M: tuple[int, ...] = (1, 2, 4)
 #: Remixed room audio (`remix_background`): the second recording of a pair is mixed in this many
@@ -665,6 +668,8 @@ class Calibration:
     #: remixes of the room calibrated on as well (`calibrate(remixed=...)`), and their hours
     remixes: int = 0
     remixed_hours: float = 0.0
+    #: labelled events of each watched label in the audio calibrated on
+    events: dict[str, int] = field(default_factory=dict)
 
     def pareto(self) -> list[TradeoffPoint]:
         """Return the best recall reachable at each false-alarm rate, by rising rate."""
@@ -693,6 +698,11 @@ class Calibration:
         """Whether the hours of audio calibrated on show the budget is kept (95 % confidence)."""
         return self.false_alarm_bound <= self.max_false_alarms_per_hour
 
+    @property
+    def thin_labels(self) -> dict[str, int]:
+        """Watched labels with fewer than `MIN_CALIBRATION_EVENTS` events calibrated on, and their counts."""
+        return {label: n for label, n in self.events.items() if n < MIN_CALIBRATION_EVENTS}
+
     def to_dict(self) -> dict[str, Any]:
         """Return what is stored beside the settings in micmon.json (no per-point detail)."""
         bound = self.false_alarm_bound
@@ -708,6 +718,7 @@ class Calibration:
             "event_recall": round(self.chosen.event_recall, 4),
             "false_alarms_per_hour": round(self.chosen.false_alarms_per_hour, 4),
             "median_delay": _round(self.chosen.median_delay),
+            "events": dict(self.events),
             "tradeoff": [p.to_dict() for p in self.pareto()],
         }
 
@@ -853,6 +864,7 @@ def calibrate(
         recorded,
         len(remixed),
         remixed_hours,
+        {label: rows[0][2] for label, rows in table[combos[0]].items()},
     )
 
 

@@ -229,6 +229,9 @@ def test_calibrate_without_a_folder_uses_held_out_and_background_recordings(
     assert "per hour (95 % confidence), not 1; record about 3.0 h of your room" in shown
     assert report["calibration"]["false_alarms_per_hour_bound"] > 1
     assert report["calibration"]["remixes"] == 1 and report["calibration"]["recordings"] == 2
+    # one held-out recording holds one event: the threshold rests on it alone, and the user is told
+    assert report["calibration"]["events"] == {"positive": 1}
+    assert "calibrated on fewer than 3 events of positive (1): a threshold set to find so few" in shown
 
 
 def test_calibrate_without_anything_to_calibrate_on_says_what_to_do(

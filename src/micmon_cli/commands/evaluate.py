@@ -237,8 +237,18 @@ def _remixed(scored: list[RecordingScores], model: Any, hop: float, ffmpeg_bin: 
 
 
 def _warn_about_budget(calibration: Calibration) -> None:
-    """Warn when the budget is not met, or when the audio is too short to vouch for it."""
-    from micmon.evaluate import hours_to_vouch
+    """Warn when the budget is not met, when the audio is too short to vouch for it, and when a
+    label's threshold rests on too few of its events."""
+    from micmon.evaluate import MIN_CALIBRATION_EVENTS, hours_to_vouch
+
+    thin = calibration.thin_labels
+    if thin:
+        console.warn(
+            f"calibrated on fewer than {MIN_CALIBRATION_EVENTS} events of "
+            + ", ".join(f"{label} ({n})" for label, n in thin.items())
+            + ": a threshold set to find so few says little about new audio; calibrate on more "
+            "labelled recordings with them"
+        )
 
     budget = calibration.max_false_alarms_per_hour
     if not calibration.met_budget:
