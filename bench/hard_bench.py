@@ -499,8 +499,8 @@ def cli_figures(
     calibrated_on: Sequence[Any],
     scored: Sequence[Any],
     corpus: Path,
+    forms: dict[str, Any],
     manifest: dict[str, Any],
-    task: str,
     fit_room: Sequence[Path],
 ) -> dict[str, Any]:
     """Return the test-side figures of settings `micmon evaluate --calibrate` chose."""
@@ -508,7 +508,6 @@ def cli_figures(
 
     report = evaluate_scores(scored, calibration.settings)
     fa, hours = room_false_alarms(report, corpus)
-    forms = {r["path"]: r for r in manifest["tasks"][task]["test"]}
     formats = recall_by(report, corpus, forms, by_format)
     alarms = false_alarms_by(report, corpus, manifest, fit_room)
     return {
@@ -599,7 +598,7 @@ def run(
     row["oracle_false_alarms_per_hour"] = round(oracle.chosen.false_alarms_per_hour, 3)
     forms = {r["path"]: r for r in manifest["tasks"][task]["test"]}
     row["cli_calibration"] = cli_figures(
-        cli_calibration, cli_scores, scored, corpus, manifest, task, fit_room
+        cli_calibration, cli_scores, scored, corpus, forms, manifest, fit_room
     )
     # and with `--remix-background`: the background recordings among them remixed in pairs too
     with tempfile.TemporaryDirectory(prefix="hard-remix-") as scratch:
@@ -611,7 +610,7 @@ def run(
         cli_scores, max_false_alarms_per_hour=MAX_FALSE_ALARMS_PER_HOUR, remixed=remixed
     )
     row["cli_remix_calibration"] = cli_figures(
-        remix_calibration, cli_scores + remixed, scored, corpus, manifest, task, fit_room
+        remix_calibration, cli_scores + remixed, scored, corpus, forms, manifest, fit_room
     )
     row["score_seconds"] = round(time.perf_counter() - t0, 1)
     by_snr: dict[str, list[int]] = {}
