@@ -411,11 +411,16 @@ def window_ranking(scored: Sequence[Any], targets: Sequence[str]) -> dict[str, f
     }
 
 
+def corpus_name(path: Any, corpus: Path) -> str:
+    """Return a recording's path inside the corpus, as the manifest names it."""
+    return str(Path(path).resolve().relative_to(corpus.resolve()))
+
+
 def room_false_alarms(report: Any, corpus: Path) -> tuple[float, float]:
     """Return (false alarms, hours) of a report's room (target-free) recordings."""
     fa = hours = 0.0
     for rec in report.recordings:
-        if str(Path(rec.scores.path).resolve().relative_to(corpus.resolve())).startswith("room/"):
+        if corpus_name(rec.scores.path, corpus).startswith("room/"):
             fa += rec.metrics.false_alarms
             hours += rec.metrics.hours
     return fa, hours
@@ -442,15 +447,12 @@ def false_alarms_by(
     its sounds)."""
     rooms = {r["path"]: r.get("sounds") for side in ("train", "test") for r in manifest["room"][side]}
 
-    def rel(path: Any) -> str:
-        return str(Path(path).resolve().relative_to(corpus.resolve()))
-
     placed = all(sounds is not None for sounds in rooms.values())
-    fitted = {h["sound"] for folder in fit_room for h in rooms.get(rel(folder)) or []}
+    fitted = {h["sound"] for folder in fit_room for h in rooms.get(corpus_name(folder, corpus)) or []}
     by_label: dict[str, int] = {}
     sources = dict.fromkeys(FALSE_ALARM_SOURCES, 0)
     for rec in report.recordings:
-        name = rel(rec.scores.path)
+        name = corpus_name(rec.scores.path, corpus)
         if not name.startswith("room/"):
             continue
         for alarm in rec.detections:
@@ -482,7 +484,7 @@ def recall_by(
     """Event recall of a report per `key(form)` (format, rate, ...; the task's event recordings only)."""
     counts: dict[str, list[int]] = {}
     for rec in report.recordings:
-        rel = str(Path(rec.scores.path).resolve().relative_to(corpus.resolve()))
+        rel = corpus_name(rec.scores.path, corpus)
         if rel in forms:
             found, runs = counts.setdefault(key(forms[rel]), [0, 0])
             counts[key(forms[rel])] = [found + rec.metrics.found, runs + rec.metrics.runs]
@@ -615,7 +617,7 @@ def run(
     row["score_seconds"] = round(time.perf_counter() - t0, 1)
     by_snr: dict[str, list[int]] = {}
     for rec in report.recordings:
-        rel = str(Path(rec.scores.path).resolve().relative_to(corpus.resolve()))
+        rel = corpus_name(rec.scores.path, corpus)
         for ev in forms[rel]["events"] if rel in forms else []:
             hit = any(
                 d.label == ev["label"] and d.start < ev["end"] and ev["start"] < d.end for d in rec.detections
