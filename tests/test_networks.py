@@ -164,10 +164,36 @@ def test_pcen_frontend_normalises_each_band_and_round_trips_through_litert(tmp_p
     layers = cnn_layers(LOGMEL, 2, frontend="pcen")
     assert [type(layer).__name__ for layer in keras.Sequential(layers).layers][0] == "PCEN"
     assert count_params(layers) == count_params(cnn_layers(LOGMEL, 2))  # PCEN is fixed, no weights
-    with pytest.raises(ParameterError, match="frontend: must be one of log, pcen, got 'mfcc'"):
+    with pytest.raises(ParameterError, match="frontend: must be one of log, pcen, relative, got 'mfcc'"):
         cnn_layers(LOGMEL, 2, frontend="mfcc")
     model = Model(layers, LABELS, spec=LOGMEL)
     model.save(tmp_path / "pcen")
     for backend in ("litert", "keras"):  # the .tflite carries PCEN; model.keras reloads its layer
         loaded = Model.load(tmp_path / "pcen", backend=backend)
         np.testing.assert_allclose(loaded.scores(windows), model.scores(windows), atol=1e-4)
+
+
+@pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")  # saved untrained
+def test_relative_frontend_scores_a_sound_the_same_at_any_microphone_gain(tmp_path: Path) -> None:
+    import keras
+
+    from micmon.model import Model
+
+    rng = np.random.default_rng(5)
+    t = np.arange(RATE) / RATE
+    sound = 0.02 * rng.standard_normal(RATE) + 0.05 * np.sin(2 * np.pi * BEEP_HZ * t) * (t > 0.4)
+    # the same audio as recorded, 12 dB quieter and 12 dB louder, through the real front end
+    gains = [1.0, 10 ** (-12 / 20), 10 ** (12 / 20)]
+    windows = compute_batch(np.stack([(sound * g * 32767).astype(np.int16) for g in gains]), LOGMEL)
+    assert abs(float(windows[2].mean() - windows[0].mean()) - 0.12) < 0.005  # log features did move
+    layers = cnn_layers(LOGMEL, 2, frontend="relative")
+    assert [type(layer).__name__ for layer in keras.Sequential(layers).layers][0] == "RelativeLevel"
+    assert count_params(layers) == count_params(cnn_layers(LOGMEL, 2))  # no weights of its own
+    model = Model(layers, LABELS, spec=LOGMEL)
+    model.save(tmp_path / "relative")
+    plain = Model(cnn_layers(LOGMEL, 2), LABELS, spec=LOGMEL).scores(windows)
+    assert np.abs(plain[1:] - plain[0]).max() > 1e-3  # without it, the gain moves the scores
+    for backend in ("litert", "keras"):  # the .tflite carries the layer; model.keras reloads it
+        scores = Model.load(tmp_path / "relative", backend=backend).scores(windows)
+        np.testing.assert_allclose(scores, model.scores(windows), atol=1e-4)
+        np.testing.assert_allclose(scores[1:], np.broadcast_to(scores[0], scores[1:].shape), atol=2e-3)

@@ -339,7 +339,8 @@ class Model:
                     "is incomplete, train it again"
                 )
             keras = require_keras(f"loading {folder / KERAS_FILE}")
-            import micmon.model.pcen  # noqa: F401  (registers the PCEN layer a model may hold)
+            import micmon.model.level  # noqa: F401  (registers the front-end layers a model may hold)
+            import micmon.model.pcen  # noqa: F401
 
             try:
                 keras_model = keras.models.load_model(folder / KERAS_FILE)

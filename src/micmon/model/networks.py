@@ -37,9 +37,10 @@ CNN_DROPOUT = 0.3
 #: time of the frequency average (a short sound in a long window is not diluted by the rest).
 POOLINGS: tuple[str, ...] = ("average", "max")
 CNN_POOLING = "max"
-#: What the CNN does to its log-mel input first: nothing ("log"), or per-channel energy
-#: normalisation ("pcen", `micmon.model.pcen`).
-FRONTENDS: tuple[str, ...] = ("log", "pcen")
+#: What the CNN does to its log-mel input first: nothing ("log"), per-channel energy
+#: normalisation ("pcen", `micmon.model.pcen`), or subtract the window's mean level ("relative",
+#: `micmon.model.level`: the same input at any microphone gain).
+FRONTENDS: tuple[str, ...] = ("log", "pcen", "relative")
 CNN_FRONTEND = "log"
 #: Hidden layer widths of the README network, as multiples of the input width.
 README_LAYER_FACTORS: tuple[float, ...] = (2.0, 0.75)
@@ -85,7 +86,8 @@ def cnn_layers(
 
     Each block is conv 3x3 -> batch norm -> ReLU -> 2x2 max pool; a global pool over what is
     left of time and frequency (`pooling`: "average", or "max" over time of the frequency
-    average) feeds the softmax. `frontend` "pcen" puts a PCEN layer first (`micmon.model.pcen`).
+    average) feeds the softmax. `frontend` "pcen" puts a PCEN layer first (`micmon.model.pcen`),
+    "relative" one that takes each window relative to its mean level (`micmon.model.level`).
     Needs at least 2**len(filters) frames and mel bands.
     """
     _check_n_labels(n_labels)
@@ -133,6 +135,10 @@ def cnn_layers(
         from micmon.model.pcen import PCEN
 
         out.append(PCEN(spec.frame_hop_seconds))
+    elif frontend == "relative":
+        from micmon.model.level import RelativeLevel
+
+        out.append(RelativeLevel())
     out.append(layers.Reshape((frames, bands, 1)))
     for n in filters:
         out += [

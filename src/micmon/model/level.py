@@ -1,0 +1,29 @@
+"""The window's log-mel relative to its own mean level, as the CNN's first layer (gain invariance).
+
+A microphone's gain, its distance to the sound and a recording's level move every log-mel value
+of a window by the same amount; the networks trained on a few recordings learn the level they
+were shown (issue 8's twenty-fourth round: 12 dB quieter, half the events went unheard). This
+layer subtracts each window's mean over its frames and bands, so a window and the same window at
+any gain give the same input. It lives inside the network, so datasets, augmentation and the
+streaming front end stay log-mel and the .tflite model carries it. Importing this module imports
+Keras: only the training path and Keras model loading do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+
+@keras.saving.register_keras_serializable(package="micmon")
+class RelativeLevel(keras.layers.Layer):  # type: ignore[misc]
+    """Keras layer: log-mel windows (frames, bands) -> the same minus each window's mean value."""
+
+    def call(self, x: Any) -> Any:
+        """Return `x` (batch, frames, bands) less each window's mean over frames and bands."""
+        return x - keras.ops.mean(x, axis=(1, 2), keepdims=True)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        """Same shape as the input."""
+        return input_shape
