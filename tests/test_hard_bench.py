@@ -124,3 +124,46 @@ def test_false_alarms_are_counted_by_label_and_by_the_sound_they_overlap(
     manifest["room"]["test"][0]["sounds"] = None
     unplaced = hard_bench.false_alarms_by(report, tmp_path, manifest, fit_room)
     assert unplaced == {"by_label": {"bat": 3, "horse": 1}, "by_source": None}
+
+
+def test_a_recording_is_played_louder_or_quieter_with_its_labels(tmp_path: Path) -> None:
+    import subprocess
+
+    def level_db(path: Path) -> float:
+        raw = subprocess.run(
+            ["ffmpeg", "-v", "error", "-i", str(path), "-f", "s16le", "-ac", "1", "-"],
+            capture_output=True,
+            check=True,
+        ).stdout
+        samples = np.frombuffer(raw, dtype=np.int16).astype(np.float64)
+        return float(10 * np.log10(np.mean(samples**2)))
+
+    hard_level = bench_module("hard_level")
+    folder = tmp_path / "rec_01"
+    folder.mkdir()
+    (folder / "labels.json").write_text('{"00:00": "negative", "00:01": "chime"}')
+    subprocess.run(
+        [
+            "ffmpeg",
+            "-v",
+            "error",
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=1000:duration=2:sample_rate=16000",
+            "-af",
+            "volume=-20dB",
+            str(folder / "audio.ogg"),
+        ],
+        check=True,
+    )
+    assert hard_level.played_at(folder, 0, tmp_path / "scratch") == folder  # as recorded: no copy
+    levels = {}
+    for gain in (-12.0, 12.0):
+        copy = hard_level.played_at(folder, gain, tmp_path / "scratch")
+        assert (copy / "labels.json").read_text() == (folder / "labels.json").read_text()
+        levels[gain] = level_db(copy / "audio.flac")
+    assert levels[12.0] - levels[-12.0] == pytest.approx(24.0, abs=0.2)
+    with pytest.raises(SystemExit) as stop:
+        hard_level.main(["--out", str(tmp_path), "--levels", "-12,x"])
+    assert stop.value.code == 2

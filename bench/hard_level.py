@@ -1,0 +1,115 @@
+"""Play the hard benchmark's test side louder and quieter to its saved networks (issue 8); not in CI.
+
+A user's microphone gain is not the one of the afternoon they labelled: a knob turned, another
+USB microphone, the cot moved to the far side of the room. For each network `hard_bench.py` saved
+under OUT, this script plays the test side's event recordings (and, with `--room`, its room
+recordings) through ffmpeg's `volume` filter at each level of `--levels` dB, scores them as
+`monitor` would and detects with the settings the CLI calibrated for that network
+(`cli_remix_calibration`: nothing is calibrated again); it prints event recall and false alarms
+an hour per level and writes them to OUT/level.json. Level 0 reproduces hard_bench's figures up
+to the lossless re-encoding of mp3 and ogg recordings. Louder copies clip where the recording
+reaches full scale, as a microphone turned up too far does.
+
+Example: python bench/hard_level.py --out bench/out/s24_s7d
+         python bench/hard_level.py --out bench/out/s24_s7d bench/out/s25_s7r --levels -12,0,12 --room
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import hard_bench  # noqa: E402
+
+
+def played_at(folder: Path, gain_db: float, scratch: Path) -> Path:
+    """Return a sample folder holding `folder`'s recording `gain_db` louder (flac) and its labels."""
+    if gain_db == 0:
+        return folder
+    out = scratch / f"{folder.parent.name}_{folder.name}_{gain_db:+g}dB"
+    out.mkdir(parents=True)
+    (out / "labels.json").write_text((folder / "labels.json").read_text())
+    audio = next(p for p in folder.iterdir() if p.name.startswith("audio."))
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-i", str(audio), "-af", f"volume={gain_db}dB", str(out / "audio.flac")],
+        check=True,
+    )
+    return out
+
+
+def level_figures(
+    corpus: Path, out: Path, key: str, row: dict[str, Any], levels: Sequence[float], room: bool
+) -> dict[str, Any]:
+    """Return event recall (and room false alarms an hour) of one saved network at each level."""
+    from micmon.detect import DetectorSettings
+    from micmon.evaluate import evaluate_scores, score_recording
+    from micmon.model import Model
+
+    variant, task, seed = row["variant"], row["task"], int(row["seed"])
+    model = Model.load(hard_bench.model_path(out, variant, task, seed))
+    settings = DetectorSettings.from_dict(row["cli_remix_calibration"]["detector"])
+    folders = hard_bench.recordings(corpus, task, seed, hard_bench.options(variant))
+    hop = row["hop_seconds"]
+
+    def scored_at(folder: Path, gain: float) -> Any:
+        # one copy at a time (a louder room recording is ~100 MB of flac), removed once scored
+        with tempfile.TemporaryDirectory(prefix="hard-level-") as scratch:
+            return score_recording(played_at(folder, gain, Path(scratch)), model, hop=hop)
+
+    figures: dict[str, Any] = {}
+    for gain in levels:
+        events = evaluate_scores([scored_at(f, gain) for f in folders["test_events"]], settings).overall
+        entry: dict[str, Any] = {
+            "found": events.found,
+            "events": events.runs,
+            "event_recall": round(events.found / events.runs, 4) if events.runs else None,
+        }
+        if room:
+            alarms = evaluate_scores([scored_at(f, gain) for f in folders["room_test"]], settings).overall
+            entry["false_alarms_per_hour_room"] = round(alarms.false_alarms / alarms.hours, 3)
+        figures[f"{gain:+g}"] = entry
+        hard_bench.log(f"{key}: {gain:+g} dB: {entry}")
+    return figures
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Score every saved network under each OUT at each level; print and save the figures."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, nargs="+", required=True, help="hard_bench.py output folders")
+    p.add_argument("--corpus", type=Path, default=None, help="the corpus (default: OUT/../hard/<digest>)")
+    p.add_argument("--levels", default="-12,0,12", help="comma-separated gains in dB")
+    p.add_argument("--room", action="store_true", help="false alarms on the test room audio at each level")
+    args = p.parse_args(argv)
+    try:
+        levels = [float(v) for v in args.levels.split(",") if v]
+    except ValueError:
+        p.error(f"--levels: {args.levels!r} is not a comma-separated list of numbers")
+    for out in args.out:
+        results = json.loads((out / "results.json").read_text())
+        saved = out / "level.json"
+        done = json.loads(saved.read_text()) if saved.exists() else {}
+        for key, row in results.items():
+            corpus = args.corpus or out.parent / "hard" / row["corpus"]
+            done[key] = level_figures(corpus, out, key, row, levels, args.room)
+            tmp = saved.with_suffix(".json.tmp")
+            tmp.write_text(json.dumps(done, indent=1))
+            tmp.replace(saved)
+            line = "  ".join(
+                f"{g} dB {f['found']}/{f['events']}"
+                + (f", {f['false_alarms_per_hour_room']} FA/h" if "false_alarms_per_hour_room" in f else "")
+                for g, f in done[key].items()
+            )
+            print(f"{out.name} {key}: {line}")
+
+
+if __name__ == "__main__":
+    main()
