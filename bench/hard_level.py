@@ -6,9 +6,9 @@ under OUT, this script plays the test side's event recordings (and, with `--room
 recordings) through ffmpeg's `volume` filter at each level of `--levels` dB, scores them as
 `monitor` would and detects with the settings the CLI calibrated for that network
 (`cli_remix_calibration`: nothing is calibrated again); it prints event recall and false alarms
-an hour per level and writes them to OUT/level.json. Level 0 reproduces hard_bench's figures up
-to the lossless re-encoding of mp3 and ogg recordings. Louder copies clip where the recording
-reaches full scale, as a microphone turned up too far does.
+an hour per level and writes them to OUT/level.json. Level 0 scores the recordings themselves
+and reproduces hard_bench's figures; other levels score 16-bit flac copies. Louder copies clip
+where the recording reaches full scale, as a microphone turned up too far does.
 
 Example: python bench/hard_level.py --out bench/out/s24_s7d
          python bench/hard_level.py --out bench/out/s24_s7d bench/out/s25_s7r --levels -12,0,12 --room
@@ -29,6 +29,7 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import hard_bench  # noqa: E402
+from micmon.audio.directory import find_audio_file  # noqa: E402
 
 
 def played_at(folder: Path, gain_db: float, scratch: Path) -> Path:
@@ -38,7 +39,7 @@ def played_at(folder: Path, gain_db: float, scratch: Path) -> Path:
     out = scratch / f"{folder.parent.name}_{folder.name}_{gain_db:+g}dB"
     out.mkdir(parents=True)
     (out / "labels.json").write_text((folder / "labels.json").read_text())
-    audio = next(p for p in folder.iterdir() if p.name.startswith("audio."))
+    audio = find_audio_file(folder)
     subprocess.run(
         ["ffmpeg", "-v", "error", "-i", str(audio), "-af", f"volume={gain_db}dB", str(out / "audio.flac")],
         check=True,

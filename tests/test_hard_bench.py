@@ -129,14 +129,15 @@ def test_false_alarms_are_counted_by_label_and_by_the_sound_they_overlap(
 def test_a_recording_is_played_louder_or_quieter_with_its_labels(tmp_path: Path) -> None:
     import subprocess
 
+    from micmon.features import dbfs
+
     def level_db(path: Path) -> float:
         raw = subprocess.run(
             ["ffmpeg", "-v", "error", "-i", str(path), "-f", "s16le", "-ac", "1", "-"],
             capture_output=True,
             check=True,
         ).stdout
-        samples = np.frombuffer(raw, dtype=np.int16).astype(np.float64)
-        return float(10 * np.log10(np.mean(samples**2)))
+        return dbfs(np.frombuffer(raw, dtype=np.int16))
 
     hard_level = bench_module("hard_level")
     folder = tmp_path / "rec_01"
