@@ -6,7 +6,7 @@ under OUT, this script plays the test side's event recordings (and, with `--room
 recordings) through ffmpeg's `volume` filter at each level of `--levels` dB, scores them as
 `monitor` would and detects with the settings the CLI calibrated for that network
 (`cli_remix_calibration`: nothing is calibrated again); it prints event recall and false alarms
-an hour per level and writes them to OUT/level.json. Level 0 scores the recordings themselves
+an hour per level and adds them to OUT/level.json. Level 0 scores the recordings themselves
 and reproduces hard_bench's figures; other levels score 16-bit flac copies. Louder copies clip
 where the recording reaches full scale, as a microphone turned up too far does.
 
@@ -95,12 +95,15 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError:
         p.error(f"--levels: {args.levels!r} is not a comma-separated list of numbers")
     for out in args.out:
+        if not (out / "results.json").is_file():
+            p.error(f"--out {out}: no results.json there (not a hard_bench.py output folder)")
         results = json.loads((out / "results.json").read_text())
         saved = out / "level.json"
         done = json.loads(saved.read_text()) if saved.exists() else {}
         for key, row in results.items():
             corpus = args.corpus or out.parent / "hard" / row["corpus"]
-            done[key] = level_figures(corpus, out, key, row, levels, args.room)
+            # levels measured before are kept: a later call with other --levels adds to them
+            done.setdefault(key, {}).update(level_figures(corpus, out, key, row, levels, args.room))
             tmp = saved.with_suffix(".json.tmp")
             tmp.write_text(json.dumps(done, indent=1))
             tmp.replace(saved)

@@ -168,3 +168,6 @@ def test_a_recording_is_played_louder_or_quieter_with_its_labels(tmp_path: Path)
     with pytest.raises(SystemExit) as stop:
         hard_level.main(["--out", str(tmp_path), "--levels", "-12,x"])
     assert stop.value.code == 2
+    with pytest.raises(SystemExit) as stop:  # a folder hard_bench.py did not write: an error, no traceback
+        hard_level.main(["--out", str(tmp_path)])
+    assert stop.value.code == 2
