@@ -171,3 +171,7 @@ def test_a_recording_is_played_louder_or_quieter_with_its_labels(tmp_path: Path)
     with pytest.raises(SystemExit) as stop:  # a folder hard_bench.py did not write: an error, no traceback
         hard_level.main(["--out", str(tmp_path)])
     assert stop.value.code == 2
+    for name, (_, target_db) in hard_level.HUSH.items():  # a night's quiet room, at its stated level
+        hush = hard_level.hush_room(name, tmp_path / "hush", seconds=5)
+        assert (hush / "labels.json").read_text() == '{"00:00.000": "negative"}'
+        assert level_db(hush / "audio.flac") == pytest.approx(target_db, abs=0.5)
