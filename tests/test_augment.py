@@ -227,3 +227,26 @@ def test_colouring_adds_one_smooth_curve_per_window_to_sounds_and_background() -
     assert not np.allclose(curve[0], curve[1])  # each window its own microphone
     with pytest.raises(ParameterError, match="eq_probability: must be in"):
         augment(x, y, spec=LOGMEL, background=[0], eq_probability=1.5)
+
+
+def test_quiet_room_windows_are_a_microphones_hiss_at_night() -> None:
+    from micmon.model.augment import QUIET_LEVEL_DBFS, quiet_room_windows
+
+    spec = FeatureSpec(sample_rate=16000, window_seconds=0.5, high_freq=8000.0, feature="logmel")
+    windows = quiet_room_windows(spec, 200, rng=3)
+    assert windows.shape == (200, *spec.shape) and windows.dtype == np.float32
+    np.testing.assert_array_equal(windows, quiet_room_windows(spec, 200, rng=3))  # seeded
+    assert quiet_room_windows(spec, 0).shape == (0, *spec.shape)
+    # levels spread over the range: mean band power in dB over a window, per window
+    power_db = 10 * np.log10(to_power(windows, spec.scale).mean(axis=(1, 2)))
+    low, high = QUIET_LEVEL_DBFS
+    assert np.ptp(power_db) > 0.7 * (high - low)
+    # stationary: a window's frames keep one level (a sound comes and goes; hiss does not)
+    frames_db = 10 * np.log10(to_power(windows, spec.scale).mean(axis=2))
+    assert float(np.median(frames_db.std(axis=1))) < 2.0
+    stereo = FeatureSpec(
+        sample_rate=16000, window_seconds=0.5, high_freq=8000.0, feature="logmel", channels=2
+    )
+    assert quiet_room_windows(stereo, 3).shape == (3, *stereo.shape)
+    with pytest.raises(ParameterError, match="count"):
+        quiet_room_windows(spec, -1)

@@ -332,3 +332,88 @@ def test_plain_batch_norm_sets_a_trained_cnn_to_the_statistics_of_its_windows_as
 
     assert first_norm_gap(replace(opts, plain_batch_norm=True)) < 1e-4
     assert first_norm_gap(opts) > 1e-3  # the moving averages of augmented batches differ
+
+
+def test_quiet_negatives_are_a_nights_hiss_trained_as_background() -> None:
+    import subprocess
+    from dataclasses import replace
+
+    from micmon.dataset import Dataset
+    from micmon.features import FeatureSpec, compute_batch
+    from micmon.model.augment import quiet_room_windows
+    from micmon.training import _with_quiet_negatives
+
+    spec = FeatureSpec(sample_rate=16000, window_seconds=0.5, high_freq=8000.0, feature="logmel")
+    n, rate = spec.window_samples, spec.sample_rate
+    t = np.arange(n) / rate
+
+    def at_level(x: np.ndarray, dbfs: float) -> np.ndarray:
+        return (x / np.sqrt(np.mean(x**2)) * 10 ** (dbfs / 20) * 32767).astype(np.int16)
+
+    def applause(gen: np.random.Generator) -> np.ndarray:  # a crowd's claps: dense bursts of noise
+        envelope = np.zeros(n)
+        for start in gen.uniform(-0.05, 0.5, size=40):
+            envelope += np.where(t >= start, np.exp(-(t - start) / 0.01), 0.0)
+        return at_level(gen.standard_normal(n) * envelope, gen.uniform(-30, -10))
+
+    def voice(gen: np.random.Generator) -> np.ndarray:  # talk: harmonics of a moving pitch
+        pitch = gen.uniform(100, 300) * (1 + 0.05 * np.sin(2 * np.pi * gen.uniform(2, 6) * t))
+        phase = 2 * np.pi * np.cumsum(pitch) / rate
+        return at_level(sum(np.sin(h * phase) / h for h in range(1, 12)), gen.uniform(-30, -10))
+
+    gen = np.random.default_rng(2)
+    x = compute_batch(np.stack([applause(gen) if i % 2 == 0 else voice(gen) for i in range(120)]), spec)
+    y = np.array([0, 1] * 60)
+    labels = ["applause", "negative"]
+    data = [
+        Dataset(x[:60], y[:60], labels=labels, spec=spec, name="a"),
+        Dataset(x[60:], y[60:], labels=labels, spec=spec, name="b"),
+    ]
+    # a night's room: ffmpeg's pink and brown noise, 60 dB below full scale, as 16-bit audio
+    hiss = []
+    for colour in ("pink", "brown"):
+        raw = subprocess.run(
+            ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", f"anoisesrc=color={colour}:sample_rate=16000:d=4"]
+            + ["-f", "s16le", "-"],
+            capture_output=True,
+            check=True,
+        ).stdout
+        audio = np.frombuffer(raw, dtype=np.int16).astype(np.float64)
+        hiss.append(at_level(audio, -60.0).reshape(-1, n))
+    hiss_x = compute_batch(np.concatenate(hiss), spec)
+    claps_x = compute_batch(np.stack([applause(np.random.default_rng(100 + i)) for i in range(10)]), spec)
+    opts = TrainingOptions(
+        epochs=12,
+        patience=0,
+        refit=False,
+        hard_negatives=0.0,
+        validation_split=0.0,
+        quantize=False,
+        frontend="relative",
+        filters=(8, 16),
+        seed=1,
+    )
+    opts = TrainingOptions(
+        epochs=12,
+        patience=0,
+        refit=False,
+        hard_negatives=0.0,
+        validation_split=0.0,
+        quantize=False,
+        frontend="relative",
+        quiet_negatives=0.5,
+        seed=1,
+    )
+    # the windows are added as background, half as many as the recorded background windows
+    combined = Dataset.combine(data, 0.0)
+    grown = _with_quiet_negatives(combined, spec, labels, opts)
+    assert len(grown.train_samples) == len(combined.train_samples) + 30
+    assert (grown.train_classes[-30:] == 1).all()
+    np.testing.assert_array_equal(
+        grown.train_samples[-30:], quiet_room_windows(spec, 30, rng=np.random.default_rng([1, 25]))
+    )
+    assert _with_quiet_negatives(combined, spec, labels, replace(opts, quiet_negatives=0.0)) is combined
+    # and the network trained with them hears the night's hiss as background, the claps as applause
+    model = train(data, opts).model
+    assert float(model.scores(hiss_x)[:, 0].max()) < 0.2
+    assert float(model.scores(claps_x)[:, 0].min()) > 0.9

@@ -99,6 +99,12 @@ class TrainingOptions:
         Share of the copies of background windows that get another background window mixed in:
         the room's own sounds heard again under other talk and at other levels, as negatives
         (fewer false alarms on the room's sounds in new mixes; issue 8's ninth round).
+    quiet_negatives : float in [0, 1]
+        Generated quiet-room windows (a microphone's own hiss and hum, -85 to -45 dBFS,
+        `micmon.model.augment.quiet_room_windows`) added as background, this many per background
+        training window (0: none): recordings made by day rarely hold a night's quiet room, and a
+        network that takes out the level (``frontend="relative"``) otherwise hears a faint hiss
+        as a loud noise-like sound (issue 8's twenty-fifth round).
     patience : int >= 0
         Early stopping: end training once the held-out loss has not improved for this many
         epochs, keeping the best weights (0: train all `epochs`; needs held-out windows).
@@ -166,6 +172,7 @@ class TrainingOptions:
     augment_eq: float = 0.0
     augment_stretch: float = 0.0
     augment_mix_background: float = 0.5
+    quiet_negatives: float = 0.0
     patience: int = 5
     hard_negatives: float = 0.1
     refit: bool = True
@@ -210,6 +217,7 @@ class TrainingOptions:
             "augment_eq",
             "augment_stretch",
             "augment_mix_background",
+            "quiet_negatives",
         ):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
@@ -498,7 +506,7 @@ def _fit(
                 start_from_epoch=max(0, math.ceil(opts.warmup * epochs) - 1),
             )
             callbacks.append(stopper)
-        augmented = _augmented(dataset, kind, opts)
+        augmented = _with_quiet_negatives(_augmented(dataset, kind, opts), spec, labels, opts)
         averager = None
         if opts.weight_averaging and stopper is None:
             averager = _weight_averager(opts.weight_averaging)
@@ -635,6 +643,26 @@ def _augmented(data: Dataset, kind: str, opts: TrainingOptions) -> Dataset:
         background_mix_probability=opts.augment_mix_background,
     )
     return result
+
+
+def _with_quiet_negatives(
+    data: Dataset, spec: FeatureSpec, labels: list[str], opts: TrainingOptions
+) -> Dataset:
+    """Return `data` with generated quiet-room windows added as background (`quiet_negatives`)."""
+    if not opts.quiet_negatives or opts.background_label not in labels:
+        return data
+    from micmon.model.augment import quiet_room_windows
+
+    background = labels.index(opts.background_label)
+    count = int(np.sum(data.train_classes == background) * opts.quiet_negatives)
+    if count == 0:
+        return data
+    quiet = quiet_room_windows(spec, count, rng=np.random.default_rng([opts.seed, 25]))
+    classes = np.full(count, background, dtype=np.asarray(data.train_classes).dtype)
+    return data.with_training(
+        np.concatenate([data.train_samples, quiet.astype(data.train_samples.dtype)]),
+        np.concatenate([data.train_classes, classes]),
+    )
 
 
 def _with_hard_negatives(

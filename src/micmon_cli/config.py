@@ -274,6 +274,13 @@ class TrainingConfig(Section):
         description="share of the copies of background windows with another background window "
         "mixed in (the room's own sounds heard again under other talk, at other levels)",
     )
+    quiet_negatives: float = Field(
+        _TRAINING.quiet_negatives,
+        ge=0.0,
+        le=1.0,
+        description="generated quiet-room windows (a microphone's own hiss and hum, -85 to -45 "
+        "dBFS) added as background, this many per background training window (0: none)",
+    )
     hard_negatives: float = Field(
         _TRAINING.hard_negatives,
         ge=0.0,
