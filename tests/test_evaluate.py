@@ -483,3 +483,38 @@ def test_remixes_can_be_made_one_at_a_time(tmp_path: Path) -> None:
     assert len(seen) == len(whole) == 3  # every pair of three, the same mixes as all at once
     for lazy, made in zip(seen, whole, strict=True):
         assert lazy == Path(made.audio_file).read_bytes()
+
+
+def constant_model(spec: FeatureSpec, labels: list[str], first: float) -> object:
+    """A real network (Keras, savable to .tflite) that scores every window `first` for labels[0]."""
+    import keras
+
+    from micmon.model import Model
+
+    bias = np.zeros(len(labels), dtype=np.float32)
+    bias[0] = np.log(first * (len(labels) - 1) / (1 - first))  # softmax: labels[0] gets `first`
+    layers = [
+        keras.Input(shape=spec.shape),
+        keras.layers.Flatten(),
+        keras.layers.Dense(len(labels), activation="softmax", kernel_initializer="zeros"),
+    ]
+    model = Model(layers, labels, spec=spec)
+    dense = model.keras_model.layers[-1]
+    dense.set_weights([dense.get_weights()[0], bias])
+    return model
+
+
+def test_the_quiet_room_check_names_labels_a_nights_hiss_could_set_off() -> None:
+    from micmon.evaluate import quiet_room_risks, quiet_room_scores
+
+    spec = FeatureSpec(sample_rate=16000, window_seconds=0.5, high_freq=8000.0, feature="logmel")
+    model = constant_model(spec, ["applause", "negative"], 0.88)
+    tops = quiet_room_scores(model, DetectorSettings(threshold=0.9))
+    assert list(tops) == ["applause"] and tops["applause"] == pytest.approx(0.88, abs=1e-3)
+    assert quiet_room_risks(tops, DetectorSettings(threshold=0.9)) == {"applause": (tops["applause"], 0.9)}
+    # a threshold the hiss stays more than the margin below (0.995 - 0.1 > 0.88) is safe
+    assert quiet_room_risks(tops, DetectorSettings(thresholds={"applause": 0.995})) == {}
+    # windows the loudness gate skips are not heard: the generated room is -85 to -45 dBFS
+    assert quiet_room_scores(model, DetectorSettings(min_dbfs=-40.0)) == {"applause": 0.0}
+    quiet_model = constant_model(spec, ["applause", "negative"], 0.05)
+    assert quiet_room_risks(quiet_room_scores(quiet_model, DetectorSettings()), DetectorSettings()) == {}

@@ -43,7 +43,7 @@ from micmon.detect import (
     model_settings,
 )
 from micmon.errors import AudioError, LabelsError, ModelError, ParameterError
-from micmon.features import FeatureSpec, WindowFeatures, score_windows
+from micmon.features import FeatureSpec, WindowFeatures, dbfs, score_windows
 from micmon.labels import Labels, LabelSegment
 
 #: Windows scored per call to the model (as `micmon predict`'s default): the CNN's activations
@@ -71,6 +71,11 @@ REMIX_LEVEL_DB = (-12.0, -3.0)
 REMIX_SHIFT = (0.2, 0.8)
 #: ... for at most this many pairs (six: every pair of four recordings).
 REMIX_PAIRS = 6
+#: The quiet-room check (`quiet_room_scores`): this many generated windows of a microphone's own
+#: hiss at night (`micmon.model.augment.quiet_room_samples`), ...
+QUIET_ROOM_WINDOWS = 96
+#: ... and a label whose highest score over them comes this close to its threshold is at risk.
+QUIET_ROOM_MARGIN = 0.1
 #: Stream origin used for replays, so event times are reproducible.
 _ORIGIN = datetime(2000, 1, 1, tzinfo=timezone.utc)
 _SECONDS_PER_HOUR = 3600.0
@@ -525,6 +530,41 @@ class EvaluationReport:
 def detector_targets(labels: Sequence[str], settings: DetectorSettings) -> tuple[str, ...]:
     """Return the labels a Detector with these settings watches."""
     return Detector(labels, settings, window_seconds=1.0).targets
+
+
+def quiet_room_scores(
+    model: Scorer, settings: DetectorSettings, *, windows: int = QUIET_ROOM_WINDOWS, seed: int = 0
+) -> dict[str, float]:
+    """Return each watched label's highest score over a generated quiet room (a microphone's hiss).
+
+    Recordings made by day rarely hold a night's quiet room; a model may hear its hiss as a
+    noise-like sound. Windows the settings' loudness gates skip (`min_dbfs`, `silence_dbfs`)
+    are not scored, as the monitor skips them.
+    """
+    from micmon.model.augment import quiet_room_samples
+
+    spec = model.spec
+    if spec is None:
+        raise ModelError("model: has no feature spec; the quiet-room check needs one")
+    detector = Detector(model.labels, settings, window_seconds=spec.window_seconds)
+    samples = quiet_room_samples(spec, windows, rng=seed)
+    heard = [i for i, window in enumerate(samples) if not detector.gated(dbfs(window))]
+    targets = detector.targets
+    if not heard:
+        return {label: 0.0 for label in targets}
+    scores = score_windows(model, samples[heard], [0.0] * len(heard))
+    return {label: float(scores[:, list(model.labels).index(label)].max()) for label in targets}
+
+
+def quiet_room_risks(tops: Mapping[str, float], settings: DetectorSettings) -> dict[str, tuple[float, float]]:
+    """Return (top score, threshold) of the labels whose quiet-room top comes within the margin of
+    their threshold (`QUIET_ROOM_MARGIN`): those a quiet night may set off."""
+    risky = {}
+    for label, top in tops.items():
+        threshold = float(settings.thresholds.get(label, settings.threshold))
+        if top >= threshold - QUIET_ROOM_MARGIN:
+            risky[label] = (top, threshold)
+    return risky
 
 
 def evaluate_scores(

@@ -243,3 +243,48 @@ def test_calibrate_without_anything_to_calibrate_on_says_what_to_do(
     code, _, err = run("--config", str(config), "evaluate", "--model", str(trained_model_dir), "--calibrate")
     assert code == 1
     assert "no recordings to calibrate on" in err and "--holdout-recordings" in err
+
+
+def test_calibrate_warns_when_a_quiet_room_would_set_the_sound_off(
+    workspace: Path, trained_model_dir: Path, tmp_path: Path
+) -> None:
+    from micmon.model import Model
+    from test_evaluate import constant_model
+
+    fixture = Model.load(trained_model_dir)
+    assert fixture.spec is not None
+    labels = list(fixture.labels)
+    order = [labels.index("positive")] + [i for i in range(len(labels)) if labels[i] != "positive"]
+    hears_everything = constant_model(fixture.spec, [labels[i] for i in order], 0.97)
+    hears_everything.save(tmp_path / "model")
+    code, out, err = run(
+        "evaluate",
+        str(workspace / "audio"),
+        "--model",
+        str(tmp_path / "model"),
+        "--hop",
+        "1",
+        "--calibrate",
+        "--json",
+    )
+    assert code == 0, err
+    assert json.loads(out)["quiet_room_top_scores"]["positive"] == pytest.approx(0.97, abs=1e-3)
+    shown = " ".join(err.split())
+    assert "a quiet room (a microphone's own hiss, -85 to -45 dBFS) scores up to 0.97 for positive" in shown
+    assert "record your room while it is quiet" in shown
+
+    # the network trained on the workspace's beeps hears the hiss as background: no warning
+    model_copy = Path(shutil.copytree(trained_model_dir, tmp_path / "trained"))
+    code, out, err = run(
+        "evaluate",
+        str(workspace / "audio"),
+        "--model",
+        str(model_copy),
+        "--hop",
+        "1",
+        "--calibrate",
+        "--json",
+    )
+    assert code == 0, err
+    assert json.loads(out)["quiet_room_top_scores"]["positive"] < 0.1
+    assert "a quiet room" not in err

@@ -248,43 +248,55 @@ QUIET_TILT: tuple[float, float] = (-2.0, 0.5)
 QUIET_HUM_PROBABILITY = 0.3
 
 
-def quiet_room_windows(
+def quiet_room_samples(
     spec: FeatureSpec, count: int, rng: np.random.Generator | int | None = 0
 ) -> np.ndarray:
-    """Return `count` feature windows (count, *spec.shape) of a quiet room: a microphone's own noise.
+    """Return `count` int16 windows (count, samples*channels) of a quiet room: a microphone's own noise.
 
     Each window is stationary noise of random tilt (`QUIET_TILT`) and level (`QUIET_LEVEL_DBFS`),
-    sometimes with mains hum, stored as 16-bit samples (so its quantisation floor is a real
-    recording's) and run through the real front end. Recordings made by day hold talk and
-    clatter, rarely this; a network that takes out the level (the relative front end) would
-    otherwise hear a faint hiss as loud as any noise-like sound it was taught.
+    sometimes with mains hum (`QUIET_HUM_PROBABILITY`), rounded to 16-bit samples as a recording
+    stores it; multi-channel windows carry the same noise on every channel.
     """
     gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-    if not isinstance(count, (int, np.integer)) or count < 0:
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
         raise ParameterError(f"count: must be an integer >= 0, got {count!r}", parameter="count", value=count)
     n, rate = spec.window_samples, spec.sample_rate
     freqs = np.fft.rfftfreq(n, 1.0 / rate)
     t = np.arange(n) / rate
+    tilt = gen.uniform(*QUIET_TILT, size=(count, 1))
+    shape = np.power(np.maximum(freqs, 20.0) / 1000.0, tilt / 2.0)
+    noise = np.fft.irfft(np.fft.rfft(gen.standard_normal((count, n)), axis=1) * shape, n=n, axis=1)
+    noise /= np.sqrt(np.mean(noise**2, axis=1, keepdims=True))
+    for row in np.flatnonzero(gen.random(count) < QUIET_HUM_PROBABILITY):
+        mains = float(gen.choice([50.0, 60.0]))
+        for harmonic in range(1, 6):
+            amplitude = 10 ** (gen.uniform(-20.0, 6.0) / 20.0) / harmonic
+            noise[row] += amplitude * np.sin(2 * np.pi * mains * harmonic * t + gen.uniform(0, 2 * np.pi))
+        noise[row] /= np.sqrt(np.mean(noise[row] ** 2))
+    level = 10 ** (gen.uniform(*QUIET_LEVEL_DBFS, size=(count, 1)) / 20.0)
+    samples = np.clip(np.round(noise * level * 32768.0), -32768, 32767).astype(np.int16)
+    if spec.channels > 1:
+        samples = np.repeat(samples, spec.channels, axis=1)  # interleaved: the same on every channel
+    return samples
+
+
+def quiet_room_windows(
+    spec: FeatureSpec, count: int, rng: np.random.Generator | int | None = 0
+) -> np.ndarray:
+    """Return the features (count, *spec.shape) of `count` quiet-room windows (`quiet_room_samples`).
+
+    Recordings made by day hold talk and clatter, rarely a night's quiet room; a network that
+    takes out the level (the relative front end) would otherwise hear a faint hiss as loud as any
+    noise-like sound it was taught.
+    """
+    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
+        raise ParameterError(f"count: must be an integer >= 0, got {count!r}", parameter="count", value=count)
     out = np.empty((count, *spec.shape), dtype=np.float32)
-    chunk = max(1, 2**22 // n)  # ~4 M samples at a time
+    chunk = max(1, 2**22 // spec.window_samples)  # ~4 M samples at a time
     for first in range(0, count, chunk):
         rows = min(chunk, count - first)
-        tilt = gen.uniform(*QUIET_TILT, size=(rows, 1))
-        shape = np.power(np.maximum(freqs, 20.0) / 1000.0, tilt / 2.0)
-        noise = np.fft.irfft(np.fft.rfft(gen.standard_normal((rows, n)), axis=1) * shape, n=n, axis=1)
-        noise /= np.sqrt(np.mean(noise**2, axis=1, keepdims=True))
-        hum = gen.random(rows) < QUIET_HUM_PROBABILITY
-        for row in np.flatnonzero(hum):
-            mains = float(gen.choice([50.0, 60.0]))
-            for harmonic in range(1, 6):
-                amplitude = 10 ** (gen.uniform(-20.0, 6.0) / 20.0) / harmonic
-                noise[row] += amplitude * np.sin(2 * np.pi * mains * harmonic * t + gen.uniform(0, 2 * np.pi))
-            noise[row] /= np.sqrt(np.mean(noise[row] ** 2))
-        level = 10 ** (gen.uniform(*QUIET_LEVEL_DBFS, size=(rows, 1)) / 20.0)
-        samples = np.clip(np.round(noise * level * 32768.0), -32768, 32767).astype(np.int16)
-        if spec.channels > 1:
-            samples = np.repeat(samples, spec.channels, axis=1)  # interleaved: the same on every channel
-        out[first : first + rows] = compute_batch(samples, spec)
+        out[first : first + rows] = compute_batch(quiet_room_samples(spec, rows, gen), spec)
     return out
 
 

@@ -15,6 +15,7 @@ from micmon_cli.options import config_argument, config_option
 if TYPE_CHECKING:
     from micmon.audio import AudioDirectory
     from micmon.batch import Batch
+    from micmon.detect import DetectorSettings
     from micmon.evaluate import Calibration, EvaluationReport, RecordingScores
     from micmon_cli.config import ResolvedConfig
 
@@ -133,7 +134,7 @@ def evaluate(
     Example: micmon evaluate ~/datasets/holdout --calibrate --max-false-alarms-per-hour 1
     """
     from micmon.detect import model_hop, model_settings
-    from micmon.evaluate import calibrate, evaluate_scores, plot_report, save_calibration
+    from micmon.evaluate import calibrate, evaluate_scores, plot_report, quiet_room_scores, save_calibration
     from micmon.model import Model
 
     cfg = resolve()
@@ -151,6 +152,7 @@ def evaluate(
     folders = _folders(cfg, model.metadata, calibrating=do_calibrate)
     scored, batch = _score(folders, model, window_hop, c.audio.ffmpeg, calibrating=do_calibrate)
     calibration = None
+    quiet: dict[str, float] = {}
     if do_calibrate:
         _warn_if_trained_on(model.metadata, scored)
         budget = c.evaluate.max_false_alarms_per_hour
@@ -159,6 +161,8 @@ def evaluate(
         settings = calibration.settings
         save_calibration(model_path, calibration)
         _warn_about_budget(calibration)
+        quiet = quiet_room_scores(model, settings)
+        _warn_about_quiet_room(quiet, settings)
     report = evaluate_scores(scored, settings)
     plots = plot_report(report, plot, calibration=calibration) if plot is not None else []
     if as_json:
@@ -166,6 +170,7 @@ def evaluate(
         data["model"] = str(model_path)
         if calibration is not None:
             data["calibration"] = calibration.to_dict()
+            data["quiet_room_top_scores"] = {label: round(top, 4) for label, top in quiet.items()}
         if plots:
             data["plots"] = [str(p) for p in plots]
         typer.echo(json.dumps(data, indent=2))
@@ -263,6 +268,23 @@ def _warn_about_budget(calibration: Calibration) -> None:
             f"show fewer than {calibration.false_alarm_bound:.2g} per hour (95 % "
             f"confidence), not {budget:g}; record about {hours_to_vouch(budget):.1f} h of "
             "your room without the sound (label it all background) to vouch for it"
+        )
+
+
+def _warn_about_quiet_room(tops: dict[str, float], settings: DetectorSettings) -> None:
+    """Warn about labels a quiet room at night (a microphone's own hiss) scores close to their threshold."""
+    from micmon.evaluate import QUIET_ROOM_MARGIN, quiet_room_risks
+
+    risky = quiet_room_risks(tops, settings)
+    if risky:
+        console.warn(
+            "a quiet room (a microphone's own hiss, -85 to -45 dBFS) scores up to "
+            + ", ".join(
+                f"{top:.2f} for {label} (threshold {threshold:g})"
+                for label, (top, threshold) in risky.items()
+            )
+            + f", within {QUIET_ROOM_MARGIN:g} of the threshold: expect false alarms at night; record your "
+            "room while it is quiet, label it background and train again, or set monitor.min_dbfs"
         )
 
 
