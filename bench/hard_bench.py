@@ -545,7 +545,13 @@ def run(
 ) -> dict[str, Any]:
     """Train (or, with `retest`, load the model saved before), calibrate and test one (task, seed,
     variant); return its figures."""
-    from micmon.evaluate import calibrate, evaluate_scores, remix_background
+    from micmon.evaluate import (
+        calibrate,
+        evaluate_scores,
+        quiet_room_risks,
+        quiet_room_scores,
+        remix_background,
+    )
     from micmon.model import Model
 
     opts = options(variant)
@@ -621,6 +627,12 @@ def run(
     )
     row["cli_remix_calibration"] = cli_figures(
         remix_calibration, cli_scores + remixed, scored, corpus, forms, manifest, fit_room
+    )
+    # what `evaluate --calibrate` warns about: the highest score of each sound on a generated quiet night
+    quiet = quiet_room_scores(model, remix_calibration.settings)
+    row["cli_remix_calibration"]["quiet_room_top_scores"] = {k: round(v, 4) for k, v in quiet.items()}
+    row["cli_remix_calibration"]["quiet_room_risks"] = sorted(
+        quiet_room_risks(quiet, remix_calibration.settings)
     )
     row["score_seconds"] = round(time.perf_counter() - t0, 1)
     by_snr: dict[str, list[int]] = {}
