@@ -390,17 +390,6 @@ def test_quiet_negatives_are_a_nights_hiss_trained_as_background() -> None:
         validation_split=0.0,
         quantize=False,
         frontend="relative",
-        filters=(8, 16),
-        seed=1,
-    )
-    opts = TrainingOptions(
-        epochs=12,
-        patience=0,
-        refit=False,
-        hard_negatives=0.0,
-        validation_split=0.0,
-        quantize=False,
-        frontend="relative",
         quiet_negatives=0.5,
         seed=1,
     )
