@@ -106,7 +106,7 @@ def level_figures(
 ) -> dict[str, Any]:
     """Return event recall (and room false alarms an hour) of one saved network at each level and hush."""
     from micmon.detect import DetectorSettings
-    from micmon.evaluate import evaluate_scores, score_recording
+    from micmon.evaluate import detector_targets, evaluate_scores, score_recording
     from micmon.model import Model
 
     variant, task, seed = row["variant"], row["task"], int(row["seed"])
@@ -137,7 +137,7 @@ def level_figures(
         assert hush_dir is not None
         scores = score_recording(hush_room(name, hush_dir), model, hop=hop)
         alarms = evaluate_scores([scores], settings).overall
-        targets = [i for i, label in enumerate(scores.labels) if label != "negative"]
+        targets = [scores.labels.index(label) for label in detector_targets(scores.labels, settings)]
         figures[f"hush-{name}"] = {
             "false_alarms_per_hour": round(alarms.false_alarms / alarms.hours, 3),
             "top_score": round(float(scores.scores[:, targets].max()), 4),

@@ -159,6 +159,10 @@ class DetectorSettings:
         """Return a copy with some settings changed (validated)."""
         return replace(self, **changes)
 
+    def threshold_for(self, label: str) -> float:
+        """Return the score `label` must reach: its own threshold, else the common one."""
+        return float(self.thresholds.get(label, self.threshold))
+
     def to_dict(self) -> dict[str, Any]:
         """Return the settings as a JSON-ready dict (as stored under "detector" in micmon.json)."""
         data = asdict(self)
@@ -322,8 +326,7 @@ class Detector:
         self.window_seconds = float(window_seconds)
         self.hop_seconds = float(hop)
         self.targets = self._resolve_targets()
-        given = self.settings.thresholds
-        self.thresholds = {label: float(given.get(label, self.settings.threshold)) for label in self.targets}
+        self.thresholds = {label: self.settings.threshold_for(label) for label in self.targets}
         self.origin: datetime = origin or datetime.now(timezone.utc).astimezone()
         self.reset(origin=origin)
 

@@ -559,12 +559,11 @@ def quiet_room_scores(
 def quiet_room_risks(tops: Mapping[str, float], settings: DetectorSettings) -> dict[str, tuple[float, float]]:
     """Return (top score, threshold) of the labels whose quiet-room top comes within the margin of
     their threshold (`QUIET_ROOM_MARGIN`): those a quiet night may set off."""
-    risky = {}
-    for label, top in tops.items():
-        threshold = float(settings.thresholds.get(label, settings.threshold))
-        if top >= threshold - QUIET_ROOM_MARGIN:
-            risky[label] = (top, threshold)
-    return risky
+    return {
+        label: (top, settings.threshold_for(label))
+        for label, top in tops.items()
+        if top >= settings.threshold_for(label) - QUIET_ROOM_MARGIN
+    }
 
 
 def evaluate_scores(
@@ -1117,8 +1116,7 @@ def plot_recording(
                     ax.hlines(1.04, d.start, d.end, color=colour, lw=4)
                     ax.plot([d.reported], [1.04], marker="v", color="black", ms=5)
             if settings is not None:
-                threshold = settings.thresholds.get(label, settings.threshold)
-                ax.axhline(threshold, color=colour, ls="--", lw=0.8)
+                ax.axhline(settings.threshold_for(label), color=colour, ls="--", lw=0.8)
         m = report.metrics
         recall = "n/a" if m.event_recall is None else f"{m.event_recall:.2f}"
         ax.set_title(

@@ -248,6 +248,11 @@ QUIET_TILT: tuple[float, float] = (-2.0, 0.5)
 QUIET_HUM_PROBABILITY = 0.3
 
 
+def _check_count(count: Any) -> None:
+    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
+        raise ParameterError(f"count: must be an integer >= 0, got {count!r}", parameter="count", value=count)
+
+
 def quiet_room_samples(
     spec: FeatureSpec, count: int, rng: np.random.Generator | int | None = 0
 ) -> np.ndarray:
@@ -258,8 +263,7 @@ def quiet_room_samples(
     stores it; multi-channel windows carry the same noise on every channel.
     """
     gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
-        raise ParameterError(f"count: must be an integer >= 0, got {count!r}", parameter="count", value=count)
+    _check_count(count)
     n, rate = spec.window_samples, spec.sample_rate
     freqs = np.fft.rfftfreq(n, 1.0 / rate)
     t = np.arange(n) / rate
@@ -290,8 +294,7 @@ def quiet_room_windows(
     noise-like sound it was taught.
     """
     gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-    if isinstance(count, bool) or not isinstance(count, (int, np.integer)) or count < 0:
-        raise ParameterError(f"count: must be an integer >= 0, got {count!r}", parameter="count", value=count)
+    _check_count(count)
     out = np.empty((count, *spec.shape), dtype=np.float32)
     chunk = max(1, 2**22 // spec.window_samples)  # ~4 M samples at a time
     for first in range(0, count, chunk):
