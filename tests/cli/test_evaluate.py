@@ -288,3 +288,12 @@ def test_calibrate_warns_when_a_quiet_room_would_set_the_sound_off(
     assert code == 0, err
     assert json.loads(out)["quiet_room_top_scores"]["positive"] < 0.1
     assert "a quiet room" not in err
+
+
+def test_help_says_calibration_also_checks_a_quiet_room() -> None:
+    from micmon.evaluate import QUIET_ROOM_MARGIN
+
+    code, out, _ = run("evaluate", "--help")
+    assert code == 0
+    shown = " ".join(out.split())
+    assert "generated quiet-room hiss" in shown and f"within {QUIET_ROOM_MARGIN:g} of its threshold is warned about" in shown

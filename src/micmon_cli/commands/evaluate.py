@@ -99,7 +99,8 @@ def evaluate(
         typer.Option(
             "--calibrate",
             help="Search threshold, K of N and M for the best event recall within "
-            "the false-alarm budget; store them in the model's micmon.json.",
+            "the false-alarm budget; store them in the model's micmon.json; then warn if "
+            "a quiet room's hiss scores near a threshold.",
         ),
     ] = False,
     max_false_alarms_per_hour: Annotated[
@@ -129,7 +130,9 @@ def evaluate(
     Each recording goes through exactly what `micmon monitor` runs live: windows every hop
     seconds, the model's scores, the detector. Reports window accuracy, per-label precision /
     recall / F1, event recall, false alarms per hour and detection delay. Calibrate on
-    recordings the network was not trained on.
+    recordings the network was not trained on. After calibrating, the model also hears generated
+    quiet-room hiss (a microphone at night); a sound scoring it within 0.1 of its threshold is
+    warned about.
 
     Example: micmon evaluate ~/datasets/holdout --calibrate --max-false-alarms-per-hour 1
     """
