@@ -296,4 +296,5 @@ def test_help_says_calibration_also_checks_a_quiet_room() -> None:
     code, out, _ = run("evaluate", "--help")
     assert code == 0
     shown = " ".join(out.split())
-    assert "generated quiet-room hiss" in shown and f"within {QUIET_ROOM_MARGIN:g} of its threshold is warned about" in shown
+    assert "generated quiet-room hiss" in shown
+    assert f"within {QUIET_ROOM_MARGIN:g} of its threshold is warned about" in shown
