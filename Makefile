@@ -43,8 +43,13 @@ demo: system venv
 bench-deps: system venv
 	$(APT) install -y --no-install-recommends $(BENCH_PACKAGES)
 
+# every benchmark that runs on its own defaults, in order (hard_level.py probes the networks
+# hard_bench.py saved); bench/hard_pairs.py compares output folders named on its command line
+BENCH_SCRIPTS = accuracy_bench cli_bench datagen_bench monitor_bench predict_latency window_cost \
+	real_corpus hard_corpus hard_bench hard_replay
 bench: bench-deps
-	for script in bench/*.py; do $(BIN)/python $$script || exit 1; done
+	for script in $(BENCH_SCRIPTS); do $(BIN)/python bench/$$script.py || exit 1; done
+	$(BIN)/python bench/hard_level.py --out bench/out/hard_bench --room
 
 clean:
 	rm -rf $(VENV) micmon-demo .pytest_cache .ruff_cache

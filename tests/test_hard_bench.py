@@ -175,3 +175,71 @@ def test_a_recording_is_played_louder_or_quieter_with_its_labels(tmp_path: Path)
         hush = hard_level.hush_room(name, tmp_path / "hush", seconds=5)
         assert (hush / "labels.json").read_text() == '{"00:00.000": "negative"}'
         assert level_db(hush / "audio.flac") == pytest.approx(target_db, abs=0.5)
+
+
+def _run_folder(out: Path, task: str, recall: float, fa: float, f1: float, levels: list[int] | None) -> str:
+    """Write a hard_bench.py output folder with one run of `task` (and a level probe)."""
+    import json
+
+    key = f"variant/{task}/7"
+    out.mkdir()
+    run = {
+        "cli_remix_calibration": {"event_recall": recall, "false_alarms_per_hour_room": fa},
+        "oracle_recall": 0.9,
+        "window_average_precision": 0.5,
+        "window_macro_f1": f1,
+    }
+    (out / "results.json").write_text(json.dumps({key: run}))
+    if levels is not None:
+        probe = {
+            level: {"found": found, "events": 10, "false_alarms_per_hour_room": fa_at}
+            for level, found, fa_at in zip(("-12", "+0", "+12"), levels, (0.0, fa, 4 * fa), strict=True)
+        }
+        (out / "level.json").write_text(json.dumps({key: probe}))
+    return str(out)
+
+
+def test_pairs_are_judged_by_both_rules_on_their_means(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hard_pairs = bench_module("hard_pairs")
+    # the candidate loses 0.05 of recall as recorded but is level-proof: the rules disagree
+    defaults = _run_folder(tmp_path / "d", "chime", 0.9, 1.0, 0.4, [5, 9, 10])
+    candidate = _run_folder(tmp_path / "c", "chime", 0.85, 1.0, 0.5, [9, 9, 9])
+    hard_pairs.main(["--task", "chime", "--need", "1", f"{defaults}:{candidate}"])
+    shown = capsys.readouterr().out
+    assert "recall: 0.900 -> 0.850 (-0.050)" in shown
+    assert "recall over three levels: 0.800 -> 0.900 (+0.100)" in shown
+    assert "recorded-level rule: fails: recall loss +0.050 (BROKEN" in shown
+    assert "level rule: passes" in shown
+    assert "no verdict" not in shown
+    hard_pairs.main(["--task", "chime", f"{defaults}:{candidate}"])  # fewer pairs than the rule needs
+    assert "1 of 6 pairs: no verdict" in capsys.readouterr().out
+
+    # without a level probe the level rule says so; a wrong task or folder is a one-line error
+    bare = _run_folder(tmp_path / "b", "chime", 0.9, 1.0, 0.4, None)
+    hard_pairs.main(["--task", "chime", f"{defaults}:{bare}"])
+    assert "level rule: not every network has a level probe" in capsys.readouterr().out
+    for pair, named in (
+        (f"{defaults}:{candidate}", "expected one run of task 'wolf', found 0"),
+        (f"{defaults}:{tmp_path / 'nosuch'}", "nosuch/results.json: no such file"),
+        (defaults, "expected DEFAULTS_OUT:CANDIDATE_OUT"),
+    ):
+        with pytest.raises(SystemExit) as stop:
+            hard_pairs.main(["--task", "wolf" if "wolf" in named else "chime", pair])
+        assert named in str(stop.value.code)
+
+
+def test_make_bench_runs_every_benchmark_script() -> None:
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    makefile = (root / "Makefile").read_text()
+    listed = re.search(r"^BENCH_SCRIPTS = ((?:.*\\\n)*.*)$", makefile, re.M)
+    assert listed is not None
+    named = set(listed[1].replace("\\\n", " ").split())
+    assert "bench/hard_level.py --out bench/out/hard_bench --room" in makefile
+    scripts = {p.stem for p in (root / "bench").glob("*.py") if "__main__" in p.read_text()}
+    # hard_level.py runs after the list on hard_bench.py's networks; hard_pairs.py needs folders named
+    assert scripts - named == {"hard_level", "hard_pairs"}
+    assert named <= scripts
