@@ -210,6 +210,7 @@ def test_pairs_are_judged_by_both_rules_on_their_means(
     shown = capsys.readouterr().out
     assert "recall: 0.900 -> 0.850 (-0.050)" in shown
     assert "recall over three levels: 0.800 -> 0.900 (+0.100)" in shown
+    assert "worst pair's calibrated recall (not in the rules): 0.900 -> 0.850" in shown
     assert "recorded-level rule: fails: recall loss +0.050 (BROKEN" in shown
     assert "level rule: passes" in shown
     assert "no verdict" not in shown
