@@ -40,6 +40,11 @@ from micmon.audio.directory import find_audio_file  # noqa: E402
 from micmon.features import dbfs  # noqa: E402
 
 
+def level_key(gain_db: float) -> str:
+    """The key of one level's figures in OUT/level.json ("-12", "+0", "+12")."""
+    return f"{gain_db:+g}"
+
+
 def played_at(folder: Path, gain_db: float, scratch: Path) -> Path:
     """Return a sample folder holding `folder`'s recording `gain_db` louder (flac) and its labels."""
     if gain_db == 0:
@@ -131,8 +136,8 @@ def level_figures(
         if room:
             alarms = evaluate_scores([scored_at(f, gain) for f in folders["room_test"]], settings).overall
             entry["false_alarms_per_hour_room"] = round(alarms.false_alarms / alarms.hours, 3)
-        figures[f"{gain:+g}"] = entry
-        hard_bench.log(f"{key}: {gain:+g} dB: {entry}")
+        figures[level_key(gain)] = entry
+        hard_bench.log(f"{key}: {level_key(gain)} dB: {entry}")
     for name in hush:
         assert hush_dir is not None
         scores = score_recording(hush_room(name, hush_dir), model, hop=hop)

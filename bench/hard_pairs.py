@@ -23,8 +23,11 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-#: The level probe's levels the level rule averages over (dB, as hard_level.py keys them).
-LEVELS = ("-12", "+0", "+12")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from hard_level import level_key  # noqa: E402
+
+#: The level probe's levels the level rule averages over (their keys in level.json).
+LEVELS = tuple(level_key(gain) for gain in (-12.0, 0.0, 12.0))
 #: The adoption rules' allowances: recall and ceiling may lose, macro F1 may lose, false alarms
 #: an hour may rise by at most this much (mean over pairs).
 RECALL_LOSS, CEILING_LOSS, F1_LOSS, FALSE_ALARM_RISE = 0.03, 0.03, 0.01, 0.5
@@ -106,12 +109,12 @@ def levels_text(arm: Arm) -> str:
 
 def verdict(name: str, checks: list[tuple[str, float, float]]) -> str:
     """One rule's line: each (what, change, allowance) and whether all are kept."""
-    parts = []
-    for what, change, allowed in checks:
-        ok = change <= allowed + 1e-9
-        parts.append(f"{what} {change:+.3f} ({'kept' if ok else 'BROKEN'}, allowed {allowed:+.2f})")
-    passed = all(change <= allowed + 1e-9 for _, change, allowed in checks)
-    return f"{name}: {'passes' if passed else 'fails'}: " + "; ".join(parts)
+    kept = [change <= allowed + 1e-9 for _, change, allowed in checks]
+    parts = [
+        f"{what} {change:+.3f} ({'kept' if ok else 'BROKEN'}, allowed {allowed:+.2f})"
+        for (what, change, allowed), ok in zip(checks, kept, strict=True)
+    ]
+    return f"{name}: {'passes' if all(kept) else 'fails'}: " + "; ".join(parts)
 
 
 def main(argv: list[str] | None = None) -> None:
