@@ -542,7 +542,7 @@ CASES: list[Case] = [
         "predict-start-past-end",
         ["predict", "clip.wav", "--start", "5:00"],
         1,
-        ("clip.wav", "shorter than one"),
+        ("clip.wav", "start 300 s", "start earlier"),
     ),
     # evaluate
     Case(

@@ -124,7 +124,12 @@ def check_input(
     step = window if hop is None else float(hop)
     windows = 0 if seconds < window - 1e-9 else int((seconds - window + 1e-9) // step) + 1
     problem = None
-    if windows == 0:
+    if windows == 0 and start > 0 and info.duration == info.duration and info.duration - start < window:
+        problem = (
+            f"{info.path}: start {start:g} s leaves {max(seconds, 0.0):.2f} s of its "
+            f"{info.duration:.2f} s, less than one {window:g} s window; start earlier"
+        )
+    elif windows == 0:
         problem = (
             f"{info.path}: {max(seconds, 0.0):.2f} s of audio is shorter than one "
             f"{window:g} s window; nothing to score (use a longer recording)"
