@@ -496,6 +496,13 @@ CASES: list[Case] = [
     Case("predict-missing-file", ["predict", "nope.wav"], 1, ("nope.wav", "no such audio file")),
     Case("predict-low-rate", ["predict", "phone.wav"], 0, ("phone.wav", "8000 Hz", "unreliable")),
     Case("predict-too-short", ["predict", "short.wav"], 1, ("short.wav", "shorter than one")),
+    Case(
+        "predict-too-short-with-start",
+        ["predict", "short.wav", "--start", "0.2"],
+        1,
+        ("short.wav", "shorter than one"),
+        never=("start earlier",),
+    ),
     Case("predict-empty-file", ["predict", "empty.mp3"], 1, ("empty.mp3", "empty")),
     Case("predict-garbage", ["predict", "garbage.mp3"], 1, ("garbage.mp3", "not an audio file")),
     Case("predict-text-file", ["predict", "notes.txt"], 1, ("notes.txt",)),

@@ -124,7 +124,7 @@ def check_input(
     step = window if hop is None else float(hop)
     windows = 0 if seconds < window - 1e-9 else int((seconds - window + 1e-9) // step) + 1
     problem = None
-    if windows == 0 and start > 0 and info.duration == info.duration and info.duration - start < window:
+    if windows == 0 and start > 0 and start + window > info.duration >= window:  # a NaN length compares False
         problem = (
             f"{info.path}: start {start:g} s leaves {max(seconds, 0.0):.2f} s of its "
             f"{info.duration:.2f} s, less than one {window:g} s window; start earlier"
