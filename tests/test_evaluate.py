@@ -15,6 +15,7 @@ from micmon.errors import AudioError, ParameterError
 from micmon.evaluate import (
     RecordingScores,
     calibrate,
+    close_calls,
     display_names,
     evaluate,
     evaluate_scores,
@@ -124,6 +125,28 @@ def _scores(
         truth,
         label_runs(segs, duration),
     )
+
+
+def test_close_calls_name_the_loudest_moments_outside_the_labelled_events() -> None:
+    rec = _scores(100.0, 0.5, 1.0, high=[(10, 20), (70, 74)], runs=[(10, 20)])
+    centre = rec.times + 0.5
+    lookalike = (centre >= 50) & (centre < 51)  # below the threshold: held it up, raised nothing
+    rec.scores[lookalike] = [0.4, 0.6]
+    hiss = int(np.argmin(abs(centre - 85.5)))  # the highest of all, but below the loudness gate
+    rec.scores[hiss] = [0.01, 0.99]
+    rec.levels[hiss] = -90.0
+    report = evaluate_scores([rec], DetectorSettings(threshold=0.8, min_dbfs=-60.0))
+    calls = close_calls(report, limit=3)
+    assert [round(c.score, 2) for c in calls] == [0.9, 0.6, 0.1]
+    loud, quiet = calls[0], calls[1]
+    # one moment per sound: its windows from the first to the last scoring half its peak or more
+    assert (loud.start, loud.end, loud.alarm) == (69.5, 74.0, True)
+    assert (quiet.start, quiet.end, quiet.alarm) == (49.5, 51.0, False)
+    assert loud.label == "positive" and loud.threshold == 0.8 and loud.recording == "synthetic"
+    assert report.overall.false_alarms == 1  # the one alarm close_calls marks
+    # the labelled event scores as high as the lookalike but is not a close call
+    assert not any(c.start < 20 and c.end > 10 for c in calls)
+    assert loud.to_dict()["alarm"] is True and quiet.to_dict()["start"] == 49.5
 
 
 def test_label_runs_merges_and_clips() -> None:

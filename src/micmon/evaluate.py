@@ -76,6 +76,8 @@ REMIX_PAIRS = 6
 QUIET_ROOM_WINDOWS = 96
 #: ... and a label whose highest score over them comes this close to its threshold is at risk.
 QUIET_ROOM_MARGIN = 0.1
+#: `evaluate` lists this many close calls: the highest scores outside labelled events.
+CLOSE_CALLS = 5
 #: Stream origin used for replays, so event times are reproducible.
 _ORIGIN = datetime(2000, 1, 1, tzinfo=timezone.utc)
 _SECONDS_PER_HOUR = 3600.0
@@ -564,6 +566,92 @@ def quiet_room_risks(tops: Mapping[str, float], settings: DetectorSettings) -> d
         for label, top in tops.items()
         if top >= settings.threshold_for(label) - QUIET_ROOM_MARGIN
     }
+
+
+@dataclass(frozen=True)
+class CloseCall:
+    """A moment outside every labelled event of a watched label that scored high for that label."""
+
+    recording: str  # the recording's display name
+    path: str
+    label: str
+    start: float  # seconds: the first window of the moment ...
+    end: float  # ... to the end of its last
+    score: float
+    threshold: float  # the label's threshold under the report's settings
+    alarm: bool  # whether the detector raised a false alarm on it
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return a JSON-ready dict."""
+        return {
+            "recording": self.recording,
+            "path": self.path,
+            "label": self.label,
+            "start": round(self.start, 3),
+            "end": round(self.end, 3),
+            "score": round(self.score, 4),
+            "threshold": round(self.threshold, 4),
+            "alarm": self.alarm,
+        }
+
+
+def close_calls(report: EvaluationReport, limit: int = CLOSE_CALLS) -> list[CloseCall]:
+    """Return the highest-scoring moments outside the labelled events of each watched label, highest first.
+
+    These are what holds a calibrated threshold up (or raised the false alarms): the room's
+    lookalikes, or an event nobody labelled. Windows the loudness gates skip are left out, as
+    the monitor skips them; a moment is its highest window and the neighbours scoring at least
+    half as much.
+    """
+    names = display_names([r.scores for r in report.recordings])
+    calls: list[CloseCall] = []
+    for rep, name in zip(report.recordings, names, strict=True):
+        rec = rep.scores
+        if not len(rec.times):
+            continue
+        gate = Detector(rec.labels, report.settings, window_seconds=rec.window_seconds)
+        heard = np.array([not gate.gated(float(level)) for level in rec.levels], dtype=bool)
+        for label in report.targets:
+            column = rec.labels.index(label)
+            runs = [r for r in rec.runs if r.label == label]
+            spans = [(r.start, rec.duration if r.end is None else r.end) for r in runs]
+            outside = heard & np.array(
+                [not any(_overlaps(t, t + rec.window_seconds, a, b) for a, b in spans) for t in rec.times],
+                dtype=bool,
+            )
+            column_scores = rec.scores[:, column]
+            free = outside.copy()
+            for _ in range(limit):
+                if not free.any():
+                    break
+                peak = int(np.flatnonzero(free)[np.argmax(column_scores[free])])
+                first = last = peak  # the moment: neighbours scoring at least half the peak
+                floor = column_scores[peak] / 2
+                while first > 0 and free[first - 1] and column_scores[first - 1] >= floor:
+                    first -= 1
+                while last + 1 < len(free) and free[last + 1] and column_scores[last + 1] >= floor:
+                    last += 1
+                free[first : last + 1] = False
+                start, end = float(rec.times[first]), float(rec.times[last]) + rec.window_seconds
+                false = (
+                    d
+                    for d in rep.detections
+                    if d.label == label and not any(_overlaps(d.start, d.end, a, b) for a, b in spans)
+                )
+                calls.append(
+                    CloseCall(
+                        recording=name,
+                        path=rec.path,
+                        label=label,
+                        start=start,
+                        end=end,
+                        score=float(column_scores[peak]),
+                        threshold=report.settings.threshold_for(label),
+                        alarm=any(_overlaps(d.start, d.end, start, end) for d in false),
+                    )
+                )
+    calls.sort(key=lambda c: -c.score)
+    return calls[:limit]
 
 
 def evaluate_scores(

@@ -42,6 +42,10 @@ def test_json_report_counts_events(workspace: Path, trained_model_dir: Path) -> 
     assert overall["window_accuracy"] >= 0.8
     assert set(overall["labels"]) == {"negative", "positive"}
     assert report["detector"]["threshold"] == 0.5  # no calibration: the config's default
+    calls = report["close_calls"]  # the highest scores outside the labelled beeps, highest first
+    assert 0 < len(calls) <= 5 and all(c["label"] == "positive" for c in calls)
+    assert [c["score"] for c in calls] == sorted((c["score"] for c in calls), reverse=True)
+    assert sum(c["alarm"] for c in calls) <= overall["false_alarms"]
 
 
 def test_tables_on_the_terminal(workspace: Path, trained_model_dir: Path) -> None:
@@ -50,6 +54,24 @@ def test_tables_on_the_terminal(workspace: Path, trained_model_dir: Path) -> Non
     )
     assert code == 0, err
     assert "Events of positive" in out and "precision" in out and "detector: threshold" in out
+    assert "close calls" in out.lower()  # a table of them, or a line saying none came near
+
+
+def test_close_calls_near_the_threshold_are_listed_with_where_to_listen(
+    workspace: Path, trained_model_dir: Path, tmp_path: Path
+) -> None:
+    config = tmp_path / "micmon.yaml"
+    config.write_text("monitor:\n  threshold: 0.0001\n")  # every score outside the beeps comes near it
+    args = ("--config", str(config), "evaluate", str(workspace / "audio"), "--model", str(trained_model_dir))
+    code, out, err = run(*args, "--hop", "1", "--json")
+    assert code == 0, err
+    calls = json.loads(out)["close_calls"]
+    assert calls and all(c["threshold"] == 0.0001 for c in calls)
+    code, out, err = run(*args, "--hop", "1")
+    assert code == 0, err
+    assert "Close calls: highest scores outside the labelled events" in out and "label any that is" in out
+    first = calls[0]
+    assert first["recording"] in out  # where to listen: the recording, and the time in it
 
 
 def test_config_threshold_applies_without_calibration(

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from micmon.audio import AudioDirectory
     from micmon.batch import Batch
     from micmon.detect import DetectorSettings
-    from micmon.evaluate import Calibration, EvaluationReport, RecordingScores
+    from micmon.evaluate import Calibration, CloseCall, EvaluationReport, RecordingScores
     from micmon_cli.config import ResolvedConfig
 
 
@@ -137,7 +137,14 @@ def evaluate(
     Example: micmon evaluate ~/datasets/holdout --calibrate --max-false-alarms-per-hour 1
     """
     from micmon.detect import model_hop, model_settings
-    from micmon.evaluate import calibrate, evaluate_scores, plot_report, quiet_room_scores, save_calibration
+    from micmon.evaluate import (
+        calibrate,
+        close_calls,
+        evaluate_scores,
+        plot_report,
+        quiet_room_scores,
+        save_calibration,
+    )
     from micmon.model import Model
 
     cfg = resolve()
@@ -168,9 +175,11 @@ def evaluate(
         _warn_about_quiet_room(quiet, settings)
     report = evaluate_scores(scored, settings)
     plots = plot_report(report, plot, calibration=calibration) if plot is not None else []
+    calls = close_calls(report)
     if as_json:
         data = report.to_dict()
         data["model"] = str(model_path)
+        data["close_calls"] = [call.to_dict() for call in calls]
         if calibration is not None:
             data["calibration"] = calibration.to_dict()
             data["quiet_room_top_scores"] = {label: round(top, 4) for label, top in quiet.items()}
@@ -178,7 +187,7 @@ def evaluate(
             data["plots"] = [str(p) for p in plots]
         typer.echo(json.dumps(data, indent=2))
     else:
-        _show(report, calibration, model_path, plots)
+        _show(report, calibration, model_path, plots, calls)
     batch.finish()  # exit 1 if a recording could not be scored (it was reported)
 
 
@@ -341,11 +350,48 @@ def _warn_if_trained_on(metadata: dict[str, Any], scored: list[RecordingScores])
         )
 
 
+def _show_close_calls(calls: list[CloseCall]) -> None:
+    """Print the close calls that came within half their threshold, or say that none did."""
+    from micmon.labels import format_time
+
+    near = [call for call in calls if call.score >= call.threshold / 2]
+    if not near:
+        if calls:
+            console.result(
+                f"close calls: nothing outside the labelled events scored half its threshold "
+                f"(highest {calls[0].score:.3f} for {calls[0].label})"
+            )
+        return
+    rows = [
+        [
+            call.recording,
+            format_time(call.start),
+            call.label,
+            f"{call.score:.3f}",
+            f"{call.threshold:g}",
+            "yes" if call.alarm else "no",
+        ]
+        for call in near
+    ]
+    columns = ["recording", "at", "label", "score", "threshold", "false alarm"]
+    title = "Close calls: highest scores outside the labelled events"
+    console.result(console.table(title, columns, rows, numeric=columns[3:5]))
+    console.result(
+        "listen to them: label any that is the sound; record more of a lookalike, label it "
+        "background and train again"
+    )
+
+
 def _show(
-    report: EvaluationReport, calibration: Calibration | None, model_path: Path, plots: list[Path]
+    report: EvaluationReport,
+    calibration: Calibration | None,
+    model_path: Path,
+    plots: list[Path],
+    calls: list[CloseCall],
 ) -> None:
     console.result(_recording_table(report))
     console.result(_label_table(report))
+    _show_close_calls(calls)
     s = report.settings
     thresholds = ", ".join(f"{k}={v:g}" for k, v in s.thresholds.items()) or f"{s.threshold:g}"
     console.result(f"detector: threshold {thresholds}, {s.k} of {s.n} windows to start, {s.m} below to end")
