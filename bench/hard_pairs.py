@@ -11,8 +11,12 @@ Then the two adoption rules of `docs/benchmarks-hard.md` on the means: the seven
 recorded level) and the twenty-sixth round's level rule (recall and false alarms averaged over the
 three levels). A verdict is printed only when both arms have `--need` pairs.
 
+Runs measured from the twenty-eighth round on keep their results.json and level.json in the
+repository under bench/results/<run>/, so pairs from other sessions (and machines) can be named too.
+
 Example: python bench/hard_pairs.py --task chime bench/out/s22_d10a:bench/out/s25_c10r \\
              bench/out/s22_d7a:bench/out/s26_c7r
+         python bench/hard_pairs.py --task creatures bench/results/s29_s10db:bench/results/s29_s10qb
 """
 
 from __future__ import annotations

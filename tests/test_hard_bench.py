@@ -231,6 +231,20 @@ def test_pairs_are_judged_by_both_rules_on_their_means(
         assert named in str(stop.value.code)
 
 
+def test_every_kept_run_can_be_judged_in_pairs() -> None:
+    """bench/results/<run>/ (kept from the twenty-eighth round on) is read as hard_bench's output."""
+    import json
+
+    hard_pairs = bench_module("hard_pairs")
+    kept = sorted((Path(__file__).resolve().parents[1] / "bench" / "results").iterdir())
+    assert kept, "bench/results holds no run"
+    for folder in kept:
+        (key,) = json.loads((folder / "results.json").read_text())  # one run a folder
+        arm = hard_pairs.load(folder, key.split("/")[1])
+        assert arm.name == folder.name and 0 <= arm.recall <= 1 and 0 <= arm.ceiling <= 1
+        assert arm.levels is not None, f"{folder.name}: keep its level.json (hard_level.py --room) too"
+
+
 def test_make_bench_runs_every_benchmark_script() -> None:
     import re
 
