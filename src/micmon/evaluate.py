@@ -620,7 +620,12 @@ def close_calls(report: EvaluationReport, limit: int = CLOSE_CALLS) -> list[Clos
                 dtype=bool,
             )
             column_scores = rec.scores[:, column]
-            free = outside.copy()
+            false = [
+                d
+                for d in rep.detections
+                if d.label == label and not any(_overlaps(d.start, d.end, a, b) for a, b in spans)
+            ]
+            free = outside
             for _ in range(limit):
                 if not free.any():
                     break
@@ -633,11 +638,6 @@ def close_calls(report: EvaluationReport, limit: int = CLOSE_CALLS) -> list[Clos
                     last += 1
                 free[first : last + 1] = False
                 start, end = float(rec.times[first]), float(rec.times[last]) + rec.window_seconds
-                false = (
-                    d
-                    for d in rep.detections
-                    if d.label == label and not any(_overlaps(d.start, d.end, a, b) for a, b in spans)
-                )
                 calls.append(
                     CloseCall(
                         recording=name,
