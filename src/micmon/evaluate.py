@@ -460,6 +460,19 @@ def _overlaps(a_start: float, a_end: float, b_start: float, b_end: float) -> boo
     return a_start < b_end and b_start < a_end
 
 
+def _label_spans(rec: RecordingScores, label: str) -> list[tuple[float, float]]:
+    """Return the (start, end) of every labelled event of a label; an open one ends with the recording."""
+    return [(r.start, rec.duration if r.end is None else r.end) for r in rec.runs if r.label == label]
+
+
+def _false_detections(
+    detections: Sequence[Detection], label: str, spans: Sequence[tuple[float, float]]
+) -> list[Detection]:
+    """Return the detections of a label that overlap none of its labelled events: its false alarms."""
+    mine = [d for d in detections if d.label == label]
+    return [d for d in mine if not any(_overlaps(d.start, d.end, a, b) for a, b in spans)]
+
+
 def measure(rec: RecordingScores, detections: Sequence[Detection], targets: Sequence[str]) -> Metrics:
     """Return the metrics of one scored recording given its detections."""
     n = len(rec.labels)
@@ -481,10 +494,7 @@ def measure(rec: RecordingScores, detections: Sequence[Detection], targets: Sequ
             if hits:
                 metrics.found += 1
                 metrics.delays.append(max(0.0, min(d.reported for d in hits) - run.start))
-        spans = [(r.start, r.end if r.end is not None else rec.duration) for r in runs]
-        metrics.false_alarms += sum(
-            1 for d in mine if not any(_overlaps(d.start, d.end, a, b) for a, b in spans)
-        )
+        metrics.false_alarms += len(_false_detections(mine, label, _label_spans(rec, label)))
     return metrics
 
 
@@ -613,19 +623,13 @@ def close_calls(report: EvaluationReport, limit: int = CLOSE_CALLS) -> list[Clos
         heard = np.array([not gate.gated(float(level)) for level in rec.levels], dtype=bool)
         for label in report.targets:
             column = rec.labels.index(label)
-            runs = [r for r in rec.runs if r.label == label]
-            spans = [(r.start, rec.duration if r.end is None else r.end) for r in runs]
-            outside = heard & np.array(
+            spans = _label_spans(rec, label)
+            free = heard & np.array(
                 [not any(_overlaps(t, t + rec.window_seconds, a, b) for a, b in spans) for t in rec.times],
                 dtype=bool,
             )
             column_scores = rec.scores[:, column]
-            false = [
-                d
-                for d in rep.detections
-                if d.label == label and not any(_overlaps(d.start, d.end, a, b) for a, b in spans)
-            ]
-            free = outside
+            false = _false_detections(rep.detections, label, spans)
             for _ in range(limit):
                 if not free.any():
                     break
