@@ -621,7 +621,7 @@ def run(
         mixes = list(
             remix_background(cli_scores, scratch, sample_rate=spec.sample_rate, background=[BACKGROUND])
         )
-        remixed = score(mixes, model, hop)
+        remixed = score([Path(m.directory.path) for m in mixes], model, hop)
     remix_calibration = calibrate(
         cli_scores, max_false_alarms_per_hour=MAX_FALSE_ALARMS_PER_HOUR, remixed=remixed
     )

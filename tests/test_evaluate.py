@@ -446,8 +446,10 @@ def test_remixed_background_hears_the_second_recording_shifted_and_quieter(tmp_p
     recs.append(_quiet_scores(event, 12.0, label="positive"))  # not background: never remixed
 
     made = list(remix_background(recs, tmp_path / "mix", sample_rate=RATE, seed=3))
-    assert [Path(d.path).parent for d in made] == [tmp_path / "mix"]
-    mix = made[0]
+    assert [Path(m.directory.path).parent for m in made] == [tmp_path / "mix"]
+    remix = made[0]
+    assert (remix.first, remix.second, remix.second_duration) == (recs[0].path, recs[1].path, 12.0)
+    mix = remix.directory
     assert mix.labels is not None and mix.labels.names == ["negative"]
     with wave.open(mix.audio_file) as w:
         assert (w.getnchannels(), w.getframerate()) == (1, RATE)
@@ -462,10 +464,41 @@ def test_remixed_background_hears_the_second_recording_shifted_and_quieter(tmp_p
     assert loud and 0 not in loud and loud == list(range(loud[0], loud[0] + len(loud)))
     gain_db = 20 * np.log10(max(tone) / 0.3)
     assert REMIX_LEVEL_DB[0] - 0.5 <= gain_db <= REMIX_LEVEL_DB[1] + 0.5
+    # where the mix hears the second recording: its tone (its first 2 s) where the remix says
+    for i in loud:
+        at = remix.second_time(i + 0.5)
+        assert at is not None and at < 2.5
+    assert remix.second_time(12.5) is None  # the second has ended: the first alone
     # the same seed remixes the same way
     again = list(remix_background(recs, tmp_path / "again", sample_rate=RATE, seed=3))
-    assert Path(again[0].audio_file).read_bytes() == Path(mix.audio_file).read_bytes()
-    assert isinstance(again[0], AudioDirectory)
+    assert Path(again[0].directory.audio_file).read_bytes() == Path(mix.audio_file).read_bytes()
+    assert isinstance(again[0].directory, AudioDirectory) and again[0].shift == remix.shift
+
+
+def test_close_calls_in_a_remix_name_both_recordings_and_where_to_listen(tmp_path: Path) -> None:
+    from helpers import encode
+    from micmon.evaluate import remix_background
+
+    rng = np.random.default_rng(2)
+    encode(tmp_path / "a" / "audio.wav", 0.1 * rng.standard_normal(20 * RATE), RATE)
+    encode(tmp_path / "b" / "audio.wav", 0.1 * rng.standard_normal(12 * RATE), RATE)
+    recs = [_quiet_scores(tmp_path / "a", 20.0), _quiet_scores(tmp_path / "b", 12.0)]
+    (remix,) = remix_background(recs, tmp_path / "mix", sample_rate=RATE, seed=1)
+    mixed = _quiet_scores(Path(remix.directory.path), 20.0)
+    mixed.scores[mixed.times == 4.0] = [0.3, 0.7]  # a lookalike while both are heard ...
+    mixed.scores[mixed.times == 15.0] = [0.1, 0.9]  # ... and after the second ended: a alone, heard already
+    report = evaluate_scores([*recs, mixed], DetectorSettings(threshold=0.8))
+    calls = close_calls(report, limit=2, remixes=[remix])
+    top = calls[0]
+    assert (top.recording, top.path, top.start, top.score) == ("a", recs[0].path, 4.0, 0.7)
+    assert (top.mixed_with, top.mixed_with_path) == ("b", recs[1].path)
+    assert top.mixed_at == pytest.approx((4.0 + remix.shift) % 12.0)
+    assert top.to_dict()["mixed_with"] == recs[1].path
+    assert not any(c.start >= 12.0 and c.mixed_with for c in calls)
+    # without the remixes named, the mix is a recording of its own, as any other
+    plain = close_calls(report, limit=1)[0]
+    assert (plain.recording, plain.score, plain.mixed_with) == ("remix-1", 0.9, None)
+    assert "mixed_with" not in plain.to_dict()
 
 
 def test_remixed_background_mixes_one_recording_with_itself_and_caps_the_pairs(tmp_path: Path) -> None:
@@ -496,10 +529,10 @@ def test_remixes_can_be_made_one_at_a_time(tmp_path: Path) -> None:
     for name in "abc":
         encode(tmp_path / name / "audio.wav", 0.1 * rng.standard_normal(3 * RATE), RATE)
     recs = [_quiet_scores(tmp_path / n, 3.0) for n in "abc"]
-    whole = list(remix_background(recs, tmp_path / "whole", sample_rate=RATE))
+    whole = [m.directory for m in remix_background(recs, tmp_path / "whole", sample_rate=RATE)]
     seen = []
-    for mix in remix_background(recs, tmp_path / "lazy", sample_rate=RATE):
-        # only the mix just made is on disk: the one before it was deleted
+    for remix in remix_background(recs, tmp_path / "lazy", sample_rate=RATE):
+        mix = remix.directory  # only the mix just made is on disk: the one before it was deleted
         assert [p.name for p in (tmp_path / "lazy").iterdir()] == [Path(mix.path).name]
         seen.append(Path(mix.audio_file).read_bytes())
         shutil.rmtree(mix.path)

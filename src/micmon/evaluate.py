@@ -590,6 +590,11 @@ class CloseCall:
     score: float
     threshold: float  # the label's threshold under the report's settings
     alarm: bool  # whether the detector raised a false alarm on it
+    #: in a remix (`path` then names its first recording): the one mixed in, quieter, and where
+    #: in it the moment starts
+    mixed_with: str | None = None  # its display name
+    mixed_with_path: str | None = None
+    mixed_at: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Return a JSON-ready dict."""
@@ -602,25 +607,44 @@ class CloseCall:
             "score": round(self.score, 4),
             "threshold": round(self.threshold, 4),
             "alarm": self.alarm,
+            **(
+                {"mixed_with": self.mixed_with_path, "mixed_at": round(self.mixed_at, 3)}
+                if self.mixed_with_path is not None and self.mixed_at is not None
+                else {}
+            ),
         }
 
 
-def close_calls(report: EvaluationReport, limit: int = CLOSE_CALLS) -> list[CloseCall]:
+def close_calls(
+    report: EvaluationReport, limit: int = CLOSE_CALLS, *, remixes: Sequence[Remix] = ()
+) -> list[CloseCall]:
     """Return the highest-scoring moments outside the labelled events of each watched label, highest first.
 
     These are what holds a calibrated threshold up (or raised the false alarms): the room's
     lookalikes, or an event nobody labelled. Windows the loudness gates skip are left out, as
     the monitor skips them; a moment is its highest window and the neighbours scoring at least
-    half as much.
+    half as much. A recording of the report made by one of `remixes` is named as its first
+    recording, with the second and where in it the moment is (past the second's end a remix is
+    the first alone, heard already: left out).
     """
-    names = display_names([r.scores for r in report.recordings])
+    mixes = {os.path.normpath(m.directory.path): m for m in remixes}
+    made = [mixes.get(os.path.normpath(r.scores.path)) for r in report.recordings]
+    recorded = [r.scores for r, mix in zip(report.recordings, made, strict=True) if mix is None]
+    names = dict(zip((r.path for r in recorded), display_names(recorded), strict=True))
+
+    def name(path: str) -> str:
+        return names.get(path, os.path.basename(path.rstrip(os.sep)))
+
     calls: list[CloseCall] = []
-    for rep, name in zip(report.recordings, names, strict=True):
+    for rep, mix in zip(report.recordings, made, strict=True):
         rec = rep.scores
         if not len(rec.times):
             continue
+        path = rec.path if mix is None else mix.first
         gate = Detector(rec.labels, report.settings, window_seconds=rec.window_seconds)
         heard = np.array([not gate.gated(float(level)) for level in rec.levels], dtype=bool)
+        if mix is not None:
+            heard &= rec.times < mix.second_duration
         for label in report.targets:
             column = rec.labels.index(label)
             spans = _label_spans(rec, label)
@@ -644,14 +668,17 @@ def close_calls(report: EvaluationReport, limit: int = CLOSE_CALLS) -> list[Clos
                 start, end = float(rec.times[first]), float(rec.times[last]) + rec.window_seconds
                 calls.append(
                     CloseCall(
-                        recording=name,
-                        path=rec.path,
+                        recording=name(path),
+                        path=path,
                         label=label,
                         start=start,
                         end=end,
                         score=float(column_scores[peak]),
                         threshold=report.settings.threshold_for(label),
                         alarm=any(_overlaps(d.start, d.end, start, end) for d in false),
+                        mixed_with=None if mix is None else name(mix.second),
+                        mixed_with_path=None if mix is None else mix.second,
+                        mixed_at=None if mix is None else mix.second_time(start),
                     )
                 )
     calls.sort(key=lambda c: -c.score)
@@ -1098,6 +1125,23 @@ def calibration_folders(
     return folders
 
 
+@dataclass(frozen=True)
+class Remix:
+    """One remix of the room: a background recording as recorded with another (or itself) mixed in."""
+
+    directory: AudioDirectory  # the mix, labelled all background
+    first: str  # path of the recording heard as recorded ...
+    second: str  # ... and of the one mixed in, quieter and shifted:
+    shift: float  # seconds: the mix at t hears `second` at t + shift, wrapping round to its start
+    second_duration: float  # seconds; past it, the mix is `first` alone
+
+    def second_time(self, t: float) -> float | None:
+        """Return where in the second recording the mix is at `t` seconds, None once it has ended."""
+        if not 0 <= t < self.second_duration:
+            return None
+        return (t + self.shift) % self.second_duration
+
+
 def remix_background(
     recordings: Sequence[RecordingScores],
     folder: str | os.PathLike[str],
@@ -1107,10 +1151,10 @@ def remix_background(
     seed: int = 0,
     pairs: int = REMIX_PAIRS,
     ffmpeg_bin: str = "ffmpeg",
-) -> Iterator[AudioDirectory]:
+) -> Iterator[Remix]:
     """Write the room heard again: each pair of background recordings summed, the second shifted
-    in time and quieter; yield each mix, as soon as it is written, as a sample folder labelled all
-    background.
+    in time and quieter; yield each mix as soon as it is written (its `directory` a sample folder
+    labelled all background).
 
     Calibrating on them as well hears each room sound again under other talk, at another level
     and at another offset in the window, as new audio will (issue 8's eleventh to fourteenth
@@ -1157,7 +1201,7 @@ def remix_background(
             reason = (result.stderr.strip().splitlines() or ["ffmpeg failed"])[-1]
             raise AudioError(f"{a.path} + {b.path}: could not remix them ({reason})")
         Labels([(0.0, a.runs[0].label)]).save(out / "labels.json")
-        yield AudioDirectory(out)
+        yield Remix(AudioDirectory(out), a.path, b.path, shift, b.duration)
 
 
 def _mean_dbfs(levels: np.ndarray) -> float:

@@ -166,6 +166,29 @@ def test_calibrate_on_remixed_background_recordings(
     assert json.loads(out)["calibration"]["recordings"] == 1
 
 
+def test_close_calls_in_the_remixes_name_both_recordings(
+    workspace: Path, model_copy: Path, tmp_path: Path
+) -> None:
+    audio = tmp_path / "audio"
+    shutil.copytree(workspace / "audio" / "sample_1", audio / "sample_1")
+    # the room has the beeps at 5-8 s, labelled background: a lookalike, and in the remix too
+    make_recording(audio / "room", seconds=30.0, events=((5.0, 8.0),), positive="negative")
+    args = ("evaluate", str(audio), "--model", str(model_copy), "--hop", "1", "--calibrate")
+    code, out, err = run(*args, "--max-false-alarms-per-hour", "50", "--remix-background", "--json")
+    assert code == 0, err
+    calls = json.loads(out)["close_calls"]
+    mixed = [c for c in calls if "mixed_with" in c]
+    assert mixed, calls  # the room mixed with itself beeps where the room does
+    room = str(audio / "room")
+    assert all((c["recording"], c["path"], c["mixed_with"]) == ("room", room, room) for c in mixed)
+    assert all(0 <= c["mixed_at"] < 30 for c in mixed)
+    assert any(c["start"] < 8 and c["end"] > 5 for c in mixed)
+    code, out, err = run(*args, "--max-false-alarms-per-hour", "50", "--remix-background")
+    assert code == 0, err
+    text = " ".join(out.split())
+    assert "room + room at" in text and "(remixed)" in text and "listen to both" in text
+
+
 def test_missing_model_is_one_error_line(workspace: Path, tmp_path: Path) -> None:
     code, _, err = run("evaluate", str(workspace / "audio"), "--model", str(tmp_path / "nope"))
     assert code == 1

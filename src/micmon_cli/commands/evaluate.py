@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from micmon.audio import AudioDirectory
     from micmon.batch import Batch
     from micmon.detect import DetectorSettings
-    from micmon.evaluate import Calibration, CloseCall, EvaluationReport, RecordingScores
+    from micmon.evaluate import Calibration, CloseCall, EvaluationReport, RecordingScores, Remix
     from micmon_cli.config import ResolvedConfig
 
 
@@ -163,10 +163,13 @@ def evaluate(
     scored, batch = _score(folders, model, window_hop, c.audio.ffmpeg, calibrating=do_calibrate)
     calibration = None
     quiet: dict[str, float] = {}
+    mixes: list[Remix] = []
+    remixed: list[RecordingScores] = []
     if do_calibrate:
         _warn_if_trained_on(model.metadata, scored)
         budget = c.evaluate.max_false_alarms_per_hour
-        remixed = _remixed(scored, model, window_hop, c.audio.ffmpeg) if c.evaluate.remix_background else []
+        if c.evaluate.remix_background:
+            mixes, remixed = _remixed(scored, model, window_hop, c.audio.ffmpeg)
         calibration = calibrate(scored, max_false_alarms_per_hour=budget, base=settings, remixed=remixed)
         settings = calibration.settings
         save_calibration(model_path, calibration)
@@ -175,7 +178,8 @@ def evaluate(
         _warn_about_quiet_room(quiet, settings)
     report = evaluate_scores(scored, settings)
     plots = plot_report(report, plot, calibration=calibration) if plot is not None else []
-    calls = close_calls(report)
+    # the remixes' close calls too: with --remix-background they can hold the threshold up
+    calls = close_calls(evaluate_scores([*scored, *remixed], settings) if remixed else report, remixes=mixes)
     if as_json:
         data = report.to_dict()
         data["model"] = str(model_path)
@@ -223,15 +227,18 @@ def _folders(cfg: ResolvedConfig, metadata: dict[str, Any], *, calibrating: bool
     return folders
 
 
-def _remixed(scored: list[RecordingScores], model: Any, hop: float, ffmpeg_bin: str) -> list[RecordingScores]:
-    """Score the background recordings among `scored` remixed in pairs, each made in a scratch
-    folder and removed once scored."""
+def _remixed(
+    scored: list[RecordingScores], model: Any, hop: float, ffmpeg_bin: str
+) -> tuple[list[Remix], list[RecordingScores]]:
+    """Return the remixes of the background recordings among `scored`, and their scores; each
+    mix is made in a scratch folder and removed once scored."""
     import shutil
     import tempfile
 
     from micmon.evaluate import background_labels, remix_background, score_recording
 
     background = background_labels(model.metadata)
+    made: list[Remix] = []
     remixed: list[RecordingScores] = []
     with tempfile.TemporaryDirectory(prefix="micmon-remix-") as scratch, console.progress() as bar:
         task = bar.add_task("remixing the background recordings", total=None)
@@ -240,8 +247,9 @@ def _remixed(scored: list[RecordingScores], model: Any, hop: float, ffmpeg_bin: 
         )
         for mix in mixes:
             bar.update(task, description=f"scoring remix {len(remixed) + 1}")
-            remixed.append(score_recording(mix, model, hop=hop, ffmpeg_bin=ffmpeg_bin))
-            shutil.rmtree(mix.path)
+            remixed.append(score_recording(mix.directory, model, hop=hop, ffmpeg_bin=ffmpeg_bin))
+            made.append(mix)
+            shutil.rmtree(mix.directory.path)
             bar.advance(task)
     if not remixed:  # said, not warned: the default, and the budget's warning gives the advice
         console.info(
@@ -250,7 +258,7 @@ def _remixed(scored: list[RecordingScores], model: Any, hop: float, ffmpeg_bin: 
         )
     else:
         console.info(f"calibrating also on {len(remixed)} remix(es) of the background recordings")
-    return remixed
+    return made, remixed
 
 
 def _warn_about_budget(calibration: Calibration) -> None:
@@ -364,7 +372,9 @@ def _show_close_calls(calls: list[CloseCall]) -> None:
         return
     rows = [
         [
-            call.recording,
+            call.recording
+            if call.mixed_with is None or call.mixed_at is None
+            else f"{call.recording} + {call.mixed_with} at {format_time(call.mixed_at)} (remixed)",
             format_time(call.start),
             call.label,
             f"{call.score:.3f}",
@@ -379,6 +389,11 @@ def _show_close_calls(calls: list[CloseCall]) -> None:
     console.result(
         "listen to them: label any that is the sound; record more of a lookalike, label it "
         "background and train again"
+        + (
+            " (a remixed one is two background recordings heard together: listen to both)"
+            if any(call.mixed_with is not None for call in near)
+            else ""
+        )
     )
 
 
