@@ -240,6 +240,23 @@ def test_calibration_counts_the_events_each_threshold_rests_on() -> None:
     assert both.events == {"positive": MIN_CALIBRATION_EVENTS} and both.thin_labels == {}
 
 
+def test_calibration_says_when_a_label_needs_the_highest_threshold_tried() -> None:
+    rec = _scores(1800.0, 1.0, 2.0, high=[(100, 110), (300, 310)], runs=[(100, 110), (300, 310)])
+    rec.scores[rec.truth == np.array("positive")] = [0.0001, 0.9999]  # the events score 0.9999 ...
+    clear = calibrate([rec], max_false_alarms_per_hour=0.0)
+    assert clear.topped_labels == []  # nothing else comes near
+    lookalike = (rec.times >= 1000) & (rec.times < 1003)  # ... and so nearly does a lookalike
+    rec.scores[lookalike] = [0.009, 0.991]
+    topped = calibrate([rec], max_false_alarms_per_hour=0.0)
+    assert topped.met_budget and topped.chosen.event_recall == 1.0
+    assert topped.top_threshold == 0.995 and topped.settings.thresholds == {"positive": 0.995}
+    assert topped.topped_labels == ["positive"]
+    # the highest of the thresholds the search was given, whichever they are
+    wider = calibrate([rec], max_false_alarms_per_hour=0.0, thresholds=(0.5, 0.995, 0.998, 0.9995))
+    assert wider.top_threshold == 0.9995 and wider.settings.thresholds == {"positive": 0.998}
+    assert wider.topped_labels == []  # room above the lookalike: the middle of 0.995-0.9995
+
+
 def test_display_names_stay_distinct() -> None:
     from dataclasses import replace
 

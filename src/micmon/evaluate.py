@@ -828,6 +828,8 @@ class Calibration:
     remixed_hours: float = 0.0
     #: labelled events of each watched label in the audio calibrated on
     events: dict[str, int] = field(default_factory=dict)
+    #: the highest threshold the search tried
+    top_threshold: float = CALIBRATION_THRESHOLDS[-1]
 
     def pareto(self) -> list[TradeoffPoint]:
         """Return the best recall reachable at each false-alarm rate, by rising rate."""
@@ -855,6 +857,11 @@ class Calibration:
     def vouched(self) -> bool:
         """Whether the hours of audio calibrated on show the budget is kept (95 % confidence)."""
         return self.false_alarm_bound <= self.max_false_alarms_per_hour
+
+    @property
+    def topped_labels(self) -> list[str]:
+        """Watched labels calibrated at the highest threshold tried: something else scores as high."""
+        return [label for label, t in self.settings.thresholds.items() if t >= self.top_threshold]
 
     @property
     def thin_labels(self) -> dict[str, int]:
@@ -1023,6 +1030,7 @@ def calibrate(
         len(remixed),
         remixed_hours,
         {label: rows[0][2] for label, rows in table[combos[0]].items()},
+        max(float(t) for t in thresholds),
     )
 
 

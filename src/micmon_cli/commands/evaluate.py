@@ -262,8 +262,8 @@ def _remixed(
 
 
 def _warn_about_budget(calibration: Calibration) -> None:
-    """Warn when the budget is not met, when the audio is too short to vouch for it, and when a
-    label's threshold rests on too few of its events."""
+    """Warn when the budget is not met, when the audio is too short to vouch for it, when a
+    label's threshold rests on too few of its events, and when it is the highest tried."""
     from micmon.evaluate import MIN_CALIBRATION_EVENTS, hours_to_vouch
 
     thin = calibration.thin_labels
@@ -273,6 +273,16 @@ def _warn_about_budget(calibration: Calibration) -> None:
             + ", ".join(f"{label} ({n})" for label, n in thin.items())
             + ": a threshold set to find so few says little about new audio; calibrate on more "
             "labelled recordings with them"
+        )
+
+    topped = calibration.topped_labels
+    if topped and calibration.met_budget:
+        console.warn(
+            "calibrated "
+            + ", ".join(f"{label} at {calibration.settings.thresholds[label]:g}" for label in topped)
+            + ", the highest threshold tried: something outside the labelled events scores nearly "
+            "as high as they do, so quieter or new events will be missed; the close calls name it: "
+            "record more of it, label it background and train again"
         )
 
     budget = calibration.max_false_alarms_per_hour
