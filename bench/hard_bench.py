@@ -481,6 +481,47 @@ def false_alarms_by(
     return {"by_label": dict(sorted(by_label.items())), "by_source": sources if placed else None}
 
 
+def placed_sounds(manifest: dict[str, Any], name: str, start: float, end: float) -> list[str]:
+    """Return the file names of the other sounds the corpus placed in room recording `name`
+    between `start` and `end` (padded by `SOURCE_PAD`)."""
+    rooms = {r["path"]: r.get("sounds") for side in ("train", "test") for r in manifest["room"][side]}
+    return [
+        Path(h["sound"]).name
+        for h in rooms.get(name) or []
+        if h["t"] - SOURCE_PAD < end and start < h["t"] + h["seconds"] + SOURCE_PAD
+    ]
+
+
+def calibration_close_calls(
+    report: Any, mixes: Sequence[Any], corpus: Path, manifest: dict[str, Any], limit: int = 5
+) -> list[dict[str, Any]]:
+    """Return the close calls of the audio a calibration heard (`micmon evaluate`'s, remixes named
+    by both recordings), each with the corpus sounds placed under it: what holds a threshold up."""
+    from micmon.evaluate import close_calls
+
+    calls = []
+    for call in close_calls(report, limit, remixes=mixes):
+        name = corpus_name(call.path, corpus)
+        row = {
+            "recording": name,
+            "start": round(call.start, 2),
+            "end": round(call.end, 2),
+            "score": round(call.score, 4),
+            "alarm": call.alarm,
+            "sounds": placed_sounds(manifest, name, call.start, call.end),
+        }
+        if call.mixed_with_path is not None and call.mixed_at is not None:
+            other = corpus_name(call.mixed_with_path, corpus)
+            at = call.mixed_at
+            row.update(
+                mixed_with=other,
+                mixed_at=round(at, 2),
+                mixed_sounds=placed_sounds(manifest, other, at, at + call.end - call.start),
+            )
+        calls.append(row)
+    return calls
+
+
 def channel_name(form: dict[str, Any]) -> str:
     """Name a recording's channel count (mono, stereo)."""
     return {1: "mono", 2: "stereo"}.get(form["channels"], str(form["channels"]))
@@ -633,6 +674,11 @@ def run(
     row["cli_remix_calibration"]["quiet_room_top_scores"] = {k: round(v, 4) for k, v in quiet.items()}
     row["cli_remix_calibration"]["quiet_room_risks"] = sorted(
         quiet_room_risks(quiet, remix_calibration.settings)
+    )
+    # what `evaluate --calibrate` names as holding the thresholds up, with the corpus sounds there
+    row["cli_remix_calibration"]["topped_labels"] = remix_calibration.topped_labels
+    row["cli_remix_calibration"]["close_calls"] = calibration_close_calls(
+        evaluate_scores(cli_scores + remixed, remix_calibration.settings), mixes, corpus, manifest
     )
     row["score_seconds"] = round(time.perf_counter() - t0, 1)
     by_snr: dict[str, list[int]] = {}

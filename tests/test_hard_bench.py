@@ -126,6 +126,58 @@ def test_false_alarms_are_counted_by_label_and_by_the_sound_they_overlap(
     assert unplaced == {"by_label": {"bat": 3, "horse": 1}, "by_source": None}
 
 
+def test_the_calibration_close_calls_name_the_corpus_sounds_under_them(
+    tmp_path: Path, hard_bench: ModuleType
+) -> None:
+    from micmon.audio import AudioDirectory
+    from micmon.detect import DetectorSettings
+    from micmon.evaluate import RecordingScores, Remix, evaluate_scores
+    from micmon.labels import LabelSegment
+
+    def room(path: Path, peak: float) -> RecordingScores:
+        times = np.arange(0.0, 19.0, 0.5)
+        scores = np.zeros((len(times), 2))
+        scores[times == 5.0] = [1 - peak, peak]
+        runs = [LabelSegment(0.0, 20.0, "negative")]
+        labels = ("negative", "wolf")
+        levels = np.full(len(times), -20.0)
+        truth: list[str | None] = ["negative"] * len(times)
+        where = (path.name, str(path), labels, 1.0, 0.5, 20.0)
+        return RecordingScores(*where, times, scores, levels, truth, runs)
+
+    def sound(name: str, t: float) -> dict[str, object]:
+        return {"sound": f"/usr/share/sounds/{name}", "t": t, "seconds": 1.0, "test_only": False}
+
+    manifest = {
+        "room": {
+            "train": [
+                {"path": "room/train/room_01", "sounds": [sound("grunt.ogg", 5.2), sound("cup.ogg", 15.0)]},
+                {"path": "room/train/room_02", "sounds": [sound("bell.wav", 12.0)]},
+            ],
+            "test": [],
+        }
+    }
+    (tmp_path / "mix" / "remix-1").mkdir(parents=True)
+    (tmp_path / "mix" / "remix-1" / "audio.wav").write_bytes(b"")
+    first, second = tmp_path / "room/train/room_01", tmp_path / "room/train/room_02"
+    mix = Remix(AudioDirectory(tmp_path / "mix" / "remix-1"), str(first), str(second), 7.0, 20.0)
+    report = evaluate_scores(
+        [room(first, 0.6), room(Path(mix.directory.path), 0.9)], DetectorSettings(threshold=0.99)
+    )
+    calls = hard_bench.calibration_close_calls(report, [mix], tmp_path, manifest, limit=2)
+    remixed, alone = calls
+    # the remix names the room heard as recorded and the one mixed in, with what each had there
+    assert remixed["recording"] == "room/train/room_01" and remixed["score"] == 0.9
+    assert (remixed["start"], remixed["sounds"]) == (5.0, ["grunt.ogg"])
+    assert (remixed["mixed_with"], remixed["mixed_at"], remixed["mixed_sounds"]) == (
+        "room/train/room_02",
+        12.0,
+        ["bell.wav"],
+    )
+    assert (alone["recording"], alone["score"], alone["sounds"]) == ("room/train/room_01", 0.6, ["grunt.ogg"])
+    assert "mixed_with" not in alone and not alone["alarm"]
+
+
 def test_a_recording_is_played_louder_or_quieter_with_its_labels(tmp_path: Path) -> None:
     import subprocess
 
