@@ -510,7 +510,7 @@ def test_close_calls_in_a_remix_name_both_recordings_and_where_to_listen(tmp_pat
     assert (top.recording, top.path, top.start, top.score) == ("a", recs[0].path, 4.0, 0.7)
     assert (top.mixed_with, top.mixed_with_path) == ("b", recs[1].path)
     assert top.mixed_at == pytest.approx((4.0 + remix.shift) % 12.0)
-    assert top.to_dict()["mixed_with"] == recs[1].path
+    assert (top.to_dict()["mixed_with"], top.to_dict()["mixed_with_path"]) == ("b", recs[1].path)
     assert not any(c.start >= 12.0 and c.mixed_with for c in calls)
     # without the remixes named, the mix is a recording of its own, as any other
     plain = close_calls(report, limit=1)[0]

@@ -608,7 +608,11 @@ class CloseCall:
             "threshold": round(self.threshold, 4),
             "alarm": self.alarm,
             **(
-                {"mixed_with": self.mixed_with_path, "mixed_at": round(self.mixed_at, 3)}
+                {
+                    "mixed_with": self.mixed_with,
+                    "mixed_with_path": self.mixed_with_path,
+                    "mixed_at": round(self.mixed_at, 3),
+                }
                 if self.mixed_with_path is not None and self.mixed_at is not None
                 else {}
             ),

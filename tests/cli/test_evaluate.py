@@ -180,7 +180,8 @@ def test_close_calls_in_the_remixes_name_both_recordings(
     mixed = [c for c in calls if "mixed_with" in c]
     assert mixed, calls  # the room mixed with itself beeps where the room does
     room = str(audio / "room")
-    assert all((c["recording"], c["path"], c["mixed_with"]) == ("room", room, room) for c in mixed)
+    assert all((c["recording"], c["path"], c["mixed_with"]) == ("room", room, "room") for c in mixed)
+    assert all(c["mixed_with_path"] == room for c in mixed)
     assert all(0 <= c["mixed_at"] < 30 for c in mixed)
     assert any(c["start"] < 8 and c["end"] > 5 for c in mixed)
     code, out, err = run(*args, "--max-false-alarms-per-hour", "50", "--remix-background")
