@@ -181,6 +181,14 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # the relative networks hear a faint hiss as applause (scores 0.7-0.9, under the threshold
     # only by how high calibration happened to set it)
     "dense-max-refit-bgmix-floor-rel-quiet": {**BGMIX_FLOOR, "frontend": "relative", "quiet_negatives": 0.1},
+    # ... with the window's mean level as a second input channel (`frontend: relative+level`): the
+    # twenty-ninth round's relative horn network fired on quiet tonal sounds it never heard
+    # (a trumpet, an electric piano); the level is back, no longer in every value
+    "dense-max-refit-bgmix-floor-rlev-quiet": {
+        **BGMIX_FLOOR,
+        "frontend": "relative+level",
+        "quiet_negatives": 0.1,
+    },
     "dense-max-refit-bgmix-floor-wide": {**BGMIX_FLOOR, "filters": (24, 48, 64)},
     "dense-max-refit-bgmix-floor-shift": {**BGMIX_FLOOR, "augment_shift": 0.5},
     # copies of the sounds played up to 1.25 times faster or slower (a longer howl, a quicker bark)

@@ -10,7 +10,7 @@ import pytest
 from micmon.errors import ParameterError
 from micmon.features import FeatureSpec, compute_batch
 from micmon.model.augment import augment_dataset
-from micmon.model.networks import build_layers, cnn_layers, count_params, dense_layers
+from micmon.model.networks import CNN_FILTERS, build_layers, cnn_layers, count_params, dense_layers
 
 RATE = 16000
 BEEP_HZ = 3000.0
@@ -164,7 +164,8 @@ def test_pcen_frontend_normalises_each_band_and_round_trips_through_litert(tmp_p
     layers = cnn_layers(LOGMEL, 2, frontend="pcen")
     assert [type(layer).__name__ for layer in keras.Sequential(layers).layers][0] == "PCEN"
     assert count_params(layers) == count_params(cnn_layers(LOGMEL, 2))  # PCEN is fixed, no weights
-    with pytest.raises(ParameterError, match="frontend: must be one of log, pcen, relative, got 'mfcc'"):
+    expected = r"frontend: must be one of log, pcen, relative, relative\+level, got 'mfcc'"
+    with pytest.raises(ParameterError, match=expected):
         cnn_layers(LOGMEL, 2, frontend="mfcc")
     model = Model(layers, LABELS, spec=LOGMEL)
     model.save(tmp_path / "pcen")
@@ -197,3 +198,31 @@ def test_relative_frontend_scores_a_sound_the_same_at_any_microphone_gain(tmp_pa
         scores = Model.load(tmp_path / "relative", backend=backend).scores(windows)
         np.testing.assert_allclose(scores, model.scores(windows), atol=1e-4)
         np.testing.assert_allclose(scores[1:], np.broadcast_to(scores[0], scores[1:].shape), atol=2e-3)
+
+
+@pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")  # saved untrained
+def test_relative_with_level_frontend_gives_the_shape_and_the_level_as_two_channels(tmp_path: Path) -> None:
+    import keras
+
+    from micmon.model import Model
+    from micmon.model.level import RelativeWithLevel
+
+    rng = np.random.default_rng(6)
+    windows = rng.uniform(0.2, 0.6, size=(3, *LOGMEL.shape)).astype(np.float32)
+    windows[1] = windows[0] - 0.12  # the first window 12 dB quieter
+    channels = np.asarray(RelativeWithLevel()(windows))
+    assert channels.shape == (3, *LOGMEL.shape, 2)
+    np.testing.assert_allclose(channels[1, ..., 0], channels[0, ..., 0], atol=1e-6)  # same shape
+    np.testing.assert_allclose(channels[0, ..., 1], windows[0].mean(), atol=1e-6)  # level everywhere
+    np.testing.assert_allclose(channels[0, ..., 1] - channels[1, ..., 1], 0.12, atol=1e-6)
+    layers = cnn_layers(LOGMEL, 2, frontend="relative+level")
+    assert [type(layer).__name__ for layer in keras.Sequential(layers).layers][0] == "RelativeWithLevel"
+    # the first convolution reads two channels: 3 x 3 x 16 more weights, nothing else
+    assert count_params(layers) == count_params(cnn_layers(LOGMEL, 2)) + 3 * 3 * CNN_FILTERS[0]
+    model = Model(layers, LABELS, spec=LOGMEL)
+    model.save(tmp_path / "relative-level")
+    scores = model.scores(windows)
+    assert np.abs(scores[1] - scores[0]).max() > 1e-4  # the level reaches the network
+    for backend in ("litert", "keras"):  # the .tflite carries the layer; model.keras reloads it
+        loaded = Model.load(tmp_path / "relative-level", backend=backend)
+        np.testing.assert_allclose(loaded.scores(windows), scores, atol=1e-4)

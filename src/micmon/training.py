@@ -135,11 +135,12 @@ class TrainingOptions:
     pooling : "average" or "max"
         cnn only: how the last feature map is summarised; "max" takes the loudest moment of the
         window, so a sound shorter than the window is not averaged away.
-    frontend : "log", "pcen" or "relative"
+    frontend : "log", "pcen", "relative" or "relative+level"
         cnn only: what the network does to its log-mel input first; "pcen" normalises each band
         by its own recent level (per-channel energy normalisation, `micmon.model.pcen`);
         "relative" subtracts the window's mean level, so any microphone gain gives the same input
-        (`micmon.model.level`).
+        (`micmon.model.level`); "relative+level" gives the network that and the window's mean
+        level as a second channel (the level still there to learn from, not in every value).
     quantize : bool
         Store the .tflite's weights as int8 (dynamic range quantization): ~3x less CPU per scored
         window in predict, evaluate and monitor, for scores within ~0.01 of the Keras model's;

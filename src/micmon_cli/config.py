@@ -194,11 +194,12 @@ class TrainingConfig(Section):
         description="cnn: how the last feature map is summarised: average over the window, or its "
         "loudest moment (max; a sound shorter than the window is not averaged away)",
     )
-    frontend: Literal["log", "pcen", "relative"] = Field(
+    frontend: Literal["log", "pcen", "relative", "relative+level"] = Field(
         _TRAINING.frontend,  # type: ignore[arg-type]
         description="cnn: what the network does to its log-mel input first: nothing (log), "
         "per-channel energy normalisation (pcen: each band divided by its own recent level), or "
-        "the window relative to its mean level (relative: the same input at any microphone gain)",
+        "the window relative to its mean level (relative: the same input at any microphone gain), or "
+        "that with the window's mean level as a second channel (relative+level)",
     )
     quantize: bool = Field(
         _TRAINING.quantize,

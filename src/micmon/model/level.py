@@ -4,7 +4,10 @@ A microphone's gain, its distance to the sound and a recording's level move ever
 of a window by the same amount; the networks trained on a few recordings learn the level they
 were shown (issue 8's twenty-fourth round: 12 dB quieter, half the events went unheard). This
 layer subtracts each window's mean over its frames and bands, so a window and the same window at
-any gain give the same input. It lives inside the network, so datasets, augmentation and the
+any gain give the same input. `RelativeWithLevel` gives the network that input and the window's
+mean level as a second channel: the shape of a sound apart from its loudness, the loudness still
+there to learn from (a quiet tonal sound unlike any heard in training need not pass for the
+target; issue 8's thirtieth round). They live inside the network, so datasets, augmentation and the
 streaming front end stay log-mel and the .tflite model carries it. Importing this module imports
 Keras: only the training path and Keras model loading do.
 """
@@ -27,3 +30,17 @@ class RelativeLevel(keras.layers.Layer):  # type: ignore[misc]
     def compute_output_shape(self, input_shape: Any) -> Any:
         """Same shape as the input."""
         return input_shape
+
+
+@keras.saving.register_keras_serializable(package="micmon")
+class RelativeWithLevel(keras.layers.Layer):  # type: ignore[misc]
+    """Keras layer: log-mel windows (frames, bands) -> (frames, bands, 2): relative values, mean level."""
+
+    def call(self, x: Any) -> Any:
+        """Return `x` less each window's mean, stacked with that mean spread over the window."""
+        level = keras.ops.mean(x, axis=(1, 2), keepdims=True)
+        return keras.ops.stack([x - level, keras.ops.ones_like(x) * level], axis=-1)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        """The input's shape with a last axis of two channels."""
+        return (*input_shape, 2)

@@ -39,8 +39,9 @@ POOLINGS: tuple[str, ...] = ("average", "max")
 CNN_POOLING = "max"
 #: What the CNN does to its log-mel input first: nothing ("log"), per-channel energy
 #: normalisation ("pcen", `micmon.model.pcen`), or subtract the window's mean level ("relative",
-#: `micmon.model.level`: the same input at any microphone gain).
-FRONTENDS: tuple[str, ...] = ("log", "pcen", "relative")
+#: `micmon.model.level`: the same input at any microphone gain), or that and the mean level as a
+#: second channel ("relative+level").
+FRONTENDS: tuple[str, ...] = ("log", "pcen", "relative", "relative+level")
 CNN_FRONTEND = "log"
 #: Hidden layer widths of the README network, as multiples of the input width.
 README_LAYER_FACTORS: tuple[float, ...] = (2.0, 0.75)
@@ -87,7 +88,8 @@ def cnn_layers(
     Each block is conv 3x3 -> batch norm -> ReLU -> 2x2 max pool; a global pool over what is
     left of time and frequency (`pooling`: "average", or "max" over time of the frequency
     average) feeds the softmax. `frontend` "pcen" puts a PCEN layer first (`micmon.model.pcen`),
-    "relative" one that takes each window relative to its mean level (`micmon.model.level`).
+    "relative" one that takes each window relative to its mean level (`micmon.model.level`),
+    "relative+level" that and the window's mean level as a second input channel.
     Needs at least 2**len(filters) frames and mel bands.
     """
     _check_n_labels(n_labels)
@@ -139,7 +141,12 @@ def cnn_layers(
         from micmon.model.level import RelativeLevel
 
         out.append(RelativeLevel())
-    out.append(layers.Reshape((frames, bands, 1)))
+    if frontend == "relative+level":
+        from micmon.model.level import RelativeWithLevel
+
+        out.append(RelativeWithLevel())
+    else:
+        out.append(layers.Reshape((frames, bands, 1)))
     for n in filters:
         out += [
             layers.Conv2D(int(n), 3, padding="same", use_bias=False),
