@@ -406,3 +406,41 @@ def test_quiet_negatives_are_a_nights_hiss_trained_as_background() -> None:
     model = train(data, opts).model
     assert float(model.scores(hiss_x)[:, 0].max()) < 0.2
     assert float(model.scores(claps_x)[:, 0].min()) > 0.9
+
+
+def test_relative_with_level_frontend_learns_what_only_the_level_tells_apart() -> None:
+    from micmon.dataset import Dataset
+    from micmon.features import FeatureSpec
+
+    spec = FeatureSpec(sample_rate=16000, window_seconds=0.5, high_freq=8000.0, feature="logmel")
+    gen = np.random.default_rng(3)
+
+    def windows(level: float, count: int) -> np.ndarray:  # one kind of sound at about `level`
+        shapes = 0.05 * gen.standard_normal((count, *spec.shape))
+        shapes[:, :, 8:12] += 0.2  # a band that stands out
+        return (shapes + level + gen.uniform(-0.02, 0.02, size=(count, 1, 1))).astype(np.float32)
+
+    # the same sound loud (the target) and 20 dB quieter (the room): relative to its own level,
+    # a window of one is a window of the other
+    x = np.concatenate([windows(0.55, 40), windows(0.35, 40)])
+    y = np.array([0] * 40 + [1] * 40)
+    labels = ["loud", "negative"]
+    order = gen.permutation(80)
+    data = [
+        Dataset(x[order[:40]], y[order[:40]], labels=labels, spec=spec, name="a"),
+        Dataset(x[order[40:]], y[order[40:]], labels=labels, spec=spec, name="b"),
+    ]
+    opts = TrainingOptions(
+        epochs=15,
+        patience=0,
+        refit=False,
+        hard_negatives=0.0,
+        validation_split=0.0,
+        augment=False,
+        quantize=False,
+        frontend="relative+level",
+        seed=1,
+    )
+    new = np.concatenate([windows(0.55, 10), windows(0.35, 10)])
+    scores = train(data, opts).model.scores(new)[:, 0]
+    assert scores[:10].min() > 0.9 and scores[10:].max() < 0.1, scores
