@@ -13,6 +13,14 @@ from micmon.evaluate import classification_report
 from micmon.training import TrainingOptions, check_destination, train, training_options
 
 
+def _one_plain_fit(**options: object) -> TrainingOptions:
+    """Options for one fit of `epochs` (no early stopping, refit, mining or validation), plus `options`."""
+    plain: dict[str, object] = dict(
+        patience=0, refit=False, hard_negatives=0.0, validation_split=0.0, quantize=False
+    )
+    return TrainingOptions(**{**plain, **options})  # type: ignore[arg-type]
+
+
 def test_classification_report_counts_and_undefined_figures() -> None:
     report = classification_report(
         np.array([0, 0, 1, 1, 1]), np.array([0, 1, 1, 1, 1]), ["negative", "positive", "other"]
@@ -382,17 +390,7 @@ def test_quiet_negatives_are_a_nights_hiss_trained_as_background() -> None:
         hiss.append(at_level(audio, -60.0).reshape(-1, n))
     hiss_x = compute_batch(np.concatenate(hiss), spec)
     claps_x = compute_batch(np.stack([applause(np.random.default_rng(100 + i)) for i in range(10)]), spec)
-    opts = TrainingOptions(
-        epochs=12,
-        patience=0,
-        refit=False,
-        hard_negatives=0.0,
-        validation_split=0.0,
-        quantize=False,
-        frontend="relative",
-        quiet_negatives=0.5,
-        seed=1,
-    )
+    opts = _one_plain_fit(epochs=12, frontend="relative", quiet_negatives=0.5, seed=1)
     # the windows are added as background, half as many as the recorded background windows
     combined = Dataset.combine(data, 0.0)
     grown = _with_quiet_negatives(combined, spec, labels, opts)
@@ -430,17 +428,7 @@ def test_relative_with_level_frontend_learns_what_only_the_level_tells_apart() -
         Dataset(x[order[:40]], y[order[:40]], labels=labels, spec=spec, name="a"),
         Dataset(x[order[40:]], y[order[40:]], labels=labels, spec=spec, name="b"),
     ]
-    opts = TrainingOptions(
-        epochs=15,
-        patience=0,
-        refit=False,
-        hard_negatives=0.0,
-        validation_split=0.0,
-        augment=False,
-        quantize=False,
-        frontend="relative+level",
-        seed=1,
-    )
+    opts = _one_plain_fit(epochs=15, augment=False, frontend="relative+level", seed=1)
     new = np.concatenate([windows(0.55, 10), windows(0.35, 10)])
     scores = train(data, opts).model.scores(new)[:, 0]
     assert scores[:10].min() > 0.9 and scores[10:].max() < 0.1, scores
