@@ -189,6 +189,15 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "frontend": "relative+level",
         "quiet_negatives": 0.1,
     },
+    # ... with the copies' random gain widened from +/- 6 to +/- 12 dB: the thirtieth round's wolf
+    # network learnt the howls' level (the level channel, reliable inside +/- 6 dB) and found 3 of
+    # 66 howls 12 dB quieter; the relative channel ignores a gain, so this widens the level only
+    "dense-max-refit-bgmix-floor-rlev-quiet-g12": {
+        **BGMIX_FLOOR,
+        "frontend": "relative+level",
+        "quiet_negatives": 0.1,
+        "augment_gain_db": 12.0,
+    },
     "dense-max-refit-bgmix-floor-wide": {**BGMIX_FLOOR, "filters": (24, 48, 64)},
     "dense-max-refit-bgmix-floor-shift": {**BGMIX_FLOOR, "augment_shift": 0.5},
     # copies of the sounds played up to 1.25 times faster or slower (a longer howl, a quicker bark)
