@@ -17,7 +17,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from functools import lru_cache
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -26,8 +26,8 @@ from micmon.errors import ParameterError
 FeatureType = Literal["spectrum", "logmel"]
 Scale = Literal["log", "linear"]
 
-FEATURE_TYPES: tuple[str, ...] = ("spectrum", "logmel")
-SCALES: tuple[str, ...] = ("log", "linear")
+FEATURE_TYPES: tuple[str, ...] = get_args(FeatureType)
+SCALES: tuple[str, ...] = get_args(Scale)
 
 #: Power density (per Hz) mapped to 0 on the log scale: quieter than any 16-bit recording.
 LOG_FLOOR_DB = -140.0

@@ -16,7 +16,7 @@ import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import numpy as np
 
@@ -34,6 +34,9 @@ from micmon.model.networks import (
     FRONTENDS,
     MODEL_TYPES,
     POOLINGS,
+    Frontend,
+    ModelType,
+    Pooling,
     model_type_for,
 )
 
@@ -45,7 +48,7 @@ if TYPE_CHECKING:
 PLOT_CURVES = "learning_curves.png"
 PLOT_CONFUSION = "confusion_matrix.png"
 ClassWeight = Literal["balanced", "none"]
-CLASS_WEIGHTS: tuple[str, ...] = ("balanced", "none")
+CLASS_WEIGHTS: tuple[str, ...] = get_args(ClassWeight)
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 
@@ -154,7 +157,7 @@ class TrainingOptions:
         Seed of the split, the weights and the augmentation.
     """
 
-    model_type: str | None = None
+    model_type: ModelType | None = None
     epochs: int = 30
     batch_size: int = 32
     validation_split: float = 0.3
@@ -181,8 +184,8 @@ class TrainingOptions:
     weight_averaging: float = 0.0
     plain_batch_norm: bool = False
     filters: tuple[int, ...] = CNN_FILTERS
-    pooling: str = CNN_POOLING
-    frontend: str = CNN_FRONTEND
+    pooling: Pooling = CNN_POOLING
+    frontend: Frontend = CNN_FRONTEND
     ensemble: int = 1
     quantize: bool = True
     layers: tuple[int, ...] = ()

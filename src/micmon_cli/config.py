@@ -30,10 +30,18 @@ from pydantic import (
 )
 
 from micmon._io import expand_path, read_text
-from micmon.detect import SILENCE_DBFS
+from micmon.detect import SILENCE_DBFS, EventKind
 from micmon.errors import MicmonError, ParameterError
-from micmon.features import DATAGEN_HOP_FRACTION, DEFAULT_HIGH_FREQ, DEFAULT_LOW_FREQ, FeatureSpec
-from micmon.training import TrainingOptions
+from micmon.features import (
+    DATAGEN_HOP_FRACTION,
+    DEFAULT_HIGH_FREQ,
+    DEFAULT_LOW_FREQ,
+    FeatureSpec,
+    FeatureType,
+    Scale,
+)
+from micmon.model.networks import Frontend, ModelType, Pooling
+from micmon.training import ClassWeight, TrainingOptions
 
 if TYPE_CHECKING:
     from micmon.history import EventStore
@@ -125,9 +133,7 @@ class AudioConfig(Section):
 class FeaturesConfig(Section):
     """How a window of audio becomes a feature vector (saved in every dataset and model)."""
 
-    feature: Literal["spectrum", "logmel"] = Field(
-        "logmel", description="spectrum: averaged bands; logmel: log-mel frames"
-    )
+    feature: FeatureType = Field("logmel", description="spectrum: averaged bands; logmel: log-mel frames")
     window_seconds: PositiveFloat = Field(
         2.0,
         description="window length in seconds (the original micmon's sample_duration, accepted as an alias)",
@@ -145,7 +151,7 @@ class FeaturesConfig(Section):
         f"empty: half the sample rate, at most {DEFAULT_HIGH_FREQ:g}",
     )
     bins: PositiveInt = Field(100, description="spectrum bands between low_freq and high_freq")
-    scale: Literal["log", "linear"] = Field("log", description="log (decibels) or linear")
+    scale: Scale = Field("log", description="log (decibels) or linear")
     mel_bands: PositiveInt = Field(40, description="logmel: mel bands per frame")
     frame_seconds: PositiveFloat = Field(0.025, description="logmel: frame length in seconds")
     frame_hop_seconds: PositiveFloat = Field(0.010, description="logmel: seconds between frames")
@@ -189,13 +195,13 @@ class TrainingConfig(Section):
     filters: list[PositiveInt] = Field(
         list(_TRAINING.filters), description="cnn: filters per convolution block (the network's capacity)"
     )
-    pooling: Literal["average", "max"] = Field(
-        _TRAINING.pooling,  # type: ignore[arg-type]
+    pooling: Pooling = Field(
+        _TRAINING.pooling,
         description="cnn: how the last feature map is summarised: average over the window, or its "
         "loudest moment (max; a sound shorter than the window is not averaged away)",
     )
-    frontend: Literal["log", "pcen", "relative", "relative+level"] = Field(
-        _TRAINING.frontend,  # type: ignore[arg-type]
+    frontend: Frontend = Field(
+        _TRAINING.frontend,
         description="cnn: what the network does to its log-mel input first: nothing (log), "
         "per-channel energy normalisation (pcen: each band divided by its own recent level), or "
         "the window relative to its mean level (relative: the same input at any microphone gain), or "
@@ -212,7 +218,7 @@ class TrainingConfig(Section):
         "seed, seed+1, ...; their scores are averaged inside the one "
         "saved model",
     )
-    model_type: Literal["dense", "cnn"] | None = Field(
+    model_type: ModelType | None = Field(
         None,
         description="dense: README network on spectrum; cnn: small 2-D CNN on logmel; "
         "empty: the one built for the datasets' features",
@@ -313,7 +319,7 @@ class TrainingConfig(Section):
         description="after early stopping, train again on every "
         "recording, the validation ones included, for the epochs it kept",
     )
-    class_weight: Literal["balanced", "none"] = Field(
+    class_weight: ClassWeight = Field(
         _TRAINING.class_weight, description="weight classes by inverse frequency (imbalanced recordings)"
     )
     seed: int = Field(_TRAINING.seed, description="random seed for the split and the weights")
@@ -348,9 +354,7 @@ class CommandActionConfig(_ActionConfig):
         "would, but no shell runs"
     )
     timeout: PositiveFloat = Field(30.0, description="seconds before the program is killed")
-    events: list[Literal["start", "end"]] = Field(
-        ["start", "end"], min_length=1, description="which events run it"
-    )
+    events: list[EventKind] = Field(["start", "end"], min_length=1, description="which events run it")
 
 
 class WebhookActionConfig(_ActionConfig):
@@ -360,9 +364,7 @@ class WebhookActionConfig(_ActionConfig):
     url: str = Field(description="http:// or https:// URL")
     timeout: PositiveFloat = Field(10.0, description="seconds per attempt")
     headers: dict[str, str] = Field(default_factory=dict, description="extra HTTP headers")
-    events: list[Literal["start", "end"]] = Field(
-        ["start", "end"], min_length=1, description="which events are posted"
-    )
+    events: list[EventKind] = Field(["start", "end"], min_length=1, description="which events are posted")
 
     @field_validator("url")
     @classmethod

@@ -209,3 +209,26 @@ def test_the_hard_benchmarks_default_variant_is_what_micmon_train_does_with_no_f
     cli_spec = config.feature_spec()
     assert hard_bench.feature_spec(variant) == replace(cli_spec, hop_seconds=None)
     assert variant["datagen_hop"] == cli_spec.hop_seconds and variant["background_hop"] is None
+
+
+@pytest.mark.parametrize(
+    ("key", "library"),
+    [
+        ("features.feature", "micmon.features:FEATURE_TYPES"),
+        ("features.scale", "micmon.features:SCALES"),
+        ("training.pooling", "micmon.model.networks:POOLINGS"),
+        ("training.frontend", "micmon.model.networks:FRONTENDS"),
+        ("training.model_type", "micmon.model.networks:MODEL_TYPES"),
+        ("training.class_weight", "micmon.training:CLASS_WEIGHTS"),
+    ],
+)
+def test_config_choices_are_the_librarys(key: str, library: str) -> None:
+    """A key's allowed values are the library's own list, so adding one there reaches the config."""
+    import importlib
+
+    from micmon_cli.config import key_info
+
+    module, name = library.split(":")
+    choices = getattr(importlib.import_module(module), name)
+    assert choices
+    assert key_info(key).choices == tuple(choices)

@@ -13,7 +13,7 @@ Builders return plain lists of Keras layers (Keras is imported inside the functi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -22,7 +22,7 @@ from micmon.errors import ParameterError
 from micmon.features import FeatureSpec
 
 ModelType = Literal["dense", "cnn"]
-MODEL_TYPES: tuple[str, ...] = ("dense", "cnn")
+MODEL_TYPES: tuple[str, ...] = get_args(ModelType)
 #: The feature type each model type is built for.
 FEATURE_FOR_MODEL: dict[str, str] = {"dense": "spectrum", "cnn": "logmel"}
 
@@ -35,14 +35,16 @@ CNN_BN_MOMENTUM = 0.9
 CNN_DROPOUT = 0.3
 #: How the CNN summarises its last feature map: "average" over time and frequency, or "max" over
 #: time of the frequency average (a short sound in a long window is not diluted by the rest).
-POOLINGS: tuple[str, ...] = ("average", "max")
-CNN_POOLING = "max"
+Pooling = Literal["average", "max"]
+POOLINGS: tuple[str, ...] = get_args(Pooling)
+CNN_POOLING: Pooling = "max"
 #: What the CNN does to its log-mel input first: nothing ("log"), per-channel energy
 #: normalisation ("pcen", `micmon.model.pcen`), or subtract the window's mean level ("relative",
 #: `micmon.model.level`: the same input at any microphone gain), or that and the mean level as a
 #: second channel ("relative+level").
-FRONTENDS: tuple[str, ...] = ("log", "pcen", "relative", "relative+level")
-CNN_FRONTEND = "log"
+Frontend = Literal["log", "pcen", "relative", "relative+level"]
+FRONTENDS: tuple[str, ...] = get_args(Frontend)
+CNN_FRONTEND: Frontend = "log"
 #: Hidden layer widths of the README network, as multiples of the input width.
 README_LAYER_FACTORS: tuple[float, ...] = (2.0, 0.75)
 
