@@ -44,7 +44,8 @@ bench-deps: system venv
 	$(APT) install -y --no-install-recommends $(BENCH_PACKAGES)
 
 # every benchmark that runs on its own defaults, in order (hard_level.py probes the networks
-# hard_bench.py saved); bench/hard_pairs.py compares output folders named on its command line
+# hard_bench.py saved); bench/hard_pairs.py compares output folders named on its command line;
+# bench/embedding_probe.py (issue 8's thirty-first round) needs a network fetched as its docstring says
 BENCH_SCRIPTS = accuracy_bench cli_bench datagen_bench monitor_bench predict_latency window_cost \
 	real_corpus hard_corpus hard_bench hard_replay
 bench: bench-deps
