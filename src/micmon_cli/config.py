@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 from micmon._io import expand_path, read_text
+from micmon.audio.recorder import RecordFormat
 from micmon.detect import SILENCE_DBFS, EventKind
 from micmon.errors import MicmonError, ParameterError
 from micmon.features import (
@@ -127,7 +128,7 @@ class AudioConfig(Section):
         "inside the features, so a sound in any channel is heard)",
     )
     ffmpeg: str = Field("ffmpeg", description="ffmpeg executable (name on PATH or a path)")
-    format: Literal["mp3", "wav", "flac"] = Field("mp3", description="file format `record` writes")
+    format: RecordFormat = Field("mp3", description="file format `record` writes")
 
 
 class FeaturesConfig(Section):

@@ -220,6 +220,7 @@ def test_the_hard_benchmarks_default_variant_is_what_micmon_train_does_with_no_f
         ("training.frontend", "micmon.model.networks:FRONTENDS"),
         ("training.model_type", "micmon.model.networks:MODEL_TYPES"),
         ("training.class_weight", "micmon.training:CLASS_WEIGHTS"),
+        ("audio.format", "micmon.audio.recorder:RECORD_FORMATS"),
     ],
 )
 def test_config_choices_are_the_librarys(key: str, library: str) -> None:
@@ -232,3 +233,15 @@ def test_config_choices_are_the_librarys(key: str, library: str) -> None:
     choices = getattr(importlib.import_module(module), name)
     assert choices
     assert key_info(key).choices == tuple(choices)
+
+
+def test_every_record_format_has_codec_arguments_and_clip_formats_match_the_config() -> None:
+    """`record` can write each format the config allows; a clip action's formats are the library's."""
+    from typing import get_args
+
+    from micmon.actions import CLIP_FORMATS
+    from micmon.audio.recorder import CODECS, RECORD_FORMATS
+    from micmon_cli.config import ClipActionConfig
+
+    assert set(CODECS) == set(RECORD_FORMATS)
+    assert get_args(ClipActionConfig.model_fields["format"].annotation) == CLIP_FORMATS

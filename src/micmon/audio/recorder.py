@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
+from typing import Literal, get_args
 
 log = logging.getLogger(__name__)
 
@@ -28,8 +29,11 @@ METER_CHUNK_SECONDS = 0.1
 STOP_GRACE_SECONDS = 5.0
 #: A recording whose mean level is below this is reported as silent.
 SILENT_DBFS = -70.0
-#: Audio codec arguments per output format.
-CODECS = {
+#: The file formats `record` writes.
+RecordFormat = Literal["mp3", "wav", "flac"]
+RECORD_FORMATS: tuple[str, ...] = get_args(RecordFormat)
+#: Audio codec arguments per output format (one per `RECORD_FORMATS`).
+CODECS: dict[str, list[str]] = {
     "mp3": ["-c:a", "libmp3lame", "-q:a", "2"],
     "wav": ["-c:a", "pcm_s16le"],
     "flac": ["-c:a", "flac"],
