@@ -42,19 +42,20 @@ class Embedder:
     """The two frozen TFLite networks: audio -> mel frames -> 96-value embeddings."""
 
     def __init__(self, models: Path) -> None:
-        from ai_edge_litert.interpreter import Interpreter
+        from micmon.model.runtime import LiteRTRunner, runtime
 
-        self.mel = Interpreter(model_path=str(models / "melspectrogram.tflite"), num_threads=1)
-        self.emb = Interpreter(model_path=str(models / "embedding_model.tflite"), num_threads=1)
+        # the mel network's input is a whole length of audio (both dimensions free), which
+        # LiteRTRunner's fixed window shape cannot take; the embedding network's is a batch of windows
+        self.mel = runtime().interpreter(model_path=str(models / "melspectrogram.tflite"), num_threads=1)
+        self.emb = LiteRTRunner(models / "embedding_model.tflite")
 
-    @staticmethod
-    def _run(it: Any, x: np.ndarray) -> np.ndarray:
-        index = it.get_input_details()[0]["index"]
-        it.resize_tensor_input(index, x.shape)
-        it.allocate_tensors()
-        it.set_tensor(index, x)
-        it.invoke()
-        return np.asarray(it.get_tensor(it.get_output_details()[0]["index"]))
+    def _mel(self, audio: np.ndarray) -> np.ndarray:
+        index = self.mel.get_input_details()[0]["index"]
+        self.mel.resize_tensor_input(index, [1, len(audio)])
+        self.mel.allocate_tensors()
+        self.mel.set_tensor(index, audio[None, :].astype(np.float32))
+        self.mel.invoke()
+        return np.asarray(self.mel.get_tensor(self.mel.get_output_details()[0]["index"]))[0, 0]
 
     def embed(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Return (embeddings (E, 96), their start times in seconds) of int16-range mono audio."""
@@ -64,14 +65,14 @@ class Embedder:
             piece = audio[start : start + chunk + 3 * MEL_HOP]
             if len(piece) < 4 * MEL_HOP:
                 break
-            mel = self._run(self.mel, piece[None, :].astype(np.float32))[0, 0] / 10.0 + 2.0
+            mel = self._mel(piece) / 10.0 + 2.0
             mels.append(mel[: chunk // MEL_HOP])
         frames = np.concatenate(mels)
         starts = np.arange(0, len(frames) - EMB_FRAMES + 1, EMB_STEP)
         out = []
-        for b in range(0, len(starts), 512):
+        for b in range(0, len(starts), 512):  # a block of windows at a time: bounded memory
             block = np.stack([frames[p : p + EMB_FRAMES] for p in starts[b : b + 512]])[..., None]
-            out.append(self._run(self.emb, block).reshape(len(block), 96))
+            out.append(self.emb(block).reshape(len(block), 96))
         return np.concatenate(out), starts * MEL_HOP / SAMPLE_RATE
 
 
