@@ -226,3 +226,30 @@ def test_relative_with_level_frontend_gives_the_shape_and_the_level_as_two_chann
     for backend in ("litert", "keras"):  # the .tflite carries the layer; model.keras reloads it
         loaded = Model.load(tmp_path / "relative-level", backend=backend)
         np.testing.assert_allclose(loaded.scores(windows), scores, atol=1e-4)
+
+
+@pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")  # saved untrained
+def test_relative_with_level_floor_stops_the_level_channel_and_is_saved_with_the_network(
+    tmp_path: Path,
+) -> None:
+    from micmon.model import Model
+    from micmon.model.level import RelativeWithLevel
+
+    rng = np.random.default_rng(7)
+    windows = rng.uniform(0.2, 0.6, size=(3, *LOGMEL.shape)).astype(np.float32)
+    windows[1] = windows[0] - 0.2  # 20 dB quieter, below the floor
+    windows[2] = windows[0] - 0.3  # 30 dB quieter
+    floor = float(windows[0].mean()) - 0.1
+    channels = np.asarray(RelativeWithLevel(floor)(windows))
+    np.testing.assert_allclose(channels[0, ..., 1], windows[0].mean(), atol=1e-6)  # above: as it is
+    np.testing.assert_allclose(channels[1:, ..., 1], floor, atol=1e-6)  # below: the floor
+    np.testing.assert_allclose(channels[2, ..., 0], channels[0, ..., 0], atol=1e-6)
+    with pytest.raises(ParameterError, match="level_floor: only the relative\\+level front end"):
+        cnn_layers(LOGMEL, 2, frontend="relative", level_floor=0.3)
+    model = Model(cnn_layers(LOGMEL, 2, frontend="relative+level", level_floor=floor), LABELS, spec=LOGMEL)
+    model.save(tmp_path / "floored")
+    scores = model.scores(windows)
+    np.testing.assert_allclose(scores[1], scores[2], atol=1e-5)  # below the floor, one input
+    for backend in ("litert", "keras"):  # the floor travels in the .tflite and in model.keras
+        loaded = Model.load(tmp_path / "floored", backend=backend)
+        np.testing.assert_allclose(loaded.scores(windows), scores, atol=1e-4)

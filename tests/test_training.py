@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +42,7 @@ def test_classification_report_counts_and_undefined_figures() -> None:
         (dict(validation_split=1.0), "validation_split: must be in [0, 1), got 1.0"),
         (dict(class_weight="inverse"), "class_weight: must be one of balanced, none"),
         (dict(augment_mix_background=1.5), "augment_mix_background: must be in [0, 1], got 1.5"),
+        (dict(level_floor=True), "level_floor: only the relative+level front end has a level channel"),
     ],
 )
 def test_bad_options_name_the_parameter(options: dict, message: str) -> None:
@@ -432,3 +434,47 @@ def test_relative_with_level_frontend_learns_what_only_the_level_tells_apart() -
     new = np.concatenate([windows(0.55, 10), windows(0.35, 10)])
     scores = train(data, opts).model.scores(new)[:, 0]
     assert scores[:10].min() > 0.9 and scores[10:].max() < 0.1, scores
+
+
+def test_level_floor_hears_a_target_quieter_than_any_trained_on_at_the_quietest_level() -> None:
+    from micmon.dataset import Dataset
+    from micmon.features import FeatureSpec
+    from micmon.model.level import RelativeWithLevel
+    from micmon.model.model import NORMALIZATION_LAYER
+    from micmon.training import LEVEL_FLOOR_PERCENTILE
+
+    spec = FeatureSpec(sample_rate=16000, window_seconds=0.5, high_freq=8000.0, feature="logmel")
+    gen = np.random.default_rng(4)
+
+    def windows(level: float, count: int, *, band: bool) -> np.ndarray:
+        shapes = 0.05 * gen.standard_normal((count, *spec.shape))
+        if band:  # the target: a band that stands out
+            shapes[:, :, 8:12] += 0.2
+        return (shapes + level + gen.uniform(-0.03, 0.03, size=(count, 1, 1))).astype(np.float32)
+
+    targets = windows(0.55, 40, band=True)
+    x = np.concatenate([targets, windows(0.45, 20, band=False), windows(0.6, 20, band=False)])
+    y = np.array([0] * 40 + [1] * 40)
+    labels = ["bell", "negative"]
+    data = [Dataset(x, y, labels=labels, spec=spec, name="a")]
+    opts = _one_plain_fit(epochs=15, augment=False, frontend="relative+level", level_floor=True, seed=2)
+    keras_model = train(data, opts).model.keras_model
+    layer = next(la for la in keras_model.layers if isinstance(la, RelativeWithLevel))
+    standardize = keras_model.get_layer(NORMALIZATION_LAYER)
+    # the floor is in the units the layer reads: the targets' levels after the input standardisation
+    levels = np.asarray(standardize(targets)).reshape(40, -1).mean(axis=1)
+    assert layer.floor == pytest.approx(np.percentile(levels, LEVEL_FLOOR_PERCENTILE), abs=1e-4)
+    # 20 and 30 dB quieter than any target trained on: heard at the floor, still the target
+    quiet = np.concatenate([windows(0.35, 10, band=True), windows(0.25, 10, band=True)])
+    level_channel = np.asarray(layer(standardize(quiet)))[..., 1]
+    np.testing.assert_allclose(level_channel, layer.floor, atol=1e-5)
+    scores = keras_model.predict(quiet, verbose=0)[:, 0]
+    flat = np.concatenate([windows(0.35, 10, band=False), windows(0.25, 10, band=False)])
+    others = keras_model.predict(flat, verbose=0)[:, 0]
+    assert scores.mean() > 0.5 > others.mean(), (scores, others)
+    # augmented copies at random gains reach lower: so does the floor
+    with_gain = replace(opts, augment=True, augment_gain_db=12.0, epochs=1)
+    floored = next(
+        la for la in train(data, with_gain).model.keras_model.layers if isinstance(la, RelativeWithLevel)
+    )
+    assert floored.floor < layer.floor

@@ -49,6 +49,8 @@ PLOT_CURVES = "learning_curves.png"
 PLOT_CONFUSION = "confusion_matrix.png"
 ClassWeight = Literal["balanced", "none"]
 CLASS_WEIGHTS: tuple[str, ...] = get_args(ClassWeight)
+#: `level_floor`: the percentile of the target windows' levels the level channel stops at.
+LEVEL_FLOOR_PERCENTILE = 5.0
 
 EpochCallback = Callable[[int, dict[str, float]], None]
 
@@ -144,6 +146,11 @@ class TrainingOptions:
         "relative" subtracts the window's mean level, so any microphone gain gives the same input
         (`micmon.model.level`); "relative+level" gives the network that and the window's mean
         level as a second channel (the level still there to learn from, not in every value).
+    level_floor : bool
+        ``frontend="relative+level"`` only: the level channel stops at the level of the quietest
+        target windows of the first fit, its augmented copies included (their 5th percentile): a
+        target quieter than any heard in training is heard at that level rather than as a new,
+        unknown sound (issue 8's thirty-first round: 24 dB quieter, a quarter of the howls found).
     quantize : bool
         Store the .tflite's weights as int8 (dynamic range quantization): ~3x less CPU per scored
         window in predict, evaluate and monitor, for scores within ~0.01 of the Keras model's;
@@ -186,6 +193,7 @@ class TrainingOptions:
     filters: tuple[int, ...] = CNN_FILTERS
     pooling: Pooling = CNN_POOLING
     frontend: Frontend = CNN_FRONTEND
+    level_floor: bool = False
     ensemble: int = 1
     quantize: bool = True
     layers: tuple[int, ...] = ()
@@ -206,6 +214,13 @@ class TrainingOptions:
                 f"frontend: must be one of {', '.join(FRONTENDS)}, got {self.frontend!r}",
                 parameter="frontend",
                 value=self.frontend,
+            )
+        if self.level_floor and self.frontend != "relative+level":
+            raise ParameterError(
+                f"level_floor: only the relative+level front end has a level channel to floor, "
+                f"the frontend is {self.frontend!r}",
+                parameter="level_floor",
+                value=self.level_floor,
             )
         if self.pooling not in POOLINGS:
             raise ParameterError(
@@ -476,7 +491,14 @@ def _fit(
     keras = _keras()
     keras.utils.set_random_seed(opts.seed)
     layers = (
-        cnn_layers(spec, len(labels), filters=opts.filters, pooling=opts.pooling, frontend=opts.frontend)
+        cnn_layers(
+            spec,
+            len(labels),
+            filters=opts.filters,
+            pooling=opts.pooling,
+            frontend=opts.frontend,
+            level_floor=0.0 if opts.level_floor else None,  # set from the first fit's windows
+        )
         if kind == "cnn"
         else build_layers(kind, spec, len(labels), hidden=opts.layers or None)
     )
@@ -511,6 +533,8 @@ def _fit(
             )
             callbacks.append(stopper)
         augmented = _with_quiet_negatives(_augmented(dataset, kind, opts), spec, labels, opts)
+        if kind == "cnn" and opts.level_floor and before == 0:
+            _set_level_floor(model, augmented, labels, opts)
         averager = None
         if opts.weight_averaging and stopper is None:
             averager = _weight_averager(opts.weight_averaging)
@@ -539,6 +563,27 @@ def _fit(
             )
             fit(mined, plan[1])
     return model, history, kept
+
+
+def _set_level_floor(model: Model, data: Dataset, labels: list[str], opts: TrainingOptions) -> None:
+    """Set the level channel's floor to the quietest target windows of `data`, as the layer sees them."""
+    from micmon.model.level import RelativeWithLevel
+    from micmon.model.model import NORMALIZATION_LAYER, _adapt_normalization
+
+    keras_model = model.keras_model
+    layer = next(la for la in keras_model.layers if isinstance(la, RelativeWithLevel))
+    _adapt_normalization(keras_model, data.train_samples)  # the fit would: the floor is in its units
+    classes = np.asarray(data.train_classes)
+    targets = np.asarray(data.train_samples)
+    if opts.background_label in labels and np.any(classes != labels.index(opts.background_label)):
+        targets = targets[classes != labels.index(opts.background_label)]
+    band_levels = targets.mean(axis=1, dtype=np.float64)[:, None, :].astype(np.float32)  # (N, 1, bands)
+    try:
+        band_levels = np.asarray(keras_model.get_layer(NORMALIZATION_LAYER)(band_levels))
+    except ValueError:  # no input standardisation: the layer sees the features as they are
+        pass
+    levels = band_levels.reshape(len(band_levels), -1).mean(axis=1)
+    layer.floor = float(np.percentile(levels, LEVEL_FLOOR_PERCENTILE))
 
 
 def _weight_averager(share: float) -> Any:

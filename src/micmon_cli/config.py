@@ -208,6 +208,11 @@ class TrainingConfig(Section):
         "the window relative to its mean level (relative: the same input at any microphone gain), or "
         "that with the window's mean level as a second channel (relative+level)",
     )
+    level_floor: bool = Field(
+        _TRAINING.level_floor,
+        description="relative+level only: the level channel stops at the quietest sounds trained on "
+        "(less the random gain), so a much quieter one is heard at that level, not as a new sound",
+    )
     quantize: bool = Field(
         _TRAINING.quantize,
         description="store the .tflite's weights as int8: ~3x less CPU per scored window, scores "

@@ -124,6 +124,14 @@ def test_train_errors(invoke, assert_error, cli_data: Path, isolated: Path) -> N
         "cat",
         "occur in no dataset",
     )
+    (isolated / "micmon.yaml").write_text("training:\n  level_floor: true\n")  # with the default front end
+    assert_error(
+        invoke(["train", cli_data, "m"]),
+        "micmon.yaml",
+        "training.level_floor",
+        "only the relative+level front end",
+        "'log'",
+    )
     assert not (isolated / "work" / "m").exists()
 
 

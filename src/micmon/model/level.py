@@ -7,7 +7,11 @@ layer subtracts each window's mean over its frames and bands, so a window and th
 any gain give the same input. `RelativeWithLevel` gives the network that input and the window's
 mean level as a second channel: the shape of a sound apart from its loudness, the loudness still
 there to learn from (a quiet tonal sound unlike any heard in training need not pass for the
-target; issue 8's thirtieth round). They live inside the network, so datasets, augmentation and the
+target; issue 8's thirtieth round). Its level channel can stop at a floor (`floor`): a network
+trained on targets no quieter than some level reads a much quieter one as a new, unknown sound
+(issue 8's thirty-first round: 24 dB quieter, 17 of 66 howls found); with the floor it hears
+anything quieter at the floor's level, its shape judged by the relative channel alone. They live
+inside the network, so datasets, augmentation and the
 streaming front end stay log-mel and the .tflite model carries it. Importing this module imports
 Keras: only the training path and Keras model loading do.
 """
@@ -34,12 +38,24 @@ class RelativeLevel(keras.layers.Layer):  # type: ignore[misc]
 
 @keras.saving.register_keras_serializable(package="micmon")
 class RelativeWithLevel(keras.layers.Layer):  # type: ignore[misc]
-    """Keras layer: log-mel windows (frames, bands) -> (frames, bands, 2): relative values, mean level."""
+    """Keras layer: log-mel windows (frames, bands) -> (frames, bands, 2): relative values, mean level.
+
+    With `floor`, the level channel is the mean level or `floor`, whichever is higher.
+    """
+
+    def __init__(self, floor: float | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.floor = None if floor is None else float(floor)
 
     def call(self, x: Any) -> Any:
-        """Return `x` less each window's mean, stacked with that mean spread over the window."""
+        """Return `x` less each window's mean, stacked with that mean (floored) spread over the window."""
         level = keras.ops.mean(x, axis=(1, 2), keepdims=True)
-        return keras.ops.stack([x - level, keras.ops.ones_like(x) * level], axis=-1)
+        heard = level if self.floor is None else keras.ops.maximum(level, self.floor)
+        return keras.ops.stack([x - level, keras.ops.ones_like(x) * heard], axis=-1)
+
+    def get_config(self) -> dict[str, Any]:
+        """The layer's config with its floor."""
+        return {**super().get_config(), "floor": self.floor}
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         """The input's shape with a last axis of two channels."""

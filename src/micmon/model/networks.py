@@ -84,6 +84,7 @@ def cnn_layers(
     dropout: float = CNN_DROPOUT,
     pooling: str = CNN_POOLING,
     frontend: str = CNN_FRONTEND,
+    level_floor: float | None = None,
 ) -> list[Any]:
     """Return a small 2-D CNN (frames x mel bands -> softmax) for `logmel` features.
 
@@ -91,8 +92,9 @@ def cnn_layers(
     left of time and frequency (`pooling`: "average", or "max" over time of the frequency
     average) feeds the softmax. `frontend` "pcen" puts a PCEN layer first (`micmon.model.pcen`),
     "relative" one that takes each window relative to its mean level (`micmon.model.level`),
-    "relative+level" that and the window's mean level as a second input channel.
-    Needs at least 2**len(filters) frames and mel bands.
+    "relative+level" that and the window's mean level as a second input channel (the level no
+    lower than `level_floor`, as the layer sees it, if given). Needs at least 2**len(filters)
+    frames and mel bands.
     """
     _check_n_labels(n_labels)
     if spec.feature != "logmel":
@@ -123,6 +125,13 @@ def cnn_layers(
             parameter="frontend",
             value=frontend,
         )
+    if level_floor is not None and frontend != "relative+level":
+        raise ParameterError(
+            f"level_floor: only the relative+level front end has a level channel to floor, "
+            f"the frontend is {frontend!r}",
+            parameter="level_floor",
+            value=level_floor,
+        )
     frames, bands = spec.shape
     smallest = 2 ** len(filters)
     if frames < smallest or bands < smallest:
@@ -146,7 +155,7 @@ def cnn_layers(
     if frontend == "relative+level":
         from micmon.model.level import RelativeWithLevel
 
-        out.append(RelativeWithLevel())
+        out.append(RelativeWithLevel(level_floor))
     else:
         out.append(layers.Reshape((frames, bands, 1)))
     for n in filters:
