@@ -384,7 +384,8 @@ def _show_close_calls(calls: list[CloseCall]) -> None:
         [
             call.recording
             if call.mixed_with is None or call.mixed_at is None
-            else f"{call.recording} + {call.mixed_with} at {format_time(call.mixed_at)} (remixed)",
+            # two lines, not one folded at the terminal's width wherever it falls
+            else f"{call.recording}\n+ {call.mixed_with} at {format_time(call.mixed_at)}",
             format_time(call.start),
             call.label,
             f"{call.score:.3f}",
@@ -400,7 +401,8 @@ def _show_close_calls(calls: list[CloseCall]) -> None:
         "listen to them: label any that is the sound; record more of a lookalike, label it "
         "background and train again"
         + (
-            " (a remixed one is two background recordings heard together: listen to both)"
+            " (a row with \"+ another at a time\" is two background recordings remixed, heard "
+            "together: listen to both)"
             if any(call.mixed_with is not None for call in near)
             else ""
         )
