@@ -1,19 +1,22 @@
 """The window's log-mel relative to its own mean level, as the CNN's first layer (gain invariance).
 
-A microphone's gain, its distance to the sound and a recording's level move every log-mel value
-of a window by the same amount; the networks trained on a few recordings learn the level they
-were shown (issue 8's twenty-fourth round: 12 dB quieter, half the events went unheard). This
-layer subtracts each window's mean over its frames and bands, so a window and the same window at
-any gain give the same input. `RelativeWithLevel` gives the network that input and the window's
-mean level as a second channel: the shape of a sound apart from its loudness, the loudness still
-there to learn from (a quiet tonal sound unlike any heard in training need not pass for the
-target; issue 8's thirtieth round). Its level channel can stop at a floor (`floor`): a network
-trained on targets no quieter than some level reads a much quieter one as a new, unknown sound
-(issue 8's thirty-first round: 24 dB quieter, 17 of 66 howls found); with the floor it hears
+A microphone's gain, its distance to the sound and a recording's level move every log-mel value of
+a window by the same amount; the networks trained on a few recordings learn the level they were
+shown (issue 8's twenty-fourth round: 12 dB quieter, half the events went unheard). This layer
+subtracts each window's mean over its frames and bands, so a window and the same window at any
+gain give the same input, up to the network's input standardisation before it: that divides each
+mel band by its own spread, so a gain moves the bands by slightly different amounts (on the wolf's
+networks the spreads are within 0.8-1.15 times their median: 24 dB leaves at most 0.25
+standardised units of a gain in a band). `RelativeWithLevel` gives the network that input and the
+window's mean level as a second channel: the shape of a sound apart from its loudness, the
+loudness still there to learn from (a quiet tonal sound unlike any heard in training need not pass
+for the target; issue 8's thirtieth round). Its level channel can stop at a floor (`floor`): a
+network trained on targets no quieter than some level reads a much quieter one as a new, unknown
+sound (issue 8's thirty-first round: 24 dB quieter, 17 of 66 howls found); with the floor it hears
 anything quieter at the floor's level, its shape judged by the relative channel alone. They live
-inside the network, so datasets, augmentation and the
-streaming front end stay log-mel and the .tflite model carries it. Importing this module imports
-Keras: only the training path and Keras model loading do.
+inside the network, so datasets, augmentation and the streaming front end stay log-mel and the
+.tflite model carries it. Importing this module imports Keras: only the training path and Keras
+model loading do.
 """
 
 from __future__ import annotations

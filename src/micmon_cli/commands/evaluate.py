@@ -401,7 +401,7 @@ def _show_close_calls(calls: list[CloseCall]) -> None:
         "listen to them: label any that is the sound; record more of a lookalike, label it "
         "background and train again"
         + (
-            " (a row with \"+ another at a time\" is two background recordings remixed, heard "
+            ' (a row with "+ another at a time" is two background recordings remixed, heard '
             "together: listen to both)"
             if any(call.mixed_with is not None for call in near)
             else ""
