@@ -246,6 +246,8 @@ def test_relative_with_level_floor_stops_the_level_channel_and_is_saved_with_the
     np.testing.assert_allclose(channels[2, ..., 0], channels[0, ..., 0], atol=1e-6)
     with pytest.raises(ParameterError, match="level_floor: only the relative\\+level front end"):
         cnn_layers(LOGMEL, 2, frontend="relative", level_floor=0.3)
+    with pytest.raises(ParameterError, match="level_floor"):  # a floor of 0.0 is a floor too
+        cnn_layers(LOGMEL, 2, frontend="log", level_floor=0.0)
     model = Model(cnn_layers(LOGMEL, 2, frontend="relative+level", level_floor=floor), LABELS, spec=LOGMEL)
     model.save(tmp_path / "floored")
     scores = model.scores(windows)

@@ -37,6 +37,7 @@ from micmon.model.networks import (
     Frontend,
     ModelType,
     Pooling,
+    check_level_floor,
     model_type_for,
 )
 
@@ -215,13 +216,7 @@ class TrainingOptions:
                 parameter="frontend",
                 value=self.frontend,
             )
-        if self.level_floor and self.frontend != "relative+level":
-            raise ParameterError(
-                f"level_floor: only the relative+level front end has a level channel to floor, "
-                f"the frontend is {self.frontend!r}",
-                parameter="level_floor",
-                value=self.level_floor,
-            )
+        check_level_floor(self.level_floor, self.frontend)
         if self.pooling not in POOLINGS:
             raise ParameterError(
                 f"pooling: must be one of {', '.join(POOLINGS)}, got {self.pooling!r}",

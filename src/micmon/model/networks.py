@@ -59,6 +59,17 @@ def _check_n_labels(n_labels: int) -> None:
         )
 
 
+def check_level_floor(level_floor: Any, frontend: str) -> None:
+    """Raise ParameterError if a level floor is asked of a front end without a level channel."""
+    if level_floor is not None and level_floor is not False and frontend != "relative+level":
+        raise ParameterError(
+            f"level_floor: only the relative+level front end has a level channel to floor, "
+            f"the frontend is {frontend!r}",
+            parameter="level_floor",
+            value=level_floor,
+        )
+
+
 def dense_layers(spec: FeatureSpec, n_labels: int, *, hidden: Sequence[int] | None = None) -> list[Any]:
     """Return the README network: ReLU layers of 2x and 0.75x the input width (or `hidden`), softmax.
 
@@ -125,13 +136,7 @@ def cnn_layers(
             parameter="frontend",
             value=frontend,
         )
-    if level_floor is not None and frontend != "relative+level":
-        raise ParameterError(
-            f"level_floor: only the relative+level front end has a level channel to floor, "
-            f"the frontend is {frontend!r}",
-            parameter="level_floor",
-            value=level_floor,
-        )
+    check_level_floor(level_floor, frontend)
     frames, bands = spec.shape
     smallest = 2 ** len(filters)
     if frames < smallest or bands < smallest:
