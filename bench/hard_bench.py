@@ -86,6 +86,19 @@ DEFAULTS: dict[str, Any] = {
     # added to the run's seed for training only (the same recordings held out): training noise
     "train_seed_offset": 0,
     "pooling": "average",
+    # the library's defaults when the variants were named, pinned so that a variant keeps its
+    # meaning when a default of `micmon train` changes (the default variant then changes name)
+    "augment_gain_db": 6.0,
+    "augment_mix_probability": 0.5,
+    "augment_shift": 0.0,
+    "augment_eq": 0.0,
+    "augment_stretch": 0.0,
+    "quiet_negatives": 0.0,
+    "plain_batch_norm": False,
+    "filters": (16, 32, 48),
+    "frontend": "log",
+    "level_floor": False,
+    "ensemble": 1,
     "spec": {
         "sample_rate": 44100,
         "window_seconds": 2.0,
