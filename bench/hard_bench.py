@@ -99,6 +99,7 @@ DEFAULTS: dict[str, Any] = {
     "frontend": "log",
     "level_floor": False,
     "ensemble": 1,
+    "layers": (),
     "spec": {
         "sample_rate": 44100,
         "window_seconds": 2.0,

@@ -283,6 +283,21 @@ def test_pairs_are_judged_by_both_rules_on_their_means(
         assert named in str(stop.value.code)
 
 
+def test_every_variant_pins_what_it_trains_so_a_new_library_default_cannot_change_it(
+    hard_bench: ModuleType,
+) -> None:
+    from dataclasses import fields
+
+    from micmon.training import TrainingOptions
+
+    # what a run sets itself (its labels, its seed, its held-out recordings) is not a variant's
+    per_run = {"labels", "background_label", "seed"}
+    unpinned = {f.name for f in fields(TrainingOptions)} - per_run - set(hard_bench.DEFAULTS)
+    assert not unpinned, f"pin {sorted(unpinned)} in hard_bench.DEFAULTS"
+    named = hard_bench.options("dense-max-refit-bgmix-floor")
+    assert (named["frontend"], named["augment_gain_db"], named["quiet_negatives"]) == ("log", 6.0, 0.0)
+
+
 def test_every_kept_run_can_be_judged_in_pairs() -> None:
     """bench/results/<run>/ (kept from the twenty-eighth round on) is read as hard_bench's output."""
     import json
