@@ -290,7 +290,7 @@ def test_every_variant_pins_what_it_trains_so_a_new_library_default_cannot_chang
 
     from micmon.training import TrainingOptions
 
-    # what a run sets itself (its labels, its seed, its held-out recordings) is not a variant's
+    # what a run sets itself (its labels, its background label, its seed) is not a variant's
     per_run = {"labels", "background_label", "seed"}
     unpinned = {f.name for f in fields(TrainingOptions)} - per_run - set(hard_bench.DEFAULTS)
     assert not unpinned, f"pin {sorted(unpinned)} in hard_bench.DEFAULTS"
