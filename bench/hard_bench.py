@@ -278,7 +278,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 #: The variant that is what `micmon datagen` + `micmon train` do with no flags.
-DEFAULT_VARIANT = "dense-max-refit-bgmix-floor"
+DEFAULT_VARIANT = "dense-max-refit-bgmix-floor-rlev-quiet-g12"
 
 
 def log(message: str) -> None:

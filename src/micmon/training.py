@@ -25,11 +25,10 @@ from micmon._io import expand_path
 from micmon.dataset import Dataset
 from micmon.errors import DatasetError, ParameterError
 from micmon.evaluate import classification_report, holdout_recordings
-from micmon.model.augment import AUGMENT_GAIN_DB, AUGMENT_MIX_PROBABILITY
+from micmon.model.augment import AUGMENT_MIX_PROBABILITY
 from micmon.model.model import check_destination
 from micmon.model.networks import (
     CNN_FILTERS,
-    CNN_FRONTEND,
     CNN_POOLING,
     FRONTENDS,
     MODEL_TYPES,
@@ -175,7 +174,7 @@ class TrainingOptions:
     background_label: str = "negative"
     class_weight: ClassWeight = "balanced"
     augment: bool = True
-    augment_gain_db: float = AUGMENT_GAIN_DB
+    augment_gain_db: float = 12.0
     augment_copies: int = 2
     augment_mix_probability: float = AUGMENT_MIX_PROBABILITY
     augment_band_limit: float = 0.5
@@ -184,7 +183,7 @@ class TrainingOptions:
     augment_eq: float = 0.0
     augment_stretch: float = 0.0
     augment_mix_background: float = 0.5
-    quiet_negatives: float = 0.0
+    quiet_negatives: float = 0.1
     patience: int = 5
     hard_negatives: float = 0.1
     refit: bool = True
@@ -193,7 +192,7 @@ class TrainingOptions:
     plain_batch_norm: bool = False
     filters: tuple[int, ...] = CNN_FILTERS
     pooling: Pooling = CNN_POOLING
-    frontend: Frontend = CNN_FRONTEND
+    frontend: Frontend = "relative+level"
     level_floor: bool = False
     ensemble: int = 1
     quantize: bool = True

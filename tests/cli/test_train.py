@@ -124,7 +124,7 @@ def test_train_errors(invoke, assert_error, cli_data: Path, isolated: Path) -> N
         "cat",
         "occur in no dataset",
     )
-    (isolated / "micmon.yaml").write_text("training:\n  level_floor: true\n")  # with the default front end
+    (isolated / "micmon.yaml").write_text("training:\n  frontend: log\n  level_floor: true\n")
     assert_error(
         invoke(["train", cli_data, "m"]),
         "micmon.yaml",
