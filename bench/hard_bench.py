@@ -128,7 +128,7 @@ CANDIDATE: dict[str, Any] = {
 DENSE_MAX: dict[str, Any] = {**CANDIDATE, "datagen_hop": 0.5, "pooling": "max"}
 DENSE_MAX_REFIT: dict[str, Any] = {**DENSE_MAX, "refit": True}
 #: With the room's own sounds re-mixed as negatives (the ninth round) and a floor for early
-#: stopping (the tenth): what `micmon train` did with no flags from the tenth round to the thirty-third.
+#: stopping (the tenth): what `micmon train` did with no flags from the tenth round until the thirty-fourth.
 BGMIX_FLOOR: dict[str, Any] = {**DENSE_MAX_REFIT, "augment_mix_background": 0.5, "warmup": 0.15}
 #: The wider network with the statistics of recorded windows and the refit's weight averaging
 #: (the thirteenth and fourteenth rounds), the base of its ensemble.
@@ -206,7 +206,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # ... with the copies' random gain widened from +/- 6 to +/- 12 dB: the thirtieth round's wolf
     # network learnt the howls' level (the level channel, reliable inside +/- 6 dB) and found 3 of
     # 66 howls 12 dB quieter; the relative channel ignores a gain, so this widens the level only;
-    # = what `micmon datagen` + `micmon train` do with no flags once the chime's pairs allow it
+    # = what `micmon datagen` + `micmon train` do with no flags since the thirty-fourth round
     "dense-max-refit-bgmix-floor-rlev-quiet-g12": {
         **BGMIX_FLOOR,
         "frontend": "relative+level",
