@@ -298,6 +298,29 @@ def test_every_variant_pins_what_it_trains_so_a_new_library_default_cannot_chang
     assert (named["frontend"], named["augment_gain_db"], named["quiet_negatives"]) == ("log", 6.0, 0.0)
 
 
+def test_the_default_variant_trains_what_micmon_train_does_with_no_flags(hard_bench: ModuleType) -> None:
+    """The bench's default variant and the library's training defaults are one recipe."""
+    from dataclasses import fields
+
+    from micmon.training import TrainingOptions
+
+    library = TrainingOptions()
+    variant = hard_bench.options(hard_bench.DEFAULT_VARIANT)
+
+    def same(a: object, b: object) -> bool:
+        return (tuple(a) if isinstance(a, list) else a) == (tuple(b) if isinstance(b, list) else b)
+
+    # what the README's flow passes on the command line: the features' own network and
+    # `micmon train --holdout-recordings 2`
+    flow = {"model_type": "cnn", "holdout_recordings": 2}
+    differ = {
+        f.name
+        for f in fields(TrainingOptions)
+        if f.name in variant and not same(variant[f.name], flow.get(f.name, getattr(library, f.name)))
+    }
+    assert not differ, f"{hard_bench.DEFAULT_VARIANT} differs from TrainingOptions() in {sorted(differ)}"
+
+
 def test_every_kept_run_can_be_judged_in_pairs() -> None:
     """bench/results/<run>/ (kept from the twenty-eighth round on) is read as hard_bench's output."""
     import json
