@@ -42,7 +42,10 @@ def test_classification_report_counts_and_undefined_figures() -> None:
         (dict(validation_split=1.0), "validation_split: must be in [0, 1), got 1.0"),
         (dict(class_weight="inverse"), "class_weight: must be one of balanced, none"),
         (dict(augment_mix_background=1.5), "augment_mix_background: must be in [0, 1], got 1.5"),
-        (dict(level_floor=True, frontend="log"), "level_floor: only the relative+level front end"),
+        (
+            dict(level_floor=True, frontend="log"),
+            "level_floor: only the relative+level front end has a level channel",
+        ),
     ],
 )
 def test_bad_options_name_the_parameter(options: dict, message: str) -> None:
