@@ -45,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import hard_corpus  # noqa: E402
 from _common import environment  # noqa: E402
 from micmon.detect import DEFAULT_HOP_FRACTION  # noqa: E402
+from micmon.evaluate import CALIBRATION_PREFER  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "out" / "hard_bench"
 BACKGROUND = "negative"
@@ -625,6 +626,7 @@ def run(
     *,
     retest: bool = False,
     hop_fraction: float = HOP_FRACTION,
+    prefer: str = "middle",
 ) -> dict[str, Any]:
     """Train (or, with `retest`, load the model saved before), calibrate and test one (task, seed,
     variant); return its figures."""
@@ -675,17 +677,20 @@ def run(
     model = Model.load(model_dir)
     hop = spec.window_seconds * hop_fraction
     row["hop_seconds"] = round(hop, 4)
+    row["calibration_prefer"] = prefer
     t0 = time.perf_counter()
     log(
         f"{task} seed {seed} {variant}: calibrating on {len(held_events) + len(held_room)} held-out "
         f"recordings ({row.get('train_seconds', 'saved model, no')} s training)"
     )
     held_scores = score(held_events + held_room, model, hop)
-    calibration = calibrate(held_scores, max_false_alarms_per_hour=MAX_FALSE_ALARMS_PER_HOUR)
+    calibration = calibrate(held_scores, max_false_alarms_per_hour=MAX_FALSE_ALARMS_PER_HOUR, prefer=prefer)
     # what `micmon evaluate --calibrate` does with no folder: the held-out recordings plus every
     # background recording, the ones training saw included
     cli_scores = held_scores + score(fit_room, model, hop)
-    cli_calibration = calibrate(cli_scores, max_false_alarms_per_hour=MAX_FALSE_ALARMS_PER_HOUR)
+    cli_calibration = calibrate(
+        cli_scores, max_false_alarms_per_hour=MAX_FALSE_ALARMS_PER_HOUR, prefer=prefer
+    )
     row["calibration"] = {k: v for k, v in calibration.to_dict().items() if k != "tradeoff"}
     row["detector"] = calibration.settings.to_dict()
     log(f"{task} seed {seed} {variant}: testing")
@@ -706,7 +711,7 @@ def run(
         )
         remixed = score([Path(m.directory.path) for m in mixes], model, hop)
     remix_calibration = calibrate(
-        cli_scores, max_false_alarms_per_hour=MAX_FALSE_ALARMS_PER_HOUR, remixed=remixed
+        cli_scores, max_false_alarms_per_hour=MAX_FALSE_ALARMS_PER_HOUR, remixed=remixed, prefer=prefer
     )
     row["cli_remix_calibration"] = cli_figures(
         remix_calibration, cli_scores + remixed, scored, corpus, forms, manifest, fit_room
@@ -921,6 +926,13 @@ def main(argv: list[str] | None = None) -> None:
         help=f"hop between scored windows, as a share of the window (default {HOP_FRACTION}, the monitor's)",
     )
     p.add_argument(
+        "--prefer",
+        default="middle",
+        choices=CALIBRATION_PREFER,
+        help="how calibration picks among the thresholds its audio cannot tell apart "
+        "(default middle, as micmon evaluate --calibrate)",
+    )
+    p.add_argument(
         "--table",
         default=None,
         metavar="DIR[,DIR]",
@@ -964,6 +976,7 @@ def main(argv: list[str] | None = None) -> None:
                             args.out,
                             retest=args.retest,
                             hop_fraction=args.hop_fraction,
+                            prefer=args.prefer,
                         ),
                     }
                 except Exception as exc:  # noqa: BLE001 - one failing run must not stop the others

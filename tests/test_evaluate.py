@@ -349,6 +349,32 @@ def test_calibration_takes_the_middle_of_the_thresholds_the_audio_cannot_tell_ap
         calibrate([rec], max_false_alarms_per_hour=1.0, prefer="median")
 
 
+def test_calibration_clear_keeps_the_threshold_above_the_rooms_nearest_lookalike() -> None:
+    # every threshold finds both events with 2 of 2 windows and no false alarm; the room recording
+    # (where the sound never plays) has one window at 0.55, a lookalike one window short of an alarm
+    events = _scores(600.0, 1.0, 2.0, high=[(100, 110), (200, 210)], runs=[(100, 110), (200, 210)])
+    events.scores[300] = (0.3, 0.7)  # a lone window in the events' own recording: not the room's
+    room = _scores(600.0, 1.0, 2.0, high=[], runs=[])
+    room.scores[50] = (0.45, 0.55)
+    grid, kn = (0.3, 0.5, 0.6, 0.8, 0.9), ((2, 2),)
+    middle = calibrate([events, room], max_false_alarms_per_hour=1.0, thresholds=grid, kn=kn)
+    clear = calibrate([events, room], max_false_alarms_per_hour=1.0, thresholds=grid, kn=kn, prefer="clear")
+    assert middle.settings.thresholds == {"positive": 0.6}
+    assert clear.met_budget and clear.chosen.event_recall == 1.0
+    assert clear.settings.thresholds == {"positive": 0.8}  # the middle of 0.6, 0.8, 0.9
+    # remixed room audio counts as room too
+    remix = _scores(600.0, 1.0, 2.0, high=[], runs=[])
+    remix.scores[70] = (0.15, 0.85)
+    remixed = calibrate(
+        [events, room], max_false_alarms_per_hour=1.0, thresholds=grid, kn=kn, prefer="clear", remixed=[remix]
+    )
+    assert remixed.settings.thresholds == {"positive": 0.9}
+    # a lookalike above every threshold leaves nothing clear of it: the middle, as by default
+    room.scores[50] = (0.05, 0.95)
+    loud = calibrate([events, room], max_false_alarms_per_hour=1.0, thresholds=grid, kn=kn, prefer="clear")
+    assert loud.settings.thresholds == {"positive": 0.6}
+
+
 def test_calibration_middle_is_taken_among_settings_within_the_budget_only() -> None:
     # a blip at 0.55 one hour in: thresholds 0.3 and 0.5 raise it (over a 0-per-hour budget), so
     # the range the audio cannot tell apart is 0.6-0.9 and its middle is 0.8

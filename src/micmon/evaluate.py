@@ -58,7 +58,7 @@ CALIBRATION_THRESHOLDS: tuple[float, ...] = (*_COARSE, 0.85, 0.9, 0.95, 0.98, 0.
 #: (k, n) pairs tried by `calibrate`: an event starts when k of the last n windows are above.
 CALIBRATION_KN: tuple[tuple[int, int], ...] = ((1, 1), (2, 2), (2, 3), (3, 3), (3, 4), (3, 5), (4, 6))
 #: How `calibrate` picks among thresholds the calibration audio cannot tell apart.
-CALIBRATION_PREFER: tuple[str, ...] = ("middle", "strict", "loose")
+CALIBRATION_PREFER: tuple[str, ...] = ("middle", "strict", "loose", "clear")
 #: A label's calibrated threshold rests on so few of its labelled events below this: calibration
 #: sets it just low enough to find them, which says little about the label's events to come.
 MIN_CALIBRATION_EVENTS = 3
@@ -913,7 +913,9 @@ def calibrate(
     thresholds the audio calibrated on cannot tell apart (same events found, same false alarms)
     form a range; `prefer` picks from it: "middle" (default) its middle threshold, which keeps a
     margin both ways, for sounds quieter than any heard and for lookalikes louder than any heard;
-    "strict" its highest; "loose" its lowest. Then the shorter median delay. When no setting
+    "strict" its highest; "loose" its lowest; "clear" the middle of those above every window
+    score the label got in recordings where it never sounds (the room's nearest lookalikes), or
+    the middle when none is. Then the shorter median delay. When no setting
     meets the budget the one with the fewest false alarms is returned with ``met_budget=False``.
     Other settings (min_dbfs, min_event_seconds, cooldown_seconds, targets) are kept from `base`.
     `remixed` (scored remixes of the room, `remix_background`) are calibrated on with the
@@ -950,6 +952,7 @@ def calibrate(
     targets = detector_targets(labels, base)
     hours = sum(r.hours for r in recordings)
     share = max_false_alarms_per_hour / len(targets)
+    clear = {label: _top_score_without(recordings, label) for label in targets}
 
     # per (k, n, m): per label: per threshold -> (found, runs, false alarms, delays)
     combos: list[tuple[int, int, int]] = [(k, n, m) for k, n in kn for m in m_values]
@@ -965,13 +968,15 @@ def calibrate(
             per_label[label] = rows
         table[(k, n, m)] = per_label
 
-    def pick(rows: list[_Row], budget: float) -> tuple[_Row, bool]:
+    def pick(rows: list[_Row], budget: float, label: str) -> tuple[_Row, bool]:
         ok = [r for r in rows if r[3] <= budget * hours + 1e-9]
         if ok:
             top = min(ok, key=lambda r: (-r[1], r[3], -r[0], _median(r[4])))
             if prefer == "strict":
                 return top, True
             tied = sorted((r for r in ok if (r[1], r[3]) == (top[1], top[3])), key=lambda r: r[0])
+            if prefer == "clear":
+                tied = [r for r in tied if r[0] > clear[label]] or tied
             return (tied[0] if prefer == "loose" else tied[len(tied) // 2]), True
         return min(rows, key=lambda r: (r[3], -r[1], -r[0])), False
 
@@ -994,7 +999,7 @@ def calibrate(
                     _median([d for r in rows for d in r[4]]),
                 )
             )
-        chosen = {label: pick(rows, share) for label, rows in per_label.items()}
+        chosen = {label: pick(rows, share, label) for label, rows in per_label.items()}
         rows = [c[0] for c in chosen.values()]
         candidates.append(
             (
@@ -1036,6 +1041,16 @@ def calibrate(
         {label: rows[0][2] for label, rows in table[combos[0]].items()},
         max(float(t) for t in thresholds),
     )
+
+
+def _top_score_without(recordings: Sequence[RecordingScores], label: str) -> float:
+    """Return the highest score `label` got in the recordings where it never sounds (-inf if none)."""
+    tops = [
+        float(np.max(r.scores[:, r.labels.index(label)]))
+        for r in recordings
+        if len(r.scores) and all(run.label != label for run in r.runs)
+    ]
+    return max(tops, default=-math.inf)
 
 
 def _mean_threshold(p: TradeoffPoint) -> float:
