@@ -43,7 +43,7 @@ demo: system venv
 bench-deps: system venv
 	$(APT) install -y --no-install-recommends $(BENCH_PACKAGES)
 
-# every benchmark that runs on its own defaults, in order (hard_level.py probes the networks
+# every benchmark that runs on its own defaults, in order (hard_level.py and hard_forms.py probe the networks
 # hard_bench.py saved); bench/hard_pairs.py compares output folders named on its command line;
 # bench/embedding_probe.py (issue 8's thirty-first round) needs a network fetched as its docstring says
 BENCH_SCRIPTS = accuracy_bench cli_bench datagen_bench monitor_bench predict_latency window_cost \
@@ -51,6 +51,7 @@ BENCH_SCRIPTS = accuracy_bench cli_bench datagen_bench monitor_bench predict_lat
 bench: bench-deps
 	for script in $(BENCH_SCRIPTS); do $(BIN)/python bench/$$script.py || exit 1; done
 	$(BIN)/python bench/hard_level.py --out bench/out/hard_bench --room
+	$(BIN)/python bench/hard_forms.py --out bench/out/hard_bench
 
 clean:
 	rm -rf $(VENV) micmon-demo .pytest_cache .ruff_cache

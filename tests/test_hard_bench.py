@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 
@@ -251,6 +252,40 @@ def _run_folder(out: Path, task: str, recall: float, fa: float, f1: float, level
     return str(out)
 
 
+def test_a_recording_is_delivered_again_in_each_format_and_rate_with_its_labels(tmp_path: Path) -> None:
+    import subprocess
+
+    hard_forms = bench_module("hard_forms")
+    folder = tmp_path / "rec_01"
+    folder.mkdir()
+    (folder / "labels.json").write_text('{"00:00": "negative", "00:01": "chime"}')
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=1000:duration=2:sample_rate=44100"]
+        + ["-ac", "2", str(folder / "audio.flac")],
+        check=True,
+    )
+    for fmt in ("mp3", "wav", "flac", "ogg"):
+        for rate in (16000, 48000):
+            copy = hard_forms.delivered_as(folder, fmt, rate, tmp_path / "scratch")
+            assert (copy / "labels.json").read_text() == (folder / "labels.json").read_text()
+            probe = subprocess.run(
+                ["ffprobe", "-v", "error", "-show_entries", "stream=codec_name,sample_rate,channels"]
+                + ["-of", "json", str(copy / f"audio.{fmt}")],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            stream = json.loads(probe.stdout)["streams"][0]
+            assert int(stream["sample_rate"]) == rate and stream["channels"] == 2  # channels as recorded
+    with pytest.raises(ValueError, match="aac"):
+        hard_forms.delivered_as(folder, "aac", 16000, tmp_path / "scratch")
+    assert hard_forms.spread({"mp3": 0.9, "wav": 0.75, "ogg": 1.0}) == 0.25
+    for bad in (["--rates", "16k"], ["--rates", "4000"], ["--formats", "aac"], []):
+        with pytest.raises(SystemExit) as stop:  # bad flags, or a folder hard_bench.py did not write
+            hard_forms.main(["--out", str(tmp_path), *bad])
+        assert stop.value.code == 2
+
+
 def test_pairs_are_judged_by_both_rules_on_their_means(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -344,8 +379,9 @@ def test_make_bench_runs_every_benchmark_script() -> None:
     assert listed is not None
     named = set(listed[1].replace("\\\n", " ").split())
     assert "bench/hard_level.py --out bench/out/hard_bench --room" in makefile
+    assert "bench/hard_forms.py --out bench/out/hard_bench" in makefile
     scripts = {p.stem for p in (root / "bench").glob("*.py") if "__main__" in p.read_text()}
-    # hard_level.py runs after the list on hard_bench.py's networks; hard_pairs.py needs folders named,
-    # embedding_probe.py a pretrained network downloaded by hand (a one-off probe, not a benchmark)
-    assert scripts - named == {"hard_level", "hard_pairs", "embedding_probe"}
+    # hard_level.py and hard_forms.py run after the list on hard_bench.py's networks; hard_pairs.py
+    # needs folders named, embedding_probe.py a pretrained network downloaded by hand (a one-off probe)
+    assert scripts - named == {"hard_level", "hard_forms", "hard_pairs", "embedding_probe"}
     assert named <= scripts
