@@ -952,7 +952,7 @@ def calibrate(
     targets = detector_targets(labels, base)
     hours = sum(r.hours for r in recordings)
     share = max_false_alarms_per_hour / len(targets)
-    clear = {label: _top_score_without(recordings, label) for label in targets}
+    clear = {label: _top_score_without(recordings, label) for label in targets} if prefer == "clear" else {}
 
     # per (k, n, m): per label: per threshold -> (found, runs, false alarms, delays)
     combos: list[tuple[int, int, int]] = [(k, n, m) for k, n in kn for m in m_values]
