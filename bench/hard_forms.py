@@ -8,7 +8,8 @@ format at each sample rate (the corpus's codecs and settings, and its low-pass c
 rate; channels as recorded), scored as `monitor` would and detected with the settings the CLI
 calibrated for that network (`cli_remix_calibration`: nothing is calibrated again). It prints event
 recall per format (over the rates), per rate (over the formats), each one's spread, and adds them
-to OUT/forms.json. The copies are made one at a time and removed once scored. Not run in CI.
+to OUT/forms.json (a network measured there in the same forms is not measured again). The copies
+are made one at a time and removed once scored. Not run in CI.
 
 Example: python bench/hard_forms.py --out bench/out/s35_tc
          python bench/hard_forms.py --out bench/out/s35_tc --formats wav,ogg --rates 16000,48000
@@ -133,11 +134,13 @@ def main(argv: list[str] | None = None) -> None:
         for key, row in results.items():
             if "cli_remix_calibration" not in row:  # a run that failed: nothing calibrated to test
                 continue
-            corpus = args.corpus or out.parent / "hard" / row["corpus"]
-            done[key] = form_figures(corpus, out, key, row, formats, rates)
-            tmp = saved.with_suffix(".json.tmp")
-            tmp.write_text(json.dumps(done, indent=1))
-            tmp.replace(saved)
+            wanted = {f"{fmt}/{rate}" for fmt in formats for rate in rates}
+            if set(done.get(key, {}).get("found", {})) != wanted:  # else measured before: kept
+                corpus = args.corpus or out.parent / "hard" / row["corpus"]
+                done[key] = form_figures(corpus, out, key, row, formats, rates)
+                tmp = saved.with_suffix(".json.tmp")
+                tmp.write_text(json.dumps(done, indent=1))
+                tmp.replace(saved)
             fig = done[key]
             print(
                 f"{out.name} {key}: by format "
