@@ -31,6 +31,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import hard_bench  # noqa: E402
 import hard_corpus  # noqa: E402
+from micmon._io import write_text_atomic  # noqa: E402
 from micmon.audio.directory import find_audio_file  # noqa: E402
 
 #: The corpus's microphone low-pass never reaches above this share of a recording's rate.
@@ -138,9 +139,7 @@ def main(argv: list[str] | None = None) -> None:
             if set(done.get(key, {}).get("found", {})) != wanted:  # else measured before: kept
                 corpus = args.corpus or out.parent / "hard" / row["corpus"]
                 done[key] = form_figures(corpus, out, key, row, formats, rates)
-                tmp = saved.with_suffix(".json.tmp")
-                tmp.write_text(json.dumps(done, indent=1))
-                tmp.replace(saved)
+                write_text_atomic(saved, json.dumps(done, indent=1))
             fig = done[key]
             print(
                 f"{out.name} {key}: by format "

@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
 import hard_bench  # noqa: E402
+from micmon._io import write_text_atomic  # noqa: E402
 from micmon.audio.directory import find_audio_file  # noqa: E402
 from micmon.features import dbfs  # noqa: E402
 
@@ -184,9 +185,7 @@ def main(argv: list[str] | None = None) -> None:
             done.setdefault(key, {}).update(
                 level_figures(corpus, out, key, row, levels, args.room, hush, Path(scratch.name))
             )
-            tmp = saved.with_suffix(".json.tmp")
-            tmp.write_text(json.dumps(done, indent=1))
-            tmp.replace(saved)
+            write_text_atomic(saved, json.dumps(done, indent=1))
             line = "  ".join(
                 f"{g}: {f['false_alarms_per_hour']} FA/h, top {f['top_score']}"
                 if g.startswith("hush-")
