@@ -106,6 +106,7 @@ def make_recording(
     labels: bool = True,
     positive: str = "positive",
     negative: str = "negative",
+    freq: float = BEEP_HZ,
 ) -> Path:
     """Write folder/audio.<fmt> (background with beeping events) and its labels.json; return the folder."""
     folder = Path(folder)
@@ -114,7 +115,7 @@ def make_recording(
     mapping: dict[str, str] = {"00:00": negative}
     for start, end in events:
         a, b = int(start * rate), int(end * rate)
-        signal[a:b] += beeps((b - a) / rate, rate)
+        signal[a:b] += beeps((b - a) / rate, rate, freq)
         mapping[_mmss(start)] = positive
         if end < seconds:
             mapping[_mmss(end)] = negative

@@ -118,7 +118,8 @@ class AudioConfig(Section):
     sample_rate: PositiveInt = Field(
         16000,
         description="Hz; audio is resampled to it (16 kHz: the band of speech, cries, alarms and "
-        "bells, familiar to band-limited files, and 3x cheaper than 44.1 kHz)",
+        "bells, familiar to band-limited files, and 3x cheaper than 44.1 kHz; it hears nothing above "
+        "8 kHz, so a high beep needs 44100, and datagen warns when a labelled sound lies there)",
     )
     channels: int = Field(
         1,

@@ -66,6 +66,7 @@ def test_datagen_jobs_refuse_and_force(
     for name in recordings:
         assert name in table
     assert "total" in table
+    assert "outside the band" not in result.stderr  # 3 kHz beeps: inside 20-8000 Hz
     first = (out / "sample_1.npz").read_bytes()
     assert_error(invoke(["datagen", cli_audio, out]), "sample_1.npz", "already exist", "--force")
     assert (out / "sample_1.npz").read_bytes() == first
@@ -154,3 +155,20 @@ def test_datagen_overlapping_windows(invoke, cli_audio: Path, isolated: Path) ->
     negative = one.labels.index("negative")
     assert np.sum(four.classes == four.labels.index("negative")) <= np.sum(one.classes == negative)
     assert four.spec is not None and four.spec.hop_seconds == 0.5
+
+
+def test_datagen_warns_of_a_sound_the_band_leaves_out(invoke, isolated: Path) -> None:
+    from helpers import make_recording
+
+    make_recording(
+        isolated / "audio" / "clock", seconds=30.0, events=((8.0, 16.0),), freq=9000.0, positive="alarm"
+    )
+    result = invoke(["datagen", "audio", "data"])  # the defaults: 16 kHz, nothing above 8 kHz
+    assert result.exit_code == 0, result.output
+    warning = " ".join(result.stderr.split())
+    assert "warning: label 'alarm'" in warning and "above 8000 Hz" in warning, warning
+    assert "audio.sample_rate: 44100" in warning and "--sample-rate" in warning
+    assert (isolated / "data" / "clock.npz").exists()  # a warning, not a refusal
+    result = invoke(["datagen", "audio", "data44", "--sample-rate", "44100"])
+    assert result.exit_code == 0, result.output
+    assert "outside the band" not in result.stderr

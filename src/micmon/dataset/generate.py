@@ -13,6 +13,7 @@ from pathlib import Path
 from micmon._io import check_writable_dir, expand_path
 from micmon.audio import AudioDirectory, AudioFile, probe_duration
 from micmon.batch import Batch
+from micmon.dataset.band import BandPower, label_band_power
 from micmon.dataset.writer import DatasetWriter
 from micmon.errors import AudioError, DatasetError, MicmonError, ParameterError
 from micmon.features import FeatureSpec
@@ -27,6 +28,8 @@ class FolderResult:
     seconds: float = 0.0
     counts: dict[str, int] = field(default_factory=dict)
     skipped: int = 0
+    #: per sound label, the power it adds below, inside and above the features' band
+    band: dict[str, BandPower] = field(default_factory=dict)
 
 
 @dataclass
@@ -202,11 +205,14 @@ def generate(
     batch: Batch | None = None,
     on_seconds: Callable[[float], None] | None = None,
     on_folder: Callable[[FolderResult | None], None] | None = None,
+    measure_band: bool = True,
 ) -> list[FolderResult]:
     """Write the dataset of every planned sample folder, `jobs` folders at a time.
 
     With `batch`, a folder that fails is reported there and the others go on (call
-    `batch.finish()` after); without, the first failure is raised.
+    `batch.finish()` after); without, the first failure is raised. With `measure_band`, each
+    result's `band` tells where its labelled sounds lie against the features' band
+    (`micmon.dataset.band.band_warnings` words the labels that lie mostly outside it).
     """
     if isinstance(jobs, bool) or not isinstance(jobs, int) or jobs < 1:
         raise ParameterError(f"jobs: must be at least 1, got {jobs!r}", parameter="jobs", value=jobs)
@@ -230,6 +236,14 @@ def generate(
                 on_seconds=counted,
             )
             result.seconds = work.durations[i]  # the recording's length, not its whole windows'
+            if measure_band:
+                result.band = label_band_power(
+                    work.folders[i],
+                    spec,
+                    background_labels or [],
+                    duration=work.durations[i],
+                    ffmpeg_bin=ffmpeg_bin,
+                )
         if on_folder is not None:
             on_folder(result)
         return result

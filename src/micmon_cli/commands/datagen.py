@@ -23,6 +23,7 @@ from micmon_cli.options import config_argument, config_option
 
 if TYPE_CHECKING:
     from micmon.dataset.generate import FolderResult
+    from micmon.features import FeatureSpec
 
 
 def _report(results: list[FolderResult], root: Path) -> None:
@@ -50,6 +51,17 @@ def _report(results: list[FolderResult], root: Path) -> None:
     )
     if results:
         console.info(f"wrote {len(results)} datasets to {results[0].output.parent}")
+
+
+def _warn_band(results: list[FolderResult], spec: FeatureSpec) -> None:
+    from micmon.dataset.band import BandPower, band_warnings
+
+    powers: dict[str, BandPower] = {}
+    for r in results:
+        for label, power in r.band.items():
+            powers[label] = powers.get(label, BandPower()) + power
+    for line in band_warnings(powers, spec):
+        console.warn(line)
 
 
 def datagen(
@@ -117,4 +129,5 @@ def datagen(
             on_folder=lambda _: bar.advance(task),
         )
     _report(results, root)
+    _warn_band(results, spec)
     batch.finish()
