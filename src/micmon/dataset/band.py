@@ -2,7 +2,8 @@
 
 A network only hears what the features keep: decoded at 16 kHz nothing above 8 kHz reaches it,
 and `low_freq` / `high_freq` narrow the band further. An alarm clock that beeps at 8.5 kHz,
-labelled and trained on at 16 kHz, leaves nothing to learn. `datagen` measures, for each label,
+labelled and trained on at 16 kHz, leaves the network only its faint remnants below 8 kHz, which
+talk or noise there can hide. `datagen` measures, for each label,
 the power its sound adds to the recording's background at each frequency (heard at a rate high
 enough to see past the features' band) and warns when most of it falls outside the band.
 """
@@ -168,7 +169,7 @@ def band_warnings(powers: Mapping[str, BandPower], spec: FeatureSpec) -> list[st
             fix, where = "lower features.low_freq (--low)", f"below {spec.low_freq:g} Hz"
         lines.append(
             f"label {label!r}: {share:.0%} of its sound lies {where}, outside the band the features "
-            f"analyse ({spec.low_freq:g}-{spec.high_freq:g} Hz at {spec.sample_rate} Hz), so the model "
-            f"cannot hear it; {fix} and run datagen again"
+            f"analyse ({spec.low_freq:g}-{spec.high_freq:g} Hz at {spec.sample_rate} Hz): the model hears "
+            f"only the rest, which other sounds in the band can hide; {fix} and run datagen again"
         )
     return lines
