@@ -97,3 +97,14 @@ def test_a_folder_without_sounds_or_labels_has_nothing_to_measure(tmp_path: Path
     (folder / "labels.json").write_text(json.dumps({"00:00": "negative"}))
     assert label_band_power(AudioDirectory(folder), spec, ["negative"], duration=10.0) == {}
     assert BandPower().outside_share == 0.0
+
+
+def test_a_sound_first_heard_after_the_head_is_found_by_a_seek(folders, monkeypatch) -> None:
+    from micmon.dataset import band
+
+    spec = FeatureSpec(sample_rate=16000, high_freq=8000)
+    whole = powers(folders[9000], spec)["alarm"]
+    monkeypatch.setattr(band, "HEAD_SECONDS", 5.0)  # the background's start is read, the alarms sought
+    sought = powers(folders[9000], spec)["alarm"]
+    assert sought.outside_share > 0.8  # one alarm against 5 s of background: a rougher figure
+    assert abs(sought.outside_share - whole.outside_share) < 0.1

@@ -27,6 +27,10 @@ FRAME = 4096
 #: Audio heard per label and sample folder at most, in seconds, and stretches read at most.
 MAX_SECONDS = 20.0
 MAX_STRETCHES = 12
+#: The stretches of a label within this many seconds of the start are read in one pass from the
+#: start; a label with none there is heard in its first stretch, found by a seek (each seek into a
+#: long mp3 costs about a tenth of a second, more than decoding the first two minutes).
+HEAD_SECONDS = 120.0
 #: A label is reported when more than this share of its sound lies outside the band.
 OUTSIDE_SHARE = 0.5
 
@@ -97,13 +101,15 @@ def _mean_spectrum(pieces: Iterable[np.ndarray]) -> tuple[np.ndarray, int]:
     return (total / frames if frames else total), frames
 
 
-def _capped(stretches: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
-    """Return up to MAX_STRETCHES of the stretches, spread over them, cut to MAX_SECONDS in all."""
-    if len(stretches) > MAX_STRETCHES:
-        picks = np.linspace(0, len(stretches) - 1, MAX_STRETCHES).round().astype(int)
-        stretches = [stretches[i] for i in sorted(set(picks.tolist()))]
-    each = MAX_SECONDS / max(1, len(stretches))
-    return [(start, min(end, start + max(each, FRAME / CHECK_RATE))) for start, end in stretches]
+def _picked(stretches: Sequence[tuple[float, float]]) -> list[tuple[float, float]]:
+    """Return the parts of a label's stretches to hear: within HEAD_SECONDS if any, else its first one.
+
+    At most MAX_STRETCHES stretches, in order, each cut so that they hold MAX_SECONDS in all."""
+    ordered = sorted(stretches)
+    head = [(a, min(b, HEAD_SECONDS)) for a, b in ordered if min(b, HEAD_SECONDS) - a >= FRAME / CHECK_RATE]
+    chosen = head[:MAX_STRETCHES] or ordered[:1]
+    each = MAX_SECONDS / len(chosen) if chosen else 0.0
+    return [(a, min(b, a + max(each, FRAME / CHECK_RATE))) for a, b in chosen]
 
 
 def label_band_power(
@@ -129,12 +135,20 @@ def label_band_power(
         return {}
     freqs = np.fft.rfftfreq(FRAME, 1 / CHECK_RATE)
     low, high = float(spec.low_freq), float(spec.high_freq)
-    picked = {label: _capped(stretches) for label, stretches in spans.items()}
+    picked = {label: _picked(stretches) for label, stretches in spans.items()}
     order = [(label, s) for label, stretches in picked.items() for s in stretches]
-    pieces = _read_stretches(str(directory.audio_file), [s for _, s in order], ffmpeg_bin)
-    heard = {
-        label: [x for (name, _), x in zip(order, pieces, strict=True) if name == label] for label in picked
-    }
+    in_head = [s for _, s in order if s[1] <= HEAD_SECONDS]
+    head_end = max((b for _, b in in_head), default=0.0)
+    seeks = [s for _, s in order if s[1] > HEAD_SECONDS]
+    read = _read_stretches(str(directory.audio_file), [(0.0, head_end)] * bool(in_head) + seeks, ffmpeg_bin)
+    whole = read[0] if in_head else np.zeros(0)
+    sought = iter(read[1:] if in_head else read)
+    heard: dict[str, list[np.ndarray]] = {label: [] for label in picked}
+    for label, (a, b) in order:
+        if b <= HEAD_SECONDS:
+            heard[label].append(whole[int(round(a * CHECK_RATE)) : int(round(b * CHECK_RATE))])
+        else:
+            heard[label].append(next(sought))
     background, counted = _mean_spectrum(heard.get("", []))
     out = {}
     for label in sounds:
