@@ -237,10 +237,7 @@ def default_spec() -> Any:
     """The FeatureSpec of a default micmon.yaml (the CLI's defaults: 16 kHz, 2 s, 40-band log-mel)."""
     from micmon_cli.config import Config
 
-    config = Config()
-    nyquist = config.audio.sample_rate / 2
-    config.features.high_freq = min(config.features.high_freq, nyquist)  # as the CLI does
-    return config.feature_spec()
+    return Config().feature_spec()  # an unset high_freq follows the rate, as the CLI does
 
 
 def default_model(retrain: bool = False) -> Path:
