@@ -161,12 +161,12 @@ def test_datagen_warns_of_a_sound_the_band_leaves_out(invoke, isolated: Path) ->
     from helpers import make_recording
 
     make_recording(
-        isolated / "audio" / "clock", seconds=30.0, events=((8.0, 16.0),), freq=9000.0, positive="alarm"
+        isolated / "audio" / "clock", seconds=30.0, events=((8.0, 16.0),), freq=9000.0, positive="[b]alarm"
     )
     result = invoke(["datagen", "audio", "data"])  # the defaults: 16 kHz, nothing above 8 kHz
     assert result.exit_code == 0, result.output
     warning = " ".join(result.stderr.split())
-    assert "warning: label 'alarm'" in warning and "above 8000 Hz" in warning, warning
+    assert "warning: label '[b]alarm'" in warning and "above 8000 Hz" in warning, warning  # not markup
     assert "audio.sample_rate: 44100" in warning and "--sample-rate" in warning
     assert (isolated / "data" / "clock.npz").exists()  # a warning, not a refusal
     result = invoke(["datagen", "audio", "data44", "--sample-rate", "44100"])
