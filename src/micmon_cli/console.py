@@ -63,7 +63,7 @@ def debug(message: str) -> None:
 
 def warn(message: str) -> None:
     """Print a warning on stderr (even with --quiet)."""
-    err.print(f"[yellow]warning:[/yellow] {message}", markup=True)
+    err.print(f"[yellow]warning:[/yellow] {_escape(message)}", markup=True)  # paths, labels: text
 
 
 def error(message: str) -> None:

@@ -54,8 +54,6 @@ def _report(results: list[FolderResult], root: Path) -> None:
 
 
 def _warn_band(results: list[FolderResult], spec: FeatureSpec) -> None:
-    from rich.markup import escape
-
     from micmon.dataset.band import BandPower, band_warnings
 
     powers: dict[str, BandPower] = {}
@@ -63,7 +61,7 @@ def _warn_band(results: list[FolderResult], spec: FeatureSpec) -> None:
         for label, power in r.band.items():
             powers[label] = powers.get(label, BandPower()) + power
     for line in band_warnings(powers, spec):
-        console.warn(escape(line))  # a label is the user's text, not markup
+        console.warn(line)
 
 
 def datagen(
