@@ -3,9 +3,9 @@
 A network only hears what the features keep: decoded at 16 kHz nothing above 8 kHz reaches it,
 and `low_freq` / `high_freq` narrow the band further. An alarm clock that beeps at 8.5 kHz,
 labelled and trained on at 16 kHz, leaves the network only its faint remnants below 8 kHz, which
-talk or noise there can hide. `datagen` measures, for each label,
-the power its sound adds to the recording's background at each frequency (heard at a rate high
-enough to see past the features' band) and warns when most of it falls outside the band.
+talk or noise there can hide. `datagen` measures, for each label, the power its sound adds to the
+recording's background at each frequency (heard at a rate high enough to see past the features'
+band) and warns when most of it falls outside the band.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ MAX_SECONDS = 20.0
 MAX_STRETCHES = 12
 #: The stretches of a label within this many seconds of the start are read in one pass from the
 #: start; a label with none there is heard in its first stretch, found by a seek (each seek into a
-#: long mp3 costs about a tenth of a second, more than decoding the first two minutes).
+#: long mp3 costs about a tenth of a second, about as much as decoding the first two minutes).
 HEAD_SECONDS = 120.0
 #: A label is reported when more than this share of its sound lies outside the band.
 OUTSIDE_SHARE = 0.5
