@@ -63,7 +63,8 @@ def debug(message: str) -> None:
 
 def warn(message: str) -> None:
     """Print a warning on stderr (even with --quiet)."""
-    err.print(f"[yellow]warning:[/yellow] {_escape(message)}", markup=True)  # paths, labels: text
+    # paths and labels are text, not markup; one line however long, as an error is (grep, logs)
+    err.print(f"[yellow]warning:[/yellow] {_escape(message)}", markup=True, soft_wrap=True)
 
 
 def error(message: str) -> None:

@@ -168,6 +168,8 @@ def test_datagen_warns_of_a_sound_the_band_leaves_out(invoke, isolated: Path) ->
     warning = " ".join(result.stderr.split())
     assert "warning: label '[b]alarm'" in warning and "above 8000 Hz" in warning, warning  # not markup
     assert "audio.sample_rate: 44100" in warning and "--sample-rate" in warning
+    [line] = [x for x in result.stderr.splitlines() if x.startswith("warning: label")]
+    assert line.endswith("run datagen again"), line  # one line however long, as an error
     assert (isolated / "data" / "clock.npz").exists()  # a warning, not a refusal
     result = invoke(["datagen", "audio", "data44", "--sample-rate", "44100"])
     assert result.exit_code == 0, result.output
