@@ -82,16 +82,9 @@ def audio_filters(channels: int, *before: str) -> list[str]:
 
 def pcm_output_args(sample_rate: int, channels: int) -> list[str]:
     """Return ffmpeg output arguments for raw signed 16-bit little-endian PCM on stdout."""
-    return [
-        "-vn",
-        *audio_filters(channels),
-        "-f",
-        "s16le",
-        "-acodec",
-        "pcm_s16le",
-        "-ar",
-        str(sample_rate),
-        "-ac",
-        str(channels),
-        "pipe:1",
-    ]
+    return ["-vn", *audio_filters(channels), *pcm_pipe_args(sample_rate, channels)]
+
+
+def pcm_pipe_args(sample_rate: int, channels: int) -> list[str]:
+    """Return the format part of `pcm_output_args` alone, for an output fed by a -filter_complex graph."""
+    return ["-f", "s16le", "-acodec", "pcm_s16le", "-ar", str(sample_rate), "-ac", str(channels), "pipe:1"]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from micmon.audio import AudioDirectory
-from micmon.audio.ffmpeg import MONO_FILTER, find_ffmpeg
+from micmon.audio.ffmpeg import MONO_FILTER, find_ffmpeg, pcm_pipe_args
 from micmon.features import FeatureSpec
 
 #: Rate the sound is heard at for this check: 48 kHz sees everything a microphone records.
@@ -75,7 +75,7 @@ def _read_stretches(path: str, stretches: Sequence[tuple[float, float]], ffmpeg_
         *("-hide_banner", "-nostdin", "-loglevel", "error"),
         *inputs,
         *("-filter_complex", graph, "-map", "[all]"),
-        *("-f", "s16le", "-acodec", "pcm_s16le", "-ar", str(CHECK_RATE), "-ac", "1", "pipe:1"),
+        *pcm_pipe_args(CHECK_RATE, 1),
     ]
     proc = subprocess.run(command, capture_output=True, check=False)
     if proc.returncode:  # advice only: datagen itself reports an unreadable recording
@@ -110,7 +110,7 @@ def _picked(stretches: Sequence[tuple[float, float]]) -> list[tuple[float, float
     ordered = sorted(stretches)
     head = [(a, min(b, HEAD_SECONDS)) for a, b in ordered if min(b, HEAD_SECONDS) - a >= FRAME / CHECK_RATE]
     chosen = head[:MAX_STRETCHES] or ordered[:1]
-    each = MAX_SECONDS / len(chosen) if chosen else 0.0
+    each = MAX_SECONDS / len(chosen)  # a label listed has at least one stretch
     return [(a, min(b, a + max(each, FRAME / CHECK_RATE))) for a, b in chosen]
 
 
