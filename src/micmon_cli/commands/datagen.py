@@ -88,7 +88,9 @@ def datagen(
     """Compute the features of every labelled window of every sample folder: one .npz each.
 
     Each sample folder under AUDIO_DIR (audio.mp3 + labels.json) becomes DATASETS_DIR/<name>.npz
-    holding the features, the label of each window and the feature settings.
+    holding the features, the label of each window and the feature settings. A label whose
+    sound lies mostly outside the analysed band (above 8 kHz at the default 16 kHz) gets a
+    warning naming the setting to change.
 
     Example: micmon datagen --low 250 --high 7500 --bins 100 ~/sound/audio ~/sound/data
     """
