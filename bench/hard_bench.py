@@ -139,6 +139,14 @@ WIDE_PLAINBN_AVG: dict[str, Any] = {
     "plain_batch_norm": True,
     "weight_averaging": 0.3,
 }
+#: The relative+level front end with +/- 12 dB of random gain and quiet-room negatives (the
+#: thirty-first to thirty-fourth rounds): what `micmon train` does with no flags since the thirty-fourth.
+RLEV_G12: dict[str, Any] = {
+    **BGMIX_FLOOR,
+    "frontend": "relative+level",
+    "quiet_negatives": 0.1,
+    "augment_gain_db": 12.0,
+}
 #: Variant name -> options that differ from DEFAULTS (add rows here to compare settings).
 VARIANTS: dict[str, dict[str, Any]] = {
     "default": {},
@@ -208,30 +216,16 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # network learnt the howls' level (the level channel, reliable inside +/- 6 dB) and found 3 of
     # 66 howls 12 dB quieter; the relative channel ignores a gain, so this widens the level only;
     # = what `micmon datagen` + `micmon train` do with no flags since the thirty-fourth round
-    "dense-max-refit-bgmix-floor-rlev-quiet-g12": {
-        **BGMIX_FLOOR,
-        "frontend": "relative+level",
-        "quiet_negatives": 0.1,
-        "augment_gain_db": 12.0,
-    },
+    "dense-max-refit-bgmix-floor-rlev-quiet-g12": RLEV_G12,
     # ... with the level channel floored at the quietest targets trained on (`level_floor`): the
     # thirty-first round's +/- 12 dB network found 17 of 66 howls 24 dB quieter, the relative
     # front end alone 44; below the floor only the relative channel tells a sound apart
-    "dense-max-refit-bgmix-floor-rlev-quiet-g12-lfloor": {
-        **BGMIX_FLOOR,
-        "frontend": "relative+level",
-        "quiet_negatives": 0.1,
-        "augment_gain_db": 12.0,
-        "level_floor": True,
-    },
+    "dense-max-refit-bgmix-floor-rlev-quiet-g12-lfloor": {**RLEV_G12, "level_floor": True},
     # ... with the wide network and batch-norm statistics of the windows as recorded: the
     # nineteenth round's largest gain on the wolf (recall +0.20 over six pairs), measured before
     # the relative+level front end; the thirty-seventh round puts the two together
     "dense-max-refit-bgmix-floor-rlev-quiet-g12-wide-plainbn": {
-        **BGMIX_FLOOR,
-        "frontend": "relative+level",
-        "quiet_negatives": 0.1,
-        "augment_gain_db": 12.0,
+        **RLEV_G12,
         "filters": (24, 48, 64),
         "plain_batch_norm": True,
     },
