@@ -82,7 +82,7 @@ class Recording:
 
     def command(self) -> list[str]:
         """Return the ffmpeg command line: the file plus an s16le copy on stdout for the meter."""
-        from micmon.audio.ffmpeg import audio_filters, find_ffmpeg
+        from micmon.audio.ffmpeg import audio_filters, find_ffmpeg, pcm_pipe_args
 
         # A synthetic lavfi source would run as fast as the CPU allows; -re makes it behave
         # like a device, so the meter and Ctrl-C work the same way.
@@ -121,13 +121,7 @@ class Recording:
             "0:a:0",
             *audio_filters(1, restamp),
             *limit,
-            "-ar",
-            str(METER_RATE),
-            "-ac",
-            "1",
-            "-f",
-            "s16le",
-            "pipe:1",
+            *pcm_pipe_args(METER_RATE, 1),
         ]
 
     def _read_levels(self, stdout: object) -> None:
