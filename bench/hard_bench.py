@@ -94,6 +94,7 @@ DEFAULTS: dict[str, Any] = {
     "augment_shift": 0.0,
     "augment_eq": 0.0,
     "augment_stretch": 0.0,
+    "mixup": 0.0,
     "quiet_negatives": 0.0,
     "plain_batch_norm": False,
     "filters": (16, 32, 48),
@@ -229,6 +230,11 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "filters": (24, 48, 64),
         "plain_batch_norm": True,
     },
+    # ... with mixup (`training.mixup: 0.5`): half as many mixes of two random training windows as
+    # there are windows, the label split by their shares (soft labels as loss weights); the
+    # thirty-eighth round asks whether a smoother boundary between the classes carries to calls
+    # of the animal the training never heard
+    "dense-max-refit-bgmix-floor-rlev-quiet-g12-mixup": {**RLEV_G12, "mixup": 0.5},
     "dense-max-refit-bgmix-floor-wide": {**BGMIX_FLOOR, "filters": (24, 48, 64)},
     "dense-max-refit-bgmix-floor-shift": {**BGMIX_FLOOR, "augment_shift": 0.5},
     # copies of the sounds played up to 1.25 times faster or slower (a longer howl, a quicker bark)

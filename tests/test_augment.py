@@ -8,7 +8,7 @@ import pytest
 from helpers import beep_windows
 from micmon.errors import ParameterError
 from micmon.features import FeatureSpec, compute_batch, from_power, to_power
-from micmon.model.augment import EQ_DB, EQ_TERMS, SHIFT_BANDS, STRETCH_FACTOR, augment
+from micmon.model.augment import EQ_DB, EQ_TERMS, SHIFT_BANDS, STRETCH_FACTOR, augment, mixup
 
 RATE = 16000
 BEEP_HZ = 3000.0
@@ -250,3 +250,39 @@ def test_quiet_room_windows_are_a_microphones_hiss_at_night() -> None:
     assert quiet_room_windows(stereo, 3).shape == (3, *stereo.shape)
     with pytest.raises(ParameterError, match="count"):
         quiet_room_windows(spec, -1)
+
+
+def test_mixup_sums_two_windows_at_their_shares_and_splits_the_label_by_them() -> None:
+    x, y = sounds_then_background(6, 6, seed=4)
+    mx, my, weights = mixup(x, y, spec=LOGMEL, count=200, rng=np.random.default_rng(5))
+    # the first 200 rows are the mixes; a mix of two classes has a second row (one per class),
+    # the same features, the other class, the weights the two shares (summing to 1); a mix
+    # within a class is one row of weight 1
+    assert len(my) == len(weights) == len(mx) > 240
+    flat = mx[:200].reshape(200, -1)
+    pairs = [int(np.flatnonzero((flat == row.reshape(-1)).all(axis=1))[0]) for row in mx[200:]]
+    assert len(set(pairs)) == len(pairs)
+    np.testing.assert_allclose(weights[pairs] + weights[200:], 1.0, atol=1e-6)
+    assert np.all(my[pairs] != my[200:])
+    single = np.setdiff1d(np.arange(200), pairs)
+    assert np.all(weights[single] == 1.0) and np.all((weights >= 0.0) & (weights <= 1.0))
+    # each mix is a sum of the two windows' powers, both brought to their common level first
+    gen = np.random.default_rng(6)
+    a, b = x[0], x[8]  # a beep and a background window
+    one, classes, share = mixup(np.stack([a, b]), np.array([1, 0]), spec=LOGMEL, count=1, rng=gen)
+    pa, pb = to_power(a, "log"), to_power(b, "log")
+    s = share[0] if classes[0] == 1 else share[1]  # the beep's share of the mix
+    la, lb = pa.mean(), pb.mean()
+    expected = (s * pa / la + (1 - s) * pb / lb) * np.sqrt(la * lb)
+    np.testing.assert_allclose(to_power(one[0], "log"), expected, rtol=1e-3)
+    assert sorted(classes.tolist()) == [0, 1]
+
+
+def test_mixup_of_nothing_and_bad_alpha() -> None:
+    x, y = sounds_then_background(2, 2, seed=7)
+    mx, my, weights = mixup(x, y, spec=LOGMEL, count=0)
+    assert mx.shape == (0, *LOGMEL.shape) and my.shape == weights.shape == (0,)
+    with pytest.raises(ParameterError, match="alpha: must be > 0"):
+        mixup(x, y, spec=LOGMEL, count=3, alpha=0.0)
+    with pytest.raises(ParameterError, match="count: must be an integer >= 0"):
+        mixup(x, y, spec=LOGMEL, count=-1)

@@ -42,6 +42,7 @@ def test_classification_report_counts_and_undefined_figures() -> None:
         (dict(validation_split=1.0), "validation_split: must be in [0, 1), got 1.0"),
         (dict(class_weight="inverse"), "class_weight: must be one of balanced, none"),
         (dict(augment_mix_background=1.5), "augment_mix_background: must be in [0, 1], got 1.5"),
+        (dict(mixup=-0.1), "mixup: must be in [0, 1], got -0.1"),
         (
             dict(level_floor=True, frontend="log"),
             "level_floor: only the relative+level front end has a level channel",
@@ -409,6 +410,43 @@ def test_quiet_negatives_are_a_nights_hiss_trained_as_background() -> None:
     model = train(data, opts).model
     assert float(model.scores(hiss_x)[:, 0].max()) < 0.2
     assert float(model.scores(claps_x)[:, 0].min()) > 0.9
+
+
+def test_mixup_adds_mixes_with_soft_labels_as_loss_weights_and_still_learns_the_sound() -> None:
+    from micmon.dataset import Dataset
+    from micmon.features import FeatureSpec
+    from micmon.model.augment import mixup
+    from micmon.model.model import balanced_class_weights
+    from micmon.training import _with_mixup
+
+    spec = FeatureSpec(sample_rate=16000, window_seconds=0.5, high_freq=8000.0, feature="logmel")
+    rng = np.random.default_rng(4)
+    x = rng.normal(-4.0, 0.3, size=(80, *spec.shape)).astype(np.float32)
+    y = np.array([0] * 20 + [1] * 60)  # a quarter of the windows hold the sound
+    x[y == 0, :, 10:14] += 2.0  # the sound: a band of energy
+    labels = ["beep", "negative"]
+    data = [
+        Dataset(x[::2], y[::2], labels=labels, spec=spec, name="a"),
+        Dataset(x[1::2], y[1::2], labels=labels, spec=spec, name="b"),
+    ]
+    opts = _one_plain_fit(epochs=8, mixup=0.5, augment=False, seed=2)
+    combined = Dataset.combine(data, 0.0)
+    grown, weight = _with_mixup(combined, spec, labels, opts)
+    again = np.random.default_rng([2, 27])
+    mx, my, share = mixup(combined.train_samples, combined.train_classes, spec=spec, count=40, rng=again)
+    # the 80 windows as they were, then 40 mixes (a second row for each mix of two classes)
+    assert len(grown.train_samples) == len(weight) == 80 + len(mx)
+    np.testing.assert_array_equal(grown.train_samples[80:], mx)
+    np.testing.assert_array_equal(grown.train_classes[80:], my)
+    per_class = balanced_class_weights(combined.train_classes, 2)  # counted before the mixes
+    assert per_class[0] == pytest.approx(2.0) and per_class[1] == pytest.approx(2 / 3)
+    expected = np.array([per_class[int(c)] for c in grown.train_classes])
+    expected[80:] *= share
+    np.testing.assert_allclose(weight, expected, rtol=1e-6)
+    # a network trained with the mixes still tells the sound from the rest (less sure: soft labels)
+    model = train(data, opts).model
+    scores = model.scores(x)[:, 0]
+    assert scores[y == 0].min() > 0.6 and scores[y == 1].max() < 0.4
 
 
 def test_relative_with_level_frontend_learns_what_only_the_level_tells_apart() -> None:

@@ -100,6 +100,10 @@ class TrainingOptions:
     augment_stretch : float in [0, 1]
         Share of the copies of sounds played up to 1.25 times faster or slower (a longer howl,
         a quicker bark).
+    mixup : float in [0, 1]
+        cnn only: mixes of two random training windows added, this many per training window
+        (0: off): their powers summed at a random share each (`micmon.model.augment.mixup`), the
+        label split between the two classes by the same shares (soft labels, as loss weights).
     augment_mix_background : float in [0, 1]
         Share of the copies of background windows that get another background window mixed in:
         the room's own sounds heard again under other talk and at other levels, as negatives
@@ -182,6 +186,7 @@ class TrainingOptions:
     augment_shift: float = 0.0
     augment_eq: float = 0.0
     augment_stretch: float = 0.0
+    mixup: float = 0.0
     augment_mix_background: float = 0.5
     quiet_negatives: float = 0.1
     patience: int = 5
@@ -229,6 +234,7 @@ class TrainingOptions:
             "augment_shift",
             "augment_eq",
             "augment_stretch",
+            "mixup",
             "augment_mix_background",
             "quiet_negatives",
         ):
@@ -527,6 +533,9 @@ def _fit(
             )
             callbacks.append(stopper)
         augmented = _with_quiet_negatives(_augmented(dataset, kind, opts), spec, labels, opts)
+        weights: dict[str, Any] = {}
+        if kind == "cnn" and opts.mixup:
+            augmented, weights["sample_weight"] = _with_mixup(augmented, spec, labels, opts)
         if kind == "cnn" and opts.level_floor and before == 0:
             _set_level_floor(model, augmented, labels, opts)
         averager = None
@@ -537,9 +546,10 @@ def _fit(
             augmented,
             epochs=epochs,
             batch_size=opts.batch_size,
-            class_weight="balanced" if opts.class_weight == "balanced" else None,
+            class_weight="balanced" if opts.class_weight == "balanced" and not weights else None,
             callbacks=callbacks,
             validation=validation,
+            **weights,
         )
         if averager is not None:  # the batch-norm statistics were gathered under the raw weights
             _recompute_batch_statistics(model.keras_model, augmented.train_samples, opts.batch_size)
@@ -706,6 +716,34 @@ def _with_quiet_negatives(
         np.concatenate([data.train_samples, quiet.astype(data.train_samples.dtype)]),
         np.concatenate([data.train_classes, classes]),
     )
+
+
+def _with_mixup(
+    data: Dataset, spec: FeatureSpec, labels: list[str], opts: TrainingOptions
+) -> tuple[Dataset, np.ndarray]:
+    """Return `data` with `mixup` mixes per training window added, and every training row's loss
+    weight: its class's balanced weight (counted before the mixes) times its share of the mix."""
+    from micmon.model.augment import mixup
+    from micmon.model.model import balanced_class_weights
+
+    classes = np.asarray(data.train_classes, dtype=np.int64)
+    count = int(round(len(classes) * opts.mixup))
+    x, y, share = mixup(
+        data.train_samples, classes, spec=spec, count=count, rng=np.random.default_rng([opts.seed, 27])
+    )
+    rows = np.concatenate([classes, y])
+    per_class = (
+        balanced_class_weights(classes, len(labels))
+        if opts.class_weight == "balanced"
+        else dict.fromkeys(range(len(labels)), 1.0)
+    )
+    weight = np.array([per_class[int(c)] for c in rows], dtype=np.float32)
+    weight[len(classes) :] *= share
+    mixed = data.with_training(
+        np.concatenate([data.train_samples, x.astype(data.train_samples.dtype)]),
+        rows.astype(np.asarray(data.train_classes).dtype),
+    )
+    return mixed, weight
 
 
 def _with_hard_negatives(

@@ -281,6 +281,13 @@ class TrainingConfig(Section):
         description="share of the copies of sounds played up to 1.25 times faster or slower "
         "(a longer howl, a quicker bark)",
     )
+    mixup: float = Field(
+        _TRAINING.mixup,
+        ge=0.0,
+        le=1.0,
+        description="mixes of two random training windows added, this many per training window, "
+        "the label split between them by their shares of the mix (0: off)",
+    )
     augment_mix_background: float = Field(
         _TRAINING.augment_mix_background,
         ge=0.0,

@@ -161,6 +161,58 @@ def augment(
     return np.concatenate(out_x), np.concatenate(out_y)
 
 
+#: Mixup: the share of a mixed window's energy that comes from its first window is drawn from
+#: Beta(MIXUP_ALPHA, MIXUP_ALPHA): most mixes are mostly one window, some are half and half.
+MIXUP_ALPHA = 0.4
+
+
+def mixup(
+    features: np.ndarray,
+    classes: np.ndarray,
+    *,
+    spec: FeatureSpec,
+    count: int,
+    rng: np.random.Generator | int | None = 0,
+    alpha: float = MIXUP_ALPHA,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Return `count` mixes of two random windows each, with a class and a loss weight per row.
+
+    Each mix sums the two windows' powers, each brought to their common (geometric mean) level
+    and weighted by its share (`share` ~ Beta(alpha, alpha) for the first, 1 - share for the
+    second): two sounds heard at once, each as loud as its share of the mix. A mix of two
+    classes is two rows with the same features, one per class, weighted by the classes' shares
+    (the loss of a soft label); a mix within one class is one row of weight 1.
+    Returns (features, classes, weights); `classes` are indices (N,).
+    """
+    _check_count(count)
+    if alpha <= 0:
+        raise ParameterError(f"alpha: must be > 0, got {alpha!r}", parameter="alpha", value=alpha)
+    x = np.asarray(features)
+    y = np.asarray(classes)
+    index = y.argmax(axis=1) if y.ndim == 2 else y.astype(np.int64)
+    empty = (np.zeros((0, *x.shape[1:]), np.float32), np.zeros(0, np.int64), np.zeros(0, np.float32))
+    if count == 0 or len(x) < 2:
+        return empty
+    gen = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    first = gen.integers(0, len(x), size=count)
+    second = (first + gen.integers(1, len(x), size=count)) % len(x)  # never the same window
+    share = gen.beta(alpha, alpha, size=count)
+    a, b = to_power(x[first], spec.scale), to_power(x[second], spec.scale)
+    axes = tuple(range(1, a.ndim))
+    level_a = np.maximum(a.mean(axis=axes, keepdims=True), 1e-30)
+    level_b = np.maximum(b.mean(axis=axes, keepdims=True), 1e-30)
+    expand = (slice(None),) + (None,) * (a.ndim - 1)
+    common = np.sqrt(level_a * level_b)
+    mixed = (share[expand] * a / level_a + (1.0 - share[expand]) * b / level_b) * common
+    mixed_x = from_power(mixed, spec.scale).astype(np.float32)
+    same = index[first] == index[second]
+    other = np.flatnonzero(~same)
+    out_x = np.concatenate([mixed_x, mixed_x[other]])
+    out_y = np.concatenate([index[first], index[second][other]])
+    weights = np.concatenate([np.where(same, 1.0, share), 1.0 - share[other]]).astype(np.float32)
+    return out_x, out_y, weights
+
+
 def _band_limit(power: np.ndarray, spec: FeatureSpec, rows: np.ndarray, gen: np.random.Generator) -> None:
     """Attenuate, in place, the bands above a random cutoff of each selected window."""
     centres = band_centres(spec)
