@@ -52,6 +52,7 @@ bench: bench-deps
 	for script in $(BENCH_SCRIPTS); do $(BIN)/python bench/$$script.py || exit 1; done
 	$(BIN)/python bench/hard_level.py --out bench/out/hard_bench --room
 	$(BIN)/python bench/hard_forms.py --out bench/out/hard_bench
+	$(BIN)/python bench/hard_instances.py --out bench/out/hard_bench
 
 clean:
 	rm -rf $(VENV) micmon-demo .pytest_cache .ruff_cache

@@ -380,8 +380,25 @@ def test_make_bench_runs_every_benchmark_script() -> None:
     named = set(listed[1].replace("\\\n", " ").split())
     assert "bench/hard_level.py --out bench/out/hard_bench --room" in makefile
     assert "bench/hard_forms.py --out bench/out/hard_bench" in makefile
+    assert "bench/hard_instances.py --out bench/out/hard_bench" in makefile
     scripts = {p.stem for p in (root / "bench").glob("*.py") if "__main__" in p.read_text()}
-    # hard_level.py and hard_forms.py run after the list on hard_bench.py's networks; hard_pairs.py
+    # hard_level.py, hard_forms.py and hard_instances.py run after the list on hard_bench.py's
+    # networks; hard_pairs.py
     # needs folders named, embedding_probe.py a pretrained network downloaded by hand (a one-off probe)
-    assert scripts - named == {"hard_level", "hard_forms", "hard_pairs", "embedding_probe"}
+    assert scripts - named == {"hard_level", "hard_forms", "hard_instances", "hard_pairs", "embedding_probe"}
     assert named <= scripts
+
+
+def test_an_events_instances_are_named_by_what_tells_them_apart() -> None:
+    hard_instances = bench_module("hard_instances")
+    wolf = [
+        {"instances": ["wolf-hit-2.ogg", "wolf-die-3.ogg", "wolf-hit-2.ogg"]},
+        {"instances": ["wolf-growl-4.ogg"]},
+    ]
+    prefix = hard_instances.common_prefix(wolf)
+    assert prefix == "wolf-"
+    assert [hard_instances.instance_set(e, prefix) for e in wolf] == ["die-3+hit-2", "growl-4"]
+    scream = [{"instances": ["human-female-hit-2.ogg"]}, {"instances": ["human-female-die-2.ogg"]}]
+    assert hard_instances.common_prefix(scream) == "human-female-"
+    assert hard_instances.common_prefix([{"instances": ["bat-hit-3.ogg"]}]) == "bat-"
+    assert hard_instances.common_prefix([{"instances": ["applause.ogg"]}]) == ""
