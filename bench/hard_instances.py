@@ -9,7 +9,15 @@ instances an event is made of, how many such events were found and the median of
 score: what the network hears as the sound and what it does not. The totals reproduce
 `cli_remix_calibration.event_recall`.
 
+With `--alone`, each network also hears every recording of the task's sounds (the training
+side's and the test side's instances) and of its lookalikes alone: no talk, no other sound, at
+the talker's level (-26 dBFS active) over the corpus's noise floor, starting at a tenth and at
+two fifths of a window; it prints the sound's mean score and the label the network picks. A call
+the network misses alone is a new instance it does not recognise; one it hears alone but misses
+in the corpus is lost to the talk, the level or the calibrated threshold.
+
 Example: python bench/hard_instances.py --out bench/out/s37_w0 bench/out/s37_w1
+         python bench/hard_instances.py --out bench/out/s37_s1 --alone
 """
 
 from __future__ import annotations
@@ -27,6 +35,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
 import hard_bench  # noqa: E402
+import hard_corpus  # noqa: E402
+
+#: Where `--alone` starts a call in the window (shares of the window).
+ALONE_OFFSETS = (0.1, 0.4)
 
 
 def instance_set(event: dict[str, Any], prefix: str) -> str:
@@ -81,11 +93,58 @@ def run_instances(corpus: Path, out: Path, key: str, row: dict[str, Any]) -> dic
     }
 
 
+def alone_scores(out: Path, key: str) -> list[dict[str, Any]]:
+    """Score every instance of the task's sounds and every lookalike alone; one row per recording."""
+    from micmon.features import compute_batch
+    from micmon.model import Model
+
+    variant, task, seed = key.split("/")
+    model = Model.load(hard_bench.model_path(out, variant, task, int(seed)))
+    spec = model.spec
+    if spec is None:
+        raise SystemExit(f"{out}: the saved model of {key} has no feature spec")
+    n = spec.window_samples
+    params = hard_corpus.Params()
+    floor = 10 ** (params.noise_dbfs / 20) * np.random.default_rng(0).standard_normal(n)
+    definition = hard_corpus.TASKS[task]
+    played: list[tuple[str, Path, str]] = []
+    for label, (train, test) in definition.classes.items():
+        played += [(label, path, "train") for path in train] + [(label, path, "test") for path in test]
+    played += [("", path, "lookalike") for path in definition.lookalikes]
+    played += [("", path, "lookalike, test only") for path in definition.test_only]
+    rows = []
+    for label, path, side in played:
+        call = hard_corpus.at_level(hard_corpus.decode(path, spec.sample_rate), params.speech_dbfs)
+        windows = []
+        for offset in ALONE_OFFSETS:
+            window = floor.copy()
+            start = int(offset * n)
+            part = call[: n - start]
+            window[start : start + len(part)] += part
+            windows.append(np.clip(window * 32767, -32768, 32767).astype(np.int16))
+        scores = model.scores(compute_batch(np.stack(windows), spec))
+        targets = [label] if label else [t for t in model.labels if t != hard_bench.BACKGROUND]
+        best = max(targets, key=lambda t: float(scores[:, model.labels.index(t)].mean()))
+        rows.append(
+            {
+                "label": label or "(lookalike)",
+                "recording": path.name,
+                "side": side,
+                "seconds": round(len(call) / spec.sample_rate, 2),
+                "class": best,
+                "score": round(float(scores[:, model.labels.index(best)].mean()), 4),
+                "picked": [model.labels[i] for i in scores.argmax(axis=1)],
+            }
+        )
+    return rows
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Print, for every saved run under each OUT, what it finds per set of instances."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, nargs="+", required=True, help="hard_bench.py output folders")
     p.add_argument("--corpus", type=Path, default=None, help="the corpus (default: OUT/../hard/<digest>)")
+    p.add_argument("--alone", action="store_true", help="also score each recording of the sounds alone")
     args = p.parse_args(argv)
     for out in args.out:
         if not (out / "results.json").is_file():
@@ -99,6 +158,14 @@ def main(argv: Sequence[str] | None = None) -> None:
             for name, v in figures.items():
                 counts = f"{v['found']:3d} / {v['events']:3d}"
                 print(f"  {name:40s} {counts}   median peak score {v['median_peak']:.3f}")
+            if args.alone:
+                print("  alone: each recording, its sound's score (a lookalike: the likeliest sound's)")
+                for r in alone_scores(out, key):
+                    picked = "/".join(r["picked"])
+                    print(
+                        f"    {r['label']:12s} {r['recording']:26s} {r['side']:21s} {r['seconds']:5.2f} s"
+                        f"  {r['class']} {r['score']:.3f}  (picked {picked})"
+                    )
 
 
 if __name__ == "__main__":
