@@ -419,6 +419,25 @@ def recordings(corpus: Path, task: str, seed: int, opts: dict[str, Any]) -> dict
     }
 
 
+def add_saved_run_arguments(p: argparse.ArgumentParser) -> None:
+    """Add --out (hard_bench.py output folders) and --corpus to a script that reads saved runs."""
+    p.add_argument("--out", type=Path, nargs="+", required=True, help="hard_bench.py output folders")
+    p.add_argument("--corpus", type=Path, default=None, help="the corpus (default: OUT/../hard/<digest>)")
+
+
+def saved_results(p: argparse.ArgumentParser, out: Path) -> dict[str, Any]:
+    """Return the runs saved in OUT/results.json; stop with an error naming OUT if there are none."""
+    if not (out / "results.json").is_file():
+        p.error(f"--out {out}: no results.json there (not a hard_bench.py output folder)")
+    results: dict[str, Any] = json.loads((out / "results.json").read_text())
+    return results
+
+
+def run_corpus(corpus: Path | None, out: Path, row: dict[str, Any]) -> Path:
+    """The corpus a saved run was measured on: `corpus` if given, else OUT/../hard/<its digest>."""
+    return corpus or out.parent / "hard" / row["corpus"]
+
+
 def model_path(out: Path, variant: str, task: str, seed: int) -> Path:
     """Return where a run's network is saved."""
     return out / "models" / variant / task / f"seed{seed}"

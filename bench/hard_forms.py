@@ -112,8 +112,7 @@ def form_figures(
 def main(argv: list[str] | None = None) -> None:
     """Deliver every saved network's test recordings in each form; print and save the figures."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, nargs="+", required=True, help="hard_bench.py output folders")
-    p.add_argument("--corpus", type=Path, default=None, help="the corpus (default: OUT/../hard/<digest>)")
+    hard_bench.add_saved_run_arguments(p)
     p.add_argument("--formats", default=",".join(hard_corpus.FORMATS), help="comma-separated formats")
     p.add_argument("--rates", default=",".join(map(str, hard_corpus.RATES)), help="comma-separated rates, Hz")
     args = p.parse_args(argv)
@@ -127,9 +126,7 @@ def main(argv: list[str] | None = None) -> None:
     if not rates or min(rates) < 8000:
         p.error(f"--rates: {args.rates!r}: give at least one rate, each at least 8000 Hz")
     for out in args.out:
-        if not (out / "results.json").is_file():
-            p.error(f"--out {out}: no results.json there (not a hard_bench.py output folder)")
-        results = json.loads((out / "results.json").read_text())
+        results = hard_bench.saved_results(p, out)
         saved = out / "forms.json"
         done = json.loads(saved.read_text()) if saved.exists() else {}
         for key, row in results.items():
@@ -137,7 +134,7 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             wanted = {f"{fmt}/{rate}" for fmt in formats for rate in rates}
             if set(done.get(key, {}).get("found", {})) != wanted:  # else measured before: kept
-                corpus = args.corpus or out.parent / "hard" / row["corpus"]
+                corpus = hard_bench.run_corpus(args.corpus, out, row)
                 done[key] = form_figures(corpus, out, key, row, formats, rates)
                 write_text_atomic(saved, json.dumps(done, indent=1))
             fig = done[key]

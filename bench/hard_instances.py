@@ -142,15 +142,12 @@ def alone_scores(out: Path, key: str) -> list[dict[str, Any]]:
 def main(argv: Sequence[str] | None = None) -> None:
     """Print, for every saved run under each OUT, what it finds per set of instances."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, nargs="+", required=True, help="hard_bench.py output folders")
-    p.add_argument("--corpus", type=Path, default=None, help="the corpus (default: OUT/../hard/<digest>)")
+    hard_bench.add_saved_run_arguments(p)
     p.add_argument("--alone", action="store_true", help="also score each recording of the sounds alone")
     args = p.parse_args(argv)
     for out in args.out:
-        if not (out / "results.json").is_file():
-            p.error(f"--out {out}: no results.json there (not a hard_bench.py output folder)")
-        for key, row in json.loads((out / "results.json").read_text()).items():
-            corpus = args.corpus or out.parent / "hard" / row["corpus"]
+        for key, row in hard_bench.saved_results(p, out).items():
+            corpus = hard_bench.run_corpus(args.corpus, out, row)
             figures = run_instances(corpus, out, key, row)
             found = sum(v["found"] for v in figures.values())
             events = sum(v["events"] for v in figures.values())

@@ -155,8 +155,7 @@ def level_figures(
 def main(argv: list[str] | None = None) -> None:
     """Score every saved network under each OUT at each level; print and save the figures."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", type=Path, nargs="+", required=True, help="hard_bench.py output folders")
-    p.add_argument("--corpus", type=Path, default=None, help="the corpus (default: OUT/../hard/<digest>)")
+    hard_bench.add_saved_run_arguments(p)
     p.add_argument("--levels", default="-12,0,12", help="comma-separated gains in dB")
     p.add_argument("--room", action="store_true", help="false alarms on the test room audio at each level")
     p.add_argument(
@@ -174,13 +173,11 @@ def main(argv: list[str] | None = None) -> None:
         p.error(f"--levels: {args.levels!r} is not a comma-separated list of numbers")
     scratch = tempfile.TemporaryDirectory(prefix="hard-hush-")  # the generated rooms, made once
     for out in args.out:
-        if not (out / "results.json").is_file():
-            p.error(f"--out {out}: no results.json there (not a hard_bench.py output folder)")
-        results = json.loads((out / "results.json").read_text())
+        results = hard_bench.saved_results(p, out)
         saved = out / "level.json"
         done = json.loads(saved.read_text()) if saved.exists() else {}
         for key, row in results.items():
-            corpus = args.corpus or out.parent / "hard" / row["corpus"]
+            corpus = hard_bench.run_corpus(args.corpus, out, row)
             # levels measured before are kept: a later call with other --levels adds to them
             done.setdefault(key, {}).update(
                 level_figures(corpus, out, key, row, levels, args.room, hush, Path(scratch.name))
