@@ -438,6 +438,13 @@ def run_corpus(corpus: Path | None, out: Path, row: dict[str, Any]) -> Path:
     return corpus or out.parent / "hard" / row["corpus"]
 
 
+def event_found(detections: Sequence[Any], event: dict[str, Any]) -> bool:
+    """Whether a detection of the event's label overlaps a corpus event (a manifest entry)."""
+    return any(
+        d.label == event["label"] and d.start < event["end"] and event["start"] < d.end for d in detections
+    )
+
+
 def model_path(out: Path, variant: str, task: str, seed: int) -> Path:
     """Return where a run's network is saved."""
     return out / "models" / variant / task / f"seed{seed}"
@@ -762,9 +769,7 @@ def run(
     for rec in report.recordings:
         rel = corpus_name(rec.scores.path, corpus)
         for ev in forms[rel]["events"] if rel in forms else []:
-            hit = any(
-                d.label == ev["label"] and d.start < ev["end"] and ev["start"] < d.end for d in rec.detections
-            )
+            hit = event_found(rec.detections, ev)
             bucket = snr_bucket(ev["snr_db"])
             by_snr.setdefault(bucket, [0, 0])
             by_snr[bucket][0] += int(hit)

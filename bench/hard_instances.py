@@ -56,16 +56,24 @@ def common_prefix(events: Sequence[dict[str, Any]]) -> str:
     return shared[: shared.rfind("-") + 1]
 
 
-def run_instances(corpus: Path, out: Path, key: str, row: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Return {label/instance set: found, events, median peak score} for one saved run."""
-    from micmon.detect import DetectorSettings
-    from micmon.evaluate import evaluate_scores, score_recording
+def run_model(out: Path, key: str) -> Any:
+    """Load the network a saved run ("variant/task/seed") trained."""
     from micmon.model import Model
 
     variant, task, seed = key.split("/")
-    manifest = json.loads((corpus / "manifest.json").read_text())
     model = Model.load(hard_bench.model_path(out, variant, task, int(seed)))
-    window = model.spec.window_seconds if model.spec is not None else 0.0
+    if model.spec is None:
+        raise SystemExit(f"{out}: the saved model of {key} has no feature spec")
+    return model
+
+
+def run_instances(corpus: Path, model: Any, task: str, row: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Return {label/instance set: found, events, median peak score} for one saved run's `model`."""
+    from micmon.detect import DetectorSettings
+    from micmon.evaluate import evaluate_scores, score_recording
+
+    manifest = json.loads((corpus / "manifest.json").read_text())
+    window = model.spec.window_seconds
     settings = DetectorSettings.from_dict(row["cli_remix_calibration"]["detector"])
     figures: dict[str, list[Any]] = {}
     tests = manifest["tasks"][task]["test"]
@@ -75,10 +83,7 @@ def run_instances(corpus: Path, out: Path, key: str, row: dict[str, Any]) -> dic
         scored = score_recording(corpus / rec["path"], model, hop=row["hop_seconds"])
         detections = evaluate_scores([scored], settings).recordings[0].detections
         for event in rec["events"]:
-            found = any(
-                d.label == event["label"] and d.start < event["end"] and event["start"] < d.end
-                for d in detections
-            )
+            found = hard_bench.event_found(detections, event)
             inside = (scored.times + window > event["start"]) & (scored.times < event["end"])
             column = scored.labels.index(event["label"])
             peak = float(scored.scores[inside, column].max()) if inside.any() else 0.0
@@ -93,16 +98,11 @@ def run_instances(corpus: Path, out: Path, key: str, row: dict[str, Any]) -> dic
     }
 
 
-def alone_scores(out: Path, key: str) -> list[dict[str, Any]]:
+def alone_scores(model: Any, task: str) -> list[dict[str, Any]]:
     """Score every instance of the task's sounds and every lookalike alone; one row per recording."""
     from micmon.features import compute_batch
-    from micmon.model import Model
 
-    variant, task, seed = key.split("/")
-    model = Model.load(hard_bench.model_path(out, variant, task, int(seed)))
     spec = model.spec
-    if spec is None:
-        raise SystemExit(f"{out}: the saved model of {key} has no feature spec")
     n = spec.window_samples
     params = hard_corpus.Params()
     floor = 10 ** (params.noise_dbfs / 20) * np.random.default_rng(0).standard_normal(n)
@@ -148,7 +148,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     for out in args.out:
         for key, row in hard_bench.saved_results(p, out).items():
             corpus = hard_bench.run_corpus(args.corpus, out, row)
-            figures = run_instances(corpus, out, key, row)
+            model, task = run_model(out, key), key.split("/")[1]
+            figures = run_instances(corpus, model, task, row)
             found = sum(v["found"] for v in figures.values())
             events = sum(v["events"] for v in figures.values())
             print(f"{out} {key}: {found} of {events} events found as the CLI calibrates")
@@ -157,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 print(f"  {name:40s} {counts}   median peak score {v['median_peak']:.3f}")
             if args.alone:
                 print("  alone: each recording, its sound's score (a lookalike: the likeliest sound's)")
-                for r in alone_scores(out, key):
+                for r in alone_scores(model, task):
                     picked = "/".join(r["picked"])
                     print(
                         f"    {r['label']:12s} {r['recording']:26s} {r['side']:21s} {r['seconds']:5.2f} s"
