@@ -235,6 +235,9 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # thirty-eighth round asks whether a smoother boundary between the classes carries to calls
     # of the animal the training never heard
     "dense-max-refit-bgmix-floor-rlev-quiet-g12-mixup": {**RLEV_G12, "mixup": 0.5},
+    # ... with half as many mixes (`training.mixup: 0.25`): the thirty-ninth round asks whether a milder
+    # share keeps the chime's and the horn's quiet events that 0.5 lost
+    "dense-max-refit-bgmix-floor-rlev-quiet-g12-mixup25": {**RLEV_G12, "mixup": 0.25},
     "dense-max-refit-bgmix-floor-wide": {**BGMIX_FLOOR, "filters": (24, 48, 64)},
     "dense-max-refit-bgmix-floor-shift": {**BGMIX_FLOOR, "augment_shift": 0.5},
     # copies of the sounds played up to 1.25 times faster or slower (a longer howl, a quicker bark)
