@@ -453,6 +453,13 @@ def model_path(out: Path, variant: str, task: str, seed: int) -> Path:
     return out / "models" / variant / task / f"seed{seed}"
 
 
+def saved_model(out: Path, row: dict[str, Any]) -> Any:
+    """Load the network a saved run (a results.json row) trained."""
+    from micmon.model import Model
+
+    return Model.load(model_path(out, row["variant"], row["task"], int(row["seed"])))
+
+
 def score(folders: Sequence[Path], model: Any, hop: float) -> list[Any]:
     """Score every folder through the model (LiteRT) as `monitor` would."""
     from micmon.evaluate import score_recording

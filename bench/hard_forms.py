@@ -76,10 +76,9 @@ def form_figures(
     """Return event recall of one saved network for each (format, rate), and by format and by rate."""
     from micmon.detect import DetectorSettings
     from micmon.evaluate import evaluate_scores, score_recording
-    from micmon.model import Model
 
     variant, task, seed = row["variant"], row["task"], int(row["seed"])
-    model = Model.load(hard_bench.model_path(out, variant, task, seed))
+    model = hard_bench.saved_model(out, row)
     settings = DetectorSettings.from_dict(row["cli_remix_calibration"]["detector"])
     folders = hard_bench.recordings(corpus, task, seed, hard_bench.options(variant))["test_events"]
     found: dict[tuple[str, int], tuple[int, int]] = {}

@@ -56,12 +56,9 @@ def common_prefix(events: Sequence[dict[str, Any]]) -> str:
     return shared[: shared.rfind("-") + 1]
 
 
-def run_model(out: Path, key: str) -> Any:
-    """Load the network a saved run ("variant/task/seed") trained."""
-    from micmon.model import Model
-
-    variant, task, seed = key.split("/")
-    model = Model.load(hard_bench.model_path(out, variant, task, int(seed)))
+def run_model(out: Path, key: str, row: dict[str, Any]) -> Any:
+    """Load the network a saved run trained; stop if it has no feature spec."""
+    model = hard_bench.saved_model(out, row)
     if model.spec is None:
         raise SystemExit(f"{out}: the saved model of {key} has no feature spec")
     return model
@@ -148,8 +145,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     for out in args.out:
         for key, row in hard_bench.saved_results(p, out).items():
             corpus = hard_bench.run_corpus(args.corpus, out, row)
-            model, task = run_model(out, key), key.split("/")[1]
-            figures = run_instances(corpus, model, task, row)
+            model = run_model(out, key, row)
+            figures = run_instances(corpus, model, row["task"], row)
             found = sum(v["found"] for v in figures.values())
             events = sum(v["events"] for v in figures.values())
             print(f"{out} {key}: {found} of {events} events found as the CLI calibrates")
@@ -158,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 print(f"  {name:40s} {counts}   median peak score {v['median_peak']:.3f}")
             if args.alone:
                 print("  alone: each recording, its sound's score (a lookalike: the likeliest sound's)")
-                for r in alone_scores(model, task):
+                for r in alone_scores(model, row["task"]):
                     picked = "/".join(r["picked"])
                     print(
                         f"    {r['label']:12s} {r['recording']:26s} {r['side']:21s} {r['seconds']:5.2f} s"

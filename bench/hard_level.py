@@ -113,10 +113,9 @@ def level_figures(
     """Return event recall (and room false alarms an hour) of one saved network at each level and hush."""
     from micmon.detect import DetectorSettings
     from micmon.evaluate import detector_targets, evaluate_scores, score_recording
-    from micmon.model import Model
 
     variant, task, seed = row["variant"], row["task"], int(row["seed"])
-    model = Model.load(hard_bench.model_path(out, variant, task, seed))
+    model = hard_bench.saved_model(out, row)
     settings = DetectorSettings.from_dict(row["cli_remix_calibration"]["detector"])
     folders = hard_bench.recordings(corpus, task, seed, hard_bench.options(variant))
     hop = row["hop_seconds"]
