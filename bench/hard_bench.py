@@ -239,7 +239,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     # share keeps the chime's and the horn's quiet events that 0.5 lost
     "dense-max-refit-bgmix-floor-rlev-quiet-g12-mixup25": {**RLEV_G12, "mixup": 0.25},
     # ... with both the wide network with recorded statistics and mixup: the thirty-seventh and
-    # thirty-eighth rounds each raised the wolf's mean ceiling from 0.62 to 0.72 on different seeds;
+    # thirty-eighth rounds each raised the wolf's mean ceiling from 0.62 to 0.72 (seeds 0 and 1);
     # the fortieth asks whether the two together hear more new calls than either
     "dense-max-refit-bgmix-floor-rlev-quiet-g12-wide-plainbn-mixup": {
         **RLEV_G12,
