@@ -16,8 +16,12 @@ two fifths of a window; it prints the sound's mean score and the label the netwo
 the network misses alone is a new instance it does not recognise; one it hears alone but misses
 in the corpus is lost to the talk, the level or the calibrated threshold.
 
+With `--misses`, it also lists every test event the network does not find, with its recording's
+format and rate, the event's target-to-speech ratio and its peak score.
+
 Example: python bench/hard_instances.py --out bench/out/s37_w0 bench/out/s37_w1
          python bench/hard_instances.py --out bench/out/s37_s1 --alone
+         python bench/hard_instances.py --out bench/out/s39_c0 --misses
 """
 
 from __future__ import annotations
@@ -64,8 +68,14 @@ def run_model(out: Path, key: str, row: dict[str, Any]) -> Any:
     return model
 
 
-def run_instances(corpus: Path, model: Any, task: str, row: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    """Return {label/instance set: found, events, median peak score} for one saved run's `model`."""
+def run_instances(
+    corpus: Path, model: Any, task: str, row: dict[str, Any], misses: list[dict[str, Any]] | None = None
+) -> dict[str, dict[str, Any]]:
+    """Return {label/instance set: found, events, median peak score} for one saved run's `model`.
+
+    With `misses`, each test event it does not find is appended to it: its recording, format, rate,
+    start, target-to-speech ratio, number of calls and peak score.
+    """
     from micmon.detect import DetectorSettings
     from micmon.evaluate import evaluate_scores, score_recording
 
@@ -89,6 +99,18 @@ def run_instances(corpus: Path, model: Any, task: str, row: dict[str, Any]) -> d
             entry[0] += int(found)
             entry[1] += 1
             entry[2].append(peak)
+            if misses is not None and not found:
+                misses.append(
+                    {
+                        "recording": rec["path"],
+                        "format": rec["format"],
+                        "rate": rec["rate"],
+                        "start": event["start"],
+                        "snr_db": event["snr_db"],
+                        "calls": len(event["instances"]),
+                        "peak": peak,
+                    }
+                )
     return {
         name: {"found": f, "events": n, "median_peak": round(float(np.median(peaks)), 4)}
         for name, (f, n, peaks) in sorted(figures.items())
@@ -141,18 +163,27 @@ def main(argv: Sequence[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     hard_bench.add_saved_run_arguments(p)
     p.add_argument("--alone", action="store_true", help="also score each recording of the sounds alone")
+    p.add_argument("--misses", action="store_true", help="also list every test event not found")
     args = p.parse_args(argv)
     for out in args.out:
         for key, row in hard_bench.saved_results(p, out).items():
             corpus = hard_bench.run_corpus(args.corpus, out, row)
             model = run_model(out, key, row)
-            figures = run_instances(corpus, model, row["task"], row)
+            misses: list[dict[str, Any]] = []
+            figures = run_instances(corpus, model, row["task"], row, misses)
             found = sum(v["found"] for v in figures.values())
             events = sum(v["events"] for v in figures.values())
             print(f"{out} {key}: {found} of {events} events found as the CLI calibrates")
             for name, v in figures.items():
                 counts = f"{v['found']:3d} / {v['events']:3d}"
                 print(f"  {name:40s} {counts}   median peak score {v['median_peak']:.3f}")
+            if args.misses:
+                print("  missed: recording, format, rate, start, target-to-speech dB, calls, peak score")
+                for m in misses:
+                    print(
+                        f"    {m['recording']:24s} {m['format']:4s} {m['rate']:6d} Hz {m['start']:7.1f} s"
+                        f"  {m['snr_db']:6.1f} dB  {m['calls']} calls  peak {m['peak']:.3f}"
+                    )
             if args.alone:
                 print("  alone: each recording, its sound's score (a lookalike: the likeliest sound's)")
                 for r in alone_scores(model, row["task"]):
