@@ -69,7 +69,7 @@ def run_model(out: Path, key: str, row: dict[str, Any]) -> Any:
 
 
 def run_instances(
-    corpus: Path, model: Any, task: str, row: dict[str, Any], misses: list[dict[str, Any]] | None = None
+    corpus: Path, model: Any, row: dict[str, Any], misses: list[dict[str, Any]] | None = None
 ) -> dict[str, dict[str, Any]]:
     """Return {label/instance set: found, events, median peak score} for one saved run's `model`.
 
@@ -83,7 +83,7 @@ def run_instances(
     window = model.spec.window_seconds
     settings = DetectorSettings.from_dict(row["cli_remix_calibration"]["detector"])
     figures: dict[str, list[Any]] = {}
-    tests = manifest["tasks"][task]["test"]
+    tests = manifest["tasks"][row["task"]]["test"]
     events = [event for rec in tests for event in rec["events"]]
     prefixes = {e["label"]: common_prefix([x for x in events if x["label"] == e["label"]]) for e in events}
     for rec in tests:
@@ -170,7 +170,7 @@ def main(argv: Sequence[str] | None = None) -> None:
             corpus = hard_bench.run_corpus(args.corpus, out, row)
             model = run_model(out, key, row)
             misses: list[dict[str, Any]] = []
-            figures = run_instances(corpus, model, row["task"], row, misses)
+            figures = run_instances(corpus, model, row, misses)
             found = sum(v["found"] for v in figures.values())
             events = sum(v["events"] for v in figures.values())
             print(f"{out} {key}: {found} of {events} events found as the CLI calibrates")
