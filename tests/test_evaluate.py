@@ -362,6 +362,17 @@ def test_calibration_clear_keeps_the_threshold_above_the_rooms_nearest_lookalike
     assert middle.settings.thresholds == {"positive": 0.6}
     assert clear.met_budget and clear.chosen.event_recall == 1.0
     assert clear.settings.thresholds == {"positive": 0.8}  # the middle of 0.6, 0.8, 0.9
+    edge = calibrate(
+        [events, room], max_false_alarms_per_hour=1.0, thresholds=grid, kn=kn, prefer="clear-loose"
+    )
+    assert edge.met_budget and edge.settings.thresholds == {"positive": 0.6}  # the lowest above 0.55
+    room.scores[50] = (0.65, 0.35)  # a fainter lookalike: "clear-loose" goes down to just above it
+    edge = calibrate(
+        [events, room], max_false_alarms_per_hour=1.0, thresholds=grid, kn=kn, prefer="clear-loose"
+    )
+    loose = calibrate([events, room], max_false_alarms_per_hour=1.0, thresholds=grid, kn=kn, prefer="loose")
+    assert edge.settings.thresholds == {"positive": 0.5} and loose.settings.thresholds == {"positive": 0.3}
+    room.scores[50] = (0.45, 0.55)
     # remixed room audio counts as room too
     remix = _scores(600.0, 1.0, 2.0, high=[], runs=[])
     remix.scores[70] = (0.15, 0.85)
@@ -373,6 +384,10 @@ def test_calibration_clear_keeps_the_threshold_above_the_rooms_nearest_lookalike
     room.scores[50] = (0.05, 0.95)
     loud = calibrate([events, room], max_false_alarms_per_hour=1.0, thresholds=grid, kn=kn, prefer="clear")
     assert loud.settings.thresholds == {"positive": 0.6}
+    loud_edge = calibrate(
+        [events, room], max_false_alarms_per_hour=1.0, thresholds=grid, kn=kn, prefer="clear-loose"
+    )
+    assert loud_edge.settings.thresholds == {"positive": 0.6}
 
 
 def test_calibration_middle_is_taken_among_settings_within_the_budget_only() -> None:

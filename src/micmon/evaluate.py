@@ -58,7 +58,7 @@ CALIBRATION_THRESHOLDS: tuple[float, ...] = (*_COARSE, 0.85, 0.9, 0.95, 0.98, 0.
 #: (k, n) pairs tried by `calibrate`: an event starts when k of the last n windows are above.
 CALIBRATION_KN: tuple[tuple[int, int], ...] = ((1, 1), (2, 2), (2, 3), (3, 3), (3, 4), (3, 5), (4, 6))
 #: How `calibrate` picks among thresholds the calibration audio cannot tell apart.
-CALIBRATION_PREFER: tuple[str, ...] = ("middle", "strict", "loose", "clear")
+CALIBRATION_PREFER: tuple[str, ...] = ("middle", "strict", "loose", "clear", "clear-loose")
 #: A label's calibrated threshold rests on so few of its labelled events below this: calibration
 #: sets it just low enough to find them, which says little about the label's events to come.
 MIN_CALIBRATION_EVENTS = 3
@@ -915,7 +915,8 @@ def calibrate(
     margin both ways, for sounds quieter than any heard and for lookalikes louder than any heard;
     "strict" its highest; "loose" its lowest; "clear" the middle of those above every window
     score the label got in recordings where it never sounds (the room's nearest lookalikes), or
-    the middle when none is. Then the shorter median delay. When no setting
+    the middle when none is; "clear-loose" the lowest of those above (the middle when none is).
+    Then the shorter median delay. When no setting
     meets the budget the one with the fewest false alarms is returned with ``met_budget=False``.
     Other settings (min_dbfs, min_event_seconds, cooldown_seconds, targets) are kept from `base`.
     `remixed` (scored remixes of the room, `remix_background`) are calibrated on with the
@@ -952,7 +953,11 @@ def calibrate(
     targets = detector_targets(labels, base)
     hours = sum(r.hours for r in recordings)
     share = max_false_alarms_per_hour / len(targets)
-    clear = {label: _top_score_without(recordings, label) for label in targets} if prefer == "clear" else {}
+    clear = (
+        {label: _top_score_without(recordings, label) for label in targets}
+        if prefer in ("clear", "clear-loose")
+        else {}
+    )
 
     # per (k, n, m): per label: per threshold -> (found, runs, false alarms, delays)
     combos: list[tuple[int, int, int]] = [(k, n, m) for k, n in kn for m in m_values]
@@ -975,8 +980,11 @@ def calibrate(
             if prefer == "strict":
                 return top, True
             tied = sorted((r for r in ok if (r[1], r[3]) == (top[1], top[3])), key=lambda r: r[0])
-            if prefer == "clear":
-                tied = [r for r in tied if r[0] > clear[label]] or tied
+            if prefer in ("clear", "clear-loose"):
+                above = [r for r in tied if r[0] > clear[label]]
+                if above and prefer == "clear-loose":
+                    return above[0], True
+                tied = above or tied
             return (tied[0] if prefer == "loose" else tied[len(tied) // 2]), True
         return min(rows, key=lambda r: (r[3], -r[1], -r[0])), False
 
