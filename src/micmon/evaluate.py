@@ -59,6 +59,8 @@ CALIBRATION_THRESHOLDS: tuple[float, ...] = (*_COARSE, 0.85, 0.9, 0.95, 0.98, 0.
 CALIBRATION_KN: tuple[tuple[int, int], ...] = ((1, 1), (2, 2), (2, 3), (3, 3), (3, 4), (3, 5), (4, 6))
 #: How `calibrate` picks among thresholds the calibration audio cannot tell apart.
 CALIBRATION_PREFER: tuple[str, ...] = ("middle", "strict", "loose", "clear", "clear-loose")
+#: The `prefer` values that keep the threshold above the room's nearest lookalike.
+_ABOVE_ROOM: tuple[str, ...] = ("clear", "clear-loose")
 #: A label's calibrated threshold rests on so few of its labelled events below this: calibration
 #: sets it just low enough to find them, which says little about the label's events to come.
 MIN_CALIBRATION_EVENTS = 3
@@ -954,9 +956,7 @@ def calibrate(
     hours = sum(r.hours for r in recordings)
     share = max_false_alarms_per_hour / len(targets)
     clear = (
-        {label: _top_score_without(recordings, label) for label in targets}
-        if prefer in ("clear", "clear-loose")
-        else {}
+        {label: _top_score_without(recordings, label) for label in targets} if prefer in _ABOVE_ROOM else {}
     )
 
     # per (k, n, m): per label: per threshold -> (found, runs, false alarms, delays)
@@ -980,7 +980,7 @@ def calibrate(
             if prefer == "strict":
                 return top, True
             tied = sorted((r for r in ok if (r[1], r[3]) == (top[1], top[3])), key=lambda r: r[0])
-            if prefer in ("clear", "clear-loose"):
+            if prefer in _ABOVE_ROOM:
                 above = [r for r in tied if r[0] > clear[label]]
                 if above and prefer == "clear-loose":
                     return above[0], True
