@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import wave
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -388,6 +389,29 @@ def test_calibration_clear_keeps_the_threshold_above_the_rooms_nearest_lookalike
         [events, room], max_false_alarms_per_hour=1.0, thresholds=grid, kn=kn, prefer="clear-loose"
     )
     assert loud_edge.settings.thresholds == {"positive": 0.6}
+
+
+def test_calibration_auto_loosens_a_one_label_detector_and_keeps_the_middle_for_several() -> None:
+    # the room's nearest lookalike scores 0.35: one label watched, "auto" is "clear-loose" (0.5, the
+    # lowest threshold above it); a second label watched too, "auto" is the middle (0.6), as by default
+    events = _scores(600.0, 1.0, 2.0, high=[(100, 110), (200, 210)], runs=[(100, 110), (200, 210)])
+    room = _scores(600.0, 1.0, 2.0, high=[], runs=[])
+    room.scores[50] = (0.65, 0.35)
+    grid, kn = (0.3, 0.5, 0.6, 0.8, 0.9), ((2, 2),)
+    one = calibrate([events, room], max_false_alarms_per_hour=1.0, thresholds=grid, kn=kn, prefer="auto")
+    assert one.met_budget and one.chosen.event_recall == 1.0
+    assert one.settings.thresholds == {"positive": 0.5}
+
+    def with_alarm(rec: RecordingScores) -> RecordingScores:
+        scores = np.column_stack([rec.scores, np.zeros(len(rec.times))])
+        return replace(rec, labels=(*LABELS, "alarm"), scores=scores)
+
+    three = [with_alarm(events), with_alarm(room)]
+    several = calibrate(three, max_false_alarms_per_hour=1.0, thresholds=grid, kn=kn, prefer="auto")
+    middle = calibrate(three, max_false_alarms_per_hour=1.0, thresholds=grid, kn=kn)
+    assert several.settings.thresholds == middle.settings.thresholds
+    assert set(several.settings.targets) == {"positive", "alarm"}
+    assert several.settings.thresholds["positive"] == 0.6
 
 
 def test_calibration_middle_is_taken_among_settings_within_the_budget_only() -> None:

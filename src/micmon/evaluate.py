@@ -58,7 +58,7 @@ CALIBRATION_THRESHOLDS: tuple[float, ...] = (*_COARSE, 0.85, 0.9, 0.95, 0.98, 0.
 #: (k, n) pairs tried by `calibrate`: an event starts when k of the last n windows are above.
 CALIBRATION_KN: tuple[tuple[int, int], ...] = ((1, 1), (2, 2), (2, 3), (3, 3), (3, 4), (3, 5), (4, 6))
 #: How `calibrate` picks among thresholds the calibration audio cannot tell apart.
-CALIBRATION_PREFER: tuple[str, ...] = ("middle", "strict", "loose", "clear", "clear-loose")
+CALIBRATION_PREFER: tuple[str, ...] = ("middle", "strict", "loose", "clear", "clear-loose", "auto")
 #: The `prefer` values that keep the threshold above the room's nearest lookalike.
 _ABOVE_ROOM: tuple[str, ...] = ("clear", "clear-loose")
 #: A label's calibrated threshold rests on so few of its labelled events below this: calibration
@@ -917,7 +917,8 @@ def calibrate(
     margin both ways, for sounds quieter than any heard and for lookalikes louder than any heard;
     "strict" its highest; "loose" its lowest; "clear" the middle of those above every window
     score the label got in recordings where it never sounds (the room's nearest lookalikes), or
-    the middle when none is; "clear-loose" the lowest of those above (the middle when none is).
+    the middle when none is; "clear-loose" the lowest of those above (the middle when none is);
+    "auto" "clear-loose" for a detector watching one label and "middle" for one watching several.
     Then the shorter median delay. When no setting
     meets the budget the one with the fewest false alarms is returned with ``met_budget=False``.
     Other settings (min_dbfs, min_event_seconds, cooldown_seconds, targets) are kept from `base`.
@@ -953,6 +954,8 @@ def calibrate(
     base = base or DetectorSettings()
     labels = recordings[0].labels
     targets = detector_targets(labels, base)
+    if prefer == "auto":
+        prefer = "clear-loose" if len(targets) == 1 else "middle"
     hours = sum(r.hours for r in recordings)
     share = max_false_alarms_per_hour / len(targets)
     clear = (
