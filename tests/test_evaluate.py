@@ -401,6 +401,9 @@ def test_calibration_auto_loosens_a_one_label_detector_and_keeps_the_middle_for_
     one = calibrate([events, room], max_false_alarms_per_hour=1.0, thresholds=grid, kn=kn, prefer="auto")
     assert one.met_budget and one.chosen.event_recall == 1.0
     assert one.settings.thresholds == {"positive": 0.5}
+    # no room heard (every recording holds the sound): nothing to be clear of, the middle
+    alone = calibrate([events], max_false_alarms_per_hour=1.0, thresholds=grid, kn=kn, prefer="auto")
+    assert alone.settings.thresholds == {"positive": 0.6}
 
     def with_alarm(rec: RecordingScores) -> RecordingScores:
         scores = np.column_stack([rec.scores, np.zeros(len(rec.times))])

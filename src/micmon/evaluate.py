@@ -918,7 +918,8 @@ def calibrate(
     "strict" its highest; "loose" its lowest; "clear" the middle of those above every window
     score the label got in recordings where it never sounds (the room's nearest lookalikes), or
     the middle when none is; "clear-loose" the lowest of those above (the middle when none is);
-    "auto" "clear-loose" for a detector watching one label and "middle" for one watching several.
+    "auto" "clear-loose" for a detector watching one label, calibrated with audio of the room (a
+    recording where it never sounds), else "middle".
     Then the shorter median delay. When no setting
     meets the budget the one with the fewest false alarms is returned with ``met_budget=False``.
     Other settings (min_dbfs, min_event_seconds, cooldown_seconds, targets) are kept from `base`.
@@ -955,7 +956,8 @@ def calibrate(
     labels = recordings[0].labels
     targets = detector_targets(labels, base)
     if prefer == "auto":
-        prefer = "clear-loose" if len(targets) == 1 else "middle"
+        one = len(targets) == 1 and _top_score_without(recordings, targets[0]) > -math.inf
+        prefer = "clear-loose" if one else "middle"
     hours = sum(r.hours for r in recordings)
     share = max_false_alarms_per_hour / len(targets)
     clear = (
