@@ -533,11 +533,12 @@ def _fit(
             )
             callbacks.append(stopper)
         augmented = _with_quiet_negatives(_augmented(dataset, kind, opts), spec, labels, opts)
+        unmixed = augmented
         weights: dict[str, Any] = {}
         if kind == "cnn" and opts.mixup:
             augmented, weights["sample_weight"] = _with_mixup(augmented, spec, labels, opts)
         if kind == "cnn" and opts.level_floor and before == 0:
-            _set_level_floor(model, augmented, labels, opts)
+            _set_level_floor(model, augmented, unmixed, labels, opts)
         averager = None
         if opts.weight_averaging and stopper is None:
             averager = _weight_averager(opts.weight_averaging)
@@ -569,16 +570,19 @@ def _fit(
     return model, history, kept
 
 
-def _set_level_floor(model: Model, data: Dataset, labels: list[str], opts: TrainingOptions) -> None:
-    """Set the level channel's floor to the quietest target windows of `data`, as the layer sees them."""
+def _set_level_floor(
+    model: Model, data: Dataset, unmixed: Dataset, labels: list[str], opts: TrainingOptions
+) -> None:
+    """Set the level channel's floor to the quietest target windows of `unmixed` (the training
+    windows before mixup's mixes), as the layer sees them once standardised on `data`."""
     from micmon.model.level import RelativeWithLevel
     from micmon.model.model import NORMALIZATION_LAYER, _adapt_normalization
 
     keras_model = model.keras_model
     layer = next(la for la in keras_model.layers if isinstance(la, RelativeWithLevel))
     _adapt_normalization(keras_model, data.train_samples)  # the fit would: the floor is in its units
-    classes = np.asarray(data.train_classes)
-    targets = np.asarray(data.train_samples)
+    classes = np.asarray(unmixed.train_classes)
+    targets = np.asarray(unmixed.train_samples)
     if opts.background_label in labels and np.any(classes != labels.index(opts.background_label)):
         targets = targets[classes != labels.index(opts.background_label)]
     band_levels = targets.mean(axis=1, dtype=np.float64)[:, None, :].astype(np.float32)  # (N, 1, bands)
