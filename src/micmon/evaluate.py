@@ -955,14 +955,16 @@ def calibrate(
     base = base or DetectorSettings()
     labels = recordings[0].labels
     targets = detector_targets(labels, base)
+    clear = (
+        {label: _top_score_without(recordings, label) for label in targets}
+        if prefer in (*_ABOVE_ROOM, "auto")
+        else {}
+    )
     if prefer == "auto":
-        one = len(targets) == 1 and _top_score_without(recordings, targets[0]) > -math.inf
+        one = len(targets) == 1 and clear[targets[0]] > -math.inf
         prefer = "clear-loose" if one else "middle"
     hours = sum(r.hours for r in recordings)
     share = max_false_alarms_per_hour / len(targets)
-    clear = (
-        {label: _top_score_without(recordings, label) for label in targets} if prefer in _ABOVE_ROOM else {}
-    )
 
     # per (k, n, m): per label: per threshold -> (found, runs, false alarms, delays)
     combos: list[tuple[int, int, int]] = [(k, n, m) for k, n in kn for m in m_values]
